@@ -1,0 +1,56 @@
+"""The amcp exception hierarchy: every error amcp raises on purpose derives from AmcpError."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmcpError",
+    "ConfigError",
+    "ConnectError",
+    "EncodeError",
+    "FrameRejected",
+    "KeyringError",
+    "NoResponders",
+    "RequestTimeout",
+    "ServerError",
+]
+
+
+class AmcpError(Exception):
+    """Base class of every error amcp raises on purpose."""
+
+
+class ConfigError(AmcpError):
+    """A setting or argument is invalid; the message says which and why."""
+
+
+class KeyringError(AmcpError):
+    """The keyring file is missing, unreadable, too permissive or malformed."""
+
+
+class EncodeError(AmcpError):
+    """A value cannot be put on the wire (unsupported type, too deep, too large)."""
+
+
+class FrameRejected(AmcpError):
+    """An inbound frame failed a check. Never raised into user handlers; counted by reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ConnectError(AmcpError):
+    """No NATS server could be reached at the given URLs."""
+
+
+class RequestTimeout(AmcpError):
+    """A request got no verified reply before its deadline."""
+
+
+class NoResponders(AmcpError):
+    """A request was sent to a subject nobody is subscribed to."""
+
+
+class ServerError(AmcpError):
+    """The embedded nats-server failed to start or stop."""
