@@ -1,0 +1,116 @@
+"""Quorum rules: which yes support, out of all registered members, commits a proposal.
+
+Every rule is a monotone test on the yes support, so the tally can decide early: commit once
+the yes support passes, reject once it cannot pass even if every silent member votes yes.
+Arithmetic is exact (fractions.Fraction), so no float rounding or summation order can change
+an outcome. The semantics are specified in docs/CONSENSUS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+
+from consensus.errors import QuorumSpecError
+
+__all__ = ["QuorumKind", "QuorumRule", "parse_quorum"]
+
+MAX_SPEC_LENGTH = 64
+"""Longer specs are refused outright: a spec is a short config value, never data."""
+
+_INT = re.compile(r"[0-9]+")
+_FRACTION = re.compile(r"[0-9]*\.[0-9]+|[0-9]+\.?[0-9]*|[0-9]+/[0-9]+")
+_EXPECTED = (
+    "expected majority, all, any, an integer N >= 1, a fraction in (0, 1] such as 0.67 "
+    "or 2/3, or weighted[:F] with F in (0, 1)"
+)
+
+
+class QuorumKind(StrEnum):
+    """The six quorum kinds of the design."""
+
+    MAJORITY = "majority"
+    ALL = "all"
+    ANY = "any"
+    COUNT = "count"
+    FRACTION = "fraction"
+    WEIGHTED = "weighted"
+
+
+@dataclass(frozen=True)
+class QuorumRule:
+    """A parsed quorum spec; `value` is N for COUNT, the fraction for FRACTION and WEIGHTED."""
+
+    kind: QuorumKind
+    value: Fraction = Fraction(0)
+
+    def needed(self, members: int) -> Fraction:
+        """The yes support to reach (at least, or for WEIGHTED strictly more than) to commit."""
+        n = members
+        if self.kind is QuorumKind.MAJORITY:
+            return Fraction(n // 2 + 1)
+        if self.kind is QuorumKind.ALL:
+            return Fraction(max(1, n))
+        if self.kind is QuorumKind.ANY:
+            return Fraction(1)
+        if self.kind is QuorumKind.COUNT:
+            return self.value
+        if self.kind is QuorumKind.FRACTION:
+            return Fraction(max(1, math.ceil(self.value * n)))
+        return self.value * n
+
+    def weight(self, combined: float) -> Fraction:
+        """What one yes vote adds to the support: 1, or its combined score for WEIGHTED."""
+        if self.kind is QuorumKind.WEIGHTED:
+            return Fraction(combined)
+        return Fraction(1)
+
+    def passes(self, support: Fraction, members: int) -> bool:
+        """Whether this yes support commits among `members` registered members."""
+        if self.kind is QuorumKind.WEIGHTED:
+            return support > self.needed(members)
+        return support >= self.needed(members)
+
+
+def parse_quorum(spec: str) -> QuorumRule:
+    """Parse "majority", "all", "any", "3", "0.67", "2/3", "weighted" or "weighted:0.6".
+
+    Case and surrounding blanks are ignored. A bare integer is a count, so "1" means one yes
+    vote while "1.0" means all members. Raises QuorumSpecError with a one-line message.
+    """
+    if not isinstance(spec, str):
+        raise QuorumSpecError(f"quorum spec must be a string, got {type(spec).__name__}")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise QuorumSpecError(f"quorum spec longer than {MAX_SPEC_LENGTH} characters")
+    text = spec.strip().lower()
+    if text in (QuorumKind.MAJORITY, QuorumKind.ALL, QuorumKind.ANY):
+        return QuorumRule(QuorumKind(text))
+    if text == QuorumKind.WEIGHTED:
+        return QuorumRule(QuorumKind.WEIGHTED, Fraction(1, 2))
+    if text.startswith("weighted:"):
+        value = _fraction(spec, text.removeprefix("weighted:").strip())
+        if not 0 < value < 1:
+            raise QuorumSpecError(f"weighted threshold must be in (0, 1), got {spec!r}")
+        return QuorumRule(QuorumKind.WEIGHTED, value)
+    if _INT.fullmatch(text):
+        count = int(text)
+        if count < 1:
+            raise QuorumSpecError(f"quorum count must be >= 1, got {spec!r}")
+        return QuorumRule(QuorumKind.COUNT, Fraction(count))
+    value = _fraction(spec, text)
+    if not 0 < value <= 1:
+        raise QuorumSpecError(f"quorum fraction must be in (0, 1], got {spec!r}")
+    return QuorumRule(QuorumKind.FRACTION, value)
+
+
+def _fraction(spec: str, text: str) -> Fraction:
+    """Read a decimal or p/q fraction exactly; anything else is a bad spec."""
+    if not _FRACTION.fullmatch(text):
+        raise QuorumSpecError(f"bad quorum spec {spec!r}: {_EXPECTED}")
+    try:
+        return Fraction(text)
+    except ZeroDivisionError:
+        raise QuorumSpecError(f"quorum fraction has a zero denominator: {spec!r}") from None
