@@ -1,0 +1,33 @@
+"""The netopt exception hierarchy: every error netopt raises on purpose derives from NetoptError."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["BulkheadFull", "DecompressionError", "NetoptError"]
+
+
+class NetoptError(Exception):
+    """Base class of every error netopt raises on purpose."""
+
+
+class DecompressionError(NetoptError):
+    """A compressed payload was refused: it does not decompress, or it inflates past a limit."""
+
+    def __init__(self, reason: Literal["malformed", "oversize"], detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class BulkheadFull(NetoptError):
+    """A bulkhead refused a call because all its slots and its waiting queue are taken."""
+
+    def __init__(self, name: str, max_concurrent: int, max_waiting: int) -> None:
+        super().__init__(
+            f"bulkhead {name!r} is full: {max_concurrent} calls running "
+            f"and {max_waiting} waiting (the limits); refused without waiting"
+        )
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
