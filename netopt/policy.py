@@ -1,0 +1,170 @@
+"""Batching policies: what the analyser's verdict means for batch size, byte limit and linger.
+
+Natural batching (send whatever is queued when the sender gets to run, linger 0) is the
+floor: it never delays a message. Lingering is chosen only when the rate is high enough that
+a short wait is expected to fill a batch of several messages; docs/NETOPT.md argues it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
+from netopt.sampler import TrafficSampler
+
+__all__ = [
+    "NO_BATCHING",
+    "AdaptiveBatching",
+    "BatchPolicy",
+    "BatchingStrategy",
+    "FixedBatching",
+    "PolicyLimits",
+    "choose_policy",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """Flush a batch at `max_messages` or `max_bytes`, or `linger_seconds` after it opened."""
+
+    max_messages: int
+    max_bytes: int
+    linger_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.max_messages < 1:
+            raise ValueError(f"max_messages must be >= 1, got {self.max_messages}")
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {self.max_bytes}")
+        if not self.linger_seconds >= 0.0:
+            raise ValueError(f"linger_seconds must be >= 0, got {self.linger_seconds}")
+
+
+NO_BATCHING = BatchPolicy(max_messages=1, max_bytes=1 << 20, linger_seconds=0.0)
+"""One message per frame: the baseline for benchmarks."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLimits:
+    """The bounds `choose_policy` works within."""
+
+    max_linger_seconds: float = 0.005
+    """Latency budget: no message waits longer than this for its batch to fill."""
+    max_messages: int = 256
+    max_bytes: int = 512 * 1024
+    """Half the default 1 MiB frame limit, leaving room for per-message envelopes."""
+    min_gain: float = 4.0
+    """Linger only if the wait is expected to gather at least this many messages."""
+
+    def natural(self) -> BatchPolicy:
+        """Natural batching within these limits: no linger."""
+        return BatchPolicy(self.max_messages, self.max_bytes, 0.0)
+
+
+def choose_policy(analysis: Analysis, limits: PolicyLimits = PolicyLimits()) -> BatchPolicy:
+    """The batch policy for traffic described by `analysis`.
+
+    The rate that matters is the one a lingering batch would see: the mean rate for steady
+    traffic, the rate inside bursts for periodic or bursty traffic. If lingering the whole
+    budget would gather fewer than `min_gain` messages, linger is 0 (natural batching). Else
+    the batch is sized to what the budget gathers, so it usually flushes on count and the
+    linger is only the bound on the first message's wait.
+    """
+    if analysis.traffic_class is TrafficClass.IDLE:
+        return limits.natural()
+    if analysis.traffic_class is TrafficClass.STEADY:
+        rate = analysis.mean_rate
+    else:
+        rate = analysis.active_rate
+    expected = rate * limits.max_linger_seconds
+    if expected < limits.min_gain:
+        return limits.natural()
+    max_messages = min(limits.max_messages, math.ceil(expected))
+    linger = min(limits.max_linger_seconds, max_messages / rate)
+    return BatchPolicy(max_messages, limits.max_bytes, linger)
+
+
+class BatchingStrategy(Protocol):
+    """What the bus asks of a batching strategy, adaptive or fixed."""
+
+    def policy_for(self, family: str) -> BatchPolicy:
+        """The policy to batch `family` with now."""
+        ...
+
+    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
+        """Re-evaluate if due; return the families whose policy changed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedBatching:
+    """The same policy for every family, never updated (benchmark baselines)."""
+
+    policy: BatchPolicy = NO_BATCHING
+
+    def policy_for(self, family: str) -> BatchPolicy:
+        return self.policy
+
+    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
+        return {}
+
+
+class AdaptiveBatching:
+    """Per-family policies re-derived from the sampler at most once per `interval_seconds`.
+
+    A family keeps natural batching until the sampler holds `min_bins` bins of its history.
+    Policies are kept only for families the sampler still tracks, so memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        sampler: TrafficSampler,
+        *,
+        interval_seconds: float = 1.0,
+        min_bins: int = 64,
+        limits: PolicyLimits = PolicyLimits(),
+        thresholds: Thresholds = Thresholds(),  # noqa: B008 (frozen, so safe to share)
+    ) -> None:
+        if min_bins < MIN_BINS:
+            raise ValueError(f"min_bins must be >= {MIN_BINS}, got {min_bins}")
+        self.sampler = sampler
+        self.interval_seconds = interval_seconds
+        self.min_bins = min_bins
+        self.limits = limits
+        self.thresholds = thresholds
+        self._natural = limits.natural()
+        self._policies: dict[str, BatchPolicy] = {}
+        self._analyses: dict[str, Analysis] = {}
+        self._next_update = -math.inf
+
+    def policy_for(self, family: str) -> BatchPolicy:
+        """The current policy of `family` (natural batching until it has been analysed)."""
+        return self._policies.get(family, self._natural)
+
+    def analysis_for(self, family: str) -> Analysis | None:
+        """The last analysis of `family`, if it has had one."""
+        return self._analyses.get(family)
+
+    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
+        """Re-analyse every tracked family if `interval_seconds` have passed since last time.
+
+        Returns the families whose policy changed, with their new policy.
+        """
+        if now < self._next_update:
+            return {}
+        self._next_update = now + self.interval_seconds
+        policies: dict[str, BatchPolicy] = {}
+        analyses: dict[str, Analysis] = {}
+        changed: dict[str, BatchPolicy] = {}
+        for family in self.sampler.families():
+            counts = self.sampler.series(family, now)
+            if counts.size < self.min_bins:
+                continue
+            analysis = analyses[family] = analyse(counts, self.sampler.bin_seconds, self.thresholds)
+            policy = policies[family] = choose_policy(analysis, self.limits)
+            if policy != self.policy_for(family):
+                changed[family] = policy
+        self._policies, self._analyses = policies, analyses
+        return changed
