@@ -1,0 +1,83 @@
+"""Value checks shared by the consensus records and settings; each raises ConsensusError."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import TypeVar
+
+from consensus.errors import ConsensusError
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def show(value: object) -> str:
+    """A short rendering of a bad value for an error message; never raises."""
+    if value is None or isinstance(value, str | int | float):
+        try:
+            text = repr(value)
+        except ValueError:  # an int too long to print
+            text = f"<{type(value).__name__}>"
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"<{type(value).__name__}>"
+
+
+def text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ConsensusError(f"{name} must be a string, got {type(value).__name__}")
+    if not value and not empty_ok:
+        raise ConsensusError(f"{name} must not be empty")
+    if len(value) > limit:
+        raise ConsensusError(f"{name} longer than {limit} characters")
+    return value
+
+
+def integer(name: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConsensusError(f"{name} must be an integer in [{low}, {high}], got {show(value)}")
+    return value
+
+
+def real(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConsensusError(f"{name} must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConsensusError(f"{name} must be finite, got {show(value)}")
+    return number + 0.0  # -0.0 becomes 0.0: equal values must have one wire form
+
+
+def unit(name: str, value: object) -> float:
+    """A finite number in [0, 1], as a float."""
+    number = real(name, value)
+    if not 0.0 <= number <= 1.0:
+        raise ConsensusError(f"{name} must be in [0, 1], got {number!r}")
+    return number
+
+
+def nonnegative(name: str, value: object) -> float:
+    number = real(name, value)
+    if number < 0.0:
+        raise ConsensusError(f"{name} must be >= 0, got {number!r}")
+    return number
+
+
+def positive(name: str, value: object) -> float:
+    number = real(name, value)
+    if number <= 0.0:
+        raise ConsensusError(f"{name} must be > 0, got {number!r}")
+    return number
+
+
+def enum(cls: type[E], name: str, value: object) -> E:
+    """The member of a string enum named by `value` (a member or its string value)."""
+    if isinstance(value, str):
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in cls)
+    raise ConsensusError(f"{name} must be one of {allowed}, got {show(value)}")

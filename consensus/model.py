@@ -1,0 +1,367 @@
+"""The consensus records: proposals, scores, votes and decisions, and their wire form.
+
+Plain frozen dataclasses that validate on construction, so an invalid record cannot exist.
+`to_wire()` gives a msgpack-able dict; `from_wire()` checks a decoded dict strictly (exact
+keys, exact types, ranges) and raises ConsensusDecodeError and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Self
+
+from consensus import _validate as check
+from consensus.errors import ConsensusDecodeError, ConsensusError
+from consensus.quorum import parse_quorum
+
+__all__ = [
+    "DIMENSIONS",
+    "Choice",
+    "Decision",
+    "Outcome",
+    "Proposal",
+    "Scores",
+    "Summary",
+    "Urgency",
+    "Vote",
+]
+
+MAX_ID_LENGTH = 256
+MAX_REASON_LENGTH = 1024
+MAX_PAYLOAD_DEPTH = 16
+MAX_MS = 2**63 - 1
+DIMENSIONS = ("urgency", "importance", "risk", "confidence", "novelty")
+"""The five attention dimensions, in their canonical order."""
+
+
+class Urgency(StrEnum):
+    """How soon the proposer needs the action; CRITICAL lets a risky action pass the policy."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Choice(StrEnum):
+    """A voter's ballot."""
+
+    YES = "yes"
+    NO = "no"
+    ABSTAIN = "abstain"
+
+
+class Outcome(StrEnum):
+    """Where a vote stands. PENDING is never part of a Decision."""
+
+    PENDING = "pending"
+    COMMITTED = "committed"
+    REJECTED = "rejected"
+    NO_QUORUM = "no_quorum"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The five attention dimensions of one voter on one proposal, each in [0, 1]."""
+
+    urgency: float
+    importance: float
+    risk: float
+    confidence: float
+    novelty: float
+
+    def __post_init__(self) -> None:
+        for name in DIMENSIONS:
+            object.__setattr__(self, name, check.unit(name, getattr(self, name)))
+
+    def to_wire(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in DIMENSIONS}
+
+    @classmethod
+    def from_wire(cls, data: object) -> Self:
+        with _decoding("scores"):
+            return cls(**_record(data, DIMENSIONS))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proposal:
+    """A critical action put to the vote.
+
+    `resource` names what the action touches (at most one proposal per resource is in flight,
+    see locks.py); `quorum` is a spec for quorum.parse_quorum; times are epoch milliseconds.
+    The payload is deep-frozen: mappings become read-only, lists become tuples.
+    """
+
+    id: str
+    action: str
+    proposer: str
+    created_ms: int
+    deadline_ms: int
+    payload: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    resource: str | None = None
+    quorum: str = "majority"
+    urgency: Urgency = Urgency.NORMAL
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "id", check.text("id", self.id, MAX_ID_LENGTH))
+        set_(self, "action", check.text("action", self.action, MAX_ID_LENGTH))
+        set_(self, "proposer", check.text("proposer", self.proposer, MAX_ID_LENGTH))
+        set_(self, "created_ms", check.integer("created_ms", self.created_ms, 0, MAX_MS))
+        set_(self, "deadline_ms", check.integer("deadline_ms", self.deadline_ms, 0, MAX_MS))
+        if self.deadline_ms <= self.created_ms:
+            raise ConsensusError("deadline_ms must be after created_ms")
+        if not isinstance(self.payload, Mapping):
+            raise ConsensusError(f"payload must be a mapping, got {type(self.payload).__name__}")
+        set_(self, "payload", _freeze("payload", self.payload, 0))
+        if self.resource is not None:
+            set_(self, "resource", check.text("resource", self.resource, MAX_ID_LENGTH))
+        parse_quorum(self.quorum)
+        set_(self, "urgency", check.enum(Urgency, "urgency", self.urgency))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "payload": _thaw(self.payload),
+            "resource": self.resource,
+            "quorum": self.quorum,
+            "urgency": str(self.urgency),
+            "proposer": self.proposer,
+            "created_ms": self.created_ms,
+            "deadline_ms": self.deadline_ms,
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> Self:
+        with _decoding("proposal"):
+            return cls(**_record(data, _PROPOSAL_KEYS))
+
+
+_PROPOSAL_KEYS = (
+    "id",
+    "action",
+    "payload",
+    "resource",
+    "quorum",
+    "urgency",
+    "proposer",
+    "created_ms",
+    "deadline_ms",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vote:
+    """One voter's ballot on one proposal, with the scores and reason behind it.
+
+    `combined` is the voter's weighted attention score; the weighted quorum counts a yes
+    vote with this weight.
+    """
+
+    proposal_id: str
+    voter: str
+    choice: Choice
+    scores: Scores
+    combined: float
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "proposal_id", check.text("proposal_id", self.proposal_id, MAX_ID_LENGTH))
+        set_(self, "voter", check.text("voter", self.voter, MAX_ID_LENGTH))
+        set_(self, "choice", check.enum(Choice, "choice", self.choice))
+        if not isinstance(self.scores, Scores):
+            raise ConsensusError(f"scores must be Scores, got {type(self.scores).__name__}")
+        set_(self, "combined", check.unit("combined", self.combined))
+        set_(self, "reason", check.text("reason", self.reason, MAX_REASON_LENGTH, empty_ok=True))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "proposal_id": self.proposal_id,
+            "voter": self.voter,
+            "choice": str(self.choice),
+            "scores": self.scores.to_wire(),
+            "combined": self.combined,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> Self:
+        with _decoding("vote"):
+            fields = _record(data, _VOTE_KEYS)
+            fields["scores"] = Scores.from_wire(fields["scores"])
+            return cls(**fields)
+
+
+_VOTE_KEYS = ("proposal_id", "voter", "choice", "scores", "combined", "reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Summary:
+    """The counted ballots of a tally.
+
+    Counts are per choice; weights are the sums of the voters' combined scores per choice,
+    whatever the rule. `needed` is the yes support the rule asks for (see quorum.py).
+    """
+
+    yes: int
+    no: int
+    abstain: int
+    yes_weight: float
+    no_weight: float
+    abstain_weight: float
+    needed: float
+
+    def __post_init__(self) -> None:
+        for name in ("yes", "no", "abstain"):
+            object.__setattr__(self, name, check.integer(name, getattr(self, name), 0, MAX_MS))
+        for name in ("yes_weight", "no_weight", "abstain_weight", "needed"):
+            object.__setattr__(self, name, check.nonnegative(name, getattr(self, name)))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _SUMMARY_KEYS}
+
+    @classmethod
+    def from_wire(cls, data: object) -> Self:
+        with _decoding("summary"):
+            return cls(**_record(data, _SUMMARY_KEYS))
+
+
+_SUMMARY_KEYS = ("yes", "no", "abstain", "yes_weight", "no_weight", "abstain_weight", "needed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The final outcome of a proposal, with everything needed to re-derive it.
+
+    `members` (sorted) and `votes` (the counted ballots, one per voter, sorted by voter) let
+    any member recompute the outcome with tally.verify().
+    """
+
+    proposal_id: str
+    outcome: Outcome
+    quorum: str
+    members: tuple[str, ...]
+    votes: tuple[Vote, ...]
+    summary: Summary
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "proposal_id", check.text("proposal_id", self.proposal_id, MAX_ID_LENGTH))
+        outcome = check.enum(Outcome, "outcome", self.outcome)
+        if outcome is Outcome.PENDING:
+            raise ConsensusError("a decision cannot be pending")
+        set_(self, "outcome", outcome)
+        parse_quorum(self.quorum)
+        if isinstance(self.members, set | frozenset):
+            set_(self, "members", tuple(self.members))
+        members = _sequence("members", self.members)
+        members = tuple(sorted(check.text("member", m, MAX_ID_LENGTH) for m in members))
+        if len(set(members)) != len(members):
+            raise ConsensusError("members must be unique")
+        set_(self, "members", members)
+        votes = _sequence("votes", self.votes)
+        if not all(isinstance(v, Vote) for v in votes):
+            raise ConsensusError("votes must be Vote records")
+        votes = tuple(sorted(votes, key=lambda v: v.voter))
+        set_(self, "votes", votes)
+        self._check_votes()
+        if not isinstance(self.summary, Summary):
+            raise ConsensusError(f"summary must be Summary, got {type(self.summary).__name__}")
+        counts = [sum(v.choice is c for v in votes) for c in Choice]
+        if counts != [self.summary.yes, self.summary.no, self.summary.abstain]:
+            raise ConsensusError("summary counts do not match the votes")
+
+    def _check_votes(self) -> None:
+        voters = [v.voter for v in self.votes]
+        if len(set(voters)) != len(voters):
+            raise ConsensusError("a decision counts at most one vote per voter")
+        if not set(voters) <= set(self.members):
+            raise ConsensusError("a decision counts only votes of members")
+        if any(v.proposal_id != self.proposal_id for v in self.votes):
+            raise ConsensusError("a decision counts only votes on its own proposal")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "proposal_id": self.proposal_id,
+            "outcome": str(self.outcome),
+            "quorum": self.quorum,
+            "members": list(self.members),
+            "votes": [v.to_wire() for v in self.votes],
+            "summary": self.summary.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> Self:
+        with _decoding("decision"):
+            fields = _record(data, _DECISION_KEYS)
+            fields["votes"] = tuple(Vote.from_wire(v) for v in _sequence("votes", fields["votes"]))
+            fields["summary"] = Summary.from_wire(fields["summary"])
+            return cls(**fields)
+
+
+_DECISION_KEYS = ("proposal_id", "outcome", "quorum", "members", "votes", "summary")
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Turn any validation failure while decoding into ConsensusDecodeError."""
+    try:
+        yield
+    except ConsensusDecodeError:
+        raise
+    except ConsensusError as exc:
+        raise ConsensusDecodeError(f"bad {what}: {exc}") from exc
+
+
+def _record(data: object, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of a wire map that has exactly `keys`."""
+    if not isinstance(data, Mapping):
+        raise ConsensusError(f"expected a map, got {type(data).__name__}")
+    got = set(data)
+    if got != set(keys):
+        missing = [f"missing {k!r}" for k in keys if k not in got]
+        extra = sorted(f"unexpected {check.show(k)}" for k in got - set(keys))
+        raise ConsensusError("wrong fields: " + ", ".join(missing + extra))
+    return {key: data[key] for key in keys}
+
+
+def _sequence(name: str, value: object) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConsensusError(f"{name} must be a list, got {type(value).__name__}")
+    return tuple(value)
+
+
+def _freeze(name: str, value: object, depth: int) -> Any:
+    """Check that a payload value is plain msgpack data and make it immutable."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise ConsensusError(f"{name} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if value is None or isinstance(value, bool | str | bytes):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise ConsensusError(f"{name} has an integer outside the msgpack range")
+        return value
+    if isinstance(value, float):
+        return check.real(name, value)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(name, item, depth + 1) for item in value)
+    if isinstance(value, Mapping):
+        if not all(isinstance(key, str) for key in value):
+            raise ConsensusError(f"{name} map keys must be strings")
+        return MappingProxyType({k: _freeze(name, v, depth + 1) for k, v in value.items()})
+    raise ConsensusError(f"{name} holds an unsupported {type(value).__name__}")
+
+
+def _thaw(value: Any) -> Any:
+    """The msgpack-able copy of a frozen payload value."""
+    if isinstance(value, tuple):
+        return [_thaw(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _thaw(item) for key, item in value.items()}
+    return value

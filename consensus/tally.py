@@ -1,0 +1,134 @@
+"""The deterministic tally: from members, a quorum rule and ballots to an outcome.
+
+The result depends only on the set of ballots, never on their arrival order, so any member
+can re-derive a decision from the votes it carries. Rules (docs/CONSENSUS.md):
+- only ballots of members on this proposal count; the others are ignored;
+- each member counts once; if a member sent differing ballots, the most cautious one counts
+  (no before abstain before yes, then the lowest combined score), and it is reported;
+- abstentions count as participation, never as yes;
+- COMMITTED as soon as the yes support passes the rule, REJECTED as soon as it cannot pass
+  even if every silent member voted yes with full weight, NO_QUORUM at the deadline otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from consensus.model import Choice, Decision, Outcome, Proposal, Summary, Vote
+from consensus.quorum import QuorumRule, parse_quorum
+
+__all__ = ["Tally", "decide", "tally", "verify"]
+
+_CAUTION = {Choice.NO: 0, Choice.ABSTAIN: 1, Choice.YES: 2}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where a vote stands now.
+
+    `votes` are the counted ballots (one per member, sorted by voter); `ignored` counts the
+    ballots of non-members or on another proposal; `equivocators` are members that sent
+    differing ballots.
+    """
+
+    outcome: Outcome
+    summary: Summary
+    votes: tuple[Vote, ...]
+    ignored: int
+    equivocators: frozenset[str]
+
+
+def tally(
+    proposal_id: str,
+    members: Iterable[str],
+    rule: QuorumRule,
+    votes: Iterable[Vote],
+    *,
+    closed: bool = False,
+) -> Tally:
+    """Count `votes` on `proposal_id` among `members`; `closed` means the deadline has passed."""
+    member_set = frozenset(members)
+    ballots: dict[str, set[Vote]] = {}
+    ignored = 0
+    for vote in votes:
+        if vote.proposal_id != proposal_id or vote.voter not in member_set:
+            ignored += 1
+            continue
+        ballots.setdefault(vote.voter, set()).add(vote)
+    counted = tuple(min(ballots[voter], key=_caution) for voter in sorted(ballots))
+    equivocators = frozenset(voter for voter, sent in ballots.items() if len(sent) > 1)
+
+    n = len(member_set)
+    support = sum((rule.weight(v.combined) for v in counted if v.choice is Choice.YES), Fraction(0))
+    silent = n - len(counted)
+    if rule.passes(support, n):
+        outcome = Outcome.COMMITTED
+    elif not rule.passes(support + silent, n):
+        outcome = Outcome.REJECTED
+    elif closed:
+        outcome = Outcome.NO_QUORUM
+    else:
+        outcome = Outcome.PENDING
+    return Tally(outcome, _summarize(counted, rule.needed(n)), counted, ignored, equivocators)
+
+
+def decide(
+    proposal: Proposal, members: Iterable[str], votes: Iterable[Vote], *, now_ms: int
+) -> Decision | None:
+    """The Decision on `proposal` at `now_ms`, or None while it is still pending."""
+    member_set = frozenset(members)
+    result = tally(
+        proposal.id,
+        member_set,
+        parse_quorum(proposal.quorum),
+        votes,
+        closed=now_ms >= proposal.deadline_ms,
+    )
+    if result.outcome is Outcome.PENDING:
+        return None
+    return Decision(
+        proposal_id=proposal.id,
+        outcome=result.outcome,
+        quorum=proposal.quorum,
+        members=tuple(member_set),
+        votes=result.votes,
+        summary=result.summary,
+    )
+
+
+def verify(decision: Decision) -> bool:
+    """Whether the decision's outcome and summary follow from its own members and votes.
+
+    Checked as at the deadline: an early outcome stays the same then, and NO_QUORUM needs it.
+    """
+    again = tally(
+        decision.proposal_id,
+        decision.members,
+        parse_quorum(decision.quorum),
+        decision.votes,
+        closed=True,
+    )
+    return again.outcome is decision.outcome and again.summary == decision.summary
+
+
+def _caution(vote: Vote) -> tuple[object, ...]:
+    """Order of a member's differing ballots: the first is the one that counts."""
+    scores = tuple(vote.scores.to_wire().values())
+    return (_CAUTION[vote.choice], vote.combined, scores, vote.reason)
+
+
+def _summarize(counted: tuple[Vote, ...], needed: Fraction) -> Summary:
+    """Counts and summed combined scores per choice. fsum is exact, so order cannot matter."""
+    by_choice = {c: [v.combined for v in counted if v.choice is c] for c in Choice}
+    return Summary(
+        yes=len(by_choice[Choice.YES]),
+        no=len(by_choice[Choice.NO]),
+        abstain=len(by_choice[Choice.ABSTAIN]),
+        yes_weight=math.fsum(by_choice[Choice.YES]),
+        no_weight=math.fsum(by_choice[Choice.NO]),
+        abstain_weight=math.fsum(by_choice[Choice.ABSTAIN]),
+        needed=float(needed),
+    )
