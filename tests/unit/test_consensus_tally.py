@@ -215,7 +215,9 @@ def test_majority_never_commits_without_a_majority_of_members(n: int, data: st.D
     votes = [
         ballot(voter, data.draw(CHOICES), data.draw(st.floats(0, 1))) for voter in sorted(live)
     ]
-    votes += data.draw(st.lists(any_vote, max_size=6), label="noise")  # outsiders, duplicates
+    # Noise: ballots of outsiders, and second ballots of live members (equivocation).
+    noise_voter = st.sampled_from(["x", "y", *sorted(live)])
+    votes += data.draw(st.lists(st.builds(ballot, noise_voter, CHOICES), max_size=6), label="noise")
     for spec in ("majority", "weighted"):
         result = tally(PID, members, parse_quorum(spec), votes, closed=True)
         event(f"{spec} {result.outcome}")
