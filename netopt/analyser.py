@@ -41,7 +41,7 @@ class Thresholds:
     """Variance/mean of the detrended counts; 1 for random (Poisson) arrivals."""
     steady_max_cv: float = 0.25
     """Coefficient of variation under which a fast stream counts as steady anyway."""
-    periodic_min_score: float = 0.5
+    periodic_min_score: float = 0.6
     """Minimum periodicity score (autocorrelation at the period minus that at half of it)."""
     min_cycles: float = 3.0
     """A period must repeat at least this many times in the window to be reported."""
