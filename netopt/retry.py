@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 __all__ = ["Backoff"]
 
-_SYSTEM_RANDOM = random.Random()
+_DEFAULT_RNG = random.Random()
 _MAX_EXPONENT = 64  # 2**64 times any sane base is past any cap
 
 
@@ -34,10 +34,10 @@ class Backoff:
         """The upper bound of the delay before retry number `retry` (0-based)."""
         return min(self.cap_seconds, self.base_seconds * 2.0 ** min(retry, _MAX_EXPONENT))
 
-    def delay(self, retry: int, rng: random.Random = _SYSTEM_RANDOM) -> float:
+    def delay(self, retry: int, rng: random.Random = _DEFAULT_RNG) -> float:
         """A delay drawn uniformly from [0, ceiling(retry)]."""
         return rng.uniform(0.0, self.ceiling(retry))
 
-    def schedule(self, rng: random.Random = _SYSTEM_RANDOM) -> list[float]:
+    def schedule(self, rng: random.Random = _DEFAULT_RNG) -> list[float]:
         """The delays before each retry, `max_retries` of them."""
         return [self.delay(n, rng) for n in range(self.max_retries)]

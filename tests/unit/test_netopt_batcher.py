@@ -107,7 +107,9 @@ def test_every_item_comes_out_exactly_once_in_order_within_limits(
     policy: BatchPolicy, steps: list[tuple[str, object, float]]
 ) -> None:
     acc: BatchAccumulator[int] = BatchAccumulator(policy)
-    now, added, out = 0.0, [], []
+    now = 0.0
+    added: list[int] = []
+    out: list[Batch[int]] = []
     for op, arg, dt in steps:
         now += dt
         if op == "add":

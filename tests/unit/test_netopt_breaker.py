@@ -7,8 +7,8 @@ import pytest
 from netopt import BreakerState, CircuitBreaker
 
 
-def tripped(now: float = 0.0, **kwargs: float) -> CircuitBreaker:
-    b = CircuitBreaker(failure_threshold=3, open_seconds=10.0, **kwargs)  # type: ignore[arg-type]
+def tripped(now: float = 0.0, half_open_probes: int = 1) -> CircuitBreaker:
+    b = CircuitBreaker(failure_threshold=3, open_seconds=10.0, half_open_probes=half_open_probes)
     for _ in range(3):
         assert b.allow(now)
         b.on_failure(now)

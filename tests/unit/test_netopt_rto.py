@@ -27,9 +27,8 @@ def test_rfc6298_on_a_hand_computed_sequence() -> None:
     assert e.srtt == pytest.approx(0.1109375)  # backoff leaves the estimates alone
 
     e.observe(0.100)  # the next sample recomputes RTO from the estimates
-    assert e.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.0109375)
-    assert e.srtt == pytest.approx(0.875 * 0.1109375 + 0.0125)
-    assert e.rto == pytest.approx(e.srtt + 4 * e.rttvar)
+    srtt, rttvar = 0.875 * 0.1109375 + 0.0125, 0.75 * 0.05 + 0.25 * 0.0109375
+    assert (e.srtt, e.rttvar, e.rto) == pytest.approx((srtt, rttvar, srtt + 4 * rttvar))
 
 
 def test_clock_granularity_floors_the_variance_term() -> None:
