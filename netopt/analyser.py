@@ -1,8 +1,9 @@
 """Classify a family's traffic (idle, steady, periodic, bursty) from its per-bin counts.
 
-Pipeline (docs/NETOPT.md has the reasoning and the measured thresholds): linear detrend
-once, Hamming-windowed periodogram, spectral peaks as period candidates, each confirmed in the time
-domain by the autocorrelation; spectral flatness from a Welch estimate; rate and dispersion.
+Pipeline (docs/NETOPT.md has the reasoning and the measured thresholds): one linear
+detrend; a Hamming-windowed periodogram whose peaks are period candidates, each confirmed in
+the time domain by the autocorrelation; spectral flatness from a Welch estimate; rate and
+dispersion.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Thresholds:
     """Minimum periodicity score (autocorrelation at the period minus that at half of it)."""
     min_cycles: float = 3.0
     """A period must repeat at least this many times in the window to be reported."""
+
+    def __post_init__(self) -> None:
+        if self.min_cycles < 1.0:
+            raise ValueError(f"min_cycles must be >= 1, got {self.min_cycles}")
 
 
 @dataclass(frozen=True, slots=True)
