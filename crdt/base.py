@@ -41,9 +41,9 @@ class Crdt(ABC):
         return None
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if not isinstance(other, Crdt) or type(other) is not type(self):
             return NotImplemented
-        return pack(self.to_wire()) == pack(other.to_wire())  # type: ignore[attr-defined]
+        return pack(self.to_wire()) == pack(other.to_wire())
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 

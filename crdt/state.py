@@ -29,8 +29,6 @@ TYPES: dict[str, type[Crdt]] = {
     cls.type_tag: cls for cls in (GCounter, PNCounter, LWWRegister, LWWMap, ORSet)
 }
 DIGEST_BYTES = 8
-
-
 _ABSENT = object()
 C = TypeVar("C", bound=Crdt)
 
