@@ -337,3 +337,19 @@ def test_score_puts_the_five_together() -> None:
         confidence=0.8,
         novelty=0.5,
     )
+
+
+def test_worked_example_of_the_docs() -> None:
+    p = proposal(
+        action="restart",
+        urgency="high",
+        created_ms=1_000,
+        deadline_ms=31_000,
+        payload={"targets": ["worker-1"]},
+    )
+    c = ctx(role="s1", now_ms=2_000)
+    scores = SCORER.score(p, c)
+    assert round(scores.urgency, 4) == 0.7768
+    assert (scores.importance, scores.confidence, scores.novelty) == (approx(0.66), 1.0, 1.0)
+    assert scores.risk == approx(0.3)
+    assert round(SCORER.combine(scores), 4) == 0.7654
