@@ -23,6 +23,7 @@ def show(value: object) -> str:
 
 
 def text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> str:
+    """A string of at most `limit` characters, non-empty unless `empty_ok`."""
     if not isinstance(value, str):
         raise ConsensusError(f"{name} must be a string, got {type(value).__name__}")
     if not value and not empty_ok:
@@ -33,12 +34,14 @@ def text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> str
 
 
 def integer(name: str, value: object, low: int, high: int) -> int:
+    """An int (not a bool) in [low, high]."""
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConsensusError(f"{name} must be an integer in [{low}, {high}], got {show(value)}")
     return value
 
 
 def real(name: str, value: object) -> float:
+    """A finite int or float (not a bool), as a float."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ConsensusError(f"{name} must be a number, got {type(value).__name__}")
     try:
@@ -59,6 +62,7 @@ def unit(name: str, value: object) -> float:
 
 
 def nonnegative(name: str, value: object) -> float:
+    """A finite number >= 0, as a float."""
     number = real(name, value)
     if number < 0.0:
         raise ConsensusError(f"{name} must be >= 0, got {number!r}")
@@ -66,6 +70,7 @@ def nonnegative(name: str, value: object) -> float:
 
 
 def positive(name: str, value: object) -> float:
+    """A finite number > 0, as a float."""
     number = real(name, value)
     if number <= 0.0:
         raise ConsensusError(f"{name} must be > 0, got {number!r}")

@@ -8,10 +8,9 @@ never by the number of proposals.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
-from consensus.errors import ConsensusError
+from consensus import _validate as check
 
 __all__ = ["NoveltyTracker"]
 
@@ -22,12 +21,8 @@ class NoveltyTracker:
     """Decayed counts of earlier proposals per (action, resource). Not thread-safe."""
 
     def __init__(self, half_life_s: float = 600.0, max_keys: int = 1024) -> None:
-        if not (math.isfinite(half_life_s) and half_life_s > 0):
-            raise ConsensusError(f"half_life_s must be a positive number, got {half_life_s!r}")
-        if max_keys < 1:
-            raise ConsensusError(f"max_keys must be >= 1, got {max_keys!r}")
-        self.half_life_s = half_life_s
-        self.max_keys = max_keys
+        self.half_life_s = check.positive("half_life_s", half_life_s)
+        self.max_keys = check.integer("max_keys", max_keys, 1, 2**31)
         # key -> (decayed count as of last_ms, last_ms); ordered by most recent observation.
         self._counters: OrderedDict[_Key, tuple[float, int]] = OrderedDict()
 
