@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus import QuorumKind, QuorumRule, QuorumSpecError, parse_quorum
+from consensus.errors import QuorumSpecError
+from consensus.quorum import QuorumKind, QuorumRule, parse_quorum
 
 
 @pytest.mark.parametrize(
