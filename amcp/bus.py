@@ -198,6 +198,7 @@ class Bus:
         replay_window: int = 1024,
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
+        connect_attempts: int = 2,
         **nats_options: Any,
     ) -> Bus:
         """Connect and start the reply inbox. Reconnects forever once connected."""
@@ -217,7 +218,9 @@ class Bus:
             "name": sender,
             "connect_timeout": connect_timeout,
             "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
+            # Bounded tries for the first connection so a wrong URL fails fast; once
+            # connected, reconnect forever (set below).
+            "max_reconnect_attempts": connect_attempts,
             "reconnect_time_wait": 0.5,
             "error_cb": bus._on_nats_error,
             "disconnected_cb": bus._on_disconnect,
@@ -232,15 +235,16 @@ class Bus:
             raise ConnectError(
                 f"cannot connect to NATS at {', '.join(urls)}: {exc or type(exc).__name__}"
             ) from None
+        bus.nc.options["max_reconnect_attempts"] = -1
         await bus._start()
         return bus
 
     async def _on_nats_error(self, exc: Exception) -> None:
-        if not self._closed:
+        if not self._closed and self._inbox_sub is not None:  # quiet until first connected
             log.warning("nats error on %s: %s", self.sender, exc)
 
     async def _on_disconnect(self) -> None:
-        if not self._closed:
+        if not self._closed and self._inbox_sub is not None:
             log.warning("%s disconnected from NATS; reconnecting", self.sender)
 
     async def _on_reconnect(self) -> None:

@@ -1,0 +1,1 @@
+"""The `amcp` command line."""

@@ -1,0 +1,136 @@
+"""What every amcp command shares: one-line usage errors, exit codes, common options,
+JSON output, and running an async command until done or SIGTERM/Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+from amcp.bus import Bus
+from amcp.errors import ConfigError
+from amcp.keyring import Keyring
+from amcp.settings import Settings
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "Parser",
+    "connect",
+    "emit",
+    "jsonable",
+    "parse_json_arg",
+    "run_until_stopped",
+    "settings_from",
+]
+
+EXIT_OK = 0  # done
+EXIT_FAILED = 1  # the operation ran and failed (rejected, executor failed, server error)
+EXIT_USAGE = 2  # bad arguments or configuration; nothing was done
+EXIT_TIMEOUT = 3  # no quorum, no reply, or not enough acknowledgements in time
+EXIT_UNAVAILABLE = 4  # could not reach NATS
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (try --help)\n")
+
+
+def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--nats",
+        metavar="URL[,URL...]",
+        help="NATS server URLs (env AMCP_NATS_URL; default nats://127.0.0.1:4222)",
+    )
+    group.add_argument(
+        "--keyring",
+        metavar="PATH",
+        help="keyring file (env AMCP_KEYRING; default ~/.config/amcp/keyring.json)",
+    )
+    group.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="cluster namespace for amcp's own subjects (env AMCP_CLUSTER)",
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    try:
+        return Settings.resolve(
+            getattr(args, "nats", None),
+            getattr(args, "keyring", None),
+            getattr(args, "cluster", None),
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        raise ConfigError(first.removeprefix("Value error, ")) from None
+
+
+async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
+    settings = settings_from(args)
+    keyring = Keyring.load(settings.keyring_path)
+    return await Bus.connect(
+        list(settings.nats_urls), keyring=keyring, sender=sender, cluster=settings.cluster
+    )
+
+
+def parse_json_arg(text: str, what: str = "JSON") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"invalid {what}: {exc.msg} at position {exc.pos}") from None
+
+
+def jsonable(value: Any) -> Any:
+    """Bodies may hold bytes; JSON shows them as {"$base64": ...}."""
+    if isinstance(value, bytes):
+        return {"$base64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def emit(doc: Any, as_json: bool, human: str | None = None) -> None:
+    """Print one result: a JSON line, or the human text."""
+    if as_json:
+        print(json.dumps(jsonable(doc)), flush=True)
+    elif human is not None:
+        print(human, flush=True)
+
+
+def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run `main(stop)`; SIGTERM and SIGINT set `stop` so it can shut down gracefully."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await main(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(runner())
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"amcp: {message}", file=sys.stderr)
+    return code

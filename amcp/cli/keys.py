@@ -1,0 +1,88 @@
+"""`amcp keys new|rotate|list`: manage the keyring file. Secrets are never printed."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_connection_options, emit, fail, settings_from
+from amcp.keyring import Keyring
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="create, rotate and list signing keys",
+        description="Manage the shared HMAC keyring (a 0600 JSON file).",
+    )
+    actions = keys.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
+
+    new = actions.add_parser("new", help="create a keyring with one fresh key")
+    new.add_argument("--out", metavar="PATH", help="where to write it (default: --keyring path)")
+    new.add_argument("--force", action="store_true", help="overwrite an existing keyring")
+    add_connection_options(new)
+    new.set_defaults(func=cmd_new)
+
+    rotate = actions.add_parser(
+        "rotate",
+        help="add a new signing key; old keys keep verifying until they expire",
+        description="Add a key that verifies at once and signs after --activate-after seconds "
+        "(time for the file to reach every host); older keys expire --grace seconds later.",
+    )
+    rotate.add_argument("--activate-after", type=float, default=10.0, metavar="S")
+    rotate.add_argument("--grace", type=float, default=86_400.0, metavar="S")
+    add_connection_options(rotate)
+    rotate.set_defaults(func=cmd_rotate)
+
+    lst = actions.add_parser("list", help="list key ids, dates and states (never secrets)")
+    add_connection_options(lst)
+    lst.set_defaults(func=cmd_list)
+
+
+def _path(args: argparse.Namespace) -> Path:
+    return (
+        Path(args.out).expanduser()
+        if getattr(args, "out", None)
+        else settings_from(args).keyring_path
+    )
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    path = _path(args)
+    if path.exists() and not args.force:
+        return fail(
+            f"{path} exists; use --force to replace it (old keys would be lost)", EXIT_USAGE
+        )
+    ring = Keyring.generate()
+    ring.save(path)
+    key = ring.keys[0]
+    emit({"path": str(path), "kid": key.kid}, args.json, f"created keyring {path} (key {key.kid})")
+    return EXIT_OK
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    if args.activate_after < 0 or args.grace < 0:
+        return fail("--activate-after and --grace must be >= 0", EXIT_USAGE)
+    ring = Keyring.load(settings_from(args).keyring_path)
+    key = ring.rotate(activate_after=args.activate_after, grace=args.grace)
+    ring.save()
+    emit(
+        {"kid": key.kid, "activates_at": key.public_info(time.time())["activates_at"]},
+        args.json,
+        f"added key {key.kid}; it signs from {key.public_info(time.time())['activates_at']}",
+    )
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ring = Keyring.load(settings_from(args).keyring_path)
+    now = time.time()
+    rows = [k.public_info(now) for k in ring.keys]
+    if args.json:
+        emit({"path": str(ring.path), "keys": rows}, True)
+    else:
+        print(f"{'KID':10} {'STATE':8} {'CREATED':21} {'EXPIRES':21}")
+        for r in rows:
+            print(f"{r['kid']:10} {r['state']:8} {r['created_at']:21} {r['expires_at'] or '-':21}")
+    return EXIT_OK

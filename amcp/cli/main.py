@@ -1,0 +1,60 @@
+"""Entry point of `amcp`: builds the command tree and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+from amcp import __version__
+from amcp.cli import keys, messaging, server
+from amcp.cli.common import (
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Parser,
+    fail,
+)
+from amcp.errors import (
+    AmcpError,
+    ConfigError,
+    ConnectError,
+    KeyringError,
+    RequestTimeout,
+)
+from amcp.logs import setup_logging
+
+COMMANDS = [keys, messaging, server]
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="amcp", description="amcp: a secure message bus for cooperating agents.")
+    parser.add_argument("--version", action="version", version=f"amcp {__version__}")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+    try:
+        return args.func(args)
+    except (ConfigError, KeyringError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except ConnectError as exc:
+        return fail(str(exc), EXIT_UNAVAILABLE)
+    except RequestTimeout as exc:
+        return fail(str(exc), EXIT_TIMEOUT)
+    except AmcpError as exc:
+        return fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

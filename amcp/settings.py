@@ -1,0 +1,57 @@
+"""Connection settings shared by the CLIs and agents: flags override environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from amcp.keyring import DEFAULT_KEYRING_PATH
+from amcp.subjects import validate_token
+
+__all__ = ["DEFAULT_NATS_URL", "Settings"]
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class Settings(BaseModel):
+    """Where to connect, which keys to use, which cluster namespace to join."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nats_urls: tuple[str, ...] = (DEFAULT_NATS_URL,)
+    keyring_path: Path = DEFAULT_KEYRING_PATH
+    cluster: str = "default"
+
+    @field_validator("nats_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [u.strip() for u in value.split(",") if u.strip()]
+        urls = tuple(value)  # type: ignore[arg-type]
+        if not urls:
+            raise ValueError("at least one NATS URL is needed")
+        for url in urls:
+            if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+                raise ValueError(f"{url!r} is not a NATS URL (nats://host:port)")
+        return urls
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_token(cls, value: str) -> str:
+        return validate_token(value, "cluster name")
+
+    @classmethod
+    def resolve(
+        cls, nats: str | None = None, keyring: str | None = None, cluster: str | None = None
+    ) -> Settings:
+        """Flags first, then AMCP_NATS_URL / AMCP_KEYRING / AMCP_CLUSTER, then defaults."""
+        env = os.environ
+        return cls(
+            nats_urls=nats or env.get("AMCP_NATS_URL") or DEFAULT_NATS_URL,
+            keyring_path=Path(
+                keyring or env.get("AMCP_KEYRING") or DEFAULT_KEYRING_PATH
+            ).expanduser(),
+            cluster=cluster or env.get("AMCP_CLUSTER") or "default",
+        )
