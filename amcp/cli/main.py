@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 from amcp import __version__
 from amcp.cli import keys, messaging, server
@@ -24,6 +25,9 @@ from amcp.errors import (
 from amcp.logs import setup_logging
 
 COMMANDS = [keys, messaging, server]
+# Higher layers (crdt, consensus, agents) add their own commands through this entry-point
+# group, so the protocol core never imports them (the arrows of DESIGN.md point one way).
+PLUGIN_GROUP = "amcp.commands"
 
 
 def build_parser() -> Parser:
@@ -36,6 +40,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        plugin.load()(sub)
     return parser
 
 
