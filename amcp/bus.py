@@ -14,6 +14,7 @@ import inspect
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -345,6 +346,92 @@ class Bus:
 
     async def flush(self, timeout: float = 5.0) -> None:
         await self.nc.flush(timeout=timeout)
+
+    # -- JetStream: durable streams of signed frames ------------------------------------
+
+    async def ensure_stream(
+        self, name: str, subjects: list[str], *, max_msgs: int = -1, max_bytes: int = -1
+    ) -> None:
+        """Create a file-backed stream unless it exists (idempotent for the same config)."""
+        from nats.js.api import StorageType, StreamConfig
+
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            max_msgs=max_msgs,
+            max_bytes=max_bytes,
+            storage=StorageType.FILE,
+        )
+        try:
+            await self.nc.jetstream().add_stream(config)
+        except Exception as exc:
+            raise AmcpError(f"cannot create JetStream stream {name}: {exc}") from None
+
+    async def publish_durable(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        kind: str = "msg",
+        headers: dict[str, str] | None = None,
+        timeout: float = 2.0,
+    ) -> int:
+        """Sign and publish into a JetStream stream; return its stream sequence once stored."""
+        frame = self.sealer.seal(subject, body, kind, headers)
+        try:
+            ack = await self.nc.jetstream().publish(subject, frame, timeout=timeout)
+        except Exception as exc:
+            raise AmcpError(f"JetStream did not store the message on {subject}: {exc}") from None
+        return ack.seq
+
+    async def read_stream(
+        self,
+        stream: str,
+        *,
+        subject: str | None = None,
+        last: int | None = None,
+        timeout: float = 2.0,
+    ) -> list[tuple[int, str, bytes]]:
+        """Stored frames as (stream sequence, subject, frame), oldest first, the `last` ones.
+
+        The frames are returned unverified: they are old by design, so the caller checks
+        them with an Opener of its own rather than this bus's live replay windows.
+        """
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        js = self.nc.jetstream()
+        try:
+            info = await js.stream_info(stream, subjects_filter=subject)
+        except NotFoundError:
+            return []
+        except Exception as exc:
+            raise AmcpError(f"cannot read JetStream stream {stream}: {exc}") from None
+        state = info.state
+        total = sum((state.subjects or {}).values()) if subject else state.messages
+        if not total or (last is not None and last < 1):
+            return []
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        if subject is None and last is not None:
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = max(state.first_seq, state.last_seq - last + 1)
+        sub = await js.subscribe(
+            subject or ">", stream=stream, ordered_consumer=True, config=config
+        )
+        frames: deque[tuple[int, str, bytes]] = deque(maxlen=last)
+        try:
+            while True:
+                msg = await sub.next_msg(timeout)
+                meta = msg.metadata
+                frames.append((meta.sequence.stream, msg.subject, msg.data))
+                if meta.num_pending == 0:
+                    break
+        except TimeoutError:
+            raise RequestTimeout(f"stream {stream} stopped delivering after {timeout}s") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return list(frames)
 
     # -- internals --------------------------------------------------------------------
 
