@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy import signal
 
 __all__ = ["MIN_BINS", "Analysis", "Thresholds", "TrafficClass", "analyse"]
 
@@ -77,6 +76,8 @@ def analyse(
     counts: np.ndarray, bin_seconds: float, thresholds: Thresholds = Thresholds()
 ) -> Analysis:
     """Analyse message counts per bin (oldest first, at least MIN_BINS of them)."""
+    from scipy import signal  # here, not at the top: importing scipy.signal takes ~0.6 s
+
     x = np.asarray(counts, dtype=np.float64)
     n = x.size
     if n < MIN_BINS:
@@ -126,6 +127,7 @@ def _flatness(y: np.ndarray, fs: float) -> float:
     the flatness of white noise near exp(-Euler gamma) = 0.56; averaging segments lifts it
     to about 0.9, so the number means what it says.
     """
+    from scipy import signal
     _, power = signal.welch(
         y, fs, window="hamming", nperseg=min(_WELCH_SEGMENT, y.size), detrend="constant"
     )
@@ -147,6 +149,7 @@ def _best_period(
     Candidates include peaks down to a tenth of the highest, because the harmonics of a
     narrow pulse train are as strong as its fundamental.
     """
+    from scipy import signal
     n = y.size
     freqs, power = signal.periodogram(y, fs, window="hamming", detrend=False)
     df = freqs[1]
