@@ -128,6 +128,7 @@ def _flatness(y: np.ndarray, fs: float) -> float:
     to about 0.9, so the number means what it says.
     """
     from scipy import signal
+
     _, power = signal.welch(
         y, fs, window="hamming", nperseg=min(_WELCH_SEGMENT, y.size), detrend="constant"
     )
@@ -150,6 +151,7 @@ def _best_period(
     narrow pulse train are as strong as its fundamental.
     """
     from scipy import signal
+
     n = y.size
     freqs, power = signal.periodogram(y, fs, window="hamming", detrend=False)
     df = freqs[1]
