@@ -4,7 +4,7 @@ The public API of the protocol core; everything else in this package is an imple
 detail that may change.
 """
 
-from amcp.bus import Bus, Message, Subscription
+from amcp.bus import Bus, Subscription
 from amcp.envelope import Envelope, FrameLimits, Reason
 from amcp.errors import (
     AmcpError,
@@ -18,8 +18,9 @@ from amcp.errors import (
     ServerError,
 )
 from amcp.keyring import Key, Keyring
+from amcp.message import Message
 from amcp.protocol import Opener, RejectionStats, Sealer
-from amcp.replay import ReplayGuard, ReplayWindow
+from amcp.replay import ReplayGuard
 from amcp.server import NatsCluster, NatsServer
 from amcp.subjects import Subjects
 
@@ -45,7 +46,6 @@ __all__ = [
     "Reason",
     "RejectionStats",
     "ReplayGuard",
-    "ReplayWindow",
     "RequestTimeout",
     "Sealer",
     "ServerError",

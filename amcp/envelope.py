@@ -13,10 +13,11 @@ another subject fails verification.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-import msgpack
+import msgspec
+from msgspec import Meta
 
 from amcp.errors import EncodeError, FrameRejected
 
@@ -24,6 +25,8 @@ __all__ = [
     "FLAG_BATCH",
     "FLAG_COMPRESSED",
     "MAC_SIZE",
+    "MAX_HEADERS",
+    "MAX_NAME_CHARS",
     "VERSION",
     "Envelope",
     "FrameLimits",
@@ -36,10 +39,11 @@ __all__ = [
 VERSION = 1
 MAC_SIZE = 32
 MSG_ID_SIZE = 16
+MAX_NAME_CHARS = 128  # sender, key id and kind
+MAX_HEADERS = 64
 FLAG_COMPRESSED = 0x01  # body is zlib(msgpack(body)) carried as bin
 FLAG_BATCH = 0x02  # body is a list of inner messages (netopt batching)
 KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_BATCH
-_U64 = 1 << 64
 
 
 class Reason:
@@ -60,44 +64,46 @@ class FrameLimits:
 
     max_frame_bytes: int = 1 << 20
     max_depth: int = 32
-    max_headers: int = 64
     max_header_bytes: int = 4096
-    max_name_chars: int = 128
 
 
-@dataclass(slots=True)
-class Envelope:
-    """One decoded (not yet verified) envelope. Plain slots: this is the hot path."""
+_Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+_U64 = Annotated[int, Meta(ge=0)]  # msgpack integers never exceed 64 bits
 
-    version: int
-    flags: int
-    msg_id: bytes
-    sender: str
-    epoch: int
-    seq: int
-    ts_ms: int
-    kid: str
-    kind: str
-    headers: dict[str, str]
+
+class Envelope(msgspec.Struct, array_like=True, gc=False):
+    """The 11 envelope fields, decoded and type-checked in one pass (msgspec, in C).
+
+    `array_like` makes the wire form the plain msgpack array of docs/PROTOCOL.md.
+    """
+
+    version: Annotated[int, Meta(ge=VERSION, le=VERSION)]
+    flags: Annotated[int, Meta(ge=0, le=KNOWN_FLAGS)]
+    msg_id: Annotated[bytes, Meta(min_length=MSG_ID_SIZE, max_length=MSG_ID_SIZE)]
+    sender: _Name
+    epoch: _U64
+    seq: _U64
+    ts_ms: _U64
+    kid: _Name
+    kind: _Name
+    headers: Annotated[dict[str, str], Meta(max_length=MAX_HEADERS)]
     body: Any
-    signed: bytes = field(default=b"", repr=False)  # the exact envelope bytes the MAC covers
-    mac: bytes = field(default=b"", repr=False)
 
 
-_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+def _no_ext(code: int, data: memoryview) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not allowed")
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext)
 
 
 def pack_envelope(fields: list[Any]) -> bytes:
     """Encode the 11 envelope fields; raises EncodeError for values msgpack cannot carry."""
     try:
-        return _packer.pack(fields)
-    except (TypeError, ValueError, OverflowError) as exc:
-        _packer.reset()
+        return _encoder.encode(fields)
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise EncodeError(f"cannot encode message: {exc}") from None
-
-
-def _no_ext(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
 def check_depth(value: Any, limit: int) -> bool:
@@ -116,8 +122,11 @@ def check_depth(value: Any, limit: int) -> bool:
     return True
 
 
-def unpack_envelope(frame: bytes, limits: FrameLimits) -> Envelope:
-    """Decode and type-check a frame. Raises FrameRejected(oversize|malformed) only."""
+def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes, bytes]:
+    """Decode and type-check a frame into (envelope, signed bytes, tag).
+
+    Raises FrameRejected(oversize|malformed) only. Nothing here is authenticated yet.
+    """
     size = len(frame)
     if size > limits.max_frame_bytes:
         raise FrameRejected(Reason.OVERSIZE, f"{size} bytes > {limits.max_frame_bytes}")
@@ -125,51 +134,13 @@ def unpack_envelope(frame: bytes, limits: FrameLimits) -> Envelope:
         raise FrameRejected(Reason.MALFORMED, "truncated frame")
     signed = frame[:-MAC_SIZE]
     try:
-        fields = msgpack.unpackb(signed, raw=False, strict_map_key=True, ext_hook=_no_ext)
-    except Exception as exc:  # msgpack raises many types on garbage; all mean the same here
-        raise FrameRejected(
-            Reason.MALFORMED, f"not a msgpack envelope ({type(exc).__name__})"
-        ) from None
-    if type(fields) is not list or len(fields) != 11:
-        raise FrameRejected(Reason.MALFORMED, "envelope is not an 11-element array")
-    version, flags, msg_id, sender, epoch, seq, ts_ms, kid, kind, headers, body = fields
-    if version != VERSION or type(version) is not int:
-        raise FrameRejected(Reason.MALFORMED, f"unsupported version {version!r}")
-    if type(flags) is not int or flags & ~KNOWN_FLAGS:
-        raise FrameRejected(Reason.MALFORMED, "unknown flags")
-    if type(msg_id) is not bytes or len(msg_id) != MSG_ID_SIZE:
-        raise FrameRejected(Reason.MALFORMED, "msg_id must be 16 bytes")
-    names = limits.max_name_chars
-    for name, value in (("sender", sender), ("kid", kid), ("kind", kind)):
-        if type(value) is not str or not 0 < len(value) <= names:
-            raise FrameRejected(Reason.MALFORMED, f"{name} must be a non-empty string")
-    for name, value in (("epoch", epoch), ("seq", seq), ("ts", ts_ms)):
-        if type(value) is not int or not 0 <= value < _U64:
-            raise FrameRejected(Reason.MALFORMED, f"{name} must be an unsigned 64-bit integer")
-    if type(headers) is not dict or len(headers) > limits.max_headers:
-        raise FrameRejected(Reason.MALFORMED, "headers must be a small map")
-    if headers:
-        total = 0
-        for k, v in headers.items():
-            if type(k) is not str or type(v) is not str:
-                raise FrameRejected(Reason.MALFORMED, "header names and values must be strings")
-            total += len(k) + len(v)
-        if total > limits.max_header_bytes:
-            raise FrameRejected(Reason.MALFORMED, "headers too large")
+        env = _decoder.decode(signed)
+    except Exception as exc:  # ValidationError, DecodeError, RecursionError, ...: all garbage
+        raise FrameRejected(Reason.MALFORMED, f"bad envelope: {exc}") from None
+    headers = env.headers
+    if headers and sum(len(k) + len(v) for k, v in headers.items()) > limits.max_header_bytes:
+        raise FrameRejected(Reason.MALFORMED, "headers too large")
+    body = env.body
     if (type(body) is list or type(body) is dict) and not check_depth(body, limits.max_depth):
         raise FrameRejected(Reason.MALFORMED, f"body nested deeper than {limits.max_depth}")
-    return Envelope(
-        version,
-        flags,
-        msg_id,
-        sender,
-        epoch,
-        seq,
-        ts_ms,
-        kid,
-        kind,
-        headers,
-        body,
-        signed,
-        frame[-MAC_SIZE:],
-    )
+    return env, signed, frame[-MAC_SIZE:]

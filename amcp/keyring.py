@@ -16,9 +16,11 @@ import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from amcp.errors import KeyringError
+from amcp.signing import MacKey
 
 __all__ = ["DEFAULT_KEYRING_PATH", "Key", "Keyring"]
 
@@ -43,6 +45,11 @@ class Key:
         return cls(
             secrets.token_hex(4), secrets.token_bytes(SECRET_BYTES), now, now + activate_after
         )
+
+    @cached_property
+    def mac(self) -> MacKey:
+        """The precomputed HMAC state of this key (built once, on first use)."""
+        return MacKey(self.secret)
 
     def verifies_at(self, now: float) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -83,6 +90,8 @@ class Keyring:
             raise KeyringError("duplicate key ids in keyring")
         self.keys = sorted(keys, key=lambda k: (k.activates_at, k.created_at))
         self._by_id = {k.kid: k for k in self.keys}
+        # Hot-path view for receivers: kid -> (MacKey, expiry or None).
+        self._verify = {k.kid: (k.mac, k.expires_at) for k in self.keys}
 
     @classmethod
     def generate(cls) -> Keyring:
@@ -97,12 +106,12 @@ class Keyring:
                 return key
         raise KeyringError("keyring has no key valid for signing (all expired or pending)")
 
-    def verify_key(self, kid: str, now: float) -> bytes | None:
-        """The secret for `kid` if that key may verify at `now`, else None."""
-        key = self._by_id.get(kid)
-        if key is None or not key.verifies_at(now):
+    def verify_key(self, kid: str, now: float) -> MacKey | None:
+        """The MAC key for `kid` if that key may verify at `now`, else None."""
+        entry = self._verify.get(kid)
+        if entry is None or (entry[1] is not None and now >= entry[1]):
             return None
-        return key.secret
+        return entry[0]
 
     def rotate(
         self, now: float | None = None, activate_after: float = 10.0, grace: float = 86_400.0

@@ -13,20 +13,20 @@ from typing import Any
 from amcp.envelope import (
     MAC_SIZE,
     VERSION,
-    Envelope,
     FrameLimits,
     Reason,
     pack_envelope,
     unpack_envelope,
 )
 from amcp.errors import EncodeError, FrameRejected
-from amcp.keyring import Keyring
+from amcp.keyring import Key, Keyring
+from amcp.message import Message
 from amcp.replay import ReplayGuard
-from amcp.signing import sign, verify
 
 __all__ = ["Opener", "RejectionStats", "Sealer"]
 
 Clock = Callable[[], float]
+_NO_HEADERS: dict[str, str] = {}  # shared, never mutated: saves a dict per message
 
 
 class Sealer:
@@ -52,13 +52,9 @@ class Sealer:
         self.seq = 0
         self._id_prefix = os.urandom(8)
         self._key = keyring.signing_key(clock())
-        self._key_checked = 0.0
+        self._key_checked = clock()
 
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def current_key(self, now: float):
+    def current_key(self, now: float) -> Key:
         """The signing key, re-chosen at most once a second (rotation, expiry)."""
         if now - self._key_checked >= 1.0:
             self._key = self.keyring.signing_key(now)
@@ -76,8 +72,9 @@ class Sealer:
     ) -> bytes:
         """One signed frame for `subject`. Raises EncodeError if it cannot be sent."""
         now = self.clock()
-        key = self.current_key(now)
-        seq = self.next_seq() if seq is None else seq
+        key = self._key if now - self._key_checked < 1.0 else self.current_key(now)
+        if seq is None:
+            self.seq = seq = self.seq + 1
         envelope = pack_envelope(
             [
                 VERSION,
@@ -89,7 +86,7 @@ class Sealer:
                 int(now * 1000),
                 key.kid,
                 kind,
-                headers or {},
+                headers or _NO_HEADERS,
                 body,
             ]
         )
@@ -98,7 +95,7 @@ class Sealer:
                 f"frame of {len(envelope) + MAC_SIZE} bytes exceeds the "
                 f"{self.limits.max_frame_bytes}-byte limit"
             )
-        return envelope + sign(key.secret, subject, envelope)
+        return envelope + key.mac.sign(subject, envelope)
 
 
 class RejectionStats:
@@ -106,7 +103,6 @@ class RejectionStats:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter({reason: 0 for reason in Reason.ALL})
-        self.accepted = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.counts)
@@ -120,7 +116,8 @@ class Opener:
     """Verifies inbound frames for one receiver (one subscription or inbox).
 
     Order follows RFC 4303: size and shape, key lookup, timestamp skew and replay window
-    (cheap), then the MAC, and only then the window moves.
+    (cheap), then the MAC, and only then the window moves. `owner` is handed to each
+    Message so it can reply (the Bus); the Opener itself never does I/O.
     """
 
     def __init__(
@@ -131,33 +128,31 @@ class Opener:
         guard: ReplayGuard | None = None,
         stats: RejectionStats | None = None,
         clock: Clock = time.time,
+        owner: Any = None,
     ) -> None:
         self.keyring = keyring
         self.limits = limits or FrameLimits()
         self.guard = guard or ReplayGuard()
         self.stats = stats or RejectionStats()
         self.clock = clock
+        self.owner = owner
 
-    def open(self, subject: str, frame: bytes) -> Envelope:
-        """The verified envelope, or FrameRejected (already counted in `stats`)."""
+    def open(self, subject: str, frame: bytes) -> Message:
+        """The verified message, or FrameRejected (already counted in `stats`)."""
         try:
-            env = self._open(subject, frame)
+            env, signed, tag = unpack_envelope(frame, self.limits)
+            now = self.clock()
+            key = self.keyring.verify_key(env.kid, now)
+            if key is None:
+                raise FrameRejected(Reason.UNKNOWN_KEY, f"key {env.kid!r} unknown or expired")
+            sender, epoch, seq, ts_ms = env.sender, env.epoch, env.seq, env.ts_ms
+            reason = self.guard.check(sender, epoch, seq, ts_ms, int(now * 1000))
+            if reason is not None:
+                raise FrameRejected(reason, f"{sender} epoch {epoch} seq {seq}")
+            if not key.verify(subject, signed, tag):
+                raise FrameRejected(Reason.BAD_SIGNATURE, f"from {sender!r}")
         except FrameRejected as rejected:
             self.stats.counts[rejected.reason] += 1
             raise
-        self.stats.accepted += 1
-        return env
-
-    def _open(self, subject: str, frame: bytes) -> Envelope:
-        env = unpack_envelope(frame, self.limits)
-        now = self.clock()
-        key = self.keyring.verify_key(env.kid, now)
-        if key is None:
-            raise FrameRejected(Reason.UNKNOWN_KEY, f"key {env.kid!r} unknown or expired")
-        reason = self.guard.check(env.sender, env.epoch, env.seq, env.ts_ms, int(now * 1000))
-        if reason is not None:
-            raise FrameRejected(reason, f"{env.sender} epoch {env.epoch} seq {env.seq}")
-        if not verify(key, subject, env.signed, env.mac):
-            raise FrameRejected(Reason.BAD_SIGNATURE, f"from {env.sender!r}")
-        self.guard.commit(env.sender, env.epoch, env.seq, env.ts_ms)
-        return env
+        self.guard.commit(sender, epoch, seq, ts_ms)
+        return Message(subject, env, self.owner)

@@ -13,38 +13,19 @@ from collections import OrderedDict
 
 from amcp.envelope import Reason
 
-__all__ = ["ReplayGuard", "ReplayWindow"]
+__all__ = ["ReplayGuard", "SenderWindow"]
 
 
-class ReplayWindow:
-    """The sliding bitmap of one sender epoch. Bit i set means seq `top - i` was seen."""
+class SenderWindow:
+    """The window of one sender epoch. Bit i of `bitmap` set means seq `top - i` was seen."""
 
-    __slots__ = ("bitmap", "last_ts", "top", "window")
+    __slots__ = ("bitmap", "epoch", "last_ts", "top")
 
-    def __init__(self, window: int, seq: int, ts_ms: int) -> None:
-        self.window = window
+    def __init__(self, epoch: int, seq: int, ts_ms: int) -> None:
+        self.epoch = epoch
         self.top = seq
         self.bitmap = 1
         self.last_ts = ts_ms
-
-    def check(self, seq: int) -> str | None:
-        """None if `seq` is acceptable, else the rejection reason (no state change)."""
-        if seq > self.top:
-            return None
-        diff = self.top - seq
-        if diff >= self.window or (self.bitmap >> diff) & 1:
-            return Reason.REPLAY
-        return None
-
-    def commit(self, seq: int, ts_ms: int) -> None:
-        if seq > self.top:
-            shift = seq - self.top
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.window) - 1)
-            self.top = seq
-        else:
-            self.bitmap |= 1 << (self.top - seq)
-        if ts_ms > self.last_ts:
-            self.last_ts = ts_ms
 
 
 class ReplayGuard:
@@ -52,7 +33,8 @@ class ReplayGuard:
 
     When a sender is evicted, its newest timestamp raises `evicted_floor_ms`: a sender the
     table no longer tracks is only accepted with a timestamp above that floor, so evicting
-    a sender never reopens the door to replays of its old frames.
+    a sender never reopens the door to replays of its old frames. (The window logic is
+    written out in check/commit rather than split into methods: it runs per frame.)
     """
 
     def __init__(self, window: int = 1024, skew_ms: int = 30_000, max_senders: int = 4096):
@@ -62,35 +44,47 @@ class ReplayGuard:
         self.skew_ms = skew_ms
         self.max_senders = max_senders
         self.evicted_floor_ms = 0
-        self._senders: OrderedDict[str, tuple[int, ReplayWindow]] = OrderedDict()
+        self._mask = (1 << window) - 1
+        self._senders: OrderedDict[str, SenderWindow] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._senders)
 
     def check(self, sender: str, epoch: int, seq: int, ts_ms: int, now_ms: int) -> str | None:
         """Pre-MAC test: None if the frame may be verified, else a rejection reason."""
-        if ts_ms > now_ms + self.skew_ms or ts_ms < now_ms - self.skew_ms:
+        if ts_ms - now_ms > self.skew_ms or now_ms - ts_ms > self.skew_ms:
             return Reason.STALE
-        entry = self._senders.get(sender)
-        if entry is None:
+        win = self._senders.get(sender)
+        if win is None:
             return Reason.STALE if ts_ms <= self.evicted_floor_ms else None
-        tracked_epoch, win = entry
-        if epoch < tracked_epoch:
-            return Reason.STALE  # the sender restarted since; its old epoch is closed
-        if epoch > tracked_epoch:
+        if epoch != win.epoch:
+            # An older epoch is closed (the sender restarted since); a newer one starts fresh.
+            return Reason.STALE if epoch < win.epoch else None
+        if seq > win.top:
             return None
-        return win.check(seq)
+        diff = win.top - seq
+        if diff >= self.window or (win.bitmap >> diff) & 1:
+            return Reason.REPLAY
+        return None
 
     def commit(self, sender: str, epoch: int, seq: int, ts_ms: int) -> None:
         """Record a verified frame (call only after the MAC checked out)."""
         senders = self._senders
-        entry = senders.get(sender)
-        if entry is None or epoch > entry[0]:
-            senders[sender] = (epoch, ReplayWindow(self.window, seq, ts_ms))
+        win = senders.get(sender)
+        if win is not None and win.epoch == epoch:
+            top = win.top
+            if seq > top:
+                shift = seq - top
+                win.bitmap = ((win.bitmap << shift) | 1) & self._mask if shift < self.window else 1
+                win.top = seq
+            else:
+                win.bitmap |= 1 << (top - seq)
+            if ts_ms > win.last_ts:
+                win.last_ts = ts_ms
             senders.move_to_end(sender)
-            while len(senders) > self.max_senders:
-                _, (_, old) = senders.popitem(last=False)
-                self.evicted_floor_ms = max(self.evicted_floor_ms, old.last_ts)
             return
-        entry[1].commit(seq, ts_ms)
+        senders[sender] = SenderWindow(epoch, seq, ts_ms)
         senders.move_to_end(sender)
+        while len(senders) > self.max_senders:
+            _, old = senders.popitem(last=False)
+            self.evicted_floor_ms = max(self.evicted_floor_ms, old.last_ts)
