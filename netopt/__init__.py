@@ -4,25 +4,59 @@ Pure and sans-I/O: every object takes explicit `now` times and returns decisions
 bulkhead touches asyncio. Depends on the standard library, numpy and scipy alone.
 """
 
-from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
-from netopt.batcher import Batch, BatchAccumulator, FlushReason
+from typing import TYPE_CHECKING
+
 from netopt.breaker import BreakerState, CircuitBreaker
 from netopt.bulkhead import Bulkhead
 from netopt.compression import compress_if_smaller, decompress_bounded
 from netopt.errors import BulkheadFull, DecompressionError, NetoptError
 from netopt.perkey import PerKey
-from netopt.policy import (
-    NO_BATCHING,
-    AdaptiveBatching,
-    BatchingStrategy,
-    BatchPolicy,
-    FixedBatching,
-    PolicyLimits,
-    choose_policy,
-)
 from netopt.retry import Backoff
 from netopt.rto import RtoEstimator
-from netopt.sampler import TrafficSampler
+
+if TYPE_CHECKING:
+    from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
+    from netopt.batcher import Batch, BatchAccumulator, FlushReason
+    from netopt.policy import (
+        NO_BATCHING,
+        AdaptiveBatching,
+        BatchingStrategy,
+        BatchPolicy,
+        FixedBatching,
+        PolicyLimits,
+        choose_policy,
+    )
+    from netopt.sampler import TrafficSampler
+
+# numpy and scipy take most of a second to import: the names that need them load on first
+# use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
+_LAZY = {
+    **dict.fromkeys(("MIN_BINS", "Analysis", "Thresholds", "TrafficClass", "analyse"), "analyser"),
+    **dict.fromkeys(("Batch", "BatchAccumulator", "FlushReason"), "batcher"),
+    **dict.fromkeys(
+        (
+            "NO_BATCHING",
+            "AdaptiveBatching",
+            "BatchingStrategy",
+            "BatchPolicy",
+            "FixedBatching",
+            "PolicyLimits",
+            "choose_policy",
+        ),
+        "policy",
+    ),
+    "TrafficSampler": "sampler",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netopt' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"netopt.{module}"), name)
+
 
 __all__ = [
     "MIN_BINS",
