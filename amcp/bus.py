@@ -29,7 +29,7 @@ from amcp.message import REPLY_HEADER, Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.replay import ReplayGuard
-from amcp.subjects import Subjects
+from amcp.subjects import Subjects, validate_subject
 
 __all__ = ["Bus", "Message", "Subscription"]
 
@@ -287,6 +287,9 @@ class Bus:
         backlog: int = 1024,
     ) -> Subscription:
         """Subscribe; with no handler, iterate the returned Subscription."""
+        validate_subject(subject, wildcards=True)  # nats-py's own check is off (see connect)
+        if queue:
+            validate_subject(queue)  # same rules: no spaces, no wildcards
         sub = Subscription(self, subject, queue, self._opener(), handler, backlog)
         sub._nats_sub = await self.nc.subscribe(subject, queue=queue or "", cb=sub._on_nats_msg)
         self._subs.append(sub)
