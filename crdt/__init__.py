@@ -1,8 +1,17 @@
 """Delta-state CRDTs with hybrid logical clock timestamps, a replica container and a
-durable store. Pure cores: no network, no asyncio; the replicator moves the bytes."""
+durable store (pure cores), and ContextStore: those CRDTs replicated over the Bus, durable,
+with write and read concerns."""
 
 from crdt.base import Crdt
 from crdt.causal import CausalContext
+from crdt.concern import (
+    LEVELS,
+    ConcernError,
+    Level,
+    ReadConcernError,
+    WriteConcernError,
+    WriteResult,
+)
 from crdt.errors import (
     ClockDriftError,
     CorruptStoreError,
@@ -20,11 +29,15 @@ from crdt.orset import ORSet
 from crdt.persistence import Recovered, ReplicaStore
 from crdt.pncounter import PNCounter
 from crdt.state import TYPES, Delta, ReplicaState
+from crdt.store import ContextStore, Watch
 
 __all__ = [
+    "LEVELS",
     "TYPES",
     "CausalContext",
     "ClockDriftError",
+    "ConcernError",
+    "ContextStore",
     "CorruptStoreError",
     "Crdt",
     "CrdtDecodeError",
@@ -36,11 +49,16 @@ __all__ = [
     "HybridClock",
     "LWWMap",
     "LWWRegister",
+    "Level",
     "ORSet",
     "PNCounter",
     "PersistenceError",
+    "ReadConcernError",
     "Recovered",
     "ReplicaState",
     "ReplicaStore",
     "Timestamp",
+    "Watch",
+    "WriteConcernError",
+    "WriteResult",
 ]

@@ -219,14 +219,18 @@ class ReplicaState:
         crdt = self._crdts[key]
         return Delta(key, crdt.type_tag, crdt.to_wire(), False)
 
+    def digest_of(self, key: str) -> bytes:
+        """The 8-byte BLAKE2b of `[type_tag, wire]` of one key (KeyError if unknown)."""
+        digest = self._digests.get(key)
+        if digest is None:
+            crdt = self._crdts[key]
+            data = pack([crdt.type_tag, crdt.to_wire()])
+            digest = self._digests[key] = hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+        return digest
+
     def digest(self) -> dict[str, bytes]:
         """{key: 8-byte BLAKE2b of [type_tag, wire]}, sorted by key; equal iff states equal."""
-        cache = self._digests
-        for key, crdt in self._crdts.items():
-            if key not in cache:
-                data = pack([crdt.type_tag, crdt.to_wire()])
-                cache[key] = hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
-        return {key: cache[key] for key in sorted(self._crdts)}
+        return {key: self.digest_of(key) for key in sorted(self._crdts)}
 
     def snapshot(self) -> dict[str, list[Any]]:
         """`{key: [type_tag, wire]}`, sorted by key: a plain msgpack-able value."""

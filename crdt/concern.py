@@ -1,0 +1,83 @@
+"""Write and read concerns, as Akka Distributed Data has them: how many replicas must hold
+a write before it is reported done, or must answer before a read returns.
+
+The replicas counted are the *members*: the durable replicas registered in the replicated
+state (see docs/CRDT.md). A member that crashed still counts, so a minority of live
+members can never satisfy `majority`. Pure: the replicator counts, this module decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from amcp.errors import RequestTimeout
+from crdt.errors import CrdtError, CrdtValueError
+
+__all__ = [
+    "LEVELS",
+    "ConcernError",
+    "Level",
+    "ReadConcernError",
+    "WriteConcernError",
+    "WriteResult",
+    "check_level",
+    "needed",
+]
+
+Level = Literal["local", "one", "majority", "all"]
+LEVELS: tuple[Level, ...] = ("local", "one", "majority", "all")
+
+
+def check_level(level: object) -> Level:
+    """`level` itself if it names a concern, else CrdtValueError."""
+    if level not in LEVELS:
+        raise CrdtValueError(f"concern must be one of {', '.join(LEVELS)}, not {level!r}")
+    return level  # type: ignore[return-value]
+
+
+def needed(level: Level, members: int) -> int:
+    """How many acknowledgements `level` needs among `members` durable replicas.
+
+    `local` needs the local replica only. The others count members and need at least one:
+    with no member known, `one`, `majority` and `all` cannot be met.
+    """
+    if level == "local" or level == "one":
+        return 1
+    if level == "majority":
+        return members // 2 + 1
+    return max(members, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """A write reached its concern: `acks` replicas hold it, `needed` were required."""
+
+    acks: int
+    needed: int
+
+
+class ConcernError(CrdtError, RequestTimeout):
+    """Too few replicas answered before the timeout. Also a RequestTimeout, so the CLI
+    maps it to exit code 3."""
+
+    verb = "answered"
+
+    def __init__(self, acks: int, needed: int, level: str = "", timeout: float | None = None):
+        self.acks = acks
+        self.needed = needed
+        self.level = level
+        within = f" within {timeout:g}s" if timeout is not None else ""
+        concern = f" ({level})" if level else ""
+        super().__init__(f"{acks} of {needed} replicas {self.verb}{concern}{within}")
+
+
+class WriteConcernError(ConcernError):
+    """A write missed its concern. It is applied locally and may still spread (a CRDT write
+    cannot be taken back), but it was never reported as done."""
+
+    verb = "acknowledged"
+
+
+class ReadConcernError(ConcernError):
+    """A read could not gather enough answers; nothing is returned."""

@@ -1,0 +1,284 @@
+"""ContextStore: shared context for agents, by name. Counters, registers, maps and sets
+that every replica can write without coordination, replicated over the Bus, durable on
+replicas that have a data directory, with write and read concerns and change watches.
+
+    store = await ContextStore.open(bus)                       # an in-memory replica
+    await store.incr("tasks.done", write="majority")           # WriteResult(acks=2, needed=2)
+    await store.map_set("members", "agent-7", {"role": "S1"})
+    members = await store.get("members", read="majority")
+    handle = store.watch("tasks.", lambda key, value: ...)
+    await store.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from amcp.bus import Bus
+from crdt.concern import Level, WriteResult, check_level
+from crdt.errors import CrdtValueError
+from crdt.journal import Journal
+from crdt.messages import check_replica_id
+from crdt.replicator import MEMBERS_KEY, RESERVED_PREFIX, Replicator
+from crdt.state import Delta, ReplicaState
+from crdt.wire import pack
+
+__all__ = ["MAX_VALUE_BYTES", "ContextStore", "Watch"]
+
+log = logging.getLogger("amcp.crdt")
+MAX_VALUE_BYTES = 256 * 1024  # one value must fit a frame with room to spare
+Callback = Callable[[str, Any], Awaitable[None] | None]
+
+
+class Watch:
+    """A registered watch; `cancel()` stops it."""
+
+    __slots__ = ("_store", "callback", "prefix")
+
+    def __init__(self, store: ContextStore, prefix: str, callback: Callback) -> None:
+        self._store = store
+        self.prefix = prefix
+        self.callback = callback
+
+    def cancel(self) -> None:
+        if self in self._store._watches:
+            self._store._watches.remove(self)
+
+
+def _default_id(sender: str) -> str:
+    """A fresh id per in-memory replica: a reused one would clash in counter entries."""
+    base = "".join(c if c.isalnum() or c in "-_" else "-" for c in sender)[:50] or "ctx"
+    return f"{base}-{secrets.token_hex(4)}"
+
+
+def _check_key(key: Any) -> None:
+    if type(key) is str and key.startswith(RESERVED_PREFIX):
+        raise CrdtValueError(f"keys starting with {RESERVED_PREFIX!r} are reserved")
+
+
+def _check_value(value: Any) -> None:
+    try:
+        size = len(pack(value))
+    except (TypeError, ValueError, OverflowError):
+        return  # the CRDT's own checks name the problem
+    if size > MAX_VALUE_BYTES:
+        raise CrdtValueError(f"value of {size} bytes exceeds {MAX_VALUE_BYTES}")
+
+
+class ContextStore:
+    """One replica of the shared context. Open with `await ContextStore.open(bus, ...)`.
+
+    Writes apply locally at once and return a WriteResult once their write concern is
+    met (`local`, `one` durable replica, `majority` or `all` of the durable members), or
+    raise WriteConcernError(acks, needed). Reads merge the answers of their read concern
+    into the local replica. A key's type is fixed by its first write.
+    """
+
+    def __init__(self, replicator: Replicator, journal: Journal | None) -> None:
+        self._rep = replicator
+        self._state = replicator.state
+        self._journal = journal
+        self._watches: list[Watch] = []
+        self._callbacks: set[asyncio.Future[None]] = set()
+        replicator.on_change = self._changed
+
+    @classmethod
+    async def open(
+        cls,
+        bus: Bus,
+        *,
+        replica_id: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        gossip_interval: float = 1.0,
+        bootstrap_timeout: float = 2.0,
+        compact_every: int = 10_000,
+    ) -> ContextStore:
+        """Open a replica: durable with `data_dir` (recovered from it, registered as a
+        member), else in memory. Catches up from a peer before returning.
+
+        Without `replica_id`, a durable replica keeps the id stored in its directory (a
+        new one is made on first use); an in-memory one gets a fresh id each time.
+        """
+        journal = None
+        if data_dir is not None:
+            journal, state = await Journal.open(data_dir, replica_id, compact_every=compact_every)
+        else:
+            rid = check_replica_id(replica_id) if replica_id is not None else None
+            state = ReplicaState(rid or _default_id(bus.sender))
+        replicator = Replicator(bus, state, journal, gossip_interval=gossip_interval)
+        store = cls(replicator, journal)
+        try:
+            await replicator.start(bootstrap_timeout)
+            if journal is not None and state.replica_id not in (state.get(MEMBERS_KEY) or {}):
+                joined = {"joined_ms": state.clock.now().wall_ms}
+                delta = state.map_set(MEMBERS_KEY, state.replica_id, joined)
+                await replicator.replicate(delta, "local", bootstrap_timeout)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Send pending deltas, leave, and (durable) snapshot and release the directory.
+        A durable replica stays a member: it counts for concerns until `forget`."""
+        await self._rep.close()
+        if self._journal is not None:
+            await self._journal.close()
+
+    async def __aenter__(self) -> ContextStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def replica_id(self) -> str:
+        return self._state.replica_id
+
+    @property
+    def durable(self) -> bool:
+        return self._journal is not None
+
+    def replicas(self) -> list[str]:
+        """Every replica known: the members plus replicas announcing themselves."""
+        return self._rep.replicas()
+
+    def members(self) -> list[str]:
+        """The durable replicas that write and read concerns count (crashed ones too)."""
+        return sorted(self._rep.members())
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: applied, rejected_malformed, rejected_type, rejected_clock, acks_in,
+        syncs, ... and bus_rejected (frames the bus refused: bad signature, replay)."""
+        counts = dict(self._rep.stats)
+        counts["bus_rejected"] = self._rep.bus.stats.total
+        if self._journal is not None:
+            counts["commits"] = self._journal.commits
+            counts["snapshots"] = self._journal.snapshots
+        return counts
+
+    # -- writes -----------------------------------------------------------------------
+
+    async def _write(
+        self, key: Any, write: Level, timeout: float, mutate: Callable[..., Delta], *args: Any
+    ) -> WriteResult:
+        _check_key(key)
+        level = check_level(write)
+        return await self._rep.replicate(mutate(key, *args), level, timeout)
+
+    async def incr(
+        self, key: str, n: int = 1, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Add n > 0 to a counter (a new key becomes a grow-only counter)."""
+        return await self._write(key, write, timeout, self._state.incr, n)
+
+    async def decr(
+        self, key: str, n: int = 1, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Subtract n > 0 from a PN-counter (a new key becomes one; `incr` works on it too)."""
+        return await self._write(key, write, timeout, self._state.decr, n)
+
+    async def set(
+        self, key: str, value: Any, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Write an LWW register."""
+        _check_value(value)
+        return await self._write(key, write, timeout, self._state.set_register, value)
+
+    async def map_set(
+        self, key: str, field: str, value: Any, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Write one field of an LWW map."""
+        _check_value(value)
+        return await self._write(key, write, timeout, self._state.map_set, field, value)
+
+    async def map_delete(
+        self, key: str, field: str, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Delete one field of an LWW map."""
+        return await self._write(key, write, timeout, self._state.map_delete, field)
+
+    async def add(
+        self, key: str, item: Any, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Add an item to an add-wins OR-set."""
+        _check_value(item)
+        return await self._write(key, write, timeout, self._state.set_add, item)
+
+    async def remove(
+        self, key: str, item: Any, *, write: Level = "local", timeout: float = 2.0
+    ) -> WriteResult:
+        """Remove an item (the adds this replica has seen) from an OR-set."""
+        return await self._write(key, write, timeout, self._state.set_remove, item)
+
+    async def forget(
+        self, replica_id: str, *, write: Level = "majority", timeout: float = 2.0
+    ) -> WriteResult:
+        """Remove a durable replica from the members for good (its directory is gone);
+        until then a crashed member still counts for majority and all."""
+        delta = self._state.map_delete(MEMBERS_KEY, check_replica_id(replica_id))
+        return await self._rep.replicate(delta, check_level(write), timeout)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def local(self, key: str, default: Any = None) -> Any:
+        """The value in this replica now (a copy), or `default`."""
+        return self._state.get(key, default)
+
+    async def get(
+        self, key: str, *, read: Level = "local", timeout: float = 2.0, default: Any = None
+    ) -> Any:
+        """The value after merging the answers of `read` replicas; ReadConcernError if too
+        few answer in time."""
+        await self._rep.read(check_level(read), timeout, [key])
+        return self._state.get(key, default)
+
+    async def dump(self, *, read: Level = "local", timeout: float = 2.0) -> dict[str, Any]:
+        """Every key's value (reserved `_ctx.` keys left out) after a `read` merge."""
+        await self._rep.read(check_level(read), timeout)
+        state = self._state
+        keys = state.keys()  # sorted
+        return {k: state.get(k) for k in keys if not k.startswith(RESERVED_PREFIX)}
+
+    # -- watches ----------------------------------------------------------------------
+
+    def watch(self, prefix: str, callback: Callback) -> Watch:
+        """Call `callback(key, value)` (sync or async) after each change of a key starting
+        with `prefix`, local or remote. Reserved `_ctx.` keys only for such a prefix."""
+        handle = Watch(self, prefix, callback)
+        self._watches.append(handle)
+        return handle
+
+    def _changed(self, key: str) -> None:
+        if not self._watches:
+            return
+        reserved = key.startswith(RESERVED_PREFIX)
+        for handle in list(self._watches):
+            if not key.startswith(handle.prefix) or (
+                reserved and not handle.prefix.startswith(RESERVED_PREFIX)
+            ):
+                continue
+            try:
+                result = handle.callback(key, self._state.get(key))
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(self._guard(result, handle.prefix, key))
+                    self._callbacks.add(task)
+                    task.add_done_callback(self._callbacks.discard)
+            except Exception:
+                log.exception("watch callback for %r raised on key %r", handle.prefix, key)
+
+    @staticmethod
+    async def _guard(result: Awaitable[None], prefix: str, key: str) -> None:
+        try:
+            await result
+        except Exception:
+            log.exception("watch callback for %r raised on key %r", prefix, key)
