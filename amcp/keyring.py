@@ -99,7 +99,7 @@ class Keyring:
         return cls([Key.generate()])
 
     def signing_key(self, now: float | None = None) -> Key:
-        """The newest key that may sign now; falls back to the newest verifying key."""
+        """The newest key that may sign now (active and not expired)."""
         now = time.time() if now is None else now
         for key in reversed(self.keys):
             if key.signs_at(now):

@@ -1,0 +1,66 @@
+"""HMAC-SHA256 with precomputed pads must equal RFC 4231 and the stdlib, byte for byte."""
+
+from __future__ import annotations
+
+import hmac
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amcp.signing import MacKey, mac_prefix
+
+# RFC 4231 section 4: (key, data, HMAC-SHA256); case 5 is a truncated-output case.
+RFC4231 = [
+    (b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (
+        b"Jefe",
+        b"what do ya want for nothing?",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        b"\xaa" * 20,
+        b"\xdd" * 50,
+        "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+    ),
+    (
+        bytes(range(1, 26)),
+        b"\xcd" * 50,
+        "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+    ),
+    (b"\x0c" * 20, b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b"),
+    (
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+    (
+        b"\xaa" * 131,
+        b"This is a test using a larger than block-size key and a larger than block-size "
+        b"data. The key needs to be hashed before being used by the HMAC algorithm.",
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+    ),
+]
+
+
+def test_rfc4231_vectors() -> None:
+    for key, data, expected in RFC4231:
+        assert MacKey(key).digest(data).hex()[: len(expected)] == expected
+
+
+@given(
+    st.binary(min_size=16, max_size=200),
+    st.binary(max_size=2000),
+    st.from_regex(r"[a-z][a-z0-9]{0,8}(\.[a-z0-9]{1,8}){0,3}", fullmatch=True),
+)
+def test_sign_equals_stdlib_hmac_over_prefixed_input(key: bytes, data: bytes, subject: str) -> None:
+    mac = MacKey(key)
+    expected = hmac.digest(key, mac_prefix(subject) + data, "sha256")
+    assert mac.sign(subject, data) == expected
+    assert mac.verify(subject, data, expected)
+    assert not mac.verify(subject, data + b"x", expected)
+
+
+def test_prefix_binds_the_subject_length_so_subjects_cannot_be_shifted() -> None:
+    mac = MacKey(b"k" * 32)
+    assert mac_prefix("a.b") == b"amcp1\x00\x03a.b"
+    assert mac.sign("a.b", b"c") != mac.sign("a.bc", b"")
