@@ -1,0 +1,73 @@
+"""Calling agents from outside: what `amcp call`, `amcp members` and `amcp status` use.
+
+client = AgentClient(bus)
+out = await client.call("s1", "echo", {"text": "hi"})   # a role: any live s1 agent
+view = await client.members()                            # any agent answers
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.admin import ClusterView, Described, Removed
+from agents.wire import ANY, AgentSubjects, call_request, parse_reply
+from amcp.bus import Bus
+from amcp.errors import NoResponders
+
+__all__ = ["AgentClient", "CallResult"]
+
+
+class CallResult:
+    """A tool's output and the agent that produced it."""
+
+    __slots__ = ("agent", "output")
+
+    def __init__(self, agent: str, output: Any) -> None:
+        self.agent = agent
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"CallResult(agent={self.agent!r}, output={self.output!r})"
+
+
+class AgentClient:
+    """Tool calls over a Bus by request/reply."""
+
+    def __init__(self, bus: Bus, *, timeout: float = 5.0) -> None:
+        self.bus = bus
+        self.timeout = timeout
+        self.subjects = AgentSubjects(bus.subjects)
+
+    async def call(
+        self, target: str, tool: str, args: Any = None, *, timeout: float | None = None
+    ) -> CallResult:
+        """Call `tool` on an agent id, a role (load-balanced over its live agents) or `any`.
+
+        Raises the ToolCallError subclass the agent answered with (ToolInputError with the
+        validation details, AgentBusy, UnknownTool, ...), NoResponders if no agent serves
+        the target, RequestTimeout if none answered in time.
+        """
+        subject = self.subjects.target(target)
+        try:
+            reply = await self.bus.request(
+                subject,
+                call_request(tool, {} if args is None else args),
+                timeout=self.timeout if timeout is None else timeout,
+            )
+        except NoResponders:
+            raise NoResponders(
+                f"no live agent {target!r} in cluster {self.subjects.cluster}"
+            ) from None
+        agent, output = parse_reply(reply.body)
+        return CallResult(agent, output)
+
+    async def describe(self, target: str) -> Described:
+        return Described.model_validate((await self.call(target, "describe")).output)
+
+    async def members(self) -> ClusterView:
+        """The cluster as one live agent sees it."""
+        return ClusterView.model_validate((await self.call(ANY, "members")).output)
+
+    async def remove_member(self, agent_id: str) -> Removed:
+        result = await self.call(ANY, "remove-member", {"id": agent_id})
+        return Removed.model_validate(result.output)

@@ -1,0 +1,100 @@
+"""Errors of the agent runtime, rooted in amcp's one hierarchy so callers catch AmcpError.
+
+The tool-call errors mirror the `code` of an error reply, so a caller gets the same class
+the serving agent meant (`error_for_code`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amcp.errors import AmcpError
+
+__all__ = [
+    "AgentBusy",
+    "AgentDraining",
+    "AgentError",
+    "BadRequest",
+    "DuplicateAgent",
+    "MembershipError",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolInputError",
+    "UnknownTool",
+    "error_for_code",
+]
+
+
+class AgentError(AmcpError):
+    """Base class of every error the agent runtime raises on purpose."""
+
+
+class ToolDefinitionError(AgentError):
+    """A tool is declared wrongly (bad name, missing models, an example that does not fit)."""
+
+
+class DuplicateAgent(AgentError):
+    """Another live agent already answers on this id."""
+
+
+class MembershipError(AgentError):
+    """A membership change was refused (not a member, still alive, not replicated in time)."""
+
+
+class ToolCallError(AgentError):
+    """A tool call was answered with an error; `code` names the kind, `agent` who answered."""
+
+    code = "failed"
+
+    def __init__(self, message: str, *, agent: str = "", details: Any = None) -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.details = details
+
+
+class ToolInputError(ToolCallError):
+    """The input did not validate against the tool's input model; `details` lists why."""
+
+    code = "invalid_input"
+
+
+class UnknownTool(ToolCallError):
+    """The agent has no tool by that name."""
+
+    code = "unknown_tool"
+
+
+class AgentBusy(ToolCallError):
+    """The agent's pool and its waiting queue are full; the call was refused, not queued."""
+
+    code = "busy"
+
+
+class AgentDraining(ToolCallError):
+    """The agent is shutting down and takes no new work."""
+
+    code = "draining"
+
+
+class BadRequest(ToolCallError):
+    """The request is not a tool call (wrong shape)."""
+
+    code = "bad_request"
+
+
+class ToolFailed(ToolCallError):
+    """The tool ran and raised, or returned output that does not fit its output model."""
+
+    code = "failed"
+
+
+_BY_CODE: dict[str, type[ToolCallError]] = {
+    cls.code: cls
+    for cls in (ToolInputError, UnknownTool, AgentBusy, AgentDraining, BadRequest, ToolFailed)
+}
+
+
+def error_for_code(code: str) -> type[ToolCallError]:
+    """The error class of a reply's error code; unknown codes are plain failures."""
+    return _BY_CODE.get(code, ToolFailed)
