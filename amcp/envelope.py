@@ -22,6 +22,7 @@ from msgspec import Meta
 from amcp.errors import EncodeError, FrameRejected
 
 __all__ = [
+    "BATCH_DEPTH",
     "FLAG_BATCH",
     "FLAG_COMPRESSED",
     "MAC_SIZE",
@@ -44,6 +45,7 @@ MAX_HEADERS = 64
 FLAG_COMPRESSED = 0x01  # body is zlib(msgpack(body)) carried as bin
 FLAG_BATCH = 0x02  # body is a list of inner messages (netopt batching)
 KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_BATCH
+BATCH_DEPTH = 3  # levels a batch body [n, [[seq, flags, kind, headers, body], ...]] adds
 
 
 class Reason:
@@ -65,6 +67,11 @@ class FrameLimits:
     max_frame_bytes: int = 1 << 20
     max_depth: int = 32
     max_header_bytes: int = 4096
+    max_batch: int = 4096
+    """Inner messages in one batch frame (docs/PROTOCOL.md, "Batches and compression")."""
+    max_inflate_ratio: float = 100.0
+    """A compressed body may inflate to at most this many times its size (and never past
+    max_frame_bytes): past either it is a decompression bomb, `oversize`."""
 
 
 _Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -107,19 +114,27 @@ def pack_envelope(fields: list[Any]) -> bytes:
 
 
 def check_depth(value: Any, limit: int) -> bool:
-    """True when `value` nests lists/maps no deeper than `limit` (iterative: no recursion)."""
-    if not isinstance(value, (list, dict)):
+    """True when `value` nests lists/maps no deeper than `limit` (iterative: no recursion).
+
+    Level by level with exact type checks: half the cost of a depth-first walk, which
+    matters for batch frames, where every inner body is walked.
+    """
+    if type(value) is not list and type(value) is not dict:
         return True
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    level = [value]
+    depth = 1
+    while True:
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is list or type(child) is dict:
+                    below.append(child)
+        if not below:
+            return True
+        depth += 1
         if depth > limit:
             return False
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (list, dict)):
-                stack.append((child, depth + 1))
-    return True
+        level = below
 
 
 def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes, bytes]:
@@ -141,6 +156,8 @@ def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes,
     if headers and sum(len(k) + len(v) for k, v in headers.items()) > limits.max_header_bytes:
         raise FrameRejected(Reason.MALFORMED, "headers too large")
     body = env.body
-    if (type(body) is list or type(body) is dict) and not check_depth(body, limits.max_depth):
+    if (type(body) is list or type(body) is dict) and not check_depth(
+        body, limits.max_depth + BATCH_DEPTH if env.flags & FLAG_BATCH else limits.max_depth
+    ):
         raise FrameRejected(Reason.MALFORMED, f"body nested deeper than {limits.max_depth}")
     return env, signed, frame[-MAC_SIZE:]
