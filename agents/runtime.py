@@ -125,6 +125,7 @@ class Agent:
         self.discovery = Discovery(self.detector)
         self.metrics = AgentMetrics(self.id, self.role, __version__)
         self.audit = AuditLog(bus, self.id, self.role, config.data_dir)
+        # outcomes of pooled calls (tasks); every call is in the metrics by tool
         self.calls: dict[str, int] = {"ok": 0, "failed": 0, "refused": 0, "invalid": 0}
         self.store: Store | None = None
         self.membership: Membership | None = None
@@ -349,7 +350,8 @@ class Agent:
         except BulkheadFull:
             outcome = "refused"
             reply = error_reply(self.id, self._busy())
-        self.calls[outcome] += 1
+        if t.pooled:  # tasks, not the runtime's own queries
+            self.calls[outcome] += 1
         self.metrics.calls.labels(t.name, outcome).inc()
         self.metrics.call_seconds.labels(t.name).observe(time.perf_counter() - started)
         await self._reply(msg, reply)

@@ -1,0 +1,92 @@
+"""Helpers of the agent integration tests: agents as child processes in a fresh cluster
+namespace, the `amcp` CLI as a subprocess, each agent's own view of the members."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents import AgentClient, AgentProcess, ClusterView
+from amcp import NatsServer
+from tests.conftest import amcp_bin
+
+HEARTBEAT = 0.2
+
+
+class Cluster:
+    """Agent processes in one cluster namespace; all killed at the end of the test."""
+
+    def __init__(self, server: NatsServer, keyring: Path, workdir: Path) -> None:
+        self.name = f"t{uuid.uuid4().hex[:8]}"
+        self.server = server
+        self.keyring = keyring
+        self.workdir = workdir
+        self.procs: list[AgentProcess] = []
+
+    def spawn(self, role: str, agent_id: str, **kwargs: Any) -> AgentProcess:
+        kwargs.setdefault("heartbeat", HEARTBEAT)
+        proc = AgentProcess(
+            role,
+            agent_id,
+            nats=self.server.url,
+            keyring=self.keyring,
+            cluster=self.name,
+            log_dir=self.workdir,
+            **kwargs,
+        )
+        self.procs.append(proc.start())
+        return proc
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, "AMCP_CLUSTER": self.name}
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.close()
+
+
+@pytest.fixture(name="agent_cluster")
+def agent_cluster_fixture(
+    nats_server: NatsServer, keyring_file: Path, tmp_path: Path
+) -> Iterator[Cluster]:
+    """Import as `agent_cluster_fixture`; tests ask for `agent_cluster`."""
+    cluster = Cluster(nats_server, keyring_file, tmp_path)
+    yield cluster
+    cluster.close()
+
+
+async def run_amcp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [amcp_bin(), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def amcp_json(env: dict[str, str], *args: str) -> Any:
+    done = await run_amcp(env, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def view_of(client: AgentClient, agent_id: str) -> ClusterView | None:
+    """The members as `agent_id` sees them, or None if it does not answer (yet)."""
+    try:
+        result = await client.call(agent_id, "members", timeout=1.0)
+    except Exception:
+        return None
+    return ClusterView.model_validate(result.output)
+
+
+def liveness(view: ClusterView | None) -> dict[str, str]:
+    return {} if view is None else {m.id: m.liveness for m in view.members}
