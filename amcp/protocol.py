@@ -5,20 +5,33 @@ back into verified envelopes. Neither touches a socket; the Bus wires them to NA
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from amcp.envelope import (
+    FLAG_BATCH,
+    FLAG_COMPRESSED,
     MAC_SIZE,
     VERSION,
+    Envelope,
     FrameLimits,
     Reason,
     pack_envelope,
     unpack_envelope,
 )
 from amcp.errors import EncodeError, FrameRejected
+from amcp.framebody import (
+    BATCH_KIND,
+    Item,
+    batch_body,
+    check_batch,
+    compress_body,
+    encode_item,
+    inflate_body,
+)
 from amcp.keyring import Key, Keyring
 from amcp.message import Message
 from amcp.replay import ReplayGuard
@@ -27,10 +40,16 @@ __all__ = ["Opener", "RejectionStats", "Sealer"]
 
 Clock = Callable[[], float]
 _NO_HEADERS: dict[str, str] = {}  # shared, never mutated: saves a dict per message
+_BATCH_HEAD = encode_item(BATCH_KIND, None, None)[0]  # kind "batch", no headers
+_ELEVEN = b"\x9b"  # msgpack fixarray header of the 11-field envelope
 
 
 class Sealer:
-    """Signs outbound messages for one sender epoch, numbering them 1, 2, 3, ..."""
+    """Signs outbound messages for one sender epoch, numbering them 1, 2, 3, ...
+
+    With `compress_threshold` set, a body (or batch body) of at least that many bytes is
+    sent zlib-compressed when that makes the frame smaller (docs/PROTOCOL.md).
+    """
 
     def __init__(
         self,
@@ -40,6 +59,7 @@ class Sealer:
         limits: FrameLimits | None = None,
         clock: Clock = time.time,
         epoch: int | None = None,
+        compress_threshold: int | None = None,
     ) -> None:
         if not 0 < len(sender) <= 128:
             raise EncodeError("sender id must be 1 to 128 characters")
@@ -53,6 +73,8 @@ class Sealer:
         self._id_prefix = os.urandom(8)
         self._key = keyring.signing_key(clock())
         self._key_checked = clock()
+        self.compress_threshold = compress_threshold
+        self._compress_at = sys.maxsize if compress_threshold is None else compress_threshold
 
     def current_key(self, now: float) -> Key:
         """The signing key, re-chosen at most once a second (rotation, expiry)."""
@@ -95,7 +117,58 @@ class Sealer:
                 f"frame of {len(envelope) + MAC_SIZE} bytes exceeds the "
                 f"{self.limits.max_frame_bytes}-byte limit"
             )
+        if len(envelope) >= self._compress_at and not flags:
+            head, raw = encode_item(kind, headers, body)
+            field = compress_body(raw, self._compress_at, self.limits.max_inflate_ratio)
+            if field is not None:
+                envelope = self._prefix(FLAG_COMPRESSED, seq, now, key) + head + field
         return envelope + key.mac.sign(subject, envelope)
+
+    def seal_items(self, subject: str, items: Sequence[Item]) -> bytes:
+        """One signed frame carrying messages encoded by `encode_item`: a plain frame for
+        one, else a batch frame. A batch takes the next seq for itself and one for each
+        inner message, so every message keeps its own place in the replay window.
+        Raises EncodeError if the uncompressed frame would pass the frame limit."""
+        now = self.clock()
+        key = self._key if now - self._key_checked < 1.0 else self.current_key(now)
+        seq = self.seq + 1
+        if len(items) == 1:
+            head, raw = items[0]
+            flags = 0
+        else:
+            head, raw = _BATCH_HEAD, batch_body(seq + 1, items)
+            flags = FLAG_BATCH
+        prefix = self._prefix(flags, seq, now, key)
+        size = len(prefix) + len(head) + len(raw) + MAC_SIZE
+        if size > self.limits.max_frame_bytes:
+            raise EncodeError(
+                f"frame of {size} bytes exceeds the {self.limits.max_frame_bytes}-byte limit"
+            )
+        self.seq = seq + (len(items) if flags else 0)
+        field = None
+        if len(raw) >= self._compress_at:
+            field = compress_body(raw, self._compress_at, self.limits.max_inflate_ratio)
+        if field is None:
+            envelope = prefix + head + raw
+        else:
+            envelope = self._prefix(flags | FLAG_COMPRESSED, seq, now, key) + head + field
+        return envelope + key.mac.sign(subject, envelope)
+
+    def _prefix(self, flags: int, seq: int, now: float, key: Key) -> bytes:
+        """The envelope up to and without kind, headers and body."""
+        fields = pack_envelope(
+            [
+                VERSION,
+                flags,
+                self._id_prefix + seq.to_bytes(8, "big"),
+                self.sender,
+                self.epoch,
+                seq,
+                int(now * 1000),
+                key.kid,
+            ]
+        )
+        return _ELEVEN + fields[1:]
 
 
 class RejectionStats:
@@ -151,8 +224,59 @@ class Opener:
                 raise FrameRejected(reason, f"{sender} epoch {epoch} seq {seq}")
             if not key.verify(subject, signed, tag):
                 raise FrameRejected(Reason.BAD_SIGNATURE, f"from {sender!r}")
+            if env.flags:  # decompress and shape-check only what the MAC vouched for
+                self._decode_body(env)
         except FrameRejected as rejected:
             self.stats.counts[rejected.reason] += 1
             raise
         self.guard.commit(sender, epoch, seq, ts_ms)
         return Message(subject, env, self.owner)
+
+    def _decode_body(self, env: Envelope) -> None:
+        if env.flags & FLAG_COMPRESSED:
+            env.body = inflate_body(env.body, env.flags, self.limits)
+        if env.flags & FLAG_BATCH:
+            env.body = check_batch(env.body, self.limits)
+
+    def split(self, batch: Message) -> tuple[list[Message], list[FrameRejected]]:
+        """The inner messages of a batch `open` returned, in order, each checked against
+        its sender's replay window: a replayed one is dropped and counted (`replay`) while
+        the others go through. Also returns the rejections, for logging."""
+        env = batch.env
+        sender, epoch, ts_ms = env.sender, env.epoch, env.ts_ms
+        inners = env.body
+        admitted = self.guard.admit(sender, epoch, [inner.seq for inner in inners], ts_ms)
+        version, kid, id_prefix = env.version, env.kid, env.msg_id[:8]
+        subject, owner = batch.subject, self.owner
+        out: list[Message] = []
+        dropped: list[FrameRejected] = []
+        for inner, ok in zip(inners, admitted, strict=True):
+            seq = inner.seq
+            if not ok:
+                dropped.append(
+                    FrameRejected(Reason.REPLAY, f"{sender} epoch {epoch} inner seq {seq}")
+                )
+                continue
+            inner_env = Envelope(
+                version,
+                0,
+                id_prefix + seq.to_bytes(8, "big"),
+                sender,
+                epoch,
+                seq,
+                ts_ms,
+                kid,
+                inner.kind,
+                inner.headers,
+                inner.body,
+            )
+            out.append(Message(subject, inner_env, owner))
+        if dropped:
+            self.stats.counts[Reason.REPLAY] += len(dropped)
+        return out, dropped
+
+    def open_all(self, subject: str, frame: bytes) -> list[Message]:
+        """Every message a frame carries (one, or a batch's inner messages that passed the
+        replay check); FrameRejected if the frame itself is refused."""
+        msg = self.open(subject, frame)
+        return self.split(msg)[0] if msg.env.flags & FLAG_BATCH else [msg]

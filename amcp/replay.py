@@ -88,3 +88,35 @@ class ReplayGuard:
         while len(senders) > self.max_senders:
             _, old = senders.popitem(last=False)
             self.evicted_floor_ms = max(self.evicted_floor_ms, old.last_ts)
+
+    def admit(self, sender: str, epoch: int, seqs: list[int], ts_ms: int) -> list[bool]:
+        """Check and record, in order, the seqs of a batch's inner messages: True where
+        new, False where a replay. Call only after the batch frame itself verified and was
+        committed (its timestamp and epoch checks cover the inner messages)."""
+        win = self._senders.get(sender)
+        if win is None or win.epoch != epoch:  # evicted since the commit: the general path
+            out = []
+            for seq in seqs:
+                ok = self.check(sender, epoch, seq, ts_ms, ts_ms) is None
+                if ok:
+                    self.commit(sender, epoch, seq, ts_ms)
+                out.append(ok)
+            return out
+        window, mask = self.window, self._mask
+        top, bitmap = win.top, win.bitmap
+        admitted = []
+        for seq in seqs:
+            if seq > top:
+                shift = seq - top
+                bitmap = ((bitmap << shift) | 1) & mask if shift < window else 1
+                top = seq
+                admitted.append(True)
+            elif top - seq >= window or (bitmap >> (top - seq)) & 1:
+                admitted.append(False)
+            else:
+                bitmap |= 1 << (top - seq)
+                admitted.append(True)
+        win.top, win.bitmap = top, bitmap
+        if ts_ms > win.last_ts:
+            win.last_ts = ts_ms
+        return admitted
