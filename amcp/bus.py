@@ -323,6 +323,15 @@ class Bus:
             self._pending.pop(token, None)
 
     async def flush(self, timeout: float = 5.0) -> None:
+        """Return once the server has processed everything sent so far (subs included).
+
+        Two PING/PONG round trips, not one: nats-py 2.16 writes the PING straight to the
+        socket while SUB/PUB commands wait in its pending buffer for the flusher task, so
+        one PONG can come back before a just-issued SUB reached the server (the bug the
+        older nats.py2 fixed in its PR #24). By the first PONG the woken flusher has
+        written that buffer, so the second PING travels behind it.
+        """
+        await self.nc.flush(timeout=timeout)
         await self.nc.flush(timeout=timeout)
 
     # -- JetStream: durable streams of signed frames ------------------------------------

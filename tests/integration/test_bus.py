@@ -208,3 +208,37 @@ async def test_bad_subjects_are_refused_before_anything_is_sent(make_bus) -> Non
     with pytest.raises(ConfigError):
         await alice.subscribe("a.>.b")
     await asyncio.sleep(0)
+
+
+async def test_flush_returns_only_after_the_server_read_the_pending_sub(keyring: Keyring) -> None:
+    """nats-py 2.16's flush writes PING ahead of a pending SUB; Bus.flush must not return
+    before the server has read the SUB. A scripted NATS peer records the command order,
+    so this is deterministic (against a real server the race is microseconds wide)."""
+    seen_when_ponged: list[list[bytes]] = []
+    received: list[bytes] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            b'INFO {"server_id":"scripted","version":"2.10.0","proto":1,'
+            b'"headers":true,"max_payload":1048576}\r\n'
+        )
+        await writer.drain()
+        while line := await reader.readline():
+            received.append(line)
+            if line.startswith(b"PING"):
+                seen_when_ponged.append(list(received))
+                writer.write(b"PONG\r\n")
+                await writer.drain()
+            elif line.startswith(b"PUB"):
+                await reader.readexactly(int(line.split()[-1]) + 2)
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = await Bus.connect(f"nats://127.0.0.1:{port}", keyring=keyring, sender="s")
+    try:
+        await bus.subscribe("t.flushed", lambda m: None)
+        await bus.flush()
+        assert any(line.startswith(b"SUB t.flushed ") for line in seen_when_ponged[-1])
+    finally:
+        await bus.close()
+        server.close()
