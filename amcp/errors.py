@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmcpError",
+    "CircuitOpen",
     "ConfigError",
     "ConnectError",
     "EncodeError",
@@ -54,3 +55,8 @@ class NoResponders(AmcpError):
 
 class ServerError(AmcpError):
     """The embedded nats-server failed to start or stop."""
+
+
+class CircuitOpen(AmcpError):
+    """A request was refused without sending: its destination's circuit breaker is open
+    after repeated failures (Bus.request_with_retry)."""

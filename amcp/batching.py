@@ -1,0 +1,431 @@
+"""The bus side of batching: per-subject batches under a netopt strategy, one flusher task.
+
+`Batcher.submit` encodes a message at once (so a bad body raises at the caller), records
+it in the traffic sampler of its subject family and queues it in its subject's
+`BatchAccumulator`. A batch that fills up (count or bytes) is sent by the publisher
+itself; one that must wait for its linger deadline, or that natural batching sends as soon
+as the loop comes round, is sent by the flusher task. A tuning task re-derives adaptive
+policies on the strategy's schedule. `close()` sends everything still queued.
+
+Ordering: a batch is taken out of its accumulator, sealed and handed to nats-py with no
+await in between, so the frames of one subject leave in the order their messages were
+published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from amcp.envelope import MAC_SIZE
+from amcp.errors import AmcpError, ConfigError, EncodeError
+from amcp.framebody import Item, encode_item
+from amcp.protocol import Sealer
+from amcp.ratelog import RateLimitedLog
+from amcp.subjects import validate_subject
+from netopt import (
+    MIN_BINS,
+    AdaptiveBatching,
+    BatchAccumulator,
+    BatchingStrategy,
+    BatchPolicy,
+    FixedBatching,
+    PolicyLimits,
+    TrafficClass,
+    TrafficSampler,
+    analyse,
+    choose_policy,
+)
+
+__all__ = [
+    "Batcher",
+    "BatchingMode",
+    "FamilyTraffic",
+    "describe_traffic",
+    "make_strategy",
+    "subject_family",
+]
+
+log = logging.getLogger("amcp.batching")
+
+BatchingMode = Literal["off", "adaptive"] | BatchPolicy | BatchingStrategy
+"""How a bus batches: "off", "adaptive" (the default), one fixed `BatchPolicy` for every
+subject, or any `BatchingStrategy` (an `AdaptiveBatching` with your own limits)."""
+Send = Callable[[str, bytes], Awaitable[None]]
+
+FAMILY_TOKENS = 2
+_NAMESPACE = "amcp"
+_MAX_LANES = 4096
+# Envelope bytes besides kind, headers and body, at their largest (DESIGN: names <= 128).
+_ENVELOPE_OVERHEAD = 1 + 1 + 1 + 18 + 131 + 9 + 9 + 9 + 131 + MAC_SIZE
+
+
+def subject_family(subject: str) -> str:
+    """The traffic family of a subject: its first two tokens ("tasks.s1.result" ->
+    "tasks.s1"), after the "amcp.<cluster>" namespace for amcp's own subjects
+    ("amcp.prod.ctx.delta.x" -> "amcp.prod.ctx.delta"), which would otherwise lump
+    every system area into one family."""
+    tokens = subject.split(".", FAMILY_TOKENS + 2)
+    keep = FAMILY_TOKENS + 2 if tokens[0] == _NAMESPACE else FAMILY_TOKENS
+    return ".".join(tokens[:keep])
+
+
+def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrategy | None:
+    """The strategy for a `BatchingMode` (None for "off"); "adaptive" analyses `sampler`."""
+    if mode == "off":
+        return None
+    if mode == "adaptive":
+        return AdaptiveBatching(sampler)
+    if isinstance(mode, BatchPolicy):
+        return FixedBatching(mode)
+    if isinstance(mode, str) or not hasattr(mode, "policy_for"):
+        raise ConfigError(
+            f"batching must be 'off', 'adaptive', a BatchPolicy or a strategy, got {mode!r}"
+        )
+    return mode
+
+
+class _Lane:
+    """Per-subject state: its family, when it last saw a message, its open batch."""
+
+    __slots__ = ("acc", "family", "last_at")
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self.last_at = -math.inf
+        self.acc: BatchAccumulator[Item] | None = None
+
+
+class Batcher:
+    """Coalesces published messages per subject into signed batch frames."""
+
+    def __init__(self, sealer: Sealer, send: Send, strategy: BatchingStrategy) -> None:
+        """Start batching for `sealer`'s sender; `send(subject, frame)` publishes a frame.
+        An `AdaptiveBatching` strategy is fed from its own sampler and re-tuned on its own
+        interval; any other strategy is used as it is. Needs a running event loop."""
+        adaptive = isinstance(strategy, AdaptiveBatching)
+        self.sealer = sealer
+        self.strategy = strategy
+        self.sampler: TrafficSampler | None = strategy.sampler if adaptive else None
+        self.limits = sealer.limits
+        self.frames = 0
+        self.messages = 0
+        self.flushes: Counter[str] = Counter()
+        self.send_errors = 0
+        self.tune_seconds_used = 0.0  # wall time spent re-deriving policies
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
+        self._lanes: dict[str, _Lane] = {}
+        self._open: dict[str, _Lane] = {}  # lanes with queued messages
+        self._max_item = self.limits.max_frame_bytes - _ENVELOPE_OVERHEAD
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._ratelog = RateLimitedLog(log)
+        self._closed = False
+        self._flusher = asyncio.create_task(self._run_flusher(), name="amcp-batch-flusher")
+        self._tuner = (
+            asyncio.create_task(self._run_tuner(strategy.interval_seconds), name="amcp-tuner")
+            if adaptive
+            else None
+        )
+
+    # -- publishing -------------------------------------------------------------------
+
+    def submit(
+        self, subject: str, body: Any, kind: str, headers: dict[str, str] | None
+    ) -> Awaitable[None] | None:
+        """Queue one message. Returns an awaitable if batches filled up and must be sent
+        now (the publisher sends them: backpressure), else None. Raises EncodeError or
+        ConfigError at once for a message that could never be sent."""
+        if self._closed:
+            raise AmcpError("the bus is closed; nothing more can be published")
+        item = encode_item(kind, headers, body)
+        nbytes = len(item[0]) + len(item[1])
+        if nbytes > self._max_item:
+            raise EncodeError(
+                f"message of {nbytes} bytes exceeds the {self.limits.max_frame_bytes}-byte "
+                "frame limit"
+            )
+        now = self._clock()
+        lane = self._lanes.get(subject)
+        if lane is None:
+            lane = self._new_lane(subject)
+        if self.sampler is not None:
+            self.sampler.record(lane.family, nbytes, now)
+        acc = lane.acc
+        if acc is None:
+            acc = lane.acc = BatchAccumulator(self._policy(lane, now))
+            self._open[subject] = lane
+            self._arm(now + acc.policy.linger_seconds)
+        lane.last_at = now
+        full = acc.add(item, nbytes, now)
+        if not full:
+            return None
+        if not len(acc):
+            lane.acc = None
+            del self._open[subject]
+        return self._send_all(
+            subject, [f for b in full for f in self._seal(subject, b.items, b.reason)]
+        )
+
+    def _new_lane(self, subject: str) -> _Lane:
+        validate_subject(subject)
+        if len(self._lanes) >= _MAX_LANES:
+            # Bounded: forget idle lanes (a forgotten lane only loses its last_at).
+            for name in [s for s, lane in self._lanes.items() if lane.acc is None]:
+                del self._lanes[name]
+        lane = self._lanes[subject] = _Lane(subject_family(subject))
+        return lane
+
+    def _policy(self, lane: _Lane, now: float) -> BatchPolicy:
+        """The family's policy, without linger for a message with no predecessor within
+        the linger: nothing suggests company is coming, so it must not wait for any."""
+        policy = self.strategy.policy_for(lane.family)
+        if policy.max_messages > self.limits.max_batch:
+            policy = replace(policy, max_messages=self.limits.max_batch)
+        if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
+            return replace(policy, linger_seconds=0.0)
+        return policy
+
+    def _seal(self, subject: str, items: tuple[Item, ...], reason: str) -> list[bytes]:
+        """Frames carrying `items`; halves a batch that a small frame limit cannot hold."""
+        try:
+            frame = self.sealer.seal_items(subject, items)
+        except EncodeError:
+            if len(items) == 1:
+                raise
+            half = len(items) // 2
+            return self._seal(subject, items[:half], reason) + self._seal(
+                subject, items[half:], reason
+            )
+        self.frames += 1
+        self.messages += len(items)
+        self.flushes[reason] += 1
+        return [frame]
+
+    async def _send_all(self, subject: str, frames: list[bytes]) -> None:
+        for frame in frames:
+            await self._send(subject, frame)
+
+    # -- flushing ---------------------------------------------------------------------
+
+    def _arm(self, deadline: float) -> None:
+        """Make the flusher run at `deadline` (at the next loop turn if it has passed)."""
+        if deadline <= self._clock():
+            self._wake.set()
+        elif deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        self._wake.set()
+
+    async def _run_flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush(due_only=True)
+
+    async def _send_batch(self, subject: str, items: tuple[Item, ...], reason: str) -> None:
+        """Seal and send one batch off the publish path: a failure is counted and logged
+        (nobody is awaiting it), and the other batches still go."""
+        try:
+            await self._send_all(subject, self._seal(subject, items, reason))
+        except Exception:
+            self.send_errors += 1
+            self._ratelog.log(
+                logging.ERROR,
+                "send",
+                "sending a batch of %d on %s failed",
+                len(items),
+                subject,
+                exc_info=True,
+            )
+
+    async def _flush(self, *, due_only: bool) -> None:
+        """Send the batches whose deadline has come (or every batch), then re-arm."""
+        now = self._clock()
+        for subject in list(self._open):
+            lane = self._open.get(subject)
+            if lane is None or lane.acc is None:
+                continue
+            batches = lane.acc.due(now) if due_only else lane.acc.drain()
+            if not batches:
+                continue
+            lane.acc = None
+            del self._open[subject]
+            await self._send_batch(subject, batches[0].items, batches[0].reason)
+        deadlines = [lane.acc.next_deadline() for lane in self._open.values() if lane.acc]
+        if deadlines:
+            self._arm(min(d for d in deadlines if d is not None))
+
+    async def flush(self) -> None:
+        """Send every queued message now, whatever its linger."""
+        await self._flush(due_only=False)
+
+    def holds(self, subject: str) -> bool:
+        """Whether messages to `subject` are waiting in an open batch."""
+        return subject in self._open
+
+    async def flush_subject(self, subject: str) -> None:
+        """Send `subject`'s open batch now (before a message that bypasses batching, so
+        the subject's messages stay in order)."""
+        lane = self._open.pop(subject, None)
+        if lane is not None and lane.acc is not None:
+            batches = lane.acc.drain()
+            lane.acc = None
+            if batches:
+                await self._send_batch(subject, batches[0].items, "bypass")
+
+    async def close(self) -> None:
+        """Stop the tasks and send everything still queued: nothing is left unsent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._flusher, self._tuner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.flush()
+
+    def traffic(self) -> list[FamilyTraffic]:
+        """The analyser's view of each family this batcher sampled (adaptive only)."""
+        if self.sampler is None or not isinstance(self.strategy, AdaptiveBatching):
+            return []
+        return describe_traffic(self.sampler, self._clock(), self.strategy.limits)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in open batches."""
+        return sum(len(lane.acc) for lane in self._open.values() if lane.acc)
+
+    # -- tuning -----------------------------------------------------------------------
+
+    async def _run_tuner(self, interval: float) -> None:
+        await asyncio.sleep(interval)
+        # The analyser imports scipy.signal on first use, ~0.6 s of import: do that in a
+        # worker thread, not on the loop. (Waiting one interval first spares short-lived
+        # processes, which exit before any family has enough history to analyse.)
+        await self._loop.run_in_executor(None, importlib.import_module, "scipy.signal")
+        while True:
+            try:
+                await self.tune()
+            except Exception:
+                self._ratelog.log(
+                    logging.ERROR, "tune", "re-deriving policies failed", exc_info=True
+                )
+            await asyncio.sleep(interval)
+
+    async def tune(self) -> None:
+        """Re-derive policies if due; open batches of a family whose policy changed are
+        sent at once (closing a batch early never delays anything)."""
+        started = time.perf_counter()
+        changed = self.strategy.maybe_update(self._clock())
+        self.tune_seconds_used += time.perf_counter() - started
+        if not changed:
+            return
+        for subject in list(self._open):
+            lane = self._open.get(subject)
+            if lane is None or lane.acc is None or lane.family not in changed:
+                continue
+            batches = lane.acc.set_policy(changed[lane.family])
+            if batches:
+                lane.acc = None
+                del self._open[subject]
+                await self._send_batch(subject, batches[0].items, batches[0].reason)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyTraffic:
+    """What the analyser makes of one subject family's traffic."""
+
+    family: str
+    messages: int
+    bytes: int
+    rate: float
+    """Messages per second over the observed window."""
+    active_rate: float
+    traffic_class: TrafficClass | None
+    """None when fewer than MIN_BINS bins were observed (too short to classify)."""
+    period_seconds: float | None
+    flatness: float | None
+    policy: BatchPolicy
+    """The batching an adaptive bus would put in force for this traffic."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "rate": self.rate,
+            "active_rate": self.active_rate,
+            "class": None if self.traffic_class is None else str(self.traffic_class),
+            "period_seconds": self.period_seconds,
+            "flatness": self.flatness,
+            "policy": {
+                "max_messages": self.policy.max_messages,
+                "max_bytes": self.policy.max_bytes,
+                "linger_ms": self.policy.linger_seconds * 1000,
+            },
+        }
+
+
+def describe_traffic(
+    sampler: TrafficSampler, now: float, limits: PolicyLimits | None = None
+) -> list[FamilyTraffic]:
+    """Every family the sampler tracks, busiest first, analysed as AdaptiveBatching would."""
+    limits = limits or PolicyLimits()
+    out = []
+    for family in sampler.families():
+        counts = sampler.series(family, now)
+        nbytes = int(sampler.bytes_series(family, now).sum())
+        messages = int(counts.sum())
+        seconds = max(counts.size, 1) * sampler.bin_seconds
+        if counts.size < MIN_BINS:
+            out.append(
+                FamilyTraffic(
+                    family,
+                    messages,
+                    nbytes,
+                    messages / seconds,
+                    messages / seconds,
+                    None,
+                    None,
+                    None,
+                    limits.natural(),
+                )
+            )
+            continue
+        analysis = analyse(counts, sampler.bin_seconds)
+        out.append(
+            FamilyTraffic(
+                family,
+                messages,
+                nbytes,
+                analysis.mean_rate,
+                analysis.active_rate,
+                analysis.traffic_class,
+                analysis.period_seconds,
+                analysis.flatness,
+                choose_policy(analysis, limits),
+            )
+        )
+    out.sort(key=lambda t: t.rate, reverse=True)
+    return out
