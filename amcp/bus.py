@@ -150,6 +150,7 @@ class Bus:
         self._pending: dict[str, tuple[asyncio.Future[Message], str]] = {}
         self._next_token = 0
         self._keyring_task: asyncio.Task[None] | None = None
+        self._js: Any = None  # the JetStream context, made on first use
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -364,12 +365,29 @@ class Bus:
         timeout: float = 2.0,
     ) -> int:
         """Sign and publish into a JetStream stream; return its stream sequence once stored."""
+        stored = await self.send_durable(subject, body, kind=kind, headers=headers, timeout=timeout)
+        return await stored
+
+    async def send_durable(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        kind: str = "msg",
+        headers: dict[str, str] | None = None,
+        timeout: float = 2.0,
+    ) -> Awaitable[int]:
+        """Sign and hand one message to JetStream. Returns once it is sent, in call order,
+        with an awaitable (await it) of its stream sequence: several writes can then be in
+        flight and still be stored in the order they were sent."""
         frame = self.sealer.seal(subject, body, kind, headers)
+        if self._js is None:  # one context: publish_async keeps its reply inbox there
+            self._js = self.nc.jetstream()
         try:
-            ack = await self.nc.jetstream().publish(subject, frame, timeout=timeout)
+            ack = await self._js.publish_async(subject, frame)
         except Exception as exc:
-            raise AmcpError(f"JetStream did not store the message on {subject}: {exc}") from None
-        return ack.seq
+            raise AmcpError(f"JetStream did not take the message on {subject}: {exc}") from None
+        return _stored(ack, subject, timeout)
 
     async def read_stream(
         self,
@@ -465,6 +483,14 @@ class Bus:
                     )
             except AmcpError as exc:
                 log.error("keyring reload failed, keeping the old keys: %s", exc)
+
+
+async def _stored(ack: asyncio.Future[Any], subject: str, timeout: float) -> int:
+    try:
+        return (await asyncio.wait_for(ack, timeout)).seq
+    except Exception as exc:
+        why = str(exc) or type(exc).__name__
+        raise AmcpError(f"JetStream did not store the message on {subject}: {why}") from None
 
 
 def _expire(fut: asyncio.Future[Message], subject: str, timeout: float) -> None:
