@@ -4,6 +4,11 @@ Every outbound message is sealed (signed, numbered) and every inbound frame is o
 (verified, replay-checked) before user code sees it. A rejected frame is counted by reason
 and logged, rate-limited; it never raises into a handler. A handler that raises is logged
 and the subscription goes on.
+
+Published messages are batched per subject (amcp.batching, netopt) unless batching is off
+or the message is `immediate` or high-attention; batch frames are split on receipt.
+Requests get adaptive timeouts (RFC 6298) and, through `request_with_retry`, a circuit
+breaker per destination with jittered retries (docs/PROTOCOL.md, "Batches and compression").
 """
 
 from __future__ import annotations
@@ -22,14 +27,24 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg as NatsMsg
 from nats.nuid import NUID
 
-from amcp.envelope import FrameLimits
-from amcp.errors import AmcpError, ConnectError, FrameRejected, NoResponders, RequestTimeout
+from amcp.batching import Batcher, BatchingMode, FamilyTraffic, make_strategy, subject_family
+from amcp.envelope import FLAG_BATCH, FrameLimits
+from amcp.errors import (
+    AmcpError,
+    CircuitOpen,
+    ConnectError,
+    FrameRejected,
+    NoResponders,
+    RequestTimeout,
+)
+from amcp.framebody import encode_item
 from amcp.keyring import Keyring
 from amcp.message import REPLY_HEADER, Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.replay import ReplayGuard
 from amcp.subjects import Subjects, validate_subject
+from netopt import Backoff, CircuitBreaker, PerKey, RtoEstimator, TrafficSampler
 
 __all__ = ["Bus", "Message", "Subscription"]
 
@@ -68,19 +83,26 @@ class Subscription:
         except FrameRejected as rejected:
             self.bus._note_rejection(rejected, subject)
             return
-        self.delivered += 1
-        if self._queue is not None:
-            await self._queue.put(msg)  # bounded: a slow reader backs up into NATS's limits
-            return
-        try:
-            if self._is_async:
-                await self._handler(msg)  # type: ignore[misc]
-            else:
-                result = self._handler(msg)  # type: ignore[misc]
-                if result is not None and inspect.isawaitable(result):
-                    await result
-        except Exception:
-            self._handler_failed(msg.sender)
+        if msg.env.flags & FLAG_BATCH:
+            batch, dropped = self.opener.split(msg)
+            for rejected in dropped:
+                self.bus._note_rejection(rejected, subject)
+        else:
+            batch = (msg,)
+        for msg in batch:
+            self.delivered += 1
+            if self._queue is not None:
+                await self._queue.put(msg)  # bounded: a slow reader backs up into NATS
+                continue
+            try:
+                if self._is_async:
+                    await self._handler(msg)  # type: ignore[misc]
+                else:
+                    result = self._handler(msg)  # type: ignore[misc]
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+            except Exception:
+                self._handler_failed(msg.sender)
 
     def _handler_failed(self, sender: str) -> None:
         self.bus.handler_errors += 1
@@ -130,6 +152,9 @@ class Bus:
         replay_window: int = 1024,
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
+        batching: BatchingMode = "adaptive",
+        compress_threshold: int | None = 1024,
+        attention_threshold: float = 0.8,
     ) -> None:
         self.nc = nc
         self.keyring = keyring
@@ -138,7 +163,16 @@ class Bus:
         self.subjects = Subjects(cluster)
         self.limits = limits or FrameLimits()
         self.stats = RejectionStats()
-        self.sealer = Sealer(sender, keyring, limits=self.limits)
+        self.sealer = Sealer(
+            sender, keyring, limits=self.limits, compress_threshold=compress_threshold
+        )
+        self.attention_threshold = attention_threshold
+        self.batcher: Batcher | None = None  # started with the connection (needs a loop)
+        self._strategy = make_strategy(batching, TrafficSampler())
+        self.rtos: PerKey[str, RtoEstimator] = PerKey(RtoEstimator)
+        """Adaptive request timeouts, one estimator per destination subject family."""
+        self.breakers: PerKey[str, CircuitBreaker] = PerKey(CircuitBreaker)
+        """Circuit breakers of `request_with_retry`, one per destination subject."""
         self.handler_errors = 0
         self.on_reject: Callable[[str, str, str], None] | None = None
         self._guard_args = (replay_window, int(skew_seconds * 1000), max_senders)
@@ -168,10 +202,19 @@ class Bus:
         replay_window: int = 1024,
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
+        batching: BatchingMode = "adaptive",
+        compress_threshold: int | None = 1024,
+        attention_threshold: float = 0.8,
         connect_attempts: int = 2,
         **nats_options: Any,
     ) -> Bus:
-        """Connect and start the reply inbox. Reconnects forever once connected."""
+        """Connect and start the reply inbox. Reconnects forever once connected.
+
+        `batching`: "adaptive" (per subject family, from the traffic analyser), "off", a
+        fixed `netopt.BatchPolicy`, or any `netopt.BatchingStrategy`. `compress_threshold`:
+        bodies of at least this many bytes go zlib-compressed when that shrinks the frame
+        (None: never). `attention_threshold`: `publish(..., attention=a)` with a >= it
+        bypasses batching."""
         urls = [servers] if isinstance(servers, str) else list(servers)
         sender = sender or f"{socket.gethostname()}-{os.getpid()}"
         bus = cls(
@@ -183,6 +226,9 @@ class Bus:
             replay_window=replay_window,
             skew_seconds=skew_seconds,
             max_senders=max_senders,
+            batching=batching,
+            compress_threshold=compress_threshold,
+            attention_threshold=attention_threshold,
         )
         options: dict[str, Any] = {
             "name": sender,
@@ -225,6 +271,8 @@ class Bus:
 
     async def _start(self) -> None:
         self._inbox_sub = await self.nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+        if self._strategy is not None:
+            self.batcher = Batcher(self.sealer, self.nc.publish, self._strategy)
         if self.keyring.path is not None:
             self._keyring_task = asyncio.create_task(self._watch_keyring())
 
@@ -238,6 +286,8 @@ class Bus:
         for fut, _ in self._pending.values():
             if not fut.done():
                 fut.set_exception(AmcpError("bus closed"))
+        if self.batcher is not None:
+            await self.batcher.close()  # sends every queued message before the drain
         with contextlib.suppress(Exception):
             await self.nc.drain()
         with contextlib.suppress(Exception):
@@ -266,14 +316,39 @@ class Bus:
     # -- messaging --------------------------------------------------------------------
 
     def publish(
-        self, subject: str, body: Any, *, kind: str = "msg", headers: dict[str, str] | None = None
+        self,
+        subject: str,
+        body: Any,
+        *,
+        kind: str = "msg",
+        headers: dict[str, str] | None = None,
+        immediate: bool = False,
+        attention: float | None = None,
     ) -> Awaitable[None]:
         """Sign and publish one message; await the result.
 
-        A plain function returning nats-py's coroutine, not a coroutine of its own: one
-        frame less per message on the hottest path (signing errors still raise here).
+        With batching on, the message joins its subject's batch (sent when full, at its
+        linger deadline, on `flush` or `close`; a message with no recent predecessor is
+        sent as soon as the loop comes round). `immediate=True`, or an `attention` score
+        of at least `attention_threshold`, sends it now in a frame of its own, after any
+        batch already open on the subject (so a subject's messages stay in order).
+        Encoding errors raise here either way.
+
+        A plain function returning a coroutine, not a coroutine of its own: one frame less
+        per message on the hottest path.
         """
+        batcher = self.batcher
+        if batcher is not None:
+            if not immediate and (attention is None or attention < self.attention_threshold):
+                return batcher.submit(subject, body, kind, headers) or _queued()
+            if batcher.holds(subject):
+                frame = self.sealer.seal(subject, body, kind, headers)
+                return self._publish_after_batch(batcher, subject, frame)
         return self.nc.publish(subject, self.sealer.seal(subject, body, kind, headers))
+
+    async def _publish_after_batch(self, batcher: Batcher, subject: str, frame: bytes) -> None:
+        await batcher.flush_subject(subject)
+        await self.nc.publish(subject, frame)
 
     async def publish_frame(self, subject: str, frame: bytes, reply: str = "") -> None:
         """Publish pre-sealed bytes (batches, tests that forge or replay frames)."""
@@ -301,27 +376,94 @@ class Bus:
         subject: str,
         body: Any,
         *,
-        timeout: float = 2.0,
+        timeout: float | None = 2.0,
         kind: str = "req",
         headers: dict[str, str] | None = None,
     ) -> Message:
-        """Send a signed request and await one verified reply."""
+        """Send a signed request and await one verified reply.
+
+        Every answered request is a round-trip sample for its destination's subject
+        family (`rtos`, RFC 6298). `timeout=None` waits for that adaptive timeout (SRTT
+        plus four RTTVAR, 0.1 s to 60 s, 1 s before the first sample), which doubles after
+        each adaptive timeout until the next answer.
+        """
+        rto = self.rtos.get(subject_family(subject))
+        wait = rto.rto if timeout is None else timeout
         self._next_token += 1
         token = str(self._next_token)
         reply = f"{self._inbox}.{token}"
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Message] = loop.create_future()
         self._pending[token] = (fut, subject)
-        timer = loop.call_later(timeout, _expire, fut, subject, timeout)
+        timer = loop.call_later(wait, _expire, fut, subject, wait)
         try:
             all_headers = {REPLY_HEADER: reply, **headers} if headers else {REPLY_HEADER: reply}
-            await self.nc.publish(
-                subject, self.sealer.seal(subject, body, kind, all_headers), reply=reply
-            )
-            return await fut
+            frame = self.sealer.seal(subject, body, kind, all_headers)
+            if self.batcher is not None and self.batcher.holds(subject):
+                await self.batcher.flush_subject(subject)  # keep the subject's order
+            started = loop.time()
+            await self.nc.publish(subject, frame, reply=reply)
+            msg = await fut
+        except RequestTimeout:
+            if timeout is None:
+                rto.backoff()
+            raise
         finally:
             timer.cancel()
             self._pending.pop(token, None)
+        rto.observe(loop.time() - started)
+        return msg
+
+    async def request_with_retry(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        backoff: Backoff = Backoff(),  # noqa: B008 (frozen, so safe to share)
+        timeout: float | None = None,
+        kind: str = "req",
+        headers: dict[str, str] | None = None,
+    ) -> Message:
+        """A request retried on timeout or no responders, for idempotent operations only
+        (the responder may see it more than once).
+
+        Up to `backoff.max_retries` retries after full-jitter delays; each attempt waits
+        `timeout` (None: the adaptive RTO). A circuit breaker per destination subject
+        (`breakers`) counts failures across calls: once open it refuses at once with
+        CircuitOpen, until its open period ends and a probe request succeeds.
+        """
+        # An unsendable body is the caller's error, not the destination's: refuse it
+        # before the breaker counts an attempt.
+        encode_item(kind, headers, body)
+        breaker = self.breakers.get(subject)
+        loop = asyncio.get_running_loop()
+        failure: AmcpError | None = None
+        for attempt in range(backoff.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(backoff.delay(attempt - 1))
+            if not breaker.allow(loop.time()):
+                raise CircuitOpen(
+                    f"circuit for {subject} is {breaker.state}: too many failed requests; "
+                    f"not sending for up to {breaker.open_seconds:g} s"
+                ) from failure
+            try:
+                msg = await self.request(subject, body, timeout=timeout, kind=kind, headers=headers)
+            except (RequestTimeout, NoResponders) as exc:
+                breaker.on_failure(loop.time())
+                failure = exc
+                continue
+            except BaseException:  # cancelled or disconnected: the attempt must be reported
+                breaker.on_failure(loop.time())
+                raise
+            breaker.on_success()
+            return msg
+        assert failure is not None
+        raise failure
+
+    def traffic(self) -> list[FamilyTraffic]:
+        """What the traffic analyser makes of this bus's batched publishing, per subject
+        family (empty unless batching is adaptive)."""
+        return [] if self.batcher is None else self.batcher.traffic()
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Return once the server has processed everything sent so far (subs included).
@@ -330,8 +472,11 @@ class Bus:
         socket while SUB/PUB commands wait in its pending buffer for the flusher task, so
         one PONG can come back before a just-issued SUB reached the server (the bug the
         older nats.py2 fixed in its PR #24). By the first PONG the woken flusher has
-        written that buffer, so the second PING travels behind it.
+        written that buffer, so the second PING travels behind it. Open batches are sent
+        first, whatever their linger.
         """
+        if self.batcher is not None:
+            await self.batcher.flush()
         await self.nc.flush(timeout=timeout)
         await self.nc.flush(timeout=timeout)
 
@@ -491,6 +636,10 @@ async def _stored(ack: asyncio.Future[Any], subject: str, timeout: float) -> int
     except Exception as exc:
         why = str(exc) or type(exc).__name__
         raise AmcpError(f"JetStream did not store the message on {subject}: {why}") from None
+
+
+async def _queued() -> None:
+    """What `publish` returns for a message that joined a batch: nothing left to wait for."""
 
 
 def _expire(fut: asyncio.Future[Message], subject: str, timeout: float) -> None:

@@ -16,7 +16,13 @@ REPLY_HEADER = "reply-to"  # signed reply subject; NATS's own reply field is not
 
 class _Publisher(Protocol):
     def publish(
-        self, subject: str, body: Any, *, kind: str = ..., headers: dict[str, str] | None = ...
+        self,
+        subject: str,
+        body: Any,
+        *,
+        kind: str = ...,
+        headers: dict[str, str] | None = ...,
+        immediate: bool = ...,
     ) -> Any: ...
 
 
@@ -50,7 +56,7 @@ class Message:
         reply = self.reply_to
         if reply is None or self.bus is None:
             raise AmcpError(f"message on {self.subject} is not a request; nothing to reply to")
-        await self.bus.publish(reply, body, kind=kind, headers=headers)
+        await self.bus.publish(reply, body, kind=kind, headers=headers, immediate=True)
 
     def __repr__(self) -> str:
         return (
