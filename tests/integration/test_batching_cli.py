@@ -1,0 +1,111 @@
+"""`amcp traffic` as a user runs it, against live traffic on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import amcp_bin
+
+
+async def publish_until(bus, done: asyncio.Event) -> dict[str, int]:
+    """~1 000 msg/s steady on one family, a 40-message pulse every 0.5 s on another."""
+    loop = asyncio.get_running_loop()
+    sent = {"steady": 0, "pulse": 0}
+    next_pulse = loop.time()
+    while not done.is_set():
+        for _ in range(2):
+            await bus.publish("tr.steady.x", sent["steady"])
+            sent["steady"] += 1
+        if loop.time() >= next_pulse:
+            next_pulse += 0.5
+            for _ in range(40):
+                await bus.publish("tr.pulse.y", sent["pulse"])
+                sent["pulse"] += 1
+        await asyncio.sleep(0.002)
+    return sent
+
+
+async def test_traffic_json_and_plot(make_bus, cli_env, tmp_path):
+    bus = await make_bus("publisher")
+    plot = tmp_path / "spectrum.png"
+    done = asyncio.Event()
+    publisher = asyncio.create_task(publish_until(bus, done))
+    proc = await asyncio.create_subprocess_exec(
+        amcp_bin(),
+        "traffic",
+        "--seconds",
+        "3",
+        "--json",
+        "--plot",
+        str(plot),
+        "--subject",
+        "tr.>",
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        done.set()
+        await publisher
+    assert proc.returncode == 0, err.decode()
+    doc = json.loads(out)
+    families = {f["family"]: f for f in doc["families"]}
+    assert set(families) == {"tr.steady", "tr.pulse"}
+    steady, pulse = families["tr.steady"], families["tr.pulse"]
+    assert steady["class"] == "steady" and steady["messages"] > 500
+    assert 300 < steady["rate"] < 1500
+    assert pulse["class"] in ("periodic", "bursty")
+    if pulse["class"] == "periodic":
+        assert pulse["period_seconds"] == pytest.approx(0.5, abs=0.1)
+    assert pulse["active_rate"] > pulse["rate"]  # the rate inside its pulses
+    for family in (steady, pulse):
+        assert set(family["policy"]) == {"max_messages", "max_bytes", "linger_ms"}
+    assert doc["rejected"] == {}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seconds", "1"], "--seconds must be at least"),
+        (["--subject", "a b"], "invalid subject"),
+        (["--seconds", "x"], "invalid float value"),
+    ],
+)
+def test_traffic_usage_errors_exit_2_with_one_line(args, message, cli_env):
+    result = subprocess.run(
+        [amcp_bin(), "traffic", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_plot_without_matplotlib_says_what_to_install(cli_env):
+    hide = (
+        "import sys; sys.modules['matplotlib'] = None; from amcp.cli.main import main; "
+        "sys.exit(main(['traffic', '--plot', 'x.png', '--seconds', '3']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'amcp[plot]'" in result.stderr
