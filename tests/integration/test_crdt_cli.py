@@ -1,0 +1,155 @@
+"""`amcp ctx` as a user runs it: writes and reads under concerns against durable members,
+exit 3 (with the ack count) when a concern is missed, 2 on usage errors, 1 on a failed
+operation, and `serve` stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from amcp import Bus
+from crdt import ContextStore
+from tests.conftest import amcp_bin
+
+MakeBus = Callable[..., Awaitable[Bus]]
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return {**cli_env, "AMCP_CLUSTER": f"t{uuid.uuid4().hex[:10]}"}
+
+
+@pytest.fixture
+async def members(
+    make_bus: MakeBus, env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[list[ContextStore]]:
+    """Three durable members in this process (the event loop keeps serving them while a
+    CLI subprocess runs)."""
+    stores = []
+    for i in range(3):
+        bus = await make_bus(f"m{i}", cluster=env["AMCP_CLUSTER"])
+        stores.append(await ContextStore.open(bus, replica_id=f"m{i}", data_dir=tmp_path / f"m{i}"))
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def ctx(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        amcp_bin(),
+        "ctx",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_writes_and_reads_under_concerns(
+    members: list[ContextStore], env: dict[str, str]
+) -> None:
+    code, out, _ = await ctx(env, "incr", "hits", "5", "--write", "majority", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["ok"] and doc["value"] == 5 and doc["needed"] == 2 and doc["acks"] >= 2
+    assert (await ctx(env, "incr", "hits", "--write", "all"))[1].startswith("hits = 6 (3 of 3")
+    assert (await ctx(env, "set", "cfg", '{"a": 1}'))[0] == 0
+    assert (await ctx(env, "set", "agents", "--field", "a1", "S1"))[0] == 0
+    assert (await ctx(env, "add", "tags", "x"))[0] == 0
+    assert (await ctx(env, "add", "tags", "7"))[0] == 0
+    assert (await ctx(env, "remove", "tags", "x"))[0] == 0
+    assert (await ctx(env, "decr", "bal", "2"))[0] == 0
+    code, out, _ = await ctx(env, "get", "hits", "--read", "all", "--json")
+    assert (code, json.loads(out)) == (0, {"key": "hits", "value": 6, "found": True})
+    code, out, _ = await ctx(env, "dump", "--read", "majority", "--json")
+    assert json.loads(out) == {
+        "agents": {"a1": "S1"},
+        "bal": -2,
+        "cfg": {"a": 1},
+        "hits": 6,
+        "tags": [7],
+    }
+    assert all(m.local("hits") == 6 for m in members)
+    code, out, _ = await ctx(env, "replicas", "--json")
+    assert json.loads(out)["members"] == ["m0", "m1", "m2"]
+
+
+async def test_a_missed_concern_exits_3_and_says_how_many_acknowledged(
+    members: list[ContextStore], env: dict[str, str]
+) -> None:
+    await members[1].close()
+    await members[2].close()  # stopped members still count: 1 of 3 live
+    code, out, err = await ctx(
+        env, "incr", "hits", "--write", "majority", "--timeout", "0.5", "--json"
+    )
+    assert code == 3
+    assert json.loads(out) == {"ok": False, "acks": 1, "needed": 2, "level": "majority"}
+    assert "1 of 2 replicas acknowledged" in err and "not done" in err
+    code, _, err = await ctx(env, "get", "hits", "--read", "all", "--timeout", "0.5")
+    assert code == 3 and "1 of 3 replicas answered" in err
+    assert (await ctx(env, "incr", "hits", "--write", "one"))[0] == 0
+
+
+async def test_usage_errors_exit_2_and_failed_operations_exit_1(
+    members: list[ContextStore], env: dict[str, str]
+) -> None:
+    for args in (
+        ["incr", "k", "--write", "quorum"],
+        ["incr", "k", "0"],
+        ["incr", "k", "x"],
+        ["get", "k" * 200],
+        ["get", "k", "--timeout", "-1"],
+        ["serve", "--data-dir", "d", "--id", "bad.id"],
+        ["serve"],
+        ["set", "_ctx.replicas", "1"],
+    ):
+        code, _, err = await ctx(env, *args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert (await ctx(env, "incr", "n"))[0] == 0
+    code, _, err = await ctx(env, "decr", "n")  # a grow-only counter cannot go down
+    assert code == 1 and "gcounter" in err
+    code, out, err = await ctx(env, "get", "missing", "--json")
+    assert code == 1 and json.loads(out)["found"] is False and "no key" in err
+
+
+async def test_serve_runs_until_sigterm_and_exits_0(env: dict[str, str], tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "r")
+    proc = await asyncio.create_subprocess_exec(
+        amcp_bin(),
+        "ctx",
+        "serve",
+        "--data-dir",
+        data_dir,
+        "--id",
+        "r1",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        assert ready["replica"] == "r1" and ready["members"] == ["r1"]
+        code, _, err = await ctx(env, "serve", "--data-dir", data_dir)
+        assert code == 1 and "in use" in err  # one process per directory
+        assert (await ctx(env, "incr", "n", "3"))[0] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert (tmp_path / "r" / "snapshot").exists()
+    code, out, _ = await ctx(env, "serve", "--data-dir", data_dir, "--id", "other")
+    assert code == 1 and "holds replica 'r1'" in out + _
