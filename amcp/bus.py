@@ -43,6 +43,7 @@ from amcp.message import REPLY_HEADER, Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.replay import ReplayGuard
+from amcp.security import ConnectionSecurity
 from amcp.subjects import Subjects, validate_subject
 from netopt import Backoff, CircuitBreaker, PerKey, RtoEstimator, TrafficSampler
 
@@ -206,6 +207,7 @@ class Bus:
         compress_threshold: int | None = 1024,
         attention_threshold: float = 0.8,
         connect_attempts: int = 2,
+        security: ConnectionSecurity | None = None,
         **nats_options: Any,
     ) -> Bus:
         """Connect and start the reply inbox. Reconnects forever once connected.
@@ -214,7 +216,7 @@ class Bus:
         fixed `netopt.BatchPolicy`, or any `netopt.BatchingStrategy`. `compress_threshold`:
         bodies of at least this many bytes go zlib-compressed when that shrinks the frame
         (None: never). `attention_threshold`: `publish(..., attention=a)` with a >= it
-        bypasses batching."""
+        bypasses batching. `security`: NATS credentials and TLS (amcp.security)."""
         urls = [servers] if isinstance(servers, str) else list(servers)
         sender = sender or f"{socket.gethostname()}-{os.getpid()}"
         bus = cls(
@@ -245,6 +247,8 @@ class Bus:
             "disconnected_cb": bus._on_disconnect,
             "reconnected_cb": bus._on_reconnect,
         }
+        if security is not None:
+            options.update(security.nats_options())
         options.update(nats_options)
         try:
             await bus.nc.connect(servers=urls, **options)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from amcp.keyring import DEFAULT_KEYRING_PATH
+from amcp.security import ConnectionSecurity
 from amcp.subjects import validate_token
 
 __all__ = ["DEFAULT_NATS_URL", "Settings"]
@@ -23,6 +24,7 @@ class Settings(BaseModel):
     nats_urls: tuple[str, ...] = (DEFAULT_NATS_URL,)
     keyring_path: Path = DEFAULT_KEYRING_PATH
     cluster: str = "default"
+    security: ConnectionSecurity = ConnectionSecurity()
 
     @field_validator("nats_urls", mode="before")
     @classmethod
@@ -44,9 +46,14 @@ class Settings(BaseModel):
 
     @classmethod
     def resolve(
-        cls, nats: str | None = None, keyring: str | None = None, cluster: str | None = None
+        cls,
+        nats: str | None = None,
+        keyring: str | None = None,
+        cluster: str | None = None,
+        **security: str | None,
     ) -> Settings:
-        """Flags first, then AMCP_NATS_URL / AMCP_KEYRING / AMCP_CLUSTER, then defaults."""
+        """Flags first, then AMCP_NATS_URL / AMCP_KEYRING / AMCP_CLUSTER, then defaults.
+        `security` holds the flags of ConnectionSecurity.from_env (user, creds, tls_ca...)."""
         env = os.environ
         return cls(
             nats_urls=nats or env.get("AMCP_NATS_URL") or DEFAULT_NATS_URL,
@@ -54,4 +61,5 @@ class Settings(BaseModel):
                 keyring or env.get("AMCP_KEYRING") or DEFAULT_KEYRING_PATH
             ).expanduser(),
             cluster=cluster or env.get("AMCP_CLUSTER") or "default",
+            security=ConnectionSecurity.from_env(**security),
         )

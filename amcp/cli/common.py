@@ -47,6 +47,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (try --help)\n")
 
 
+# (flag, ConnectionSecurity.from_env keyword, metavar, help)
+SECURITY_FLAGS = (
+    ("--nats-user", "user", "USER", "NATS user name (env AMCP_NATS_USER)"),
+    (
+        "--nats-password-file",
+        "password_file",
+        "PATH",
+        "file holding the NATS password (env AMCP_NATS_PASSWORD_FILE)",
+    ),
+    ("--nats-creds", "creds", "PATH", "NATS credentials file (env AMCP_NATS_CREDS)"),
+    ("--nats-nkey", "nkey", "PATH", "file holding an nkey seed (env AMCP_NATS_NKEY)"),
+    ("--tls-ca", "tls_ca", "PATH", "CA that signed the servers' certificates (env AMCP_TLS_CA)"),
+    ("--tls-cert", "tls_cert", "PATH", "client certificate for mutual TLS (env AMCP_TLS_CERT)"),
+    ("--tls-key", "tls_key", "PATH", "key of the client certificate (env AMCP_TLS_KEY)"),
+)
+
+
 def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(
@@ -64,6 +81,12 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
         metavar="NAME",
         help="cluster namespace for amcp's own subjects (env AMCP_CLUSTER)",
     )
+    secure = parser.add_argument_group(
+        "NATS authentication and TLS",
+        "the password comes from env AMCP_NATS_PASSWORD or a file, never from a flag",
+    )
+    for flag, name, meta, text in SECURITY_FLAGS:
+        secure.add_argument(flag, dest=f"security_{name}", metavar=meta, help=text)
     if json_flag:
         parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
@@ -74,6 +97,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             getattr(args, "nats", None),
             getattr(args, "keyring", None),
             getattr(args, "cluster", None),
+            **{name: getattr(args, f"security_{name}", None) for _, name, _, _ in SECURITY_FLAGS},
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
@@ -84,7 +108,11 @@ async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
     return await Bus.connect(
-        list(settings.nats_urls), keyring=keyring, sender=sender, cluster=settings.cluster
+        list(settings.nats_urls),
+        keyring=keyring,
+        sender=sender,
+        cluster=settings.cluster,
+        security=settings.security,
     )
 
 
