@@ -21,6 +21,7 @@ from amcp.keyring import Key, Keyring
 from amcp.message import Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.replay import ReplayGuard
+from amcp.security import ConnectionSecurity
 from amcp.server import NatsCluster, NatsServer
 from amcp.subjects import Subjects
 
@@ -31,6 +32,7 @@ __all__ = [
     "Bus",
     "ConfigError",
     "ConnectError",
+    "ConnectionSecurity",
     "EncodeError",
     "Envelope",
     "FrameLimits",
