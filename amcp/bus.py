@@ -487,10 +487,18 @@ class Bus:
     # -- JetStream: durable streams of signed frames ------------------------------------
 
     async def ensure_stream(
-        self, name: str, subjects: list[str], *, max_msgs: int = -1, max_bytes: int = -1
+        self,
+        name: str,
+        subjects: list[str],
+        *,
+        max_msgs: int = -1,
+        max_bytes: int = -1,
+        replicas: int = 1,
     ) -> None:
-        """Create a file-backed stream unless it exists (idempotent for the same config)."""
+        """Create a file-backed stream unless it exists; an existing one is kept as it is
+        (so an operator may create it first with more `replicas`, e.g. 3 on a cluster)."""
         from nats.js.api import StorageType, StreamConfig
+        from nats.js.errors import NotFoundError
 
         config = StreamConfig(
             name=name,
@@ -498,9 +506,15 @@ class Bus:
             max_msgs=max_msgs,
             max_bytes=max_bytes,
             storage=StorageType.FILE,
+            num_replicas=replicas,
         )
+        js = self.nc.jetstream()
         try:
-            await self.nc.jetstream().add_stream(config)
+            try:
+                await js.stream_info(name)
+                return
+            except NotFoundError:
+                await js.add_stream(config)
         except Exception as exc:
             raise AmcpError(f"cannot create JetStream stream {name}: {exc}") from None
 
