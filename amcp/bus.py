@@ -153,7 +153,7 @@ class Bus:
         replay_window: int = 1024,
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
-        batching: BatchingMode = "adaptive",
+        batching: BatchingMode = "off",
         compress_threshold: int | None = 1024,
         attention_threshold: float = 0.8,
     ) -> None:
@@ -203,7 +203,7 @@ class Bus:
         replay_window: int = 1024,
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
-        batching: BatchingMode = "adaptive",
+        batching: BatchingMode = "off",
         compress_threshold: int | None = 1024,
         attention_threshold: float = 0.8,
         connect_attempts: int = 2,
@@ -212,11 +212,15 @@ class Bus:
     ) -> Bus:
         """Connect and start the reply inbox. Reconnects forever once connected.
 
-        `batching`: "adaptive" (per subject family, from the traffic analyser), "off", a
-        fixed `netopt.BatchPolicy`, or any `netopt.BatchingStrategy`. `compress_threshold`:
-        bodies of at least this many bytes go zlib-compressed when that shrinks the frame
-        (None: never). `attention_threshold`: `publish(..., attention=a)` with a >= it
-        bypasses batching. `security`: NATS credentials and TLS (amcp.security)."""
+        `batching`: "off" (the default: one frame per message), "adaptive" (per subject
+        family, from the traffic analyser; the setting to use for streams), a fixed
+        `netopt.BatchPolicy`, or any `netopt.BatchingStrategy`. A batch is one NATS
+        message, so a queue group hands a whole batch to one member: publish work items
+        meant to spread over a queue group with `immediate=True`, or leave batching off.
+        `compress_threshold`: bodies of at least this many bytes go zlib-compressed when
+        that shrinks the frame (None: never). `attention_threshold`: `publish(...,
+        attention=a)` with a >= it bypasses batching. `security`: NATS credentials and TLS
+        (amcp.security)."""
         urls = [servers] if isinstance(servers, str) else list(servers)
         sender = sender or f"{socket.gethostname()}-{os.getpid()}"
         bus = cls(
