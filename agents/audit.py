@@ -5,9 +5,17 @@ to the cluster-wide JetStream stream `AUDIT_<cluster>` on `amcp.<cluster>.audit.
 `amcp log` reads the whole cluster's history in the order the stream stored it.
 
 Entries are written by one task per agent, in the order they were recorded, so the log of
-one agent never reorders; recording does not wait for the stream's acknowledgement, so a
-tool call is not slowed by a round trip to JetStream. A failed stream write is logged and
-counted; the entry stays in the JSONL file.
+one agent never reorders. A recorder need not wait for the stream: what queues up while
+earlier writes are in flight goes out as one frame holding a batch of entries, signed
+once (group commit), and several frames may await their acknowledgement at once, still
+stored in the order sent. An entry nobody waits for lingers up to 5 ms for company, so a
+quick task's `task_received` and `task_completed` usually share one frame. An outcome
+is recorded with its consequence (`then`: the reply) published by the writer right
+behind the entry's frame, on the same connection and in the same socket write; the stream
+stores messages in the order the server receives them, so the outcome is in the log
+before anything its caller does after hearing of it (cause before effect across agents)
+without waiting a round trip. Acknowledgements are awaited in the background; a failed stream
+write is logged and counted, and the entries stay in the JSONL file.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +34,7 @@ from typing import Any
 
 from agents.wire import AgentSubjects
 from amcp.bus import Bus
-from amcp.errors import AmcpError, FrameRejected
+from amcp.errors import AmcpError, EncodeError, FrameRejected
 from amcp.protocol import Opener, RejectionStats
 from amcp.replay import ReplayGuard
 
@@ -35,7 +43,9 @@ __all__ = ["AuditEntry", "AuditEvent", "AuditLog", "read_cluster_log", "read_loc
 log = logging.getLogger("agents.audit")
 AUDIT_FILE = "audit.jsonl"
 STREAM_MAX_MSGS = 1_000_000
-_BATCH = 256  # entries published concurrently by the writer
+_BATCH = 128  # entries at most in one stream frame
+_IN_FLIGHT = 8  # frames sent and not yet acknowledged
+_LINGER = 0.005  # how long entries nobody waits for may wait for company
 _TEN_YEARS_MS = 10 * 365 * 86_400_000
 
 
@@ -54,9 +64,11 @@ class AuditEvent(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One line of the log as read back: where the stream put it and who signed it."""
+    """One entry as read back: where the stream put it (a frame holds a batch of entries:
+    `index` is the place in it) and who signed it."""
 
     stream_seq: int
+    index: int
     signer: str
     record: dict[str, Any]
 
@@ -67,6 +79,21 @@ class AuditEntry:
     @property
     def event(self) -> str:
         return str(self.record.get("event", ""))
+
+
+Then = Callable[[], Awaitable[Any]]
+_Item = tuple[dict[str, Any], "tuple[Then, asyncio.Future[None]] | None"]
+
+
+async def _follow(then: Then, done: asyncio.Future[None]) -> None:
+    try:
+        await then()
+    except Exception as exc:
+        if not done.done():
+            done.set_exception(exc)
+        return
+    if not done.done():
+        done.set_result(None)
 
 
 class AuditLog:
@@ -89,9 +116,10 @@ class AuditLog:
         self.path = None if data_dir is None else Path(data_dir) / AUDIT_FILE
         self.recorded = 0
         self.stream_failures = 0
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(max_pending)
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(max_pending)
         self._file: Any = None
         self._writer: asyncio.Task[None] | None = None
+        self._urgent = asyncio.Event()  # set when an entry is waited for: send without linger
 
     async def open(self) -> None:
         """Make sure the cluster stream exists and start the writer."""
@@ -103,8 +131,14 @@ class AuditLog:
             self._file = await asyncio.to_thread(open, self.path, "a", encoding="utf-8")
         self._writer = asyncio.create_task(self._write_loop(), name=f"audit-{self.agent_id}")
 
-    async def record(self, event: str, **fields: Any) -> None:
-        """Append one entry: ts (ms), agent, role, event, n (this process's count), fields."""
+    async def record(self, event: str, *, then: Then | None = None, **fields: Any) -> None:
+        """Append one entry: ts (ms), agent, role, event, n (this process's count), fields.
+
+        `then` is awaited by the writer right after the frame holding the entry is on the
+        connection (or its write failed and was logged), before anything else the agent
+        sends: what it publishes reaches the server after the entry. `record` then returns
+        once `then` ran, raising what it raised.
+        """
         self.recorded += 1
         entry = {
             "ts": int(time.time() * 1000),
@@ -114,13 +148,29 @@ class AuditLog:
             "n": self.recorded,
             **fields,
         }
-        await self._queue.put(entry)  # waits only when the writer is far behind
+        if then is None:
+            await self._put((entry, None))
+            return
+        if self._writer is None or self._writer.done():  # closed: nothing to go behind
+            await then()
+            return
+        done = asyncio.get_running_loop().create_future()
+        await self._put((entry, (then, done)))
+        self._urgent.set()
+        await done
+
+    async def _put(self, item: _Item) -> None:
+        if self._queue.full():
+            await self._queue.put(item)  # the writer is far behind: wait for room
+        else:
+            self._queue.put_nowait(item)
 
     async def close(self) -> None:
         """Write out every queued entry, fsync the file, stop the writer."""
         if self._writer is None:
             return
         await self._queue.put(None)
+        self._urgent.set()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
@@ -131,32 +181,72 @@ class AuditLog:
             self._file = None
 
     async def _write_loop(self) -> None:
+        """Take what has queued, append it to the file, send it as one frame; up to
+        _IN_FLIGHT frames await their acknowledgement while the next ones go out (in
+        order: one connection, one stream)."""
+        slots = asyncio.Semaphore(_IN_FLIGHT)
+        confirming: set[asyncio.Task[None]] = set()
         done = False
         while not done:
             batch = [await self._queue.get()]
+            if not self._urgent.is_set():  # nobody waits yet: let the batch fill a little
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), _LINGER)
+            self._urgent.clear()
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             if batch[-1] is None:
                 done = True
-            entries = [e for e in batch if e is not None]
-            if not entries:
+            items = [item for item in batch if item is not None]
+            if not items:
                 continue
+            entries = [entry for entry, _ in items]
             if self._file is not None:
                 self._file.write("".join(json.dumps(e, default=str) + "\n" for e in entries))
                 self._file.flush()
-            results = await asyncio.gather(
-                *(self.bus.publish_durable(self.subject, e, kind="audit") for e in entries),
-                return_exceptions=True,
-            )
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                self.stream_failures += len(failed)
-                log.warning(
-                    "%d audit entries of %s not stored in the stream: %s",
-                    len(failed),
-                    self.agent_id,
-                    failed[0],
-                )
+            await slots.acquire()
+            sent = await self._send(entries)
+            for _, follow in items:  # right behind the frame, ahead of anything else
+                if follow is not None:
+                    await _follow(*follow)
+            task = asyncio.create_task(self._confirm(sent, slots))
+            confirming.add(task)
+            task.add_done_callback(confirming.discard)
+        await asyncio.gather(*confirming)
+
+    async def _send(self, entries: list[dict[str, Any]]) -> list[tuple[Awaitable[int], int]]:
+        """Hand a batch to the stream as one signed frame (halved if too big for one)."""
+        try:
+            stored = await self.bus.send_durable(self.subject, entries, kind="audit")
+        except EncodeError:
+            if len(entries) == 1:
+                self._failed(1, "an entry too large for a frame")
+                return []
+            half = len(entries) // 2
+            return [*await self._send(entries[:half]), *await self._send(entries[half:])]
+        except AmcpError as exc:
+            self._failed(len(entries), str(exc))
+            return []
+        return [(stored, len(entries))]
+
+    async def _confirm(
+        self, sent: list[tuple[Awaitable[int], int]], slots: asyncio.Semaphore
+    ) -> None:
+        """Await the stream's acknowledgements; count and log what it did not store."""
+        try:
+            for stored, count in sent:
+                try:
+                    await stored
+                except AmcpError as exc:
+                    self._failed(count, str(exc))
+        finally:
+            slots.release()
+
+    def _failed(self, count: int, why: str) -> None:
+        self.stream_failures += count
+        log.warning(
+            "%d audit entries of %s not stored in the stream: %s", count, self.agent_id, why
+        )
 
 
 def _verifier(bus: Bus, stats: RejectionStats) -> Opener:
@@ -184,11 +274,15 @@ async def read_cluster_log(
             env = opener.open(subj, frame)
         except FrameRejected:
             continue
-        record = env.body if isinstance(env.body, dict) else {"event": "?", "body": env.body}
-        if record.get("agent") != env.sender or subj != subjects.audit(env.sender):
+        batch = env.body if isinstance(env.body, list) else [env.body]
+        if subj != subjects.audit(env.sender) or not all(
+            isinstance(r, dict) and r.get("agent") == env.sender for r in batch
+        ):
             stats.counts["wrong_sender"] += 1  # signed by one agent, claiming another
             continue
-        entries.append(AuditEntry(seq, env.sender, record))
+        entries.extend(AuditEntry(seq, i, env.sender, r) for i, r in enumerate(batch))
+    if count is not None:
+        entries = entries[-count:]
     return entries, {k: v for k, v in stats.as_dict().items() if v}
 
 

@@ -281,7 +281,7 @@ def _render_entry(entry: AuditEntry) -> str:
         if k not in ("ts", "agent", "role", "event", "n")
     )
     return (
-        f"#{entry.stream_seq} {when}.{ms:03d} {entry.agent} ({r.get('role', '?')}) "
+        f"#{entry.stream_seq}.{entry.index} {when}.{ms:03d} {entry.agent} ({r.get('role', '?')}) "
         f"{entry.event} {rest}".rstrip()
     )
 
@@ -300,7 +300,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             await bus.close()
         if args.json:
             for e in entries:
-                emit({"seq": e.stream_seq, "signer": e.signer, **e.record}, True)
+                emit({"seq": e.stream_seq, "i": e.index, "signer": e.signer, **e.record}, True)
         else:
             for e in entries:
                 print(_render_entry(e))

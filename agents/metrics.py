@@ -27,17 +27,22 @@ __all__ = ["AgentMetrics"]
 
 
 class _LiveCollector(Collector):
-    """Reads bus rejections and members by liveness at scrape time."""
+    """Reads bus rejections, members by liveness and audit entries at scrape time."""
 
     def __init__(
         self,
         rejections: Callable[[], Mapping[str, int]],
         liveness: Callable[[], Mapping[str, int]],
+        audit_entries: Callable[[], int],
     ) -> None:
         self._rejections = rejections
         self._liveness = liveness
+        self._audit_entries = audit_entries
 
     def collect(self) -> Iterator[Any]:
+        yield CounterMetricFamily(
+            "amcp_agent_audit_entries", "Audit entries recorded", value=self._audit_entries()
+        )
         rejected = CounterMetricFamily(
             "amcp_bus_rejected_frames", "Inbound frames rejected by the bus", labels=["reason"]
         )
@@ -82,22 +87,33 @@ class AgentMetrics:
             registry=r,
         )
         self.heartbeats = Counter("amcp_agent_heartbeats_sent", "Heartbeats sent", registry=r)
-        self.audit_entries = Counter("amcp_agent_audit_entries", "Audit entries", registry=r)
         self.pool_running = Gauge("amcp_agent_pool_running", "Calls holding a slot", registry=r)
         self.pool_waiting = Gauge("amcp_agent_pool_waiting", "Calls waiting", registry=r)
         self.port: int | None = None
         self._server: Any = None
+        self._per_tool: dict[tuple[str, str], Any] = {}
+
+    def call_done(self, tool: str, outcome: str, seconds: float) -> None:
+        """Count one call (labelled children cached: this is on every call's path)."""
+        children = self._per_tool.get((tool, outcome))
+        if children is None:
+            children = (self.calls.labels(tool, outcome), self.call_seconds.labels(tool))
+            self._per_tool[(tool, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch(
         self,
         pool: Any,
         rejections: Callable[[], Mapping[str, int]],
         liveness: Callable[[], Mapping[str, int]],
+        audit_entries: Callable[[], int],
     ) -> None:
-        """Mirror the pool, the bus rejections and the member liveness at scrape time."""
+        """Mirror the pool, the bus rejections, the member liveness and the audit entries
+        at scrape time (nothing to do per call)."""
         self.pool_running.set_function(lambda: pool.running)
         self.pool_waiting.set_function(lambda: pool.waiting)
-        self.registry.register(_LiveCollector(rejections, liveness))
+        self.registry.register(_LiveCollector(rejections, liveness, audit_entries))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serve /metrics over HTTP (port 0: any free port); returns the port."""

@@ -176,10 +176,13 @@ class Agent:
         self._subs.append(sub)
         return sub
 
-    async def record(self, event: str, **fields: Any) -> None:
-        """Append to the audit log (vote, decision, adaptation, ...)."""
-        self.metrics.audit_entries.inc()
-        await self.audit.record(event, **fields)
+    async def record(
+        self, event: str, *, then: Callable[[], Awaitable[Any]] | None = None, **fields: Any
+    ) -> None:
+        """Append to the audit log (vote, decision, adaptation, ...). `then` publishes the
+        consequence (a reply, a vote) right behind the entry, so the log shows the entry
+        first; `record` returns once it ran."""
+        await self.audit.record(event, then=then, **fields)
 
     def members(self) -> list[MemberStatus]:
         """Every member with its liveness, as this agent sees it."""
@@ -212,7 +215,12 @@ class Agent:
                 self.tools.add(t)
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
-        self.metrics.watch(self.pool, lambda: self.bus.rejections, lambda: self._liveness_counts)
+        self.metrics.watch(
+            self.pool,
+            lambda: self.bus.rejections,
+            lambda: self._liveness_counts,
+            lambda: self.audit.recorded,
+        )
         self._record = MemberRecord(
             id=self.id,
             role=self.role,
@@ -330,7 +338,7 @@ class Agent:
     async def _serve(self, t: Tool, raw: Any, msg: Message) -> None:
         started = time.perf_counter()
         ctx = CallContext(self, msg.sender, t.name, msg.msg_id.hex())
-        outcome = "ok"
+        outcome: dict[str, Any] | None = None  # the audit entry of the outcome
         try:
             args = t.parse_input(raw)
             if t.pooled:
@@ -340,24 +348,32 @@ class Agent:
                         AuditEvent.TASK_RECEIVED, tool=t.name, call=ctx.call_id, caller=ctx.caller
                     )
                 async with self.pool:
-                    output = await self._run(t, args, ctx)
+                    reply, outcome = await self._run(t, args, ctx)
             else:
-                output = await self._run(t, args, ctx)
-            reply = ok_reply(self.id, output)
+                reply, outcome = await self._run(t, args, ctx)
+            result = "ok" if reply["ok"] else "failed"
         except ToolCallError as exc:
-            outcome = {"invalid_input": "invalid", "busy": "refused"}.get(exc.code, "failed")
+            result = {"invalid_input": "invalid", "busy": "refused"}.get(exc.code, "failed")
             reply = error_reply(self.id, exc)
         except BulkheadFull:
-            outcome = "refused"
+            result = "refused"
             reply = error_reply(self.id, self._busy())
         if t.pooled:  # tasks, not the runtime's own queries
-            self.calls[outcome] += 1
-        self.metrics.calls.labels(t.name, outcome).inc()
-        self.metrics.call_seconds.labels(t.name).observe(time.perf_counter() - started)
-        await self._reply(msg, reply)
+            self.calls[result] += 1
+        self.metrics.call_done(t.name, result, time.perf_counter() - started)
+        if outcome is None or not t.audited:
+            await self._reply(msg, reply)
+            return
+        # The reply goes out right behind the outcome's log entry (one write to the socket):
+        # the log holds the outcome before the caller hears of it.
+        event = outcome.pop("event")
+        await self.record(event, then=lambda: self._reply(msg, reply), **outcome)
 
-    async def _run(self, t: Tool, args: Any, ctx: CallContext) -> Any:
-        """Run the handler; audit its outcome; any exception becomes ToolFailed."""
+    async def _run(
+        self, t: Tool, args: Any, ctx: CallContext
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the handler: the reply, and the audit entry of its outcome. Any exception
+        becomes a ToolFailed reply."""
         started = time.perf_counter()
         try:
             output = t.dump_output(await t.handler(args, ctx))
@@ -368,19 +384,11 @@ class Agent:
                 error = ToolFailed(str(exc))
             else:
                 error = ToolFailed(f"{t.name} failed on {self.id}: {type(exc).__name__}: {exc}")
-            if t.audited:
-                await self.record(
-                    AuditEvent.TASK_FAILED, tool=t.name, call=ctx.call_id, error=str(error)
-                )
-            raise error from None
-        if t.audited:
-            await self.record(
-                AuditEvent.TASK_COMPLETED,
-                tool=t.name,
-                call=ctx.call_id,
-                ms=round((time.perf_counter() - started) * 1000, 3),
-            )
-        return output
+            entry = {"event": AuditEvent.TASK_FAILED, "error": str(error)}
+            return error_reply(self.id, error), {**entry, "tool": t.name, "call": ctx.call_id}
+        ms = round((time.perf_counter() - started) * 1000, 3)
+        entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
+        return ok_reply(self.id, output), entry
 
     def _check_pool(self) -> None:
         pool = self.pool
