@@ -105,6 +105,14 @@ class ContextStore:
         Without `replica_id`, a durable replica keeps the id stored in its directory (a
         new one is made on first use); an in-memory one gets a fresh id each time.
         """
+        for name, value in (
+            ("gossip_interval", gossip_interval),
+            ("bootstrap_timeout", bootstrap_timeout),
+        ):
+            if not (isinstance(value, int | float) and value > 0):
+                raise CrdtValueError(f"{name} must be a positive number of seconds")
+        if type(compact_every) is not int or compact_every < 1:
+            raise CrdtValueError("compact_every must be a positive integer")
         journal = None
         if data_dir is not None:
             journal, state = await Journal.open(data_dir, replica_id, compact_every=compact_every)

@@ -249,3 +249,31 @@ async def test_no_members_means_concerns_beyond_local_fail(open_store: Open) -> 
     assert (err.value.acks, err.value.needed) == (0, 1)
     with pytest.raises(ReadConcernError):
         await a.dump(read="one", timeout=0.2)
+
+
+async def test_forget_shrinks_the_members_and_a_watch_sees_membership(open_store: Open) -> None:
+    d = await members(open_store)
+    client = await open_store("client")
+    changes: list[Any] = []
+    client.watch("_ctx.replicas", lambda key, value: changes.append(sorted(value)))
+    client.watch("", lambda key, value: changes.append(key))  # user keys only
+    await d[2].close()
+    with pytest.raises(WriteConcernError):
+        await client.incr("c", write="all", timeout=0.3)
+    await client.forget("d2", write="majority")
+    assert client.members() == ["d0", "d1"]
+    await wait_until(lambda: d[0].members() == ["d0", "d1"], 5, what="d0 to learn it")
+    assert await client.incr("c", write="all") == WriteResult(2, 2)
+    assert changes == ["c", ["d0", "d1"], "c"]  # "" does not see reserved keys
+
+
+async def test_open_refuses_bad_options(make_bus: MakeBus) -> None:
+    bus = await make_bus("opts")
+    for options in (
+        {"gossip_interval": 0},
+        {"bootstrap_timeout": -1},
+        {"compact_every": 0},
+        {"replica_id": "a.b"},
+    ):
+        with pytest.raises(CrdtValueError):
+            await ContextStore.open(bus, **options)
