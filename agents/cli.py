@@ -43,6 +43,13 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"${name} must be a number of seconds") from None
 
 
+def _executes(text: str) -> tuple[str, str]:
+    action, _, tool = text.partition("=")
+    if not action or not tool:
+        raise argparse.ArgumentTypeError(f"expected ACTION=TOOL, not {text!r}")
+    return action, tool
+
+
 def build_parser() -> Parser:
     p = Parser(prog="amcp-agent", description="Run one amcp agent in a VSM role.")
     p.add_argument("--role", required=True, choices=ROLES, help="the agent's VSM role")
@@ -59,6 +66,15 @@ def build_parser() -> Parser:
         help="advertise capabilities; catalogued ones (echo, sleep) become tools",
     )
     p.add_argument("--voter", action="store_true", help="vote on critical actions (S5 always)")
+    p.add_argument(
+        "--executes",
+        type=_executes,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ACTION=TOOL",
+        help="run TOOL once when a quorum commits ACTION (agents.voting)",
+    )
     p.add_argument(
         "--supervise",
         action="store_true",
@@ -121,6 +137,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         metrics_host=args.metrics_host,
         voter=args.voter,
         restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0),
+        extra={"executes": dict(args.executes)} if args.executes else {},
     )
 
 

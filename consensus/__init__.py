@@ -1,11 +1,16 @@
-"""The pure consensus core: attention scores, vote policy, quorum rules, tally and locks.
+"""Quorum votes on critical actions: the pure core (attention scores, vote policy, quorum
+rules, tally, locks, the proposer's round and the voter's state, the protocol messages) and,
+on top, the coordinator and voter service that carry them over a Bus.
 
-No I/O here: the coordinator and voter that carry these records over a Bus build on top.
-Semantics and formulas: docs/CONSENSUS.md.
+    decision = await coordinate_action(bus, "restart", {"targets": ["w1"]}, resource="w1")
+
+Semantics, formulas and the protocol: docs/CONSENSUS.md.
 """
 
+from consensus.coordinator import Coordination, Coordinator, ProposalConflict, coordinate_action
 from consensus.errors import ConsensusDecodeError, ConsensusError, QuorumSpecError
 from consensus.locks import Lease, LockTable
+from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import (
     DIMENSIONS,
     Choice,
@@ -20,6 +25,8 @@ from consensus.model import (
 from consensus.novelty import NoveltyTracker
 from consensus.policy import Thresholds, Verdict, VotePolicy
 from consensus.quorum import QuorumKind, QuorumRule, parse_quorum
+from consensus.record import VOTERS_KEY, DecisionLog
+from consensus.round import Round
 from consensus.scorer import (
     DEFAULT_ACTIONS,
     DEFAULT_PRIORITY,
@@ -30,26 +37,42 @@ from consensus.scorer import (
     VoterContext,
     Weights,
 )
+from consensus.service import VoterService, roll_context
+from consensus.subjects import ConsensusSubjects
 from consensus.tally import Tally, decide, tally, verify
+from consensus.voterstate import VoterSettings, VoterState
 
 __all__ = [
     "DEFAULT_ACTIONS",
     "DEFAULT_PRIORITY",
     "DEFAULT_RELEVANCE",
     "DIMENSIONS",
+    "VOTERS_KEY",
     "ActionProfile",
+    "Ballot",
     "Choice",
     "ConsensusDecodeError",
     "ConsensusError",
+    "ConsensusSubjects",
+    "Coordination",
+    "Coordinator",
+    "Decided",
     "Decision",
+    "DecisionLog",
+    "ExecState",
+    "Execution",
+    "Executor",
     "Lease",
     "LockTable",
     "NoveltyTracker",
     "Outcome",
     "Proposal",
+    "ProposalConflict",
+    "Propose",
     "QuorumKind",
     "QuorumRule",
     "QuorumSpecError",
+    "Round",
     "Scorer",
     "ScorerConfig",
     "Scores",
@@ -61,9 +84,14 @@ __all__ = [
     "Vote",
     "VotePolicy",
     "VoterContext",
+    "VoterService",
+    "VoterSettings",
+    "VoterState",
     "Weights",
+    "coordinate_action",
     "decide",
     "parse_quorum",
+    "roll_context",
     "tally",
     "verify",
 ]

@@ -1,0 +1,398 @@
+"""The proposer's side over a Bus: propose, gather signed ballots, decide, record, announce,
+and wait for the executor's acknowledgement.
+
+    decision = await coordinate_action(bus, "restart", {"targets": ["w1"]}, resource="w1")
+
+    async with await Coordinator.open(bus) as coordinator:       # many decisions, one replica
+        result = await coordinator.coordinate("deploy", {...}, quorum="weighted", timeout=5)
+        result.decision, result.execution
+
+One decision per proposal id: an id already in the decision log (or known to a voter) gets
+the first decision back, and a committed action is executed once, by its declared executor,
+which claims the execution by proposal id. The members are the registered voters in the
+coordinator's replica of the shared context, crashed ones included, fixed when proposing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from amcp.bus import Bus, Message, Subscription
+from consensus import _validate as check
+from consensus.errors import ConsensusDecodeError, ConsensusError
+from consensus.messages import Ballot, Decided, Execution, Executor, Propose
+from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
+from consensus.record import DecisionLog, default_concern
+from consensus.round import Round
+from consensus.subjects import ConsensusSubjects
+from consensus.tally import verify
+from crdt.concern import Level, WriteConcernError, WriteResult, check_level
+from crdt.store import ContextStore
+
+__all__ = ["Coordination", "Coordinator", "ProposalConflict", "coordinate_action"]
+
+log = logging.getLogger("amcp.consensus")
+
+
+class ProposalConflict(ConsensusError):
+    """A proposal id was proposed again for a different action, payload or rule."""
+
+
+@dataclass(frozen=True)
+class Coordination:
+    """What came of one `coordinate` call.
+
+    `replayed`: the id was decided before and this is that first decision; `execution`: the
+    executor's acknowledgement (None when nothing is to run or none came in time; RUNNING
+    when the executor claimed it but has not finished); `recorded`: the decision log's
+    write result (None if it missed its concern); `refused`: ballots not counted, by reason.
+    """
+
+    proposal: Proposal
+    decision: Decision
+    executor: Executor | None
+    execution: Execution | None
+    replayed: bool
+    recorded: WriteResult | None = None
+    refused: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.decision.outcome
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _same_request(a: Proposal, b: Proposal) -> bool:
+    """Whether two proposals ask for the same thing (ids, proposer and times aside)."""
+    return (a.action, a.resource, a.quorum, a.urgency) == (
+        b.action,
+        b.resource,
+        b.quorum,
+        b.urgency,
+    ) and _thaw(a.payload) == _thaw(b.payload)
+
+
+class Coordinator:
+    """Proposes actions and sees them through. Open with `await Coordinator.open(bus)`.
+
+    `record` is the write concern of the decision log (default: majority of the durable
+    replicas, local when there are none); a NO_QUORUM outcome is always recorded locally,
+    since the majority it would wait for is the one that did not answer.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        store: ContextStore,
+        *,
+        record: Level | None = None,
+        record_timeout: float = 2.0,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.log = DecisionLog(store)
+        self.record = None if record is None else check_level(record)
+        self.record_timeout = check.positive("record_timeout", record_timeout)
+        self.subjects = ConsensusSubjects(bus.subjects)
+        self.stats: Counter[str] = Counter()
+        self._inbox = self.subjects.ballot(secrets.token_hex(8))
+        self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided]]] = {}
+        self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
+        self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
+        self._subs: list[Subscription] = []
+        self._owns_store = False
+
+    @classmethod
+    async def open(
+        cls,
+        bus: Bus,
+        *,
+        store: ContextStore | None = None,
+        bootstrap_timeout: float = 2.0,
+        **options: Any,
+    ) -> Coordinator:
+        """A started coordinator; without `store`, on a fresh in-memory replica (caught up
+        from a peer) that it closes with itself."""
+        owned = store is None
+        if store is None:
+            store = await ContextStore.open(bus, bootstrap_timeout=bootstrap_timeout)
+        try:
+            coordinator = cls(bus, store, **options)
+        except BaseException:
+            if owned:
+                await store.close()
+            raise
+        coordinator._owns_store = owned
+        try:
+            await coordinator.start()
+        except BaseException:
+            await coordinator.close()
+            raise
+        return coordinator
+
+    async def start(self) -> None:
+        self._subs.append(await self.bus.subscribe(self._inbox, self._on_ballot))
+        self._subs.append(await self.bus.subscribe(self.subjects.ack, self._on_ack))
+        await self.bus.flush()
+
+    async def close(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        for _, running in list(self._inflight.values()):
+            running.cancel()
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> Coordinator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def voters(self) -> list[str]:
+        """The registered voters a proposal made now would count."""
+        return self.log.voters()
+
+    # -- coordinating -------------------------------------------------------------------
+
+    async def coordinate(
+        self,
+        action: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        quorum: str = "majority",
+        urgency: Urgency | str = Urgency.NORMAL,
+        resource: str | None = None,
+        timeout: float = 5.0,
+        proposal_id: str | None = None,
+        wait_execution: bool = True,
+    ) -> Coordination:
+        """Put `action` to the vote and see it through.
+
+        The vote closes `timeout` seconds from now (NO_QUORUM then, unless decided
+        earlier); a committed action with an executor is then awaited for up to `timeout`
+        more seconds (`wait_execution`). Invalid arguments raise ConsensusError;
+        ProposalConflict if `proposal_id` was already used for another request.
+        """
+        timeout = check.positive("timeout", timeout)
+        now = _now_ms()
+        proposal = Proposal(
+            id=uuid.uuid4().hex if proposal_id is None else proposal_id,
+            action=action,
+            proposer=self.bus.sender,
+            created_ms=now,
+            deadline_ms=now + max(1, round(timeout * 1000)),
+            payload={} if payload is None else payload,
+            resource=resource,
+            quorum=quorum,
+            urgency=urgency,
+        )
+        running = self._inflight.get(proposal.id)
+        if running is not None:  # the same id, already being coordinated here
+            _check_same(running[0], proposal)
+            return await asyncio.shield(running[1])
+        task = asyncio.ensure_future(
+            self._coordinate(proposal, timeout, wait_execution, fresh=proposal_id is None)
+        )
+        self._inflight[proposal.id] = (proposal, task)
+        task.add_done_callback(lambda _: self._inflight.pop(proposal.id, None))
+        return await asyncio.shield(task)
+
+    async def _coordinate(
+        self, proposal: Proposal, timeout: float, wait: bool, fresh: bool
+    ) -> Coordination:
+        known = None if fresh else self.log.decided(proposal.id)  # a new uuid is unused
+        if known is not None:
+            return await self._replay(known, proposal, timeout, wait, record=False)
+        round_ = Round(proposal, self.log.voters(), now_ms=proposal.created_ms)
+        result: Decision | Decided | None = round_.decision
+        if result is None:
+            result = await self._vote(round_)
+        if isinstance(result, Decided):  # a voter already knew the decision on this id
+            return await self._replay(result, proposal, timeout, wait, record=True)
+        committed = result.outcome is Outcome.COMMITTED
+        executor = self.log.executor_for(proposal.action) if committed else None
+        decided = Decided(
+            proposal=proposal, decision=result, executor=executor, decided_ms=_now_ms()
+        )
+        waiter = self._ack_waiter(decided) if executor is not None and wait else None
+        await self.bus.publish(self.subjects.decided, decided.to_wire(), kind="decided")
+        recorded = await self._record(decided)
+        execution = await self._execution(decided, waiter, timeout)
+        return Coordination(
+            proposal, result, executor, execution, False, recorded, dict(round_.refused)
+        )
+
+    async def _vote(self, round_: Round) -> Decision | Decided:
+        proposal = round_.proposal
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Decision | Decided] = loop.create_future()
+        self._rounds[proposal.id] = (round_, done)
+        timer = loop.call_later(
+            max(0.0, (proposal.deadline_ms - _now_ms()) / 1000), self._expire, proposal.id
+        )
+        try:
+            propose = Propose(proposal=proposal, reply=self._inbox)
+            await self.bus.publish(self.subjects.propose, propose.to_wire(), kind="propose")
+            return await done
+        finally:
+            timer.cancel()
+            self._rounds.pop(proposal.id, None)
+
+    def _expire(self, proposal_id: str) -> None:
+        entry = self._rounds.get(proposal_id)
+        if entry is not None and not entry[1].done():
+            entry[1].set_result(entry[0].expire(now_ms=_now_ms()))
+
+    async def _replay(
+        self, known: Decided, requested: Proposal, timeout: float, wait: bool, *, record: bool
+    ) -> Coordination:
+        """The first decision on an id, and its execution (announced again if it has not
+        been acknowledged: the executor claims by proposal id, so it never runs twice)."""
+        _check_same(known.proposal, requested)
+        self.stats["replayed"] += 1
+        recorded = await self._record(known) if record else None
+        execution = self.log.execution(known.id)
+        if known.executor is not None and wait and (execution is None or not execution.final):
+            waiter = self._ack_waiter(known)
+            await self.bus.publish(self.subjects.decided, known.to_wire(), kind="decided")
+            execution = await self._execution(known, waiter, timeout)
+        return Coordination(
+            known.proposal, known.decision, known.executor, execution, True, recorded
+        )
+
+    async def _record(self, decided: Decided) -> WriteResult | None:
+        level = self.record or default_concern(self.store)
+        if decided.decision.outcome is Outcome.NO_QUORUM:
+            level = "local"
+        try:
+            return await self.log.record(decided, write=level, timeout=self.record_timeout)
+        except WriteConcernError as exc:
+            log.warning("decision on %s not recorded %s: %s", decided.id, level, exc)
+            return None
+
+    # -- acknowledgements ---------------------------------------------------------------
+
+    def _ack_waiter(self, decided: Decided) -> asyncio.Future[Execution]:
+        assert decided.executor is not None
+        waiter: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+        self._acks.setdefault(decided.id, []).append((decided.executor.agent, waiter))
+        return waiter
+
+    async def _execution(
+        self, decided: Decided, waiter: asyncio.Future[Execution] | None, timeout: float
+    ) -> Execution | None:
+        """The executor's final acknowledgement within `timeout`, else what the log holds."""
+        if waiter is not None:
+            try:
+                return await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                self.stats["ack_timeouts"] += 1
+            finally:
+                waiters = self._acks.get(decided.id, [])
+                waiters[:] = [w for w in waiters if w[1] is not waiter]
+                if not waiters:
+                    self._acks.pop(decided.id, None)
+        return self.log.execution(decided.id)
+
+    # -- inbound ------------------------------------------------------------------------
+
+    def _on_ballot(self, msg: Message) -> None:
+        try:
+            ballot = Ballot.from_wire(msg.body)
+        except ConsensusDecodeError as exc:
+            self.stats["malformed"] += 1
+            log.debug("malformed ballot from %s: %s", msg.sender, exc)
+            return
+        entry = self._rounds.get(ballot.proposal_id)
+        if entry is None:
+            self.stats["late"] += 1  # decided already, or not ours
+            return
+        round_, done = entry
+        if done.done():
+            return
+        if ballot.decided is not None:
+            if msg.sender in round_.members and verify(ballot.decided.decision):
+                done.set_result(ballot.decided)
+            else:
+                round_.refused["unverifiable_decision"] += 1
+            return
+        assert ballot.vote is not None
+        decision = round_.offer(ballot.vote, msg.sender, now_ms=_now_ms())
+        if decision is not None:
+            done.set_result(decision)
+
+    def _on_ack(self, msg: Message) -> None:
+        body = msg.body
+        proposal_id = body.get("proposal_id") if isinstance(body, dict) else None
+        waiters = self._acks.get(proposal_id) if isinstance(proposal_id, str) else None
+        if not waiters:
+            return  # nobody here waits for it: skip decoding
+        try:
+            execution = Execution.from_wire(msg.body)
+        except ConsensusDecodeError:
+            self.stats["malformed"] += 1
+            return
+        if execution.executor != msg.sender:
+            self.stats["ack_not_its_sender"] += 1
+            return
+        if not execution.final:
+            return
+        for agent, waiter in waiters:
+            if agent == execution.executor and not waiter.done():
+                waiter.set_result(execution)
+
+
+def _check_same(first: Proposal, again: Proposal) -> None:
+    if not _same_request(first, again):
+        raise ProposalConflict(
+            f"proposal id {again.id!r} was already used for another request "
+            f"({first.action} on {first.resource or 'no resource'}); use a new id"
+        )
+
+
+async def coordinate_action(
+    bus: Bus,
+    action: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    quorum: str = "majority",
+    urgency: Urgency | str = Urgency.NORMAL,
+    resource: str | None = None,
+    timeout: float = 5.0,
+    proposal_id: str | None = None,
+) -> Decision:
+    """Put one critical action to the vote of the registered voters and return the Decision.
+
+    Opens a short-lived Coordinator on `bus` (keep a Coordinator for many decisions). A
+    committed action with a declared executor has run, or its acknowledgement was awaited
+    for `timeout` seconds, when this returns; Coordinator.coordinate also reports it.
+    """
+    coordinator = await Coordinator.open(bus)
+    try:
+        result = await coordinator.coordinate(
+            action,
+            payload,
+            quorum=quorum,
+            urgency=urgency,
+            resource=resource,
+            timeout=timeout,
+            proposal_id=proposal_id,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await coordinator.close()
+    return result.decision

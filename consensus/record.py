@@ -1,0 +1,155 @@
+"""The decision log: decisions, execution claims and the voter roll, in the shared context.
+
+Everything lives in crdt's ContextStore, so every replica (every agent, every proposer)
+reads the same log:
+
+    consensus.decision.<h>   LWW register: the Decided record of proposal id p
+    consensus.execution.<h>  LWW register: the Execution (claim, then outcome) of p
+    agents.members           LWW map (written by the agent runtime): member id -> record;
+                             members with `voter: true` are the voters, and
+                             `extra.executes` maps action -> tool for declared executors
+
+where <h> is a hash of the proposal id (ids may be longer than a key or hold any
+character). Records are stored as their msgpack bytes: an opaque value costs the replicas
+nothing to normalize, and a payload may nest deeper than the CRDT value domain allows. A
+record that does not decode is ignored and logged, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import msgpack
+
+from consensus.errors import ConsensusDecodeError
+from consensus.messages import Decided, Execution, Executor
+from crdt.concern import Level, WriteResult
+from crdt.store import ContextStore, Watch
+from crdt.wire import pack
+
+__all__ = [
+    "DECISION_PREFIX",
+    "EXECUTION_PREFIX",
+    "VOTERS_KEY",
+    "DecisionLog",
+    "default_concern",
+]
+
+log = logging.getLogger("amcp.consensus")
+
+DECISION_PREFIX = "consensus.decision."
+EXECUTION_PREFIX = "consensus.execution."
+VOTERS_KEY = "agents.members"
+"""The agent runtime's member map (agents.membership.MEMBERS_KEY; consensus cannot import
+agents, so the key is this shared constant, checked equal by a test)."""
+
+R = TypeVar("R", Decided, Execution)
+
+
+def _key(prefix: str, proposal_id: str) -> str:
+    return prefix + hashlib.sha256(proposal_id.encode()).hexdigest()[:40]
+
+
+def default_concern(store: ContextStore) -> Level:
+    """Majority of the durable replicas when there are any, else local (a cluster of
+    in-memory replicas has nowhere durable to put a record)."""
+    return "majority" if store.members() else "local"
+
+
+class DecisionLog:
+    """Reads and writes the consensus records of one ContextStore replica."""
+
+    def __init__(self, store: ContextStore) -> None:
+        self.store = store
+
+    # -- decisions and executions -------------------------------------------------------
+
+    def decided(self, proposal_id: str) -> Decided | None:
+        """The recorded decision on `proposal_id`, if this replica holds one."""
+        return self._read(_key(DECISION_PREFIX, proposal_id), Decided, proposal_id)
+
+    def execution(self, proposal_id: str) -> Execution | None:
+        """The recorded execution of `proposal_id`, if this replica holds one."""
+        return self._read(_key(EXECUTION_PREFIX, proposal_id), Execution, proposal_id)
+
+    async def record(self, decided: Decided, *, write: Level, timeout: float) -> WriteResult:
+        """Keep `decided`; returns once `write` replicas hold it (WriteConcernError if not)."""
+        key = _key(DECISION_PREFIX, decided.id)
+        return await self.store.set(key, pack(decided.to_wire()), write=write, timeout=timeout)
+
+    async def record_execution(
+        self, execution: Execution, *, write: Level, timeout: float
+    ) -> WriteResult:
+        key = _key(EXECUTION_PREFIX, execution.proposal_id)
+        return await self.store.set(key, pack(execution.to_wire()), write=write, timeout=timeout)
+
+    def watch_decisions(self, callback: Callable[[Decided], object]) -> Watch:
+        """Call `callback(decided)` for each decision this replica learns (or records)."""
+
+        def on_change(key: str, value: Any) -> object:
+            decided = _decode(value, Decided, key)
+            return None if decided is None else callback(decided)
+
+        return self.store.watch(DECISION_PREFIX, on_change)
+
+    async def all_decided(self) -> list[Decided]:
+        """Every decision this replica holds (for an executor catching up after a restart)."""
+        values = await self.store.dump()
+        found = (_decode(v, Decided, k) for k, v in values.items() if k.startswith(DECISION_PREFIX))
+        return [d for d in found if d is not None]
+
+    # -- the voter roll -----------------------------------------------------------------
+
+    def _members(self) -> Mapping[str, Any]:
+        value = self.store.local(VOTERS_KEY)
+        return value if isinstance(value, Mapping) else {}
+
+    def voters(self) -> list[str]:
+        """The registered voters, sorted: members whose record says `voter`, crashed ones
+        included, until they leave or are removed. Majorities are counted over these."""
+        return sorted(
+            agent
+            for agent, record in self._members().items()
+            if isinstance(record, Mapping) and record.get("voter") is True
+        )
+
+    def executor_for(self, action: str) -> Executor | None:
+        """The executor declared for `action`: the member (lowest id first, if several
+        declare it) whose `extra.executes` names a tool for it."""
+        for agent, record in sorted(self._members().items()):
+            extra = record.get("extra") if isinstance(record, Mapping) else None
+            executes = extra.get("executes") if isinstance(extra, Mapping) else None
+            tool = executes.get(action) if isinstance(executes, Mapping) else None
+            if isinstance(tool, str) and tool:
+                return Executor(agent, tool)
+        return None
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _read(self, key: str, kind: type[R], proposal_id: str) -> R | None:
+        record = _decode(self.store.local(key), kind, key)
+        if record is None:
+            return None
+        found = record.id if isinstance(record, Decided) else record.proposal_id
+        if found != proposal_id:  # a hash collision, in theory: not this proposal's record
+            return None
+        return record
+
+
+def _decode(value: Any, kind: type[R], key: str) -> R | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, bytes):
+            raise ConsensusDecodeError(f"expected msgpack bytes, got {type(value).__name__}")
+        try:
+            data = msgpack.unpackb(value, raw=False, strict_map_key=True)
+        except Exception as exc:  # msgpack raises several types on bad input
+            raise ConsensusDecodeError(f"not msgpack: {exc}") from None
+        return kind.from_wire(data)
+    except ConsensusDecodeError as exc:
+        log.warning("ignored a bad consensus record at %s: %s", key, exc)
+        return None

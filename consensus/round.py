@@ -1,0 +1,57 @@
+"""One proposal's vote as the proposer sees it (sans-I/O): ballots in, a decision out.
+
+The proposer fixes the members when it proposes (the registered voters, crashed ones
+included) and offers each ballot it receives together with the verified sender of its
+frame. A ballot counts only if its voter is that sender, a member, and it is on this
+proposal; the others are refused and counted by reason. The round decides as soon as the
+outcome is fixed (tally.decide), or NO_QUORUM when `expire` is called at the deadline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from consensus.model import Decision, Proposal, Vote
+from consensus.tally import decide
+
+__all__ = ["Round"]
+
+
+class Round:
+    """Collects the ballots on one proposal among fixed members; decides once."""
+
+    def __init__(self, proposal: Proposal, members: Iterable[str], *, now_ms: int) -> None:
+        self.proposal = proposal
+        self.members = frozenset(members)
+        self.votes: list[Vote] = []
+        self.refused: Counter[str] = Counter()
+        # An outcome fixed before any ballot: no members, or a count above the membership.
+        self.decision: Decision | None = decide(proposal, self.members, (), now_ms=now_ms)
+
+    def offer(self, vote: Vote, sender: str, *, now_ms: int) -> Decision | None:
+        """Count `vote`, received in a frame signed by `sender`; the decision once fixed.
+
+        Ballots arriving after the decision are not counted: the decision carries the
+        ballots that fixed it, so anyone can re-derive it.
+        """
+        if self.decision is not None:
+            return self.decision
+        if vote.proposal_id != self.proposal.id:
+            self.refused["other_proposal"] += 1
+        elif vote.voter != sender:
+            self.refused["not_its_sender"] += 1  # a member voting in another's name
+        elif vote.voter not in self.members:
+            self.refused["not_a_member"] += 1
+        else:
+            self.votes.append(vote)
+            self.decision = decide(self.proposal, self.members, self.votes, now_ms=now_ms)
+        return self.decision
+
+    def expire(self, *, now_ms: int) -> Decision:
+        """The decision at (or after) the deadline: NO_QUORUM unless it was fixed before."""
+        if self.decision is None:
+            at = max(now_ms, self.proposal.deadline_ms)
+            self.decision = decide(self.proposal, self.members, self.votes, now_ms=at)
+        assert self.decision is not None
+        return self.decision

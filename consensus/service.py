@@ -1,0 +1,313 @@
+"""A member's side over a Bus: vote on proposals (a voter) and carry out committed actions
+(a declared executor).
+
+A voter answers each Propose on the proposer's ballot subject, signed by its own bus: the
+decision if it knows one (heard, or in the decision log), else its ballot (VoterState:
+scores, policy, resource leases, one ballot per id). It learns decisions and
+acknowledgements to end its leases.
+
+An executor runs `tool` for the committed decisions that name it, at most once per
+proposal id: it writes a RUNNING claim to the decision log (on disk first, for a durable
+replica) before it runs the tool, and answers any later announcement of the same decision
+with the recorded execution instead of running again. It learns decisions from the
+broadcast and from the log itself (a watch, and a scan when it starts), so the action runs
+even if the proposer crashed right after deciding. Before running it re-derives the commit
+from the ballots among its own registered voters, and refuses one that reaches it after the
+execution window (deadline + execution budget), when the voters' leases have ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from amcp.bus import Bus, Message, Subscription
+from amcp.errors import AmcpError
+from consensus import _validate as check
+from consensus.errors import ConsensusDecodeError, ConsensusError
+from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
+from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
+from consensus.quorum import parse_quorum
+from consensus.record import DecisionLog, default_concern
+from consensus.scorer import VoterContext
+from consensus.subjects import ConsensusSubjects
+from consensus.tally import tally, verify
+from consensus.voterstate import VoterState
+from crdt.concern import Level, WriteConcernError, check_level
+from crdt.store import ContextStore, Watch
+
+__all__ = ["ContextFn", "RunFn", "VoterService", "roll_context"]
+
+log = logging.getLogger("amcp.consensus")
+
+ContextFn = Callable[[Proposal], VoterContext]
+"""What the voter knows when it scores a proposal (liveness, its error rate, ...)."""
+RunFn = Callable[[Executor, Decided], Awaitable[Any]]
+"""Runs a committed action's tool; returns its output (plain data) or raises."""
+Hook = Callable[..., Awaitable[None] | None]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def roll_context(role: str, log_: DecisionLog) -> ContextFn:
+    """A context from the voter roll alone: every registered voter counted live, no errors.
+    For voters without a liveness view; agents pass their own (agents.voting)."""
+
+    def context(proposal: Proposal) -> VoterContext:
+        members = max(1, len(log_.voters()))
+        return VoterContext(role=role, members=members, live=members, now_ms=_now_ms())
+
+    return context
+
+
+class VoterService:
+    """Votes (if `vote`) and executes the actions in `executes` (action -> tool) over `bus`.
+
+    The voter id is the bus's sender, so a ballot's voter is always its frame's signer.
+    `on_vote(proposal, vote)` and `on_execution(execution)` are called (and awaited if
+    async) after each new ballot and each final execution, e.g. for an audit log.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        store: ContextStore,
+        *,
+        context: ContextFn | None = None,
+        role: str = "s5",
+        vote: bool = True,
+        executes: Mapping[str, str] | None = None,
+        run: RunFn | None = None,
+        state: VoterState | None = None,
+        record: Level | None = None,
+        record_timeout: float = 2.0,
+        on_vote: Hook | None = None,
+        on_execution: Hook | None = None,
+    ) -> None:
+        self.bus = bus
+        self.id = bus.sender
+        self.log = DecisionLog(store)
+        self.voting = vote
+        self.executes = dict(executes or {})
+        if self.executes and run is None:
+            raise ConsensusError("an executor needs a `run` function")
+        self.run = run
+        self.context = context if context is not None else roll_context(role, self.log)
+        self.state = state if state is not None else VoterState(self.id)
+        if self.state.voter != self.id:
+            raise ConsensusError(f"voter state of {self.state.voter}, bus of {self.id}")
+        self.record = None if record is None else check_level(record)
+        self.record_timeout = check.positive("record_timeout", record_timeout)
+        self.on_vote = on_vote
+        self.on_execution = on_execution
+        self.subjects = ConsensusSubjects(bus.subjects)
+        self.stats: Counter[str] = Counter()
+        self._subs: list[Subscription] = []
+        self._watch: Watch | None = None
+        self._executing: dict[str, asyncio.Task[None]] = {}
+
+    async def start(self) -> None:
+        if self.voting:
+            self._subs.append(await self.bus.subscribe(self.subjects.propose, self._on_propose))
+        self._subs.append(await self.bus.subscribe(self.subjects.decided, self._on_decided))
+        self._subs.append(await self.bus.subscribe(self.subjects.ack, self._on_ack))
+        if self.executes:
+            self._watch = self.log.watch_decisions(self._maybe_execute)
+            for decided in await self.log.all_decided():
+                self._maybe_execute(decided)
+        await self.bus.flush()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop taking proposals; let running executions finish (up to `timeout`, by
+        default the execution budget), then cancel them (their claims stay RUNNING)."""
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        running = list(self._executing.values())
+        if running:
+            wait = self.state.settings.execution_budget_s if timeout is None else timeout
+            _, pending = await asyncio.wait(running, timeout=wait)
+            for task in pending:
+                task.cancel()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "voter": self.voting,
+            "executes": dict(self.executes),
+            "leases": len(self.state.locks),
+            "executing": len(self._executing),
+            **self.stats,
+        }
+
+    # -- voting -------------------------------------------------------------------------
+
+    async def _on_propose(self, msg: Message) -> None:
+        try:
+            propose = Propose.from_wire(msg.body)
+        except ConsensusDecodeError as exc:
+            self._refuse("malformed", msg, exc)
+            return
+        proposal = propose.proposal
+        if proposal.proposer != msg.sender:
+            self._refuse("not_its_proposer", msg, proposal.proposer)
+            return
+        if not self.subjects.is_ballot(propose.reply):
+            self._refuse("bad_reply_subject", msg, propose.reply)
+            return
+        before = self.state.ballot(proposal.id)
+        answer = self.log.decided(proposal.id) or self.state.vote(proposal, self.context(proposal))
+        if answer is None:
+            self.stats["too_late"] += 1
+            return
+        ballot = Ballot(decided=answer) if isinstance(answer, Decided) else Ballot(vote=answer)
+        await self.bus.publish(propose.reply, ballot.to_wire(), kind="ballot")
+        if isinstance(answer, Vote) and answer is not before:
+            self.stats[f"voted_{answer.choice}"] += 1
+            await _call(self.on_vote, proposal, answer)
+
+    async def _on_decided(self, msg: Message) -> None:
+        if not self._concerns(msg.body):
+            self.stats["decided_skipped"] += 1  # no lease of ours, not ours to execute
+            return
+        try:
+            decided = Decided.from_wire(msg.body)
+        except ConsensusDecodeError as exc:
+            self._refuse("malformed", msg, exc)
+            return
+        if not verify(decided.decision):
+            self._refuse("unverifiable_decision", msg, decided.id)
+            return
+        self.state.decided(decided)
+        self._maybe_execute(decided)
+
+    async def _on_ack(self, msg: Message) -> None:
+        try:
+            execution = Execution.from_wire(msg.body)
+        except ConsensusDecodeError as exc:
+            self._refuse("malformed", msg, exc)
+            return
+        if execution.executor != msg.sender:
+            self._refuse("ack_not_its_sender", msg, execution.executor)
+            return
+        self.state.executed(execution)
+
+    def _concerns(self, body: Any) -> bool:
+        """Whether a decision needs decoding here: it ends a lease this voter holds, or
+        names this member as executor. Others learn it from the decision log when asked."""
+        try:
+            proposal_id = body["proposal"]["id"]
+            executor = body["executor"]
+        except (KeyError, TypeError):
+            return True  # malformed: decode it to count it as such
+        if isinstance(proposal_id, str) and self.state.holds(proposal_id, now_ms=_now_ms()):
+            return True
+        return (
+            bool(self.executes) and isinstance(executor, dict) and executor.get("agent") == self.id
+        )
+
+    def _refuse(self, reason: str, msg: Message, detail: object) -> None:
+        self.stats[f"refused_{reason}"] += 1
+        log.debug("%s refused a %s from %s: %s (%s)", self.id, msg.kind, msg.sender, reason, detail)
+
+    # -- executing ----------------------------------------------------------------------
+
+    def _maybe_execute(self, decided: Decided) -> None:
+        executor = decided.executor
+        if (
+            executor is None
+            or executor.agent != self.id
+            or decided.decision.outcome is not Outcome.COMMITTED
+            or decided.id in self._executing
+        ):
+            return
+        task = asyncio.ensure_future(self._execute(decided, executor))
+        self._executing[decided.id] = task
+        task.add_done_callback(lambda _: self._executing.pop(decided.id, None))
+
+    async def _execute(self, decided: Decided, executor: Executor) -> None:
+        try:
+            final = self.log.execution(decided.id)
+            if final is None:
+                final = await self._run_once(decided, executor)
+            await self.bus.publish(self.subjects.ack, final.to_wire(), kind="ack")
+        except AmcpError as exc:  # the log or the bus failed; the claim (if any) stays
+            log.error("execution of %s on %s: %s", decided.id, self.id, exc)
+
+    async def _run_once(self, decided: Decided, executor: Executor) -> Execution:
+        started = _now_ms()
+        base = {"proposal_id": decided.id, "executor": self.id, "tool": executor.tool}
+        refusal = self._refusal(decided, executor, started)
+        if refusal is not None:
+            state, why = refusal
+            final = Execution(
+                **base, state=state, started_ms=started, finished_ms=started, error=why
+            )
+        else:
+            claim = Execution(**base, state=ExecState.RUNNING, started_ms=started)
+            await self.log.record_execution(claim, write="local", timeout=self.record_timeout)
+            try:
+                result = await self.run(executor, decided)  # type: ignore[misc]
+                final = Execution(
+                    **base, state=ExecState.DONE, started_ms=started, finished_ms=_now_ms(),
+                    result=result,
+                )  # fmt: skip
+            except Exception as exc:
+                error = str(exc) if isinstance(exc, AmcpError) else f"{type(exc).__name__}: {exc}"
+                final = Execution(
+                    **base, state=ExecState.FAILED, started_ms=started, finished_ms=_now_ms(),
+                    error=error[:MAX_REASON_LENGTH],
+                )  # fmt: skip
+        self.stats[f"executed_{final.state}"] += 1
+        level = self.record or default_concern(self.log.store)
+        try:
+            await self.log.record_execution(final, write=level, timeout=self.record_timeout)
+        except WriteConcernError as exc:
+            log.warning("execution of %s not recorded %s: %s", decided.id, level, exc)
+        await _call(self.on_execution, final)
+        return final
+
+    def _refusal(
+        self, decided: Decided, executor: Executor, now_ms: int
+    ) -> tuple[ExecState, str] | None:
+        """Why this executor must not run the decision, or None."""
+        if executor.tool != self.executes.get(decided.proposal.action):
+            return ExecState.REFUSED, (
+                f"{self.id} does not execute {decided.proposal.action} with {executor.tool}"
+            )
+        window = self.state.settings.lease_end_ms(decided.proposal)
+        if now_ms > window:
+            return ExecState.EXPIRED, f"the execution window ended {now_ms - window} ms ago"
+        voters = self.log.voters()
+        again = tally(
+            decided.id,
+            voters,
+            parse_quorum(decided.proposal.quorum),
+            decided.decision.votes,
+            closed=True,
+        )
+        if not verify(decided.decision) or again.outcome is not Outcome.COMMITTED:
+            return ExecState.REFUSED, (
+                f"the ballots do not commit among the {len(voters)} voters registered here"
+            )
+        return None
+
+
+async def _call(hook: Hook | None, *args: Any) -> None:
+    if hook is None:
+        return
+    try:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("consensus hook %r failed", hook)
