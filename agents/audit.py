@@ -82,18 +82,14 @@ class AuditEntry:
 
 
 Then = Callable[[], Awaitable[Any]]
-_Item = tuple[dict[str, Any], "tuple[Then, asyncio.Future[None]] | None"]
+_Item = tuple[dict[str, Any], Then | None]
 
 
-async def _follow(then: Then, done: asyncio.Future[None]) -> None:
+async def _follow(then: Then) -> None:
     try:
         await then()
-    except Exception as exc:
-        if not done.done():
-            done.set_exception(exc)
-        return
-    if not done.done():
-        done.set_result(None)
+    except Exception:
+        log.exception("the consequence of an audit entry failed")
 
 
 class AuditLog:
@@ -134,10 +130,11 @@ class AuditLog:
     async def record(self, event: str, *, then: Then | None = None, **fields: Any) -> None:
         """Append one entry: ts (ms), agent, role, event, n (this process's count), fields.
 
-        `then` is awaited by the writer right after the frame holding the entry is on the
-        connection (or its write failed and was logged), before anything else the agent
-        sends: what it publishes reaches the server after the entry. `record` then returns
-        once `then` ran, raising what it raised.
+        `then` (the entry's consequence, e.g. a reply) is awaited by the writer right after
+        the frame holding the entry is on the connection (or its write failed and was
+        logged), before anything else the writer sends: what it publishes reaches the server
+        after the entry. `record` returns once the entry is queued; what `then` raises is
+        logged.
         """
         self.recorded += 1
         entry = {
@@ -148,16 +145,12 @@ class AuditLog:
             "n": self.recorded,
             **fields,
         }
-        if then is None:
-            await self._put((entry, None))
+        if then is not None and (self._writer is None or self._writer.done()):
+            await then()  # closed: nothing to go behind
             return
-        if self._writer is None or self._writer.done():  # closed: nothing to go behind
-            await then()
-            return
-        done = asyncio.get_running_loop().create_future()
-        await self._put((entry, (then, done)))
-        self._urgent.set()
-        await done
+        await self._put((entry, then))
+        if then is not None:
+            self._urgent.set()  # someone waits for the consequence: no linger
 
     async def _put(self, item: _Item) -> None:
         if self._queue.full():
@@ -206,9 +199,9 @@ class AuditLog:
                 self._file.flush()
             await slots.acquire()
             sent = await self._send(entries)
-            for _, follow in items:  # right behind the frame, ahead of anything else
-                if follow is not None:
-                    await _follow(*follow)
+            for _, then in items:  # right behind the frame, ahead of anything else
+                if then is not None:
+                    await _follow(then)
             task = asyncio.create_task(self._confirm(sent, slots))
             confirming.add(task)
             task.add_done_callback(confirming.discard)

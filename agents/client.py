@@ -37,6 +37,7 @@ class AgentClient:
         self.bus = bus
         self.timeout = timeout
         self.subjects = AgentSubjects(bus.subjects)
+        self._targets: dict[str, str] = {}  # target -> subject, checked once
 
     async def call(
         self, target: str, tool: str, args: Any = None, *, timeout: float | None = None
@@ -47,7 +48,9 @@ class AgentClient:
         validation details, AgentBusy, UnknownTool, ...), NoResponders if no agent serves
         the target, RequestTimeout if none answered in time.
         """
-        subject = self.subjects.target(target)
+        subject = self._targets.get(target)
+        if subject is None:
+            subject = self._targets[target] = self.subjects.target(target)
         try:
             reply = await self.bus.request(
                 subject,

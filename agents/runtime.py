@@ -181,7 +181,7 @@ class Agent:
     ) -> None:
         """Append to the audit log (vote, decision, adaptation, ...). `then` publishes the
         consequence (a reply, a vote) right behind the entry, so the log shows the entry
-        first; `record` returns once it ran."""
+        first; `record` returns once the entry is queued, `then` runs soon after."""
         await self.audit.record(event, then=then, **fields)
 
     def members(self) -> list[MemberStatus]:

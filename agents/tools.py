@@ -138,7 +138,11 @@ class Tool:
     def dump_output(self, output: Any) -> Any:
         """The output as plain data, checked against the output model."""
         try:
-            model = self.output_model.model_validate(output)
+            model = (
+                output
+                if type(output) is self.output_model
+                else self.output_model.model_validate(output)
+            )
         except ValidationError as exc:
             raise ToolFailed(
                 f"tool {self.name} returned output that does not fit its model: {exc}"

@@ -286,3 +286,12 @@ async def test_metrics_are_served_for_prometheus(start_agent, client) -> None:
     assert 'amcp_bus_rejected_frames_total{reason="replay"} 0.0' in text
     assert "amcp_agent_pool_running 0.0" in text
     assert os.getpid() == (await client.members()).members[0].pid
+
+
+async def test_a_running_agent_removed_from_the_list_joins_again(start_agent) -> None:
+    agent = await start_agent()
+    other = await start_agent("s2")
+    await wait_until(lambda: agent.id in other.membership.records(), 2, what="both members")
+    await other.membership.remove(agent.id)  # as if removed on a false suspicion
+    await wait_until(lambda: agent.id in other.membership.records(), 3, what="the rejoin")
+    assert other.membership.records()[agent.id].state == "running"
