@@ -34,10 +34,12 @@ from amcp.subjects import validate_subject
 from netopt import (
     MIN_BINS,
     AdaptiveBatching,
+    Batch,
     BatchAccumulator,
     BatchingStrategy,
     BatchPolicy,
     FixedBatching,
+    FlushReason,
     PolicyLimits,
     TrafficClass,
     TrafficSampler,
@@ -93,15 +95,29 @@ def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrate
     return mode
 
 
-class _Lane:
-    """Per-subject state: its family, when it last saw a message, its open batch."""
+_SELF_CLOSED = (FlushReason.COUNT, FlushReason.BYTES, FlushReason.DEADLINE)
+_PROBE_EVERY = 16  # a lingering lane takes one natural batch in this many, to re-measure
+_NATURAL_WEIGHT = 0.25  # of the newest natural batch size in the moving average
 
-    __slots__ = ("acc", "family", "last_at")
+
+class _Lane:
+    """Per-subject state: its family, when it last saw a message, its open batch, and the
+    size natural batching gathers on it (a moving average, 0 until measured)."""
+
+    __slots__ = ("acc", "family", "last_at", "lingered", "natural")
 
     def __init__(self, family: str) -> None:
         self.family = family
         self.last_at = -math.inf
         self.acc: BatchAccumulator[Item] | None = None
+        self.natural = 0.0
+        self.lingered = 0
+
+    def observe(self, policy: BatchPolicy, batch: Batch[Item]) -> None:
+        """Under no linger, the size of a batch that closed by itself (not drained or cut
+        short by a policy change or a bypass) is what natural batching gathers here."""
+        if not policy.linger_seconds and batch.reason in _SELF_CLOSED:
+            self.natural += _NATURAL_WEIGHT * (len(batch.items) - self.natural)
 
 
 class Batcher:
@@ -115,6 +131,8 @@ class Batcher:
         self.sealer = sealer
         self.strategy = strategy
         self.sampler: TrafficSampler | None = strategy.sampler if adaptive else None
+        # Adaptive only: linger only where natural batching gathers fewer than this.
+        self._min_gain = strategy.limits.min_gain if adaptive else math.inf
         self.limits = sealer.limits
         self.frames = 0
         self.messages = 0
@@ -160,8 +178,6 @@ class Batcher:
         lane = self._lanes.get(subject)
         if lane is None:
             lane = self._new_lane(subject)
-        if self.sampler is not None:
-            self.sampler.record(lane.family, nbytes, now)
         acc = lane.acc
         if acc is None:
             acc = lane.acc = BatchAccumulator(self._policy(lane, now))
@@ -174,9 +190,7 @@ class Batcher:
         if not len(acc):
             lane.acc = None
             del self._open[subject]
-        return self._send_all(
-            subject, [f for b in full for f in self._seal(subject, b.items, b.reason)]
-        )
+        return self._send_all(subject, self._frames(subject, lane, acc.policy, full))
 
     def _new_lane(self, subject: str) -> _Lane:
         validate_subject(subject)
@@ -188,16 +202,40 @@ class Batcher:
         return lane
 
     def _policy(self, lane: _Lane, now: float) -> BatchPolicy:
-        """The family's policy, without linger for a message with no predecessor within
-        the linger: nothing suggests company is coming, so it must not wait for any."""
+        """The family's policy for a new batch on `lane`, with no linger when lingering
+        cannot pay: for a message with no predecessor within the linger (nothing suggests
+        company is coming), and, under an adaptive strategy, where natural batching
+        already gathers `min_gain` messages a frame (the publisher sends in groups, so a
+        wait would add latency and save next to nothing). A lingering lane takes a natural
+        batch now and then to keep that measure current."""
         policy = self.strategy.policy_for(lane.family)
         if policy.max_messages > self.limits.max_batch:
             policy = replace(policy, max_messages=self.limits.max_batch)
-        if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
+        if not policy.linger_seconds:
+            return policy
+        if now - lane.last_at > policy.linger_seconds or lane.natural >= self._min_gain:
+            return replace(policy, linger_seconds=0.0)
+        lane.lingered += 1
+        if lane.lingered % _PROBE_EVERY == 0 and self._min_gain < math.inf:
             return replace(policy, linger_seconds=0.0)
         return policy
 
-    def _seal(self, subject: str, items: tuple[Item, ...], reason: str) -> list[bytes]:
+    def _frames(
+        self, subject: str, lane: _Lane, policy: BatchPolicy, batches: list[Batch[Item]]
+    ) -> list[bytes]:
+        """Account for batches taken out of `lane` and seal them. The sampler counts a
+        batch at once, when it closes: one call per frame rather than per message, and a
+        batch spans at most its linger, far less than a sampler bin."""
+        frames: list[bytes] = []
+        for batch in batches:
+            if self.sampler is not None:
+                self.sampler.record(lane.family, batch.nbytes, batch.opened_at, len(batch.items))
+            lane.observe(policy, batch)
+            self.flushes[batch.reason] += 1
+            frames += self._seal(subject, batch.items)
+        return frames
+
+    def _seal(self, subject: str, items: tuple[Item, ...]) -> list[bytes]:
         """Frames carrying `items`; halves a batch that a small frame limit cannot hold."""
         try:
             frame = self.sealer.seal_items(subject, items)
@@ -205,17 +243,30 @@ class Batcher:
             if len(items) == 1:
                 raise
             half = len(items) // 2
-            return self._seal(subject, items[:half], reason) + self._seal(
-                subject, items[half:], reason
-            )
+            return self._seal(subject, items[:half]) + self._seal(subject, items[half:])
         self.frames += 1
         self.messages += len(items)
-        self.flushes[reason] += 1
         return [frame]
 
     async def _send_all(self, subject: str, frames: list[bytes]) -> None:
         for frame in frames:
             await self._send(subject, frame)
+
+    async def _send_off_path(self, subject: str, lane: _Lane, batches: list[Batch[Item]]) -> None:
+        """Send batches taken out of `lane` off the publish path: a failure is counted
+        and logged (nobody is awaiting it), and the other batches still go."""
+        assert lane.acc is not None
+        policy = lane.acc.policy
+        lane.acc = None
+        if self._open.get(subject) is lane:
+            del self._open[subject]
+        try:
+            await self._send_all(subject, self._frames(subject, lane, policy, batches))
+        except Exception:
+            self.send_errors += 1
+            self._ratelog.log(
+                logging.ERROR, "send", "sending a batch on %s failed", subject, exc_info=True
+            )
 
     # -- flushing ---------------------------------------------------------------------
 
@@ -240,22 +291,6 @@ class Batcher:
             self._wake.clear()
             await self._flush(due_only=True)
 
-    async def _send_batch(self, subject: str, items: tuple[Item, ...], reason: str) -> None:
-        """Seal and send one batch off the publish path: a failure is counted and logged
-        (nobody is awaiting it), and the other batches still go."""
-        try:
-            await self._send_all(subject, self._seal(subject, items, reason))
-        except Exception:
-            self.send_errors += 1
-            self._ratelog.log(
-                logging.ERROR,
-                "send",
-                "sending a batch of %d on %s failed",
-                len(items),
-                subject,
-                exc_info=True,
-            )
-
     async def _flush(self, *, due_only: bool) -> None:
         """Send the batches whose deadline has come (or every batch), then re-arm."""
         now = self._clock()
@@ -264,11 +299,8 @@ class Batcher:
             if lane is None or lane.acc is None:
                 continue
             batches = lane.acc.due(now) if due_only else lane.acc.drain()
-            if not batches:
-                continue
-            lane.acc = None
-            del self._open[subject]
-            await self._send_batch(subject, batches[0].items, batches[0].reason)
+            if batches:
+                await self._send_off_path(subject, lane, batches)
         deadlines = [lane.acc.next_deadline() for lane in self._open.values() if lane.acc]
         if deadlines:
             self._arm(min(d for d in deadlines if d is not None))
@@ -284,12 +316,9 @@ class Batcher:
     async def flush_subject(self, subject: str) -> None:
         """Send `subject`'s open batch now (before a message that bypasses batching, so
         the subject's messages stay in order)."""
-        lane = self._open.pop(subject, None)
+        lane = self._open.get(subject)
         if lane is not None and lane.acc is not None:
-            batches = lane.acc.drain()
-            lane.acc = None
-            if batches:
-                await self._send_batch(subject, batches[0].items, "bypass")
+            await self._send_off_path(subject, lane, lane.acc.drain())
 
     async def close(self) -> None:
         """Stop the tasks and send everything still queued: nothing is left unsent."""
@@ -347,9 +376,7 @@ class Batcher:
                 continue
             batches = lane.acc.set_policy(changed[lane.family])
             if batches:
-                lane.acc = None
-                del self._open[subject]
-                await self._send_batch(subject, batches[0].items, batches[0].reason)
+                await self._send_off_path(subject, lane, batches)
 
 
 @dataclass(frozen=True, slots=True)

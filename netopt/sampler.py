@@ -48,8 +48,9 @@ class TrafficSampler:
         self._bins_per_second = 1.0 / bin_seconds
         self._families: OrderedDict[str, _Family] = OrderedDict()
 
-    def record(self, family: str, nbytes: int, now: float) -> None:
-        """Count one message of `nbytes` bytes on `family` at time `now`."""
+    def record(self, family: str, nbytes: int, now: float, count: int = 1) -> None:
+        """Count `count` messages (one by default) of `nbytes` bytes in all on `family` at
+        time `now`. A caller that already groups messages (a batch) records them at once."""
         state = self._families.get(family)
         b = int(now * self._bins_per_second)
         if state is None:
@@ -58,7 +59,7 @@ class TrafficSampler:
             self._advance(state, b)
             self._families.move_to_end(family)
         # A `now` earlier than the open bin (callers racing on the clock) counts in the open bin.
-        state.count += 1
+        state.count += count
         state.nbytes += nbytes
 
     def series(self, family: str, now: float) -> np.ndarray:

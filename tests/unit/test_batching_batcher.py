@@ -179,6 +179,45 @@ async def test_adaptive_policy_from_the_sampler_and_change_sends_open_batches(ri
     assert batcher.queued == 0 and len(wire.messages()) == batcher.messages
 
 
+async def test_adaptive_lingers_only_where_natural_batching_gathers_little(ring):
+    """Both families are fast enough for the analyser to choose lingering; only the one
+    whose messages come one per loop turn gets it. The other already leaves in groups, so
+    a wait would only add latency."""
+    sampler = TrafficSampler(bin_seconds=0.01, bins=64)
+    strategy = AdaptiveBatching(sampler, interval_seconds=60.0, min_bins=16)
+    wire = Wire(ring)
+    batcher = Batcher(Sealer("alice", ring), wire.send, strategy)
+    loop = asyncio.get_running_loop()
+
+    async def traffic(seconds: float) -> None:
+        end = loop.time() + seconds
+        while loop.time() < end:  # per 1 ms tick: 10 grouped, 5 spread over loop turns
+            for subject, n, turns in (("grouped.x", 10, False), ("spread.y", 5, True)):
+                for _ in range(n):
+                    send = batcher.submit(subject, 1, "msg", None)
+                    if send is not None:
+                        await send
+                    if turns:
+                        await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
+
+    await traffic(0.3)
+    await batcher.tune()
+    for family in ("grouped.x", "spread.y"):
+        assert strategy.policy_for(family).linger_seconds > 0
+    await batcher.flush()
+    first = len(wire.frames)
+    await traffic(0.3)
+    await batcher.flush()
+    per_frame: dict[str, list[int]] = {"grouped.x": [], "spread.y": []}
+    for (subject, _), size in zip(wire.frames[first:], wire.sizes[first:], strict=True):
+        per_frame[subject].append(size)
+    grouped, spread = (sum(v) / len(v) for v in per_frame.values())
+    assert 5 <= grouped <= 12  # natural: one frame per tick's group
+    assert spread > 8  # lingering gathers several ticks' worth
+    await batcher.close()
+
+
 async def test_closed_batcher_refuses(ring):
     _wire, batcher = await started(ring, BatchPolicy(10, 1 << 20, 0.0))
     await batcher.close()
