@@ -66,7 +66,8 @@ def _records(value: Any) -> list[Any]:
 class Deltas(NamedTuple):
     """Delta records from a replica: a batch on the shared subject, a retry or an
     anti-entropy push on a replica's own subject. `wid` > 0 asks durable replicas to
-    acknowledge once the records are on disk."""
+    acknowledge once the records are on disk, quoting `instance`; without it both are
+    left off the wire (read back as 0), since a lone small delta is mostly overhead."""
 
     sender: str
     instance: int
@@ -74,6 +75,8 @@ class Deltas(NamedTuple):
     wid: int = 0
 
     def to_wire(self) -> dict[str, Any]:
+        if not self.wid:
+            return {"op": "delta", "r": self.sender, "d": self.records}
         return {
             "op": "delta",
             "r": self.sender,
@@ -190,7 +193,14 @@ Message = Deltas | Hello | SumRequest | Summary | Pull | PullReply | Ack
 
 
 def _deltas(b: dict[Any, Any], r: str) -> Deltas:
-    return Deltas(r, _uint(b["i"], "instance"), _records(b["d"]), _uint(b["w"], "write id"))
+    wid = _uint(b["w"], "write id")
+    if not wid:
+        raise CrdtDecodeError("a delta without an ack request leaves out `i` and `w`")
+    return Deltas(r, _uint(b["i"], "instance"), _records(b["d"]), wid)
+
+
+def _unacked(b: dict[Any, Any], r: str) -> Deltas:
+    return Deltas(r, 0, _records(b["d"]))
 
 
 def _hello(b: dict[Any, Any], r: str) -> Hello:
@@ -244,6 +254,7 @@ def _ack(b: dict[Any, Any], r: str) -> Ack:
     return Ack(r, _uint(b["i"], "instance"), _uint(b["w"], "write id"), _names(b["bad"], "key"))
 
 
+_UNACKED = frozenset({"op", "r", "d"})
 _PARSERS = {
     "delta": (frozenset({"op", "r", "i", "d", "w"}), _deltas),
     "hello": (frozenset({"op", "r", "i", "d", "h", "n", "bye"}), _hello),
@@ -264,6 +275,8 @@ def parse(body: Any) -> Message:
     if entry is None:
         raise CrdtDecodeError(f"unknown ctx op {op!r}")
     keys, parser = entry
+    if op == "delta" and body.keys() == _UNACKED:
+        keys, parser = _UNACKED, _unacked
     if body.keys() != keys:
         raise CrdtDecodeError(f"a {body['op']} message must have exactly the keys {sorted(keys)}")
     return parser(body, check_replica_id(body["r"], CrdtDecodeError))

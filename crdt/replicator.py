@@ -115,7 +115,7 @@ class Replicator:
         self.state = state
         self.journal = journal
         self.replica_id = check_replica_id(state.replica_id)
-        self.instance = secrets.randbits(62)
+        self.instance = secrets.randbits(62) | 1  # never 0
         self.gossip_interval = gossip_interval
         self.on_change = on_change
         self.index = DigestIndex(state)
@@ -407,7 +407,7 @@ class Replicator:
     def _is_self(self, sender: str, instance: int) -> bool:
         if sender != self.replica_id:
             return False
-        if instance != self.instance:
+        if instance and instance != self.instance:  # 0: not on the wire
             self.stats["duplicate_id"] += 1
             self._ratelog.log(
                 logging.ERROR, "duplicate", "another live replica uses the id %s", sender

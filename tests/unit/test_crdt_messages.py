@@ -29,6 +29,7 @@ from tests.unit.test_crdt_wire import garbage, mutate
 H = b"\x01" * 8
 EXAMPLES = [
     Deltas("r1", 7, [["k", "gcounter", {"r1": 2}]], 3),
+    Deltas("r1", 0, [["k", "gcounter", {"r1": 2}]]),
     Hello("r-2", 1, True, H, 10, False),
     SumRequest("a_b"),
     Summary("r1", 5, False, [H] * BUCKETS),
@@ -68,8 +69,10 @@ def test_garbage_raises_decode_error_only(body: Any) -> None:
         {"op": "hello", "r": "a.b", "i": 1, "d": True, "h": H, "n": 1, "bye": False},
         {"op": "hello", "r": "a", "i": 1, "d": 1, "h": H, "n": 1, "bye": False},
         {"op": "summary", "r": "a", "i": 1, "d": True, "s": H},
-        {"op": "delta", "r": "a", "i": -1, "d": [], "w": 0},
+        {"op": "delta", "r": "a", "i": -1, "d": [], "w": 1},
         {"op": "delta", "r": "a", "i": 1, "d": [], "w": 0, "extra": 1},
+        {"op": "delta", "r": "a", "i": 1, "d": [], "w": 0},  # no ack: i and w left off
+        {"op": "delta", "r": "a", "i": 1, "d": []},
         {"op": ["delta"], "r": "a"},
     ],
 )
