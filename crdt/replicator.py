@@ -280,7 +280,17 @@ class Replicator:
                 batch.event.set()
                 if batch.failed:
                     continue  # never send what is not on disk; the writer gets an error
-                await self._send_records(self._area("ctx", "delta"), records, batch)
+                try:
+                    await self._send_records(self._area("ctx", "delta"), records, batch)
+                except Exception as exc:  # nats-py raises its own types when disconnected
+                    self.stats["send_failed"] += 1
+                    self._ratelog.log(
+                        logging.WARNING,
+                        "send",
+                        "replica %s could not send deltas (anti-entropy will): %s",
+                        self.replica_id,
+                        exc,
+                    )
         finally:
             self._flusher = None
 
@@ -371,8 +381,11 @@ class Replicator:
     async def _barrier(self) -> None:
         """Wait until every local mutation made so far is on disk (durable replicas only),
         before any state leaves this replica."""
-        if self.journal is not None and self._last is not None:
-            await asyncio.shield(self._last.done)
+        if self.journal is not None:
+            if self._last is not None:
+                await asyncio.shield(self._last.done)
+            if self.journal.failure is not None:
+                raise self.journal.failure  # what is not on disk must not leave
 
     async def _publish(self, subject: str, msg: Any) -> None:
         try:

@@ -16,6 +16,7 @@ from crdt import (
     ContextStore,
     CrdtTypeMismatch,
     CrdtValueError,
+    PersistenceError,
     ReadConcernError,
     WriteConcernError,
     WriteResult,
@@ -277,3 +278,20 @@ async def test_open_refuses_bad_options(make_bus: MakeBus) -> None:
     ):
         with pytest.raises(CrdtValueError):
             await ContextStore.open(bus, **options)
+
+
+async def test_a_replica_whose_disk_fails_stops_acking_and_sends_nothing_unsaved(
+    open_store: Open,
+) -> None:
+    d = await members(open_store, n=2)
+    peer = await open_store("peer")
+    await d[0].incr("n", write="all")
+    d[0]._journal._store.close()  # type: ignore[union-attr]  # every later fsync fails
+    with pytest.raises(PersistenceError):
+        await d[0].incr("n", 5)
+    with pytest.raises(WriteConcernError) as err:
+        await peer.incr("m", write="all", timeout=0.3)
+    assert err.value.acks == 1  # d1 only: d0 no longer acknowledges
+    with pytest.raises(ReadConcernError):
+        await peer.get("n", read="all", timeout=0.3)  # d0 refuses to hand out state
+    assert peer.local("n") == 1 and d[1].local("n") == 1
