@@ -267,6 +267,10 @@ class Bus:
         return bus
 
     async def _on_nats_error(self, exc: Exception) -> None:
+        if self._inbox_sub is None and "authorization violation" in str(exc).lower():
+            # Wrong credentials on the first connect: retrying cannot help, and nats-py
+            # would retry forever (servers it discovers are added back to its pool).
+            raise ConnectError(f"the NATS server refused the credentials ({exc})")
         if not self._closed and self._inbox_sub is not None:  # quiet until first connected
             log.warning("nats error on %s: %s", self.sender, exc)
 
