@@ -1,0 +1,94 @@
+"""NATS users and per-role subject permissions: one user per VSM role, an `admin` for the
+operator's CLI, and a `route` user the servers use among themselves.
+
+Every agent shares the HMAC keyring, so signatures say "one of us" but not "which role";
+NATS permissions add the role fence. An S1 may publish everywhere in amcp's namespace
+except the consensus area, so a compromised or buggy S1 can neither propose nor vote
+(the server refuses the frame before anyone sees it). No agent may delete or purge
+JetStream streams. The same rules feed `amcp cluster up` and deploy/'s secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.cluster.files import write_private
+from agents.wire import ROLES
+from consensus.subjects import VOTE_AREA
+
+__all__ = [
+    "ADMIN",
+    "CONSENSUS_AREAS",
+    "ROUTE_USER",
+    "USERS",
+    "Passwords",
+    "authorization_block",
+    "permissions",
+]
+
+ADMIN = "admin"  # the operator: `amcp coordinate`, `members remove`, stream reads
+ROUTE_USER = "route"
+USERS = (*ROLES, ADMIN)
+# amcp.<cluster>.<area>... subjects where proposals, ballots and decisions travel.
+CONSENSUS_AREAS = (VOTE_AREA,)
+VOTERS = frozenset(("s2", "s3", "s4", "s5"))  # roles that may take part in consensus
+_JS_DESTRUCTIVE = [
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.STREAM.UPDATE.>",
+]
+
+
+def permissions(user: str) -> dict[str, Any]:
+    """The nats-server `permissions` map of one user."""
+    if user == ADMIN:
+        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    if user not in ROLES:
+        raise ValueError(f"no NATS user {user!r}: one of {', '.join(USERS)}")
+    deny = list(_JS_DESTRUCTIVE)
+    if user not in VOTERS:
+        deny += [f"amcp.*.{area}.>" for area in CONSENSUS_AREAS]
+    return {
+        "publish": {"allow": ["amcp.*.>", "_INBOX.>", "$JS.API.>"], "deny": deny},
+        "subscribe": {"allow": [">"]},
+    }
+
+
+@dataclass(frozen=True)
+class Passwords:
+    """A random password per user (roles, admin, route), kept as files of mode 0600."""
+
+    by_user: dict[str, str]
+
+    @classmethod
+    def generate(cls) -> Passwords:
+        return cls({u: secrets.token_urlsafe(24) for u in (*USERS, ROUTE_USER)})
+
+    @classmethod
+    def load(cls, folder: Path) -> Passwords:
+        return cls({u: cls.path(folder, u).read_text().strip() for u in (*USERS, ROUTE_USER)})
+
+    @staticmethod
+    def path(folder: Path, user: str) -> Path:
+        return Path(folder) / f"nats-{user}.password"
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for user, password in self.by_user.items():
+            write_private(self.path(folder, user), password + "\n")
+
+    def route(self) -> str:
+        return self.by_user[ROUTE_USER]
+
+
+def authorization_block(passwords: Passwords) -> str:
+    """nats-server config: the client users with their permissions."""
+    users = [
+        {"user": u, "password": passwords.by_user[u], "permissions": permissions(u)} for u in USERS
+    ]
+    return "authorization {\n  users = " + json.dumps(users, indent=2) + "\n}\n"

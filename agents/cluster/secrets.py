@@ -1,0 +1,101 @@
+"""A cluster's secrets in one folder: the amcp keyring, a NATS password per user, the
+servers' `auth.conf` (users and role permissions) and `cluster-auth.conf` (the route user
+and route URLs), and optionally TLS files under tls/.
+
+`amcp cluster up` keeps them in its data directory; `amcp cluster secrets DIR` writes them
+for deploy/docker-compose.yml, which hands each file to its service as a docker secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.cluster.auth import ROUTE_USER, Passwords, authorization_block
+from agents.cluster.certs import TlsFiles, make_tls
+from agents.cluster.files import write_private
+from amcp.keyring import Keyring
+from amcp.security import ConnectionSecurity
+
+__all__ = ["ClusterSecrets"]
+
+
+@dataclass(frozen=True)
+class ClusterSecrets:
+    folder: Path
+
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        *,
+        routes: Sequence[tuple[str, int]],
+        tls_hosts: Iterable[str] | None = None,
+    ) -> ClusterSecrets:
+        """Fresh secrets: a keyring, passwords, server auth files for `routes` (host, port
+        of every node's cluster listener) and, with `tls_hosts`, TLS certificates."""
+        made = cls(Path(folder))
+        made.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        Keyring.generate().save(made.keyring)
+        passwords = Passwords.generate()
+        passwords.save(made.folder)
+        write_private(made.auth_conf, authorization_block(passwords))
+        route = passwords.route()
+        urls = [f"nats-route://{ROUTE_USER}:{route}@{host}:{port}" for host, port in routes]
+        write_private(
+            made.cluster_auth_conf,
+            f"authorization {{ user: {ROUTE_USER}, password: {json.dumps(route)} }}\n"
+            f"routes: {json.dumps(urls)}\n",
+        )
+        if tls_hosts is not None:
+            make_tls(made.folder / "tls", tls_hosts)
+        return made
+
+    @property
+    def keyring(self) -> Path:
+        return self.folder / "keyring.json"
+
+    @property
+    def auth_conf(self) -> Path:
+        return self.folder / "auth.conf"
+
+    @property
+    def cluster_auth_conf(self) -> Path:
+        return self.folder / "cluster-auth.conf"
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        files = TlsFiles(self.folder / "tls")
+        return files if files.exists() else None
+
+    def password_file(self, user: str) -> Path:
+        return Passwords.path(self.folder, user)
+
+    def security(self, user: str) -> ConnectionSecurity:
+        """How `user` connects: its password, and the CA and client certificate if TLS."""
+        tls = self.tls
+        return ConnectionSecurity(
+            user=user,
+            password=self.password_file(user).read_text().strip(),
+            tls_ca=tls.ca if tls else None,
+            tls_cert=tls.client_cert if tls else None,
+            tls_key=tls.client_key if tls else None,
+        )
+
+    def env(self, user: str) -> dict[str, str]:
+        """Environment variables that make amcp commands connect as `user`."""
+        env = {
+            "AMCP_KEYRING": str(self.keyring),
+            "AMCP_NATS_USER": user,
+            "AMCP_NATS_PASSWORD_FILE": str(self.password_file(user)),
+        }
+        tls = self.tls
+        if tls is not None:
+            env |= {
+                "AMCP_TLS_CA": str(tls.ca),
+                "AMCP_TLS_CERT": str(tls.client_cert),
+                "AMCP_TLS_KEY": str(tls.client_key),
+            }
+        return env
