@@ -82,7 +82,7 @@ class AuditEntry:
 
 
 Then = Callable[[], Awaitable[Any]]
-_Item = tuple[dict[str, Any], Then | None]
+_Item = tuple[dict[str, Any] | None, Then | None]
 
 
 async def _follow(then: Then) -> None:
@@ -152,6 +152,21 @@ class AuditLog:
         if then is not None:
             self._urgent.set()  # someone waits for the consequence: no linger
 
+    async def flush(self) -> None:
+        """Return once every entry recorded so far is on the connection to the stream
+        (lifecycle entries: a crash right after must not take them along)."""
+        if self._writer is None or self._writer.done():
+            return
+        done = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        await self._put((None, mark))
+        self._urgent.set()
+        await done
+
     async def _put(self, item: _Item) -> None:
         if self._queue.full():
             await self._queue.put(item)  # the writer is far behind: wait for room
@@ -191,14 +206,12 @@ class AuditLog:
             if batch[-1] is None:
                 done = True
             items = [item for item in batch if item is not None]
-            if not items:
-                continue
-            entries = [entry for entry, _ in items]
-            if self._file is not None:
+            entries = [entry for entry, _ in items if entry is not None]  # None: a flush mark
+            if self._file is not None and entries:
                 self._file.write("".join(json.dumps(e, default=str) + "\n" for e in entries))
                 self._file.flush()
             await slots.acquire()
-            sent = await self._send(entries)
+            sent = await self._send(entries) if entries else []
             for _, then in items:  # right behind the frame, ahead of anything else
                 if then is not None:
                     await _follow(then)

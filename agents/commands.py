@@ -20,6 +20,7 @@ from agents.audit import AuditEntry, read_cluster_log
 from agents.client import AgentClient
 from agents.errors import AgentBusy, ToolCallError, ToolInputError, UnknownTool
 from agents.supervisor import Supervisor, add_restart_options, restart_policy
+from agents.viability import render_viability
 from agents.wire import validate_agent_id
 from amcp.bus import Bus
 from amcp.cli.common import (
@@ -102,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status",
         help="cluster status: members, liveness, load, rejected frames",
         description="Members with role, state, liveness, last heartbeat, load, calls and "
-        "each agent's bus rejection counters by reason; viability metrics once available.",
+        "each agent's bus rejection counters by reason; the viability metrics and active "
+        "adaptations.",
     )
     add_connection_options(status)
     status.set_defaults(func=cmd_status)
@@ -366,10 +368,7 @@ def render_status(view: ClusterView) -> str:
             ]
         )
     lines = [_table(rows), _summary(view)]
-    if view.viability is None:
-        lines.append("viability: not reported yet (no agent computes it)")
-    else:
-        lines.append("viability: " + ", ".join(f"{k}={v}" for k, v in view.viability.items()))
+    lines.append(render_viability(view.viability))
     return "\n".join(lines)
 
 

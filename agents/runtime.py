@@ -238,18 +238,6 @@ class Agent:
         )
         await self.membership.join(self._record)
         self._joined = True
-        self.membership.watch(self._on_members_changed)
-        self.discovery.sync(self.membership.records())
-        await self.bus.subscribe(self.subjects.heartbeats, self._on_heartbeat)
-        await self.subscribe(self.subjects.call(self.id), self._on_call)
-        await self.subscribe(self.subjects.role(self.role), self._on_call, queue=self.role)
-        await self.subscribe(self.subjects.any, self._on_call, queue="any")
-        for extension in self.extensions:
-            await extension.start(self)
-        self._set_state(LifecycleState.RUNNING)
-        await self.membership.update(self._record.with_state(self.state.value))
-        self.spawn(self._heartbeat_loop(), "heartbeat")
-        await self.bus.flush()
         await self.record(
             AuditEvent.STARTED,
             version=__version__,
@@ -258,6 +246,20 @@ class Agent:
             capabilities=list(self.config.capabilities),
             tools=self.tools.names(),
         )
+        await self.audit.flush()
+        self.membership.watch(self._on_members_changed)
+        self.discovery.sync(self.membership.records())
+        await self.bus.subscribe(self.subjects.heartbeats, self._on_heartbeat)
+        for extension in self.extensions:
+            await extension.start(self)
+        self._set_state(LifecycleState.RUNNING)
+        # Calls come in only now: nothing is refused for arriving while the agent starts.
+        await self.subscribe(self.subjects.call(self.id), self._on_call)
+        await self.subscribe(self.subjects.role(self.role), self._on_call, queue=self.role)
+        await self.subscribe(self.subjects.any, self._on_call, queue="any")
+        await self.membership.update(self._record.with_state(self.state.value))
+        self.spawn(self._heartbeat_loop(), "heartbeat")
+        await self.bus.flush()
         log.info(
             "agent %s (%s) running, tools: %s", self.id, self.role, ", ".join(self.tools.names())
         )
