@@ -19,6 +19,7 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -257,8 +258,8 @@ class Bus:
         try:
             await bus.nc.connect(servers=urls, **options)
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                await bus.nc.close()
+            with contextlib.suppress(Exception):  # bounded: it can hang after a TLS failure
+                await asyncio.wait_for(bus.nc.close(), connect_timeout)
             raise ConnectError(
                 f"cannot connect to NATS at {', '.join(urls)}: {exc or type(exc).__name__}"
             ) from None
@@ -267,10 +268,13 @@ class Bus:
         return bus
 
     async def _on_nats_error(self, exc: Exception) -> None:
-        if self._inbox_sub is None and "authorization violation" in str(exc).lower():
-            # Wrong credentials on the first connect: retrying cannot help, and nats-py
-            # would retry forever (servers it discovers are added back to its pool).
-            raise ConnectError(f"the NATS server refused the credentials ({exc})")
+        if self._inbox_sub is None:
+            # Wrong credentials or certificates on the first connect: retrying cannot
+            # help, and nats-py would retry forever (it adds back servers it discovers).
+            if "authorization violation" in str(exc).lower():
+                raise ConnectError(f"the NATS server refused the credentials ({exc})")
+            if isinstance(exc, ssl.SSLError):
+                raise ConnectError(f"TLS with the NATS server failed: {exc}")
         if not self._closed and self._inbox_sub is not None:  # quiet until first connected
             log.warning("nats error on %s: %s", self.sender, exc)
 
