@@ -132,7 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         tls=args.tls,
         timeout=args.timeout,
     )
-    doc = cluster.status(members=False)
+    doc = cluster.status()
     emit(doc, args.json, _render(doc) + "\n\n" + _env_hint(cluster))
     return EXIT_OK
 
