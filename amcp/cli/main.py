@@ -6,7 +6,7 @@ import sys
 from importlib.metadata import entry_points
 
 from amcp import __version__
-from amcp.cli import demo, keys, messaging, server, traffic
+from amcp.cli import keys, messaging, server, traffic
 from amcp.cli.common import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
@@ -24,7 +24,7 @@ from amcp.errors import (
 )
 from amcp.logs import setup_logging
 
-COMMANDS = [demo, keys, messaging, server, traffic]
+COMMANDS = [keys, messaging, server, traffic]
 # Higher layers (crdt, consensus, agents) add their own commands through this entry-point
 # group, so the protocol core never imports them (the arrows of DESIGN.md point one way).
 PLUGIN_GROUP = "amcp.commands"

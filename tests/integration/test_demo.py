@@ -1,4 +1,5 @@
-"""The README's first command: `amcp demo` exits 0 and leaves no process behind."""
+"""The README's first command: `amcp demo` runs a viable system (an embedded nats-server,
+two S1s and S2 to S5 as processes), shows each part, exits 0 and leaves no process behind."""
 
 from __future__ import annotations
 
@@ -8,20 +9,36 @@ import subprocess
 from tests.conftest import amcp_bin
 
 
-def _demo_servers() -> set[str]:
+def _processes(*needles: str) -> set[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if "amcp-demo" in line
-            and "nats-server" in line}
+    return {
+        line.split()[0] for line in out.splitlines() if all(n in line for n in needles)
+    }
 
 
 def test_demo_runs_and_cleans_up() -> None:
-    before = _demo_servers()
+    before = _processes("amcp-demo", "nats-server")
     result = subprocess.run([amcp_bin(), "demo", "--json"], capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["ok"] is True
     steps = {step["step"]: step for step in summary["steps"]}
-    assert steps["signed"]["received"] == 3
+    agents = steps["agents"]["agents"]
+    assert sorted(agents) == ["s1-a", "s1-b", "s2-a", "s3-a", "s4-a", "s5-a"]
+    assert steps["task"]["success"] is True
+    assert [a for a in ("s3-a", "s4-a", "s5-a", "s2-a") if a in steps["task"]["agents"]] == [
+        "s3-a", "s4-a", "s5-a", "s2-a"
+    ]
+    assert sorted(steps["parallel"]["workers"]) == ["s1-a", "s1-b"]
+    vote = steps["vote"]
+    assert vote["outcome"] == "committed" and vote["voters"] == 3 and vote["yes"] >= 2
+    assert vote["executed"] is True
+    assert steps["context"]["agents"] == 6 and steps["context"]["totals"]["tasks"] == 3
     assert steps["attack"]["rejected"] == {"unknown_key": 1, "replay": 1, "bad_signature": 1}
-    assert _demo_servers() <= before
+    assert steps["attack"]["pwned"] is False
+    assert any(f["class"] for f in steps["traffic"]["families"])
+    assert steps["stop"]["exit_codes"] == dict.fromkeys(agents, 0)
+    cluster = steps["agents"]["cluster"]
+    assert _processes("amcp-demo", "nats-server") <= before
+    assert not _processes("agents.cli", cluster)
