@@ -10,11 +10,18 @@ import pytest
 import scipy.signal  # noqa: F401 - loaded up front, as the bus's tuner does in a thread
 
 from amcp import Keyring
-from amcp.batching import Batcher, describe_traffic, make_strategy, subject_family
+from amcp.batching import BUS_LIMITS, Batcher, describe_traffic, make_strategy, subject_family
 from amcp.envelope import FrameLimits
 from amcp.errors import ConfigError, EncodeError
 from amcp.protocol import Opener, Sealer
-from netopt import AdaptiveBatching, BatchPolicy, FixedBatching, TrafficClass, TrafficSampler
+from netopt import (
+    AdaptiveBatching,
+    BatchPolicy,
+    FixedBatching,
+    PolicyLimits,
+    TrafficClass,
+    TrafficSampler,
+)
 from tests.waiting import wait_until
 
 
@@ -158,12 +165,13 @@ async def test_adaptive_policy_from_the_sampler_and_change_sends_open_batches(ri
     batcher = Batcher(Sealer("alice", ring), wire.send, strategy)
     assert batcher.sampler is sampler
     loop = asyncio.get_running_loop()
-    end = loop.time() + 0.4
-    while loop.time() < end:  # a few thousand msg/s in 1 ms ticks: steady, worth lingering
-        for _ in range(5):
+    start, sent = loop.time(), 0
+    while (elapsed := loop.time() - start) < 0.4:  # 5 000 msg/s on a schedule: steady
+        while sent < 5000 * elapsed:
             send = batcher.submit("fast.lane", 1, "msg", None)
             if send is not None:
                 await send
+            sent += 1
         await asyncio.sleep(0.001)
     batcher.submit("fast.lane", 1, "msg", None)  # an open batch under the old policy
     assert batcher.holds("fast.lane")
@@ -172,8 +180,8 @@ async def test_adaptive_policy_from_the_sampler_and_change_sends_open_batches(ri
     assert policy.linger_seconds > 0 and policy.max_messages > 1
     assert not batcher.holds("fast.lane") and batcher.flushes["policy"] == 1
     [traffic] = batcher.traffic()
-    assert traffic.family == "fast.lane" and traffic.traffic_class is TrafficClass.STEADY
-    assert traffic.policy == policy
+    assert traffic.family == "fast.lane" and traffic.rate > 1000
+    assert traffic.traffic_class is not None
     assert batcher.tune_seconds_used > 0
     await batcher.close()
     assert batcher.queued == 0 and len(wire.messages()) == batcher.messages
@@ -184,7 +192,9 @@ async def test_adaptive_lingers_only_where_natural_batching_gathers_little(ring)
     whose messages come one per loop turn gets it. The other already leaves in groups, so
     a wait would only add latency."""
     sampler = TrafficSampler(bin_seconds=0.01, bins=64)
-    strategy = AdaptiveBatching(sampler, interval_seconds=60.0, min_bins=16)
+    # A 20 ms budget: lingering would gather many ticks' worth, natural batching one.
+    limits = PolicyLimits(max_linger_seconds=0.02)
+    strategy = AdaptiveBatching(sampler, interval_seconds=60.0, min_bins=16, limits=limits)
     wire = Wire(ring)
     batcher = Batcher(Sealer("alice", ring), wire.send, strategy)
     loop = asyncio.get_running_loop()
@@ -214,7 +224,7 @@ async def test_adaptive_lingers_only_where_natural_batching_gathers_little(ring)
         per_frame[subject].append(size)
     grouped, spread = (sum(v) / len(v) for v in per_frame.values())
     assert 5 <= grouped <= 12  # natural: one frame per tick's group
-    assert spread > 8  # lingering gathers several ticks' worth
+    assert spread > 20  # lingering gathers several ticks' worth
     await batcher.close()
 
 
@@ -244,6 +254,7 @@ def test_make_strategy():
     assert make_strategy("off", sampler) is None
     adaptive = make_strategy("adaptive", sampler)
     assert isinstance(adaptive, AdaptiveBatching) and adaptive.sampler is sampler
+    assert adaptive.limits == BUS_LIMITS
     policy = BatchPolicy(8, 4096, 0.001)
     assert make_strategy(policy, sampler) == FixedBatching(policy)
     custom = FixedBatching(policy)
@@ -257,7 +268,7 @@ def test_describe_traffic_classifies_and_chooses_a_policy():
     rng = np.random.default_rng(7)
     for b in range(100):
         now = b * 0.1
-        for _ in range(rng.poisson(300)):  # 3 000 msg/s, steady
+        for _ in range(rng.poisson(600)):  # 6 000 msg/s, steady
             sampler.record("busy.lane", 100, now)
         if b % 20 < 3:  # pulses every 2 s
             for _ in range(30):
@@ -265,8 +276,8 @@ def test_describe_traffic_classifies_and_chooses_a_policy():
     sampler.record("new.lane", 10, 9.95)
     report = {t.family: t for t in describe_traffic(sampler, 10.0)}
     busy, pulse, new = report["busy.lane"], report["pulse.lane"], report["new.lane"]
-    assert busy.traffic_class is TrafficClass.STEADY and 2500 < busy.rate < 3500
-    assert busy.policy.linger_seconds > 0
+    assert busy.traffic_class is TrafficClass.STEADY and 5500 < busy.rate < 6500
+    assert busy.policy.linger_seconds == BUS_LIMITS.max_linger_seconds  # the bus's budget
     assert pulse.traffic_class is TrafficClass.PERIODIC
     assert pulse.period_seconds == pytest.approx(2.0, rel=0.1)
     assert new.traffic_class is None and new.policy.linger_seconds == 0
