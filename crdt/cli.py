@@ -207,7 +207,7 @@ def cmd_write(args: argparse.Namespace) -> int:
             },
             args.json,
             f"{args.key} = {json.dumps(jsonable(value))} "
-            f"({result.acks} of {result.needed} acks, {args.write})",
+            f"({result.acks} acks, {result.needed} needed, {args.write})",
         )
         return EXIT_OK
 

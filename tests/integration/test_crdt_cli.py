@@ -1,6 +1,7 @@
 """`amcp ctx` as a user runs it: writes and reads under concerns against durable members,
-exit 3 (with the ack count) when a concern is missed, 2 on usage errors, 1 on a failed
-operation, and `serve` stopping cleanly on SIGTERM."""
+exit 3 (with the ack count) when a concern is missed, 2 on usage errors (checked in
+process: no subprocess needed to parse arguments), 1 on a failed operation, and `serve`
+stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from amcp import Bus
+from amcp.cli.main import main
 from crdt import ContextStore
 from tests.conftest import amcp_bin
 
@@ -41,6 +43,9 @@ async def members(
 
 
 async def ctx(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run `amcp ctx ARGS` (a generous --timeout unless given: the machine may be busy)."""
+    if args[0] != "serve" and "--timeout" not in args:
+        args = (*args, "--timeout", "10")
     proc = await asyncio.create_subprocess_exec(
         amcp_bin(),
         "ctx",
@@ -57,21 +62,31 @@ async def ctx(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def test_writes_and_reads_under_concerns(
     members: list[ContextStore], env: dict[str, str]
 ) -> None:
-    code, out, _ = await ctx(env, "incr", "hits", "5", "--write", "majority", "--json")
-    assert code == 0
-    doc = json.loads(out)
+    # Independent commands run side by side: each is a process of its own.
+    first = await asyncio.gather(
+        ctx(env, "incr", "hits", "5", "--write", "majority", "--json"),
+        ctx(env, "set", "cfg", '{"a": 1}'),
+        ctx(env, "set", "agents", "--field", "a1", "S1"),
+        ctx(env, "add", "tags", "x", "--write", "all"),  # the remove below must see it
+        ctx(env, "add", "tags", "7"),
+        ctx(env, "decr", "bal", "2"),
+    )
+    assert [code for code, _, _ in first] == [0] * 6, first
+    doc = json.loads(first[0][1])
     assert doc["ok"] and doc["value"] == 5 and doc["needed"] == 2 and doc["acks"] >= 2
-    assert (await ctx(env, "incr", "hits", "--write", "all"))[1].startswith("hits = 6 (3 of 3")
-    assert (await ctx(env, "set", "cfg", '{"a": 1}'))[0] == 0
-    assert (await ctx(env, "set", "agents", "--field", "a1", "S1"))[0] == 0
-    assert (await ctx(env, "add", "tags", "x"))[0] == 0
-    assert (await ctx(env, "add", "tags", "7"))[0] == 0
-    assert (await ctx(env, "remove", "tags", "x"))[0] == 0
-    assert (await ctx(env, "decr", "bal", "2"))[0] == 0
-    code, out, _ = await ctx(env, "get", "hits", "--read", "all", "--json")
-    assert (code, json.loads(out)) == (0, {"key": "hits", "value": 6, "found": True})
-    code, out, _ = await ctx(env, "dump", "--read", "majority", "--json")
-    assert json.loads(out) == {
+    assert "needed, one)" in first[1][1]
+    second = await asyncio.gather(
+        ctx(env, "incr", "hits", "--write", "all"), ctx(env, "remove", "tags", "x")
+    )
+    assert [code for code, _, _ in second] == [0, 0], second
+    assert "(3 acks, 3 needed, all)" in second[0][1]
+    (code, got, _), (_, dumped, _), (_, listed, _) = await asyncio.gather(
+        ctx(env, "get", "hits", "--read", "all", "--json"),
+        ctx(env, "dump", "--read", "majority", "--json"),
+        ctx(env, "replicas", "--json"),
+    )
+    assert (code, json.loads(got)) == (0, {"key": "hits", "value": 6, "found": True})
+    assert json.loads(dumped) == {
         "agents": {"a1": "S1"},
         "bal": -2,
         "cfg": {"a": 1},
@@ -79,8 +94,7 @@ async def test_writes_and_reads_under_concerns(
         "tags": [7],
     }
     assert all(m.local("hits") == 6 for m in members)
-    code, out, _ = await ctx(env, "replicas", "--json")
-    assert json.loads(out)["members"] == ["m0", "m1", "m2"]
+    assert json.loads(listed)["members"] == ["m0", "m1", "m2"]
 
 
 async def test_a_missed_concern_exits_3_and_says_how_many_acknowledged(
@@ -99,10 +113,9 @@ async def test_a_missed_concern_exits_3_and_says_how_many_acknowledged(
     assert (await ctx(env, "incr", "hits", "--write", "one"))[0] == 0
 
 
-async def test_usage_errors_exit_2_and_failed_operations_exit_1(
-    members: list[ContextStore], env: dict[str, str]
-) -> None:
-    for args in (
+@pytest.mark.parametrize(
+    "args",
+    [
         ["incr", "k", "--write", "quorum"],
         ["incr", "k", "0"],
         ["incr", "k", "x"],
@@ -110,16 +123,25 @@ async def test_usage_errors_exit_2_and_failed_operations_exit_1(
         ["get", "k", "--timeout", "-1"],
         ["serve", "--data-dir", "d", "--id", "bad.id"],
         ["serve"],
-        ["set", "_ctx.replicas", "1"],
-    ):
-        code, _, err = await ctx(env, *args)
-        assert code == 2, (args, err)
-        assert len(err.strip().splitlines()) == 1, err
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["ctx", *args])
+    assert exit_.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+async def test_failed_operations_exit_1(members: list[ContextStore], env: dict[str, str]) -> None:
     assert (await ctx(env, "incr", "n"))[0] == 0
     code, _, err = await ctx(env, "decr", "n")  # a grow-only counter cannot go down
     assert code == 1 and "gcounter" in err
     code, out, err = await ctx(env, "get", "missing", "--json")
     assert code == 1 and json.loads(out)["found"] is False and "no key" in err
+    code, _, err = await ctx(env, "set", "_ctx.replicas", "1")
+    assert code == 2 and "reserved" in err
 
 
 async def test_serve_runs_until_sigterm_and_exits_0(env: dict[str, str], tmp_path: Path) -> None:
