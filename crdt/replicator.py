@@ -93,10 +93,10 @@ class _Batch:
 
 
 class _Peer:
-    __slots__ = ("durable", "instance", "seen")
+    __slots__ = ("durable", "instance", "seen", "top")
 
-    def __init__(self, durable: bool, instance: int, seen: float) -> None:
-        self.durable, self.instance, self.seen = durable, instance, seen
+    def __init__(self, durable: bool, instance: int, seen: float, top: bytes) -> None:
+        self.durable, self.instance, self.seen, self.top = durable, instance, seen, top
 
 
 class Replicator:
@@ -511,12 +511,19 @@ class Replicator:
         return Summary(self.replica_id, self.instance, self.durable, self.index.buckets())
 
     async def _gossip_loop(self) -> None:
+        """Each round: announce, forget silent peers, and repair with one random peer
+        whose last announced top differs (classic anti-entropy: one exchange per replica
+        per round, however many replicas; each exchange repairs both sides)."""
         subject = self._area("ctx", "hello")
         while True:
             await self._publish(subject, self._hello())
             horizon = self._loop.time() - 3.5 * self.gossip_interval
             for replica in [r for r, p in self._peers.items() if p.seen < horizon]:
                 del self._peers[replica]
+            top = self.index.top()
+            differ = [r for r, p in self._peers.items() if p.top != top and r not in self._syncing]
+            if differ:
+                self._spawn(self._sync_quietly(random.choice(differ)))
             await asyncio.sleep(self.gossip_interval * random.uniform(0.8, 1.2))
 
     def _on_hello(self, m: Hello) -> None:
@@ -525,11 +532,7 @@ class Replicator:
         if m.bye:
             self._peers.pop(m.sender, None)
             return
-        self._peers[m.sender] = _Peer(m.durable, m.instance, self._loop.time())
-        # One side of each pair starts: the puller fetches the peer's differing keys and
-        # pushes back the ones the peer wants, so one exchange repairs both.
-        if self.replica_id < m.sender and m.top != self.index.top():
-            self._spawn(self._sync_quietly(m.sender))
+        self._peers[m.sender] = _Peer(m.durable, m.instance, self._loop.time(), m.top)
 
     async def _sync_quietly(self, peer: str) -> None:
         if peer in self._syncing:
