@@ -4,10 +4,12 @@ The public API of the protocol core; everything else in this package is an imple
 detail that may change.
 """
 
+from amcp.batching import Batcher, BatchingMode, FamilyTraffic
 from amcp.bus import Bus, Subscription
 from amcp.envelope import Envelope, FrameLimits, Reason
 from amcp.errors import (
     AmcpError,
+    CircuitOpen,
     ConfigError,
     ConnectError,
     EncodeError,
@@ -29,12 +31,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmcpError",
+    "Batcher",
+    "BatchingMode",
     "Bus",
+    "CircuitOpen",
     "ConfigError",
     "ConnectError",
     "ConnectionSecurity",
     "EncodeError",
     "Envelope",
+    "FamilyTraffic",
     "FrameLimits",
     "FrameRejected",
     "Key",
