@@ -358,13 +358,16 @@ class Bus:
             if not immediate and (attention is None or attention < self.attention_threshold):
                 return batcher.submit(subject, body, kind, headers) or _queued()
             if batcher.holds(subject):
-                frame = self.sealer.seal(subject, body, kind, headers)
-                return self._publish_after_batch(batcher, subject, frame)
+                return self._publish_after_batch(batcher, subject, body, kind, headers)
         return self.nc.publish(subject, self.sealer.seal(subject, body, kind, headers))
 
-    async def _publish_after_batch(self, batcher: Batcher, subject: str, frame: bytes) -> None:
+    async def _publish_after_batch(
+        self, batcher: Batcher, subject: str, body: Any, kind: str, headers: dict[str, str] | None
+    ) -> None:
+        # Sealed after the batch, so seqs go out in order (a batch can hold more messages
+        # than the receivers' replay window is wide).
         await batcher.flush_subject(subject)
-        await self.nc.publish(subject, frame)
+        await self.nc.publish(subject, self.sealer.seal(subject, body, kind, headers))
 
     async def publish_frame(self, subject: str, frame: bytes, reply: str = "") -> None:
         """Publish pre-sealed bytes (batches, tests that forge or replay frames)."""
@@ -414,9 +417,9 @@ class Bus:
         timer = loop.call_later(wait, _expire, fut, subject, wait)
         try:
             all_headers = {REPLY_HEADER: reply, **headers} if headers else {REPLY_HEADER: reply}
-            frame = self.sealer.seal(subject, body, kind, all_headers)
             if self.batcher is not None and self.batcher.holds(subject):
                 await self.batcher.flush_subject(subject)  # keep the subject's order
+            frame = self.sealer.seal(subject, body, kind, all_headers)
             started = loop.time()
             await self.nc.publish(subject, frame, reply=reply)
             msg = await fut
