@@ -638,9 +638,12 @@ class Bus:
             fut.set_exception(NoResponders(f"no responders on {subject}"))
             return
         try:
-            fut.set_result(self._inbox_opener.open(nmsg.subject, nmsg.data))
+            replies = self._inbox_opener.open_all(nmsg.subject, nmsg.data)  # a batch, too
         except FrameRejected as rejected:
             self._note_rejection(rejected, nmsg.subject)  # keep waiting for a genuine reply
+            return
+        if replies:
+            fut.set_result(replies[0])
 
     def _note_rejection(self, rejected: FrameRejected, subject: str) -> None:
         self._ratelog.log(

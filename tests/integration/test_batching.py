@@ -11,6 +11,7 @@ import pytest
 from amcp import Bus
 from amcp.envelope import FLAG_BATCH, FLAG_COMPRESSED, MAC_SIZE
 from amcp.errors import CircuitOpen, NoResponders, RequestTimeout
+from amcp.framebody import encode_item
 from netopt import AdaptiveBatching, Backoff, BatchPolicy, CircuitBreaker, PerKey, TrafficSampler
 from tests.waiting import wait_until
 
@@ -273,3 +274,17 @@ async def test_a_failed_probe_opens_the_circuit_again(make_bus):
     assert breaker.state == "open"
     with pytest.raises(CircuitOpen):
         await client.request_with_retry("svc.gone", 1, backoff=once, timeout=0.5)
+
+
+async def test_a_reply_that_arrives_in_a_batch_is_taken_from_it(make_bus):
+    client = await make_bus("client")
+    server = await make_bus("server")
+
+    async def batched_reply(msg) -> None:
+        items = [encode_item("rep", None, "first"), encode_item("rep", None, "second")]
+        await server.publish_frame(msg.reply_to, server.sealer.seal_items(msg.reply_to, items))
+
+    await server.subscribe("svc.batched", batched_reply)
+    await server.flush()
+    reply = await client.request("svc.batched", "hi", timeout=2)
+    assert reply.body == "first" and reply.kind == "rep"
