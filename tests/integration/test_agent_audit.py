@@ -71,7 +71,7 @@ async def test_forged_misattributed_and_replayed_entries_are_skipped(
     await wait_until(lambda: _up(client, "eve-target"), 15, what="the agent")
     subjects = AgentSubjects(bus.subjects)
     subject = subjects.audit("eve-target")
-    await wait_until(lambda: _logged(bus, "eve-target"), 5, what="the started entry")
+    await wait_until(lambda: _logged(bus, "eve-target"), 15, what="the started entry")
 
     genuine = (await bus.read_stream(subjects.audit_stream, subject=subject))[0][2]
     await bus.publish_frame(subject, genuine)  # replayed into the stream
@@ -83,7 +83,7 @@ async def test_forged_misattributed_and_replayed_entries_are_skipped(
     # signed by mallory, but claiming to be the agent's entry
     await bus.publish_durable(subject, {"agent": "eve-target", "event": "stopped"}, kind="audit")
     await bus.flush()
-    await wait_until(lambda: _stored(bus, subjects, subject, 4), 5, what="4 stored frames")
+    await wait_until(lambda: _stored(bus, subjects, subject, 4), 15, what="4 stored frames")
 
     done = await run_amcp(agent_cluster.env(cli_env), "log", "--agent", "eve-target", "--json")
     assert done.returncode == 0

@@ -31,20 +31,20 @@ async def test_five_agents_join_one_crashes_one_leaves(agent_cluster, make_bus, 
         return all([liveness(await view_of(client, i)) == expected for i in among])
 
     alive = dict.fromkeys(ids, "alive")
-    await wait_until(lambda: everyone_sees(alive, ids), 20, what="5 agents seeing 5 alive")
+    await wait_until(lambda: everyone_sees(alive, ids), 30, what="5 agents seeing 5 alive")
 
     crashed, leaving = "s2-a", "s3-a"
     procs[crashed].kill()
     rest = [i for i in ids if i != crashed]
     dead = {**alive, crashed: "dead"}
-    await wait_until(lambda: everyone_sees(dead, rest), 10, what="s2 marked dead by all")
+    await wait_until(lambda: everyone_sees(dead, rest), 30, what="s2 marked dead by all")
 
     assert procs[leaving].terminate() == 0  # drains, leaves, exits 0
     log = procs[leaving].log_text()
     assert "draining" in log and "stopped" in log
     survivors = [i for i in rest if i != leaving]
     left = {i: s for i, s in dead.items() if i != leaving}
-    await wait_until(lambda: everyone_sees(left, survivors), 10, what="s3 gone from all")
+    await wait_until(lambda: everyone_sees(left, survivors), 30, what="s3 gone from all")
 
     shown = await amcp_json(env, "members")
     members = {m["id"]: m for m in shown["members"]}
@@ -58,7 +58,7 @@ async def test_five_agents_join_one_crashes_one_leaves(agent_cluster, make_bus, 
     removed = await amcp_json(env, "members", "remove", crashed)
     assert removed == {"removed": crashed, "role": "s2", "liveness": "dead"}
     gone = {i: s for i, s in left.items() if i != crashed}
-    await wait_until(lambda: everyone_sees(gone, survivors), 10, what="s2 removed everywhere")
+    await wait_until(lambda: everyone_sees(gone, survivors), 30, what="s2 removed everywhere")
 
     human = await run_amcp(env, "members")
     assert human.returncode == 0 and "3 members (3 alive)" in human.stdout

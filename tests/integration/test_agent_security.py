@@ -66,7 +66,7 @@ async def test_forged_and_replayed_frames_are_counted_and_change_nothing(
         r = await counted()
         return r["replay"] == 2 and r["bad_signature"] == 1 and r["unknown_key"] >= 1
 
-    await wait_until(all_counted, 10, what="the rejections in amcp status")
+    await wait_until(all_counted, 20, what="the rejections in amcp status")
 
     after = await amcp_json(env, "status")
     target = next(m for m in after["members"] if m["id"] == "target")

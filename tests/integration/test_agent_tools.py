@@ -93,7 +93,7 @@ async def test_a_call_returns_the_output_and_bad_input_the_validation_error(
     started = time.monotonic()
     with pytest.raises(ToolInputError) as err:
         await client.call(agent.id, "echo", {"txt": "hi"})
-    assert time.monotonic() - started < 1.0  # answered, not timed out
+    assert time.monotonic() - started < 2.5  # answered, not left to time out (5 s)
     assert err.value.agent == agent.id
     assert {d["type"] for d in err.value.details} == {"missing"}
     assert err.value.details[0]["loc"] == ["text"]
@@ -153,7 +153,7 @@ async def test_a_tool_that_raises_fails_the_call_and_the_log_says_so(
         entries, _ = await read_cluster_log(reader, agent=agent.id)
         return [e.event for e in entries]
 
-    await wait_until(lambda: _has(logged, "task_failed"), 5, what="task_failed in the log")
+    await wait_until(lambda: _has(logged, "task_failed"), 10, what="task_failed in the log")
     assert await logged() == ["started", "task_received", "task_failed"]
 
 
@@ -165,19 +165,19 @@ async def test_the_pool_refuses_work_when_full(start_agent, client) -> None:
     agent = await start_agent(capabilities=("sleep",), pool_size=1, queue_size=1)
     started = time.monotonic()
     calls = [
-        asyncio.ensure_future(client.call(agent.id, "sleep", {"seconds": 0.6})) for _ in range(3)
+        asyncio.ensure_future(client.call(agent.id, "sleep", {"seconds": 1.0})) for _ in range(3)
     ]
     done, _ = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
     refused = done.pop()
     assert isinstance(refused.exception(), AgentBusy)  # first to finish: the refusal
-    assert time.monotonic() - started < 0.5  # refused at once, not after waiting
+    assert time.monotonic() - started < 0.9  # refused at once, not after waiting
     assert "1 calls running and 1 waiting" in str(refused.exception())
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert sum(isinstance(r, AgentBusy) for r in results) == 1
     assert sum(not isinstance(r, Exception) for r in results) == 2
     # queries bypass the pool: the agent answers about itself while it is full
     busy = asyncio.ensure_future(client.call(agent.id, "sleep", {"seconds": 0.5}))
-    await wait_until(lambda: agent.pool.running == 1, 2, what="a running call")
+    await wait_until(lambda: agent.pool.running == 1, 10, what="a running call")
     assert (await client.members()).members[0].id == agent.id
     await busy
     assert agent.calls["refused"] == 1
@@ -201,9 +201,9 @@ async def test_stop_drains_in_flight_work_then_leaves(start_agent, client) -> No
     agent = await start_agent(capabilities=("sleep",))
     other = await start_agent("s2")
     call = asyncio.ensure_future(client.call(agent.id, "sleep", {"seconds": 0.5}))
-    await wait_until(lambda: agent.pool.running == 1, 2, what="the call to start")
+    await wait_until(lambda: agent.pool.running == 1, 10, what="the call to start")
     stopping = asyncio.ensure_future(agent.stop())
-    await wait_until(lambda: agent.state is LifecycleState.DRAINING, 2, what="draining")
+    await wait_until(lambda: agent.state is LifecycleState.DRAINING, 10, what="draining")
     with pytest.raises(NoResponders):  # it takes no new work
         await client.call(agent.id, "sleep", {"seconds": 0})
     assert (await call).output == {"slept": 0.5}  # but finishes what it had
@@ -211,7 +211,7 @@ async def test_stop_drains_in_flight_work_then_leaves(start_agent, client) -> No
     assert agent.state is LifecycleState.STOPPED
     await wait_until(
         lambda: agent.id not in {m.record.id for m in other.members()},
-        2,
+        10,
         what="the leave to reach the other agent",
     )
 
@@ -291,7 +291,7 @@ async def test_metrics_are_served_for_prometheus(start_agent, client) -> None:
 async def test_a_running_agent_removed_from_the_list_joins_again(start_agent) -> None:
     agent = await start_agent()
     other = await start_agent("s2")
-    await wait_until(lambda: agent.id in other.membership.records(), 2, what="both members")
+    await wait_until(lambda: agent.id in other.membership.records(), 10, what="both members")
     await other.membership.remove(agent.id)  # as if removed on a false suspicion
-    await wait_until(lambda: agent.id in other.membership.records(), 3, what="the rejoin")
+    await wait_until(lambda: agent.id in other.membership.records(), 10, what="the rejoin")
     assert other.membership.records()[agent.id].state == "running"
