@@ -1,0 +1,250 @@
+"""Quorum votes on a real nats-server with in-process agents as voters and executors:
+majority commits, risky actions are refused with reasons, weighted quorums match the
+hand-computed cases of docs/CONSENSUS.md, forged and replayed ballots do not count, a
+proposal id runs once, and one resource has one commit executing at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats
+import pytest
+
+from agents import MEMBERS_KEY
+from amcp import Keyring
+from consensus import (
+    VOTERS_KEY,
+    Ballot,
+    Choice,
+    DecisionLog,
+    ExecState,
+    Outcome,
+    ProposalConflict,
+    Propose,
+    Scorer,
+    ScorerConfig,
+    Scores,
+    Thresholds,
+    Vote,
+    VotePolicy,
+    Weights,
+    coordinate_action,
+    verify,
+)
+from tests.integration.consensus_support import Members, counting_tool, members_fixture
+from tests.waiting import wait_until
+
+__all__ = ["members_fixture"]
+
+FIVE = ("v1", "v2", "v3", "v4", "v5")
+
+
+async def test_the_voter_roll_is_the_agents_member_map() -> None:
+    assert VOTERS_KEY == MEMBERS_KEY
+
+
+async def test_five_voters_majority_commits_and_any_member_can_re_derive_it(
+    members: Members,
+) -> None:
+    for v in FIVE:
+        await members.add(v)
+    coordinator = await members.coordinator()
+    result = await coordinator.coordinate(
+        "restart", {"targets": ["w1"]}, resource="w1", urgency="high"
+    )
+    decision = result.decision
+    assert decision.outcome is Outcome.COMMITTED and not result.replayed
+    assert decision.members == FIVE and decision.summary.needed == 3.0
+    assert decision.summary.yes >= 3 and verify(decision)
+    for vote in decision.votes:
+        assert vote.choice is Choice.YES and vote.reason.startswith("yes: attention")
+        assert vote.scores.confidence > 0.99 and 0 < vote.combined <= 1  # all five seen live
+    # the decision log replicates: another member reads the same record and re-derives it
+    log = DecisionLog(members.agents["v4"].store)  # type: ignore[arg-type]
+    await wait_until(lambda: log.decided(decision.proposal_id) is not None, 5, what="replication")
+    recorded = log.decided(decision.proposal_id)
+    assert recorded is not None and recorded.decision == decision and verify(recorded.decision)
+    # the one-call API, on a bus of its own
+    again = await coordinate_action(await members.bus("ops"), "restart", {"targets": ["w2"]})
+    assert again.outcome is Outcome.COMMITTED and again.members == FIVE
+
+
+async def test_a_risky_action_is_rejected_with_reasons_unless_critical(members: Members) -> None:
+    for v in FIVE:
+        await members.add(v)
+    coordinator = await members.coordinator()
+    result = await coordinator.coordinate("shutdown", {"targets": "*"}, timeout=5)
+    decision = result.decision
+    assert decision.outcome is Outcome.REJECTED and decision.summary.no >= 3
+    assert {v.reason for v in decision.votes} == {
+        "no: risk 0.90 > 0.70 and urgency is not critical"
+    }
+    assert all(v.scores.risk == pytest.approx(0.9) for v in decision.votes)
+    critical = await coordinator.coordinate("shutdown", {"targets": "*"}, urgency="critical")
+    assert critical.outcome is Outcome.COMMITTED
+    assert "risk 0.90 > 0.70 accepted as urgency is critical" in critical.decision.votes[0].reason
+
+
+def _fixed(weight: float, choice: str) -> dict[str, Any]:
+    """Voting options that make a voter's combined score exactly `weight` (importance is
+    the only weighted dimension and equals the role's relevance) and its choice fixed."""
+    config = ScorerConfig(
+        weights=Weights(0, 1, 0, 0, 0),
+        impact_share=0.0,
+        relevance={"s5": {"deploy": weight}},
+    )
+    thresholds = {
+        "yes": Thresholds(yes_min=0.0, risk_max=1.0, confidence_min=0.0),
+        "no": Thresholds(risk_max=0.0),  # deploy's risk 0.5 is too much
+        "abstain": Thresholds(yes_min=1.0, risk_max=1.0, confidence_min=0.0),
+    }[choice]
+    return {"scorer": Scorer(config), "policy": VotePolicy(thresholds)}
+
+
+@pytest.mark.parametrize(
+    ("voters", "quorum", "outcome", "yes_weight", "needed"),
+    [
+        # docs/CONSENSUS.md, "Weighted quorum, hand-computed"
+        ({"a": (0.9, "yes"), "b": (0.8, "yes"), "c": (0.7, "yes"), "d": (0.2, "yes"),
+          "e": (0.5, "no")}, "weighted", "committed", 2.6, 2.5),
+        ({"a": (0.9, "yes"), "b": (0.8, "yes"), "c": (0.7, "yes"), "d": (0.5, "no"),
+          "e": (0.5, "no")}, "weighted", "rejected", 2.4, 2.5),
+        ({"a": (1.0, "yes"), "b": (1.0, "yes"), "c": (0.01, "yes")},
+         "weighted:2/3", "committed", 2.01, 2.0),
+        # rejected as soon as c abstains (2.0 at best), so the yes weight depends on order
+        ({"a": (1.0, "yes"), "b": (1.0, "yes"), "c": (0.5, "abstain")},
+         "weighted:2/3", "rejected", None, 2.0),
+        # a crashed member still counts: d never votes, 2.1 > 2 commits early
+        ({"a": (1.0, "yes"), "b": (0.6, "yes"), "c": (0.5, "yes"), "d": (0.5, "crashed")},
+         "weighted", "committed", 2.1, 2.0),
+    ],
+)  # fmt: skip
+async def test_weighted_quorum_matches_the_hand_computed_cases(
+    members: Members,
+    voters: dict[str, tuple[float, str]],
+    quorum: str,
+    outcome: str,
+    yes_weight: float | None,
+    needed: float,
+) -> None:
+    for name, (weight, choice) in voters.items():
+        await members.add(name, **_fixed(weight, "yes" if choice == "crashed" else choice))
+        if choice == "crashed":
+            await members.crash(name)
+    coordinator = await members.coordinator()
+    decision = (await coordinator.coordinate("deploy", quorum=quorum, timeout=5)).decision
+    assert str(decision.outcome) == outcome
+    if yes_weight is None:
+        assert "c" in {v.voter for v in decision.votes if v.choice is Choice.ABSTAIN}
+    else:
+        assert decision.summary.yes_weight == pytest.approx(yes_weight, abs=1e-12)
+    assert decision.summary.needed == pytest.approx(needed)
+    assert len(decision.members) == len(voters) and verify(decision)
+
+
+async def test_forged_replayed_and_impersonated_ballots_do_not_count(
+    members: Members, nats_server: Any
+) -> None:
+    """Two of five members are alive. Each forgery would have made a third yes."""
+    for v in FIVE:
+        await members.add(v)
+    for v in ("v3", "v4", "v5"):
+        await members.crash(v)
+    coordinator = await members.coordinator()
+    spy = await members.bus("spy")  # holds the cluster key, like any member
+    forger = await members.bus("v3", ring=Keyring.generate())  # claims v3, wrong key
+    raw = await nats.connect(nats_server.url)
+    captured: list[Any] = []
+    attacks: list[asyncio.Task[None]] = []
+
+    async def capture(m: Any) -> None:
+        captured.append(m)
+
+    await raw.subscribe(spy.subjects.area("vote", "ballot", "*"), cb=capture)
+    await raw.flush()
+
+    async def attack(propose_msg: Any) -> None:
+        propose = Propose.from_wire(propose_msg.body)
+        pid, reply = propose.proposal.id, propose.reply
+        await wait_until(lambda: captured, 5, what="a genuine ballot on the wire")
+        await raw.publish(reply, captured[0].data)  # replay v1's or v2's signed frame
+        scores = Scores(1, 1, 0, 1, 1)
+        fake = Vote(proposal_id=pid, voter="v3", choice="yes", scores=scores, combined=1.0)
+        await forger.publish(reply, Ballot(vote=fake).to_wire(), kind="ballot")
+        fake4 = Vote(proposal_id=pid, voter="v4", choice="yes", scores=scores, combined=1.0)
+        await spy.publish(reply, Ballot(vote=fake4).to_wire(), kind="ballot")  # in v4's name
+        await raw.flush()
+
+    await spy.subscribe(
+        spy.subjects.area("vote", "propose"),
+        lambda m: attacks.append(asyncio.ensure_future(attack(m))),
+    )
+    await spy.flush()
+    result = await coordinator.coordinate("restart", timeout=2)
+    await raw.close()
+    assert attacks and attacks[0].done() and attacks[0].exception() is None
+    decision = result.decision
+    assert decision.outcome is Outcome.NO_QUORUM
+    assert sorted(v.voter for v in decision.votes) == ["v1", "v2"]
+    assert decision.summary.yes == 2 and decision.summary.needed == 3.0
+    assert result.refused == {"not_its_sender": 1}
+    rejections = coordinator.bus.rejections
+    assert rejections.get("replay", 0) >= 1, rejections
+    forged = sum(rejections.get(r, 0) for r in ("bad_signature", "unknown_key"))
+    assert forged >= 1, rejections
+
+
+async def test_one_proposal_id_executes_once(members: Members) -> None:
+    runs: list[str] = []
+    for v in ("v1", "v2", "v3"):
+        await members.add(v)
+    await members.add(
+        "x1", role="s1", voter=False, tools=(counting_tool(runs),), executes={"restart": "apply"}
+    )
+    first = await members.coordinator("p1")
+    result = await first.coordinate("restart", {"targets": ["w1"]}, proposal_id="job-1")
+    assert result.outcome is Outcome.COMMITTED and not result.replayed
+    assert result.executor is not None and result.executor.agent == "x1"
+    assert result.execution is not None and result.execution.state is ExecState.DONE
+    assert result.execution.result == {"runs": 1} and len(runs) == 1
+    # the same id again, here and from another proposer with its own replica
+    again = await first.coordinate("restart", {"targets": ["w1"]}, proposal_id="job-1")
+    other = await members.coordinator("p2")
+    third = await other.coordinate("restart", {"targets": ["w1"]}, proposal_id="job-1")
+    for replay in (again, third):
+        assert replay.replayed and replay.decision == result.decision
+        assert replay.execution is not None and replay.execution.state is ExecState.DONE
+    assert len(runs) == 1
+    # two proposers racing with one new id: both see the commit, it runs once
+    both = await asyncio.gather(
+        first.coordinate("restart", {"targets": ["w2"]}, proposal_id="job-2"),
+        other.coordinate("restart", {"targets": ["w2"]}, proposal_id="job-2"),
+    )
+    assert [r.outcome for r in both] == [Outcome.COMMITTED, Outcome.COMMITTED]
+    await wait_until(lambda: len(runs) >= 2, 5, what="job-2 executed")
+    assert len(runs) == 2
+    with pytest.raises(ProposalConflict, match="job-1"):
+        await other.coordinate("deploy", {"targets": ["w1"]}, proposal_id="job-1")
+
+
+async def test_one_resource_has_one_commit_executing_at_a_time(members: Members) -> None:
+    runs: list[str] = []
+    for v in FIVE:
+        await members.add(v)
+    await members.add(
+        "x1", role="s1", voter=False, tools=(counting_tool(runs),), executes={"restart": "apply"}
+    )
+    proposers = [await members.coordinator(f"p{i}") for i in range(4)]
+    results = await asyncio.gather(
+        *(p.coordinate("restart", {"seconds": 0.5}, resource="db", timeout=3) for p in proposers)
+    )
+    committed = [r for r in results if r.outcome is Outcome.COMMITTED]
+    assert len(committed) <= 1, [r.outcome for r in results]
+    busy = [v for r in results for v in r.decision.votes if "is busy with proposal" in v.reason]
+    assert busy, "conflicting proposals must meet busy voters"
+    assert len(runs) == len(committed)
+    # the executor's acknowledgement (or the rejections) freed the resource: the next commits
+    after = await proposers[0].coordinate("restart", {"seconds": 0}, resource="db")
+    assert after.outcome is Outcome.COMMITTED, after.decision.votes
+    assert after.execution is not None and after.execution.state is ExecState.DONE
