@@ -103,6 +103,20 @@ class _Capped:
         return self.data.decode("utf-8", errors="replace")
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Return when the child has exited. `Process.wait` also waits for its pipes to close,
+    which a background grandchild can hold open for ever; the exit status is set as soon
+    as the child is reaped, so it is polled beside (from 1 ms, backing off to 50 ms)."""
+    waiting = asyncio.ensure_future(proc.wait())
+    delay = 0.001
+    try:
+        while proc.returncode is None and not waiting.done():
+            await asyncio.wait({waiting}, timeout=delay)
+            delay = min(delay * 2, 0.05)
+    finally:
+        waiting.cancel()
+
+
 def _kill_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -127,15 +141,15 @@ async def run_argv(argv: list[str], *, cwd: str | None, timeout: float, max_outp
     readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await asyncio.wait_for(_exited(proc), timeout)
     except TimeoutError:
         timed_out = True
         _kill_group(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
+            await asyncio.wait_for(_exited(proc), KILL_GRACE)
         except TimeoutError:
             _kill_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await _exited(proc)
     except asyncio.CancelledError:
         _kill_group(proc.pid, signal.SIGKILL)
         readers.cancel()
@@ -144,9 +158,14 @@ async def run_argv(argv: list[str], *, cwd: str | None, timeout: float, max_outp
         await asyncio.wait_for(asyncio.shield(readers), PIPE_GRACE)
     except TimeoutError:  # a grandchild keeps the pipes open: end the group, keep what we read
         _kill_group(proc.pid, signal.SIGKILL)
-        readers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await readers
+        try:
+            await asyncio.wait_for(asyncio.shield(readers), KILL_GRACE)
+        except TimeoutError:  # it left the group (setsid): leave its pipes to it
+            readers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await readers
+    with contextlib.suppress(TimeoutError):  # pipes closed: let the transport finish
+        await asyncio.wait_for(proc.wait(), PIPE_GRACE)
     code = proc.returncode
     return Outcome(
         ok=code == 0 and not timed_out,

@@ -19,6 +19,7 @@ from agents.allocation import Conflict
 from agents.analysis import Analysis
 from agents.ruledata import compile_pattern, load_rules
 from amcp.errors import ConfigError
+from consensus.errors import QuorumSpecError
 from consensus.quorum import parse_quorum
 
 __all__ = ["Classification", "PolicyRules", "Ruling"]
@@ -83,7 +84,7 @@ class PolicyRules:
         quorum = str(vote.get("quorum", "majority"))
         try:
             parse_quorum(quorum)
-        except ValueError as exc:
+        except QuorumSpecError as exc:
             raise ConfigError(f"policy rules [vote]: {exc}") from None
         timeout = vote.get("timeout", 5.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:

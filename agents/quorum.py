@@ -55,8 +55,10 @@ class QuorumVote:
         urgency: str = "normal",
         resource: str | None = None,
         timeout: float = 5.0,
+        task: str | None = None,
     ) -> Decision:
-        """Propose `action`; the Decision once fixed or at the deadline, on record."""
+        """Propose `action` (for `task`); the Decision once fixed or at the deadline, on
+        record in the audit log."""
         result = await self.coordinator.coordinate(
             action,
             payload,
@@ -70,6 +72,7 @@ class QuorumVote:
         await record_now(
             self.agent,
             AuditEvent.DECISION,
+            task=task,
             proposal=decision.proposal_id,
             action=action,
             outcome=str(decision.outcome),

@@ -397,7 +397,7 @@ class TaskLoop:
             nxt = allocate(need, self.candidates())
             c.requeued.append({"step": step.step, "from": worker, "why": out})
             await self.role.log(
-                "requeued", task=step.task_id, step=step.step, agent=worker, why=out
+                "requeued", task=step.task_id, step=step.step, worker=worker, why=out
             )
             if not nxt.agents:
                 c.note(self.agent.id, f"step {step.step + 1}: {out}; no other S1 left")

@@ -80,7 +80,9 @@ def rotate(values: Mapping[str, Any], size: int) -> dict[str, Any] | None:
 
 
 def _rate(part: int, whole: int) -> float | None:
-    return None if whole <= 0 else round(part / whole, 4)
+    """part / whole in [0, 1] (counters replicate one by one, so a replica may briefly
+    hold a part ahead of its whole), None without samples."""
+    return None if whole <= 0 else round(min(1.0, part / whole), 4)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def measure(values: Mapping[str, Any]) -> Viability:
         oscillation_rate=_rate(w.get(OSCILLATIONS, 0), checks),
         checks=checks,
         conflicts=w.get(CONFLICTS, 0),
-        avg_iterations=_rate(w.get(ITERATIONS, 0), finished),
+        avg_iterations=None if not finished else round(w.get(ITERATIONS, 0) / finished, 4),
         window=k if isinstance(k, int) else 0,
         totals={
             "tasks": now.get(FINISHED, 0),

@@ -150,6 +150,7 @@ class PolicyRole(VsmRole):
             urgency=args.urgency,
             resource=args.resource,
             timeout=self.policy.vote_timeout,
+            task=args.task_id,
         )
         doc = describe_decision(args.action, decision)
         self.decided["committed" if doc["committed"] else "not_committed"] += 1
