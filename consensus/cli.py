@@ -35,6 +35,8 @@ from consensus.quorum import QuorumKind, parse_quorum
 
 __all__ = ["exit_code", "register", "render", "to_json"]
 
+_SHORT = ("URG", "IMP", "RISK", "CONF", "NOV")  # the five dimensions, in DIMENSIONS order
+
 
 def _quorum(text: str) -> str:
     try:
@@ -142,34 +144,33 @@ def exit_code(result: Coordination) -> int:
     return EXIT_OK if execution.state is ExecState.DONE else EXIT_FAILED
 
 
-def _needed(result: Coordination) -> str:
+def _tally(result: Coordination) -> str:
+    """`3 yes, 0 no, 1 abstain of 5 members; majority needs 3 yes` (weights for weighted)."""
     decision = result.decision
-    rule = parse_quorum(decision.quorum)
-    n = len(decision.members)
-    summary = decision.summary
-    if rule.kind is QuorumKind.WEIGHTED:
-        return (
-            f"yes weight {summary.yes_weight:.2f}, {decision.quorum} needs more than "
-            f"{summary.needed:.2f} of {n} members"
-        )
-    return f"{summary.yes} yes, {decision.quorum} needs {summary.needed:g} of {n} members"
+    s = decision.summary
+    weighted = parse_quorum(decision.quorum).kind is QuorumKind.WEIGHTED
+    yes = f"{s.yes} yes (weight {s.yes_weight:.2f})" if weighted else f"{s.yes} yes"
+    need = f"a yes weight above {s.needed:.2f}" if weighted else f"{s.needed:g} yes"
+    return (
+        f"{yes}, {s.no} no, {s.abstain} abstain of {len(decision.members)} members; "
+        f"{decision.quorum} needs {need}"
+    )
 
 
 def render(result: Coordination) -> str:
     """The human report of one coordination."""
     decision, proposal = result.decision, result.proposal
-    s = decision.summary
     lines = [
         f"{decision.outcome}: {proposal.action}"
         + (f" on {proposal.resource}" if proposal.resource else "")
         + f" (proposal {proposal.id})"
         + ("  [decided earlier; not run again]" if result.replayed else ""),
-        f"tally: {_needed(result)}; {s.yes} yes, {s.no} no, {s.abstain} abstain",
+        f"tally: {_tally(result)}",
     ]
     if not decision.members:
         lines.append("no registered voters: start S5 agents or agents with --voter")
     if decision.votes:
-        header = ["VOTER", "CHOICE", *(d[:4].upper() for d in DIMENSIONS), "ATTN", "REASON"]
+        header = ["VOTER", "CHOICE", *_SHORT, "ATTN", "REASON"]
         rows = [header] + [
             [
                 v.voter,
@@ -188,7 +189,7 @@ def render(result: Coordination) -> str:
     voted = {v.voter for v in decision.votes}
     silent = [m for m in decision.members if m not in voted]
     if silent:
-        lines.append(f"no ballot from: {', '.join(silent)}")
+        lines.append(f"no ballot counted from: {', '.join(silent)}")
     if result.refused:
         refused = ", ".join(f"{k} {n}" for k, n in sorted(result.refused.items()))
         lines.append(f"ballots refused: {refused}")
@@ -206,7 +207,7 @@ def _execution_lines(result: Coordination) -> list[str]:
     if ex.state is ExecState.RUNNING:
         return [f"execution: claimed by {where}, not finished yet"]
     took = max(0, ex.finished_ms - ex.started_ms)
-    detail = ex.error if ex.error else json.dumps(jsonable(ex.result))
+    detail = ex.error or json.dumps(jsonable(ex.to_wire()["result"]))
     return [f"execution: {ex.state} by {where} in {took} ms: {detail}"]
 
 

@@ -7,9 +7,10 @@ scores, policy, resource leases, one ballot per id). It learns decisions and
 acknowledgements to end its leases.
 
 An executor runs `tool` for the committed decisions that name it, at most once per
-proposal id: it writes a RUNNING claim to the decision log (on disk first, for a durable
-replica) before it runs the tool, and answers any later announcement of the same decision
-with the recorded execution instead of running again. It learns decisions from the
+proposal id: it writes the decision (if its proposer has not yet) and a RUNNING claim to
+the decision log (on disk first, for a durable replica) before it runs the tool, and
+answers any later announcement of the same decision with the recorded execution instead
+of running again. It learns decisions from the
 broadcast and from the log itself (a watch, and a scan when it starts), so the action runs
 even if the proposer crashed right after deciding. Before running it re-derives the commit
 from the ballots among its own registered voters, and refuses one that reaches it after the
@@ -253,6 +254,8 @@ class VoterService:
                 **base, state=state, started_ms=started, finished_ms=started, error=why
             )
         else:
+            if self.log.decided(decided.id) is None:  # its proposer may have died before
+                await self.log.record(decided, write="local", timeout=self.record_timeout)
             claim = Execution(**base, state=ExecState.RUNNING, started_ms=started)
             await self.log.record_execution(claim, write="local", timeout=self.record_timeout)
             try:
