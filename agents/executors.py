@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import inspect
 import os
@@ -196,7 +197,9 @@ def render_template(template: list[str], fields: Mapping[str, str]) -> list[str]
         raise ValueError(f"bad template: {exc}") from None
 
 
+@functools.cache
 def _load_callable(name: str) -> Callable[..., Any]:
+    """The callable registered as `name` (looked up once: scanning entry points is slow)."""
     for ep in entry_points(group=EXECUTOR_GROUP):
         if ep.name == name:
             target = ep.load()

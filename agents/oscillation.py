@@ -4,8 +4,10 @@ Three patterns, each counted once when it appears:
 - contention: two S1 steps claim one resource at once. Damping: serialise, the second
   waits for the first's release (leases expire, so a crashed holder cannot block it).
 - retry loop: the same work (a task's fingerprint) attempted again and again within a
-  window. Damping: from `backoff_at` attempts on, each attempt first waits an exponential
-  backoff; from `escalate_at` on, it is escalated (S5 decides, by default it stops).
+  window without succeeding (a success ends the loop; identical work submitted many times
+  at once counts too: it is duplicate work). Damping: from `backoff_at` attempts on, each
+  attempt first waits an exponential backoff; from `escalate_at` on, it is escalated (S5
+  decides, by default it stops).
 - flapping: a resource changed back and forth (its digest after each step goes A, B, A...).
   Damping: the resource is frozen for the window; claims on it are escalated.
 
@@ -158,10 +160,15 @@ class Coordinator:
         now: float,
         resource: str | None = None,
         digest: str | None = None,
+        fingerprint: str | None = None,
+        ok: bool = False,
         settings: S2Settings | None = None,
     ) -> Ruling:
-        """`holder` is done; `digest` is the resource's content after its step."""
+        """`holder` is done; `digest` is the resource's content after its step. A step of
+        the work `fingerprint` that went `ok` ends any retry loop of that work."""
         s = settings or self.settings
+        if ok and fingerprint is not None:
+            self._attempts.pop(fingerprint, None)
         if resource is None:
             return Ruling("grant", "nothing held")
         self._locks.release(resource, holder)

@@ -226,7 +226,7 @@ class TaskLoop:
     def candidates(self) -> list[Candidate]:
         review = set(self.role.under_review())
         out = []
-        for m in self.agent.members():
+        for m in self.role.view():
             record = m.record
             if record.role != "s1" or m.liveness is not Liveness.ALIVE or m.state != "running":
                 continue
@@ -375,8 +375,14 @@ class TaskLoop:
             f"{verb} step {index + 1} ({out.error or f'exit {out.exit_code}'}, {out.ms:g} ms)",
         )
         s2 = self.role.leader("s2")
-        if resource is not None and s2 is not None:
-            args = {"holder": holder, "resource": resource, "digest": out.digest}
+        if s2 is not None:
+            args = {
+                "holder": holder,
+                "resource": resource,
+                "digest": out.digest,
+                "fingerprint": task.fingerprint(),
+                "ok": out.ok,
+            }
             try:
                 released = (await self.call(s2, "release", args, CALL_WAIT)).output
             except AmcpError:
@@ -421,7 +427,7 @@ class TaskLoop:
     def _lost(self, agent_id: str) -> str | None:
         """Why `agent_id` can no longer finish a step, if it cannot. An agent that left is
         not lost: a graceful stop leaves first and then finishes its calls in flight."""
-        for m in self.agent.members():
+        for m in self.role.view():
             if m.record.id == agent_id:
                 if m.liveness is Liveness.DEAD:
                     return f"{agent_id} died mid-step"

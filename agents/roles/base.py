@@ -9,6 +9,7 @@ serves `viability`.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,12 +26,14 @@ from agents.viability import ADAPTATIONS, PREFIX, measure
 from amcp.errors import ConfigError
 
 if TYPE_CHECKING:
+    from agents.discovery import MemberStatus
     from agents.runtime import Agent, AgentConfig
 
 __all__ = ["ViabilityOut", "VsmRole", "VsmSettings"]
 
 WINDOW = 20
 INTERVAL = 0.5
+VIEW_TTL = 0.05
 
 
 def _env_number(name: str, default: float, minimum: float) -> float:
@@ -79,6 +82,7 @@ class VsmRole(Role):
         self.settings = VsmSettings.from_env()
         self.values: dict[str, Any] = {}
         self._agent: Agent | None = None
+        self._view: tuple[float, list[MemberStatus]] | None = None
 
     # -- what the roles use -------------------------------------------------------------
 
@@ -122,11 +126,19 @@ class VsmRole(Role):
     def under_review(self) -> list[str]:
         return sorted(a.target for a in self.adaptations().values() if a.kind == "review")
 
+    def view(self) -> list[MemberStatus]:
+        """The members as this agent sees them, recomputed at most every VIEW_TTL seconds
+        (liveness moves with heartbeats; a busy loop need not rebuild it per call)."""
+        now = time.monotonic()
+        if self._view is None or now - self._view[0] > VIEW_TTL:
+            self._view = (now, self.agent.members())
+        return self._view[1]
+
     def live(self, role: str) -> list[str]:
         """The ids of `role` members this agent sees alive and running, sorted."""
         return sorted(
             m.record.id
-            for m in self.agent.members()
+            for m in self.view()
             if m.record.role == role and m.liveness is Liveness.ALIVE and m.state == "running"
         )
 

@@ -62,7 +62,9 @@ class OperationsRole(VsmRole):
             )
         else:
             outcome = await execute(step)
-            digest = await asyncio.to_thread(resource_digest, step.resource, step.cwd)
+            digest = None
+            if step.resource:  # hashing a file may take a while: not on the event loop
+                digest = await asyncio.to_thread(resource_digest, step.resource, step.cwd)
             out = StepOut(
                 task_id=step.task_id,
                 step=step.step,

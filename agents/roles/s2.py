@@ -40,6 +40,8 @@ class ReleaseIn(BaseModel):
     holder: str = Field(min_length=1, max_length=256)
     resource: str | None = Field(None, max_length=4096)
     digest: str | None = Field(None, max_length=128)
+    fingerprint: str | None = Field(None, max_length=64)
+    ok: bool = False
 
 
 class RulingOut(BaseModel):
@@ -82,11 +84,14 @@ class CoordinationRole(VsmRole):
 
         @tool(audited=False)
         async def release(args: ReleaseIn, ctx: CallContext) -> RulingOut:
-            """The step is done: free its resource; flapping content is escalated."""
+            """The step is done: free its resource (flapping content is escalated); a
+            success ends any retry loop of its work."""
             ruling = role.coordinator.release(
                 holder=args.holder,
                 resource=args.resource,
                 digest=args.digest,
+                fingerprint=args.fingerprint,
+                ok=args.ok,
                 now=time.monotonic(),
                 settings=role._settings(),
             )

@@ -188,18 +188,17 @@ class PolicyRole(VsmRole):
                     await self._log("refused", adaptation, ruling.reason)
                 continue
             record = {**adaptation.to_wire(), "approved_by": self.agent.id, "since_ms": _ms()}
-            await store.map_set(ADAPTATIONS, adaptation.key, record)
             await self._log("activated", adaptation, ruling.reason)
+            await store.map_set(ADAPTATIONS, adaptation.key, record)
         for adaptation, value in changes.clear:
-            await store.map_delete(ADAPTATIONS, adaptation.key)
-            self._refused.discard(adaptation.key)
             why = "no samples left in the window" if value is None else f"recovered to {value}"
             await self._log("cleared", adaptation, why)
+            await store.map_delete(ADAPTATIONS, adaptation.key)
+            self._refused.discard(adaptation.key)
 
     async def _log(self, change: str, adaptation: Adaptation, why: str) -> None:
-        await self.agent.record(
-            AuditEvent.ADAPTATION, change=change, why=why, **adaptation.to_wire()
-        )
+        """On its way to the cluster log before any agent can act on the change."""
+        await self.log(AuditEvent.ADAPTATION, change=change, why=why, **adaptation.to_wire())
 
     def status(self) -> dict[str, object]:
         return {"votes": dict(self.decided)}

@@ -18,13 +18,16 @@ from tests.waiting import wait_until
 AGENTS = (("s1", "s1-a"), ("s3", "s3-a"), ("s4", "s4-a"), ("s5", "s5-a"))
 
 
-async def _review_log(bus) -> list[str]:
+async def _logged(bus, changes: list[str]) -> bool:
+    """Whether the cluster log holds exactly these changes of the review adaptation."""
     entries, _ = await read_cluster_log(bus)
-    return [
+    found = [
         e.record["change"]
         for e in entries
         if e.record["event"] == "adaptation" and e.record.get("kind") == "review"
     ]
+    assert found == changes[: len(found)], found
+    return found == changes
 
 
 async def test_failing_executor_triggers_review_which_clears_on_recovery(
@@ -44,7 +47,7 @@ async def test_failing_executor_triggers_review_which_clears_on_recovery(
     assert report["metrics"]["error_rates"] == {"s1-a": 1.0}
     review = next(a for a in report["adaptations"] if a["kind"] == "review")
     assert review["target"] == "s1-a" and review["value"] == 1.0 and review["threshold"] == 0.3
-    assert await _review_log(bus) == ["activated"]
+    await wait_until(lambda: _logged(bus, ["activated"]), 5, what="the activation logged")
 
     # while it holds, s1-a's results are reviewed: strict rules, named in the audit
     under_review = await run_task(bus, tmp_path, description="echo reviewed")
@@ -61,4 +64,4 @@ async def test_failing_executor_triggers_review_which_clears_on_recovery(
     await wait_until(recovered, 30, interval=0.05, what="the review to clear")
     metrics = (await viability_of(bus, "s3-a"))["metrics"]
     assert metrics["error_rates"]["s1-a"] <= 0.2
-    assert await _review_log(bus) == ["activated", "cleared"]
+    await wait_until(lambda: _logged(bus, ["activated", "cleared"]), 5, what="the clearing logged")

@@ -100,3 +100,15 @@ def test_never_two_holders_of_one_resource_at_once(ops) -> None:
         elif claim(c, who, now, work=who + str(n)).decision == "grant":
             assert holder in (None, who)
             holder = who
+
+
+def test_a_success_ends_the_retry_loop() -> None:
+    c = Coordinator(S2Settings(backoff_at=3, escalate_at=4))
+    for n in range(2):
+        assert claim(c, f"h{n}", float(n), resource=None).decision == "grant"
+    c.release(holder="h1", now=1.5, fingerprint="w", ok=False)
+    assert claim(c, "h2", 2.0, resource=None).decision == "wait"  # a third failed try
+    c.release(holder="h2", now=2.5, fingerprint="w", ok=True)
+    assert [claim(c, f"k{n}", 3.0 + n, resource=None).decision for n in range(3)] == [
+        "grant", "grant", "wait"
+    ]  # fmt: skip
