@@ -49,7 +49,6 @@ from netopt import (
 )
 
 __all__ = [
-    "BUS_LIMITS",
     "Batcher",
     "BatchingMode",
     "FamilyTraffic",
@@ -65,10 +64,6 @@ BatchingMode = Literal["off", "adaptive"] | BatchPolicy | BatchingStrategy
 subject, or any `BatchingStrategy` (an `AdaptiveBatching` with your own limits)."""
 Send = Callable[[str, bytes], Awaitable[None]]
 
-BUS_LIMITS = PolicyLimits(max_linger_seconds=0.001)
-"""The adaptive bus's bounds: netopt's defaults with a 1 ms latency budget instead of 5 ms.
-On one machine, lingering 1 ms already gathers what 5 ms does in throughput (bench/
-bench_batching.py, bursty workload) at a fraction of the p99."""
 FAMILY_TOKENS = 2
 _NAMESPACE = "amcp"
 _MAX_LANES = 4096
@@ -91,7 +86,7 @@ def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrate
     if mode == "off":
         return None
     if mode == "adaptive":
-        return AdaptiveBatching(sampler, limits=BUS_LIMITS)
+        return AdaptiveBatching(sampler)
     if isinstance(mode, BatchPolicy):
         return FixedBatching(mode)
     if isinstance(mode, str) or not hasattr(mode, "policy_for"):
@@ -108,12 +103,15 @@ _NATURAL_WEIGHT = 0.25  # of the newest natural batch size in the moving average
 
 @functools.lru_cache(maxsize=64)
 def _open_ended(policy: BatchPolicy, max_messages: int) -> BatchPolicy:
-    """A lingering policy whose count limit does not cut the linger short: the analyser
-    sizes batches to the rate it measured, and a publisher that lingering speeds up would
+    """An adaptive policy whose count limit is the largest batch, not the analyser's
+    estimate of what the linger gathers: a publisher that batching speeds up would
     otherwise stay held to the rate it had before. The linger still bounds every wait."""
-    if policy.max_messages >= max_messages:
-        return policy
     return replace(policy, max_messages=max_messages)
+
+
+@functools.lru_cache(maxsize=64)
+def _natural(policy: BatchPolicy) -> BatchPolicy:
+    return replace(policy, linger_seconds=0.0)
 
 
 class _Lane:
@@ -228,18 +226,19 @@ class Batcher:
         wait would add latency and save next to nothing). A lingering lane takes a natural
         batch now and then to keep that measure current."""
         policy = self.strategy.policy_for(lane.family)
-        if policy.max_messages > self.limits.max_batch:
-            policy = replace(policy, max_messages=self.limits.max_batch)
+        if self._min_gain == math.inf:  # a fixed strategy: as configured, within the limits
+            if policy.max_messages > self.limits.max_batch:
+                policy = replace(policy, max_messages=self.limits.max_batch)
+            if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
+                return _natural(policy)
+            return policy
+        policy = _open_ended(policy, self._max_messages)
         if not policy.linger_seconds:
             return policy
         if now - lane.last_at > policy.linger_seconds or lane.natural >= self._min_gain:
-            return replace(policy, linger_seconds=0.0)
-        if self._min_gain == math.inf:  # a fixed strategy: exactly as configured
-            return policy
+            return _natural(policy)
         lane.lingered += 1
-        if lane.lingered % _PROBE_EVERY == 0:
-            return replace(policy, linger_seconds=0.0)
-        return _open_ended(policy, self._max_messages)
+        return _natural(policy) if lane.lingered % _PROBE_EVERY == 0 else policy
 
     def _frames(
         self, subject: str, lane: _Lane, policy: BatchPolicy, batches: list[Batch[Item]]
@@ -439,7 +438,7 @@ def describe_traffic(
     sampler: TrafficSampler, now: float, limits: PolicyLimits | None = None
 ) -> list[FamilyTraffic]:
     """Every family the sampler tracks, busiest first, analysed as AdaptiveBatching would."""
-    limits = limits or BUS_LIMITS
+    limits = limits or PolicyLimits()
     out = []
     for family in sampler.families():
         counts = sampler.series(family, now)

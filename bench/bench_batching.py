@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import statistics
 import time
@@ -293,6 +294,7 @@ def median_rows(trials: list[dict[str, float]]) -> dict[str, float]:
 async def main_async(args) -> dict[str, Any]:
     ring = Keyring.generate()
     results: dict[str, Any] = {"args": vars(args), "workloads": {}}
+    results["load_before"] = os.getloadavg()[0]
     runs: list[tuple[str, Any]] = [("raw nats-py", None), *SETTINGS]
     with NatsServer(name="bench-batching") as server:
         tight = []
@@ -312,13 +314,16 @@ async def main_async(args) -> dict[str, Any]:
             results["workloads"][workload] = {"rows": rows, "verdict": verdicts(rows)}
         if tight:
             results["raw_tight_loop_msgs_per_s"] = statistics.median(tight)
+    results["load_after"] = os.getloadavg()[0]
     return results
 
 
 def print_table(results: dict[str, Any], args) -> None:
     print(
         f"amcp batching benchmark: {args.seconds:g} s per run, median of {args.trials} "
-        f"trials, adaptive after {args.warmup:g} s of warm-up, seed {args.seed}\n"
+        f"trials, adaptive after {args.warmup:g} s of warm-up, seed {args.seed}; "
+        f"{os.cpu_count()} cores, load average {results['load_before']:.1f} before, "
+        f"{results['load_after']:.1f} after\n"
     )
     for workload, doc in results["workloads"].items():
         print(workload)
