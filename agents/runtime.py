@@ -436,7 +436,7 @@ class Agent:
                 "recorded": self.audit.recorded,
                 "stream_failures": self.audit.stream_failures,
             },
-            "extensions": {e.name: e.status() for e in self.extensions if e.status()},
+            "extensions": {e.name: s for e in self.extensions if (s := e.status())},
         }
 
     async def _publish_heartbeat(self) -> None:

@@ -9,7 +9,8 @@ on a plain subject. The bench process drives both with the same concurrency; tri
 alternate so machine noise hits both; medians are printed.
 
 Join time: a fresh `amcp-agent` process is started and `AgentClient.members()` (what
-`amcp members` runs) is polled every 5 ms until the new id appears.
+`amcp members` runs) is polled every 5 ms until the new id appears. Both use the roles
+registered under `amcp.roles` (s1 for the echo agent, s2 for the joiners), as users get.
 
     python bench/bench_agents.py [--seconds 2] [--trials 5] [--concurrency 1 16] [--joins 10]
 
@@ -133,10 +134,13 @@ async def measure(
 
 
 def run(args: argparse.Namespace) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="amcp-bench-agents-"))
-    ring = Keyring.generate()
-    ring_path = ring.save(work / "keyring.json")
-    with NatsServer(name="bench-agents") as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="amcp-bench-agents-") as tmp,
+        NatsServer(name="bench-agents") as server,
+    ):
+        work = Path(tmp)
+        ring = Keyring.generate()
+        ring_path = ring.save(work / "keyring.json")
         raw_proc = subprocess.Popen(
             [sys.executable, "-c", RAW_RESPONDER, server.url], stdout=subprocess.PIPE, text=True
         )
