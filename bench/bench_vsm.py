@@ -13,7 +13,7 @@ and S3* (audit), with six audit-log entries and six counter increments.
 - overhead: loop median minus the median of `agents.executors.execute` on the same step
   in this process (the executor alone); beside it the raw nats-py request/reply median,
   measured in the same run against a plain nats-py responder, for scale (one task is
-  seven request/replies between processes).
+  six request/replies between processes).
 
     python bench/bench_vsm.py [--s1 2 4] [--seconds 3] [--trials 3] [--concurrency 16]
 """
