@@ -80,12 +80,19 @@ async def _until(check: Any, timeout: float, what: str) -> Any:
 
 
 class Scenario:
-    def __init__(self, client: AgentClient, story: Story, work: Path) -> None:
+    def __init__(
+        self, client: AgentClient, story: Story, work: Path, procs: list[AgentProcess]
+    ) -> None:
         self.client = client
         self.story = story
         self.work = work
+        self.procs = procs
 
     async def members_seen(self) -> dict[str, str] | None:
+        for p in self.procs:
+            if p.returncode is not None:
+                last = (p.log_text().strip().splitlines() or ["(no output)"])[-1]
+                raise RuntimeError(f"agent {p.agent_id} exited with {p.returncode}: {last}")
         try:
             view = await self.client.members()
         except Exception:
@@ -234,10 +241,12 @@ class Scenario:
         return bool(picture["families"])
 
 
-async def _scenario(url: str, keyring: Keyring, cluster: str, story: Story, work: Path) -> bool:
+async def _scenario(
+    url: str, keyring: Keyring, cluster: str, story: Story, work: Path, procs: list[AgentProcess]
+) -> bool:
     bus = await Bus.connect(url, keyring=keyring, sender="demo", cluster=cluster)
     try:
-        scenario = Scenario(AgentClient(bus, timeout=10), story, work)
+        scenario = Scenario(AgentClient(bus, timeout=10), story, work, procs)
         started = time.monotonic()
         await _until(scenario.members_seen, START_TIMEOUT, "six agents to see each other")
         story.say(
@@ -261,9 +270,28 @@ async def _scenario(url: str, keyring: Keyring, cluster: str, story: Story, work
         await bus.close()
 
 
+def _start_agents(url: str, keyring: Path, cluster: str, logs: Path) -> list[AgentProcess]:
+    env = {**os.environ, "AMCP_VSM_INTERVAL": "0.2"}
+    return [
+        AgentProcess(
+            role,
+            agent_id,
+            nats=url,
+            keyring=keyring,
+            cluster=cluster,
+            heartbeat=HEARTBEAT,
+            args=["--voter"] if agent_id in VOTERS else [],
+            env=env,
+            log_dir=logs,
+        ).start()
+        for role, agent_id in AGENTS
+    ]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     story = Story(quiet=args.json)
     ok = False
+    codes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="amcp-demo-") as tmp:
         root = Path(tmp)
         keyring_path = Keyring.generate().save(root / "keyring.json")
@@ -274,38 +302,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with NatsServer(name="amcp-demo", store_dir=root / "nats") as server:
             story.say("server", f"started an embedded nats-server at {server.url} with a "
                       "fresh keyring (mode 0600)", url=server.url)  # fmt: skip
-            env = {**os.environ, "AMCP_VSM_INTERVAL": "0.2"}
-            procs = [
-                AgentProcess(
-                    role,
-                    agent_id,
-                    nats=server.url,
-                    keyring=keyring_path,
-                    cluster=cluster,
-                    heartbeat=HEARTBEAT,
-                    args=["--voter"] if agent_id in VOTERS else [],
-                    env=env,
-                    log_dir=root / "logs",
-                ).start()
-                for role, agent_id in AGENTS
-            ]
+            procs = _start_agents(server.url, keyring_path, cluster, root / "logs")
             try:
-                ok = asyncio.run(_scenario(server.url, keyring, cluster, story, work))
+                ok = asyncio.run(_scenario(server.url, keyring, cluster, story, work, procs))
             except Exception as exc:
                 story.say("error", f"the demo stopped early: {exc}", error=str(exc))
             finally:
                 codes = {p.agent_id: p.terminate() for p in procs}
                 for p in procs:
                     p.close()
-            clean = all(code == 0 for code in codes.values())
-            story.say(
-                "stop",
-                "stopped the six agents (each drained, left the cluster and exited "
-                + ("0" if clean else f"with {codes}")
-                + ") and the nats-server; nothing is left running",
-                exit_codes=codes,
-            )
-            ok = ok and clean
+    clean = bool(codes) and all(code == 0 for code in codes.values())
+    story.say(
+        "stop",
+        "stopped the six agents (each drained, left the cluster and exited "
+        + ("0" if clean else f"with {codes}")
+        + ") and the nats-server; nothing is left running",
+        exit_codes=codes,
+    )
+    ok = ok and clean
     if args.json:
         print(json.dumps({"ok": ok, "steps": story.steps}))
     elif ok:

@@ -166,9 +166,8 @@ class TaskLoop:
             failed = [i for i in pending if not c.outs[i].ok]
             pending = failed or pending  # a failed check reruns every step
         assert c.verdict is not None
-        return False, f"audit failed after {c.iterations} iterations: " + "; ".join(
-            c.verdict.failures[:3]
-        )
+        rounds = f"{c.iterations} iteration{'s' * (c.iterations > 1)}"
+        return False, f"audit failed after {rounds}: " + "; ".join(c.verdict.failures[:3])
 
     # -- S4, S5 ---------------------------------------------------------------------------
 
@@ -332,7 +331,8 @@ class TaskLoop:
                 c.damping.append({"holder": holder, **ruling})
                 c.note(result.agent, f"{ruling['oscillation']}: {ruling['reason']}")
             if ruling["decision"] == "grant":
-                c.note(result.agent, f"step {holder.split(':')[1]} may start ({ruling['reason']})")
+                step = int(holder.split(":")[1]) + 1
+                c.note(result.agent, f"step {step} may start ({ruling['reason']})")
                 return None
             if ruling["decision"] == "escalate":
                 return await self._escalate(c, ruling["reason"])
