@@ -1,6 +1,7 @@
 """A failing executor raises its agent's error rate; S5 switches the review step on for it
 (logged), S3 reviews that agent's results while it holds, and it clears (logged) once the
-agent's error rate over the sliding window has recovered."""
+agent's error rate over the sliding window has recovered. On the way, the completion rate
+falls under 50% and S4 lowers its complexity thresholds."""
 
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ async def test_failing_executor_triggers_review_which_clears_on_recovery(
     under_review = await run_task(bus, tmp_path, description="echo reviewed")
     assert under_review.success and under_review.audit["strict"] is True
     assert any("review of s1-a" in p for p in under_review.path)
+
+    # 1 success in 4 tasks: completion 25% < 50%, so S4 lowers its complexity thresholds
+    async def lowered() -> bool:
+        return "lower_complexity" in await adaptations(bus, "s4-a")
+
+    await wait_until(lowered, 10, what="the lower_complexity adaptation")
+    careful = await run_task(bus, tmp_path, description="echo careful")
+    assert careful.analysis is not None and careful.analysis.thresholds == (1.5, 3.0)
+    assert any("thresholds lowered" in r for r in careful.analysis.reasons)
 
     async def recovered() -> bool:
         if "review:s1-a" not in await adaptations(bus, "s3-a"):
