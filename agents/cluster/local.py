@@ -291,10 +291,16 @@ class LocalCluster:
         self._save()
         return proc
 
-    async def connect(self, user: str = ADMIN, sender: str | None = None, **options: Any) -> Bus:
-        """A Bus into this cluster as `user` (admin by default)."""
+    async def connect(
+        self,
+        user: str = ADMIN,
+        sender: str | None = None,
+        urls: list[str] | None = None,
+        **options: Any,
+    ) -> Bus:
+        """A Bus into this cluster as `user` (admin by default), on `urls` (all nodes)."""
         return await Bus.connect(
-            self.urls,
+            urls or self.urls,
             keyring=Keyring.load(self.secrets.keyring),
             sender=sender,
             cluster=self.cluster,

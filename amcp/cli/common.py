@@ -69,7 +69,8 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
     group.add_argument(
         "--nats",
         metavar="URL[,URL...]",
-        help="NATS server URLs (env AMCP_NATS_URL; default nats://127.0.0.1:4222)",
+        help="NATS server URLs, tried in this order: put the nearest first "
+        "(env AMCP_NATS_URL; default nats://127.0.0.1:4222)",
     )
     group.add_argument(
         "--keyring",
@@ -113,6 +114,9 @@ async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
         sender=sender,
         cluster=settings.cluster,
         security=settings.security,
+        # the given order is a preference (an agent's own host's server first), so an
+        # agent shares its host's fate in a partition instead of a random server's
+        dont_randomize=True,
     )
 
 

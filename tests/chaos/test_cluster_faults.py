@@ -1,0 +1,140 @@
+"""Faults across hosts: a NATS node SIGKILLed under load, a minority host cut off, lossy
+links, and a rolling restart of every node, each under majority CRDT writes and quorum
+votes from the driver. What must hold: no acknowledged write and no committed decision is
+lost, a minority cannot commit while the majority goes on, and after healing every
+replica converges and the minority knows the decisions it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from amcp import Bus
+from consensus.model import Outcome
+from consensus.record import DECISION_PREFIX, _key
+from crdt import WriteConcernError
+from tests.chaos.conftest import Chaos, Load
+from tests.integration.test_crdt_cluster import probe
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.chaos
+
+
+async def _under_load(chaos: Chaos, key: str, fault) -> tuple[Load, int]:
+    """Run the load, apply `fault(load)` (a coroutine) once it has acknowledged some writes,
+    keep loading until the fault is done and some more writes are acknowledged after it;
+    returns the load and how many writes were acknowledged before the fault."""
+    load = Load(key)
+    stop = asyncio.Event()
+    async with chaos.driver() as (_, store, coordinator):
+        runner = asyncio.create_task(chaos.run_load(store, coordinator, load, stop))
+        try:
+            await wait_until(lambda: len(load.acked) >= 20, 20, what="writes before the fault")
+            before = len(load.acked)
+            await fault(load)
+            after = len(load.acked)
+            await wait_until(lambda: len(load.acked) >= after + 20, 30, what="writes after")
+        finally:
+            stop.set()
+            await runner
+    return load, before
+
+
+async def test_sigkilled_node_loses_no_acknowledged_write_or_decision(chaos: Chaos) -> None:
+    async def kill_then_restart(_: Load) -> None:
+        chaos.cluster.servers[0].kill()  # host 1's server; its agents fail over
+        async with chaos.driver() as (bus, _, _):
+            await chaos.all_alive(bus)  # every agent reconnected elsewhere, heartbeating
+        chaos.restart_node(0)
+
+    load, before = await _under_load(chaos, "kill", kill_then_restart)
+    assert before >= 20 and len(load.acked) > before
+    assert load.committed, "no decision committed under load"
+    async with chaos.driver() as (bus, _, coordinator):
+        await chaos.wait_converged(bus, "kill", load.acked, 30)
+        await chaos.decisions_kept(coordinator, load)
+        await chaos.all_alive(bus)
+
+
+async def test_minority_cannot_commit_majority_goes_on_then_converges(chaos: Chaos) -> None:
+    minority = 2  # one host: one S1 and one S5 of six replicas and three voters
+    load = Load("split")
+    # a client inside the minority host that joined before the cut (it knows every member)
+    async with chaos.driver(host=minority) as (_, inside, inside_coordinator):
+        chaos.hosts.cut(minority)
+        try:
+            with pytest.raises(WriteConcernError):
+                await inside.add("split", "minority-majority", write="majority", timeout=2.0)
+            vote = await inside_coordinator.coordinate(
+                "restart", {}, proposal_id="split-minority", timeout=3.0
+            )
+            assert vote.decision.outcome is Outcome.NO_QUORUM
+            await inside.add("split", "minority-one", write="one", timeout=3.0)  # its own S1/S5
+
+            # the majority goes on: writes and decisions
+            async with chaos.driver() as (_, store, coordinator):
+                for n in range(20):
+                    await store.add("split", f"majority-{n}", write="majority", timeout=3.0)
+                    load.acked.append(f"majority-{n}")
+                for n in range(3):
+                    await chaos.decide(coordinator, f"split-p{n}", load)
+            assert load.committed == [f"split-p{n}" for n in range(3)]
+        finally:
+            chaos.hosts.heal(minority)
+
+    async with chaos.driver() as (bus, _, coordinator):
+        await chaos.wait_converged(bus, "split", [*load.acked, "minority-one"], 60)
+        await chaos.all_alive(bus)
+        await chaos.decisions_kept(coordinator, load)
+        # the minority's S5 knows the decisions committed while it was cut off
+        s5 = next(a["id"] for a in chaos.cluster.state["agents"] if a["node"] == minority
+                  and a["role"] == "s5")  # fmt: skip
+        await _learns_decisions(bus, s5, load.committed)
+
+
+async def _learns_decisions(bus: Bus, replica: str, ids: list[str]) -> None:
+    """Until `replica` holds the decision record of every proposal in `ids`."""
+
+    async def holds() -> bool:
+        for proposal_id in ids:
+            if await probe(bus, replica, _key(DECISION_PREFIX, proposal_id)) is None:
+                return False
+        return True
+
+    await wait_until(holds, 30, interval=0.2, what=f"{replica} to learn the decisions")
+
+
+async def test_lossy_link_loses_no_acknowledged_write(chaos: Chaos) -> None:
+    lossy_host = 0
+
+    async def lossy(load: Load) -> None:
+        chaos.hosts.loss(lossy_host, 5)  # 5% of packets to and from host 1 dropped
+        try:
+            acked = len(load.acked)
+            await wait_until(lambda: len(load.acked) >= acked + 10, 90, what="writes in loss")
+            assert chaos.hosts.dropped(lossy_host) > 0
+        finally:
+            chaos.hosts.loss(lossy_host, 0)
+
+    load, _ = await _under_load(chaos, "lossy", lossy)
+    async with chaos.driver() as (bus, _, coordinator):
+        await chaos.wait_converged(bus, "lossy", load.acked, 60)
+        await chaos.decisions_kept(coordinator, load)
+
+
+async def test_rolling_restart_of_every_node_loses_nothing(chaos: Chaos) -> None:
+    async def roll(_: Load) -> None:
+        for i in range(len(chaos.cluster.servers)):
+            chaos.cluster.servers[i].stop()  # SIGTERM: a clean shutdown, then back
+            chaos.restart_node(i)
+            async with chaos.driver() as (bus, _, _):
+                await chaos.all_alive(bus)
+
+    load, before = await _under_load(chaos, "roll", roll)
+    assert len(load.acked) > before
+    async with chaos.driver() as (bus, _, coordinator):
+        await chaos.wait_converged(bus, "roll", load.acked, 60)
+        await chaos.decisions_kept(coordinator, load)
+        await chaos.all_alive(bus)
