@@ -38,6 +38,7 @@ from amcp.errors import AmcpError, NoResponders, RequestTimeout
 
 if TYPE_CHECKING:
     from agents.roles.s3 import ControlRole
+    from agents.runtime import Agent
 
 __all__ = ["TaskLoop"]
 
@@ -80,7 +81,7 @@ class TaskLoop:
         self.inflight: dict[str, int] = {}
 
     @property
-    def agent(self):
+    def agent(self) -> Agent:
         return self.role.agent
 
     async def call(self, target: str, tool: str, args: Any, timeout: float) -> CallResult:

@@ -83,6 +83,7 @@ class VsmRole(Role):
         self.values: dict[str, Any] = {}
         self._agent: Agent | None = None
         self._view: tuple[float, list[MemberStatus]] | None = None
+        self._client: AgentClient | None = None
 
     # -- what the roles use -------------------------------------------------------------
 
@@ -94,7 +95,9 @@ class VsmRole(Role):
 
     @property
     def client(self) -> AgentClient:
-        return AgentClient(self.agent.bus)
+        if self._client is None:
+            self._client = AgentClient(self.agent.bus)
+        return self._client
 
     def role_tools(self) -> Iterable[Tool]:
         """A role's own tools (beside viability)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from agents.oscillation import STRICT, Coordinator, Ruling
+from agents.oscillation import STRICT, Coordinator, Ruling, S2Settings
 from agents.roles.base import VsmRole
 from agents.tools import CallContext, Tool, tool
 from agents.viability import CHECKS, OSCILLATIONS
@@ -59,7 +59,8 @@ class CoordinationRole(VsmRole):
         self.coordinator = Coordinator()
         self.found: dict[str, int] = {}
 
-    def _settings(self):
+    def _settings(self) -> S2Settings | None:
+        """Strict thresholds while the more_s2 adaptation holds, else the defaults."""
         return STRICT if self.active("more_s2") else None
 
     def role_tools(self) -> Iterable[Tool]:
