@@ -1,0 +1,65 @@
+"""`amcp task`'s arguments become a TaskSpec (one-line errors otherwise), and a cycle
+result prints in plain words with the issue's exit codes."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from agents.taskcli import exit_code, register, render_result, spec_from
+from agents.tasks import CycleResult, StepOut, TaskSpec
+from amcp.errors import ConfigError
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["task", *argv])
+
+
+def test_flags_map_onto_the_task(tmp_path) -> None:
+    spec = spec_from(parse("fix it", "--complex", "--cwd", str(tmp_path), "--timeout", "5",
+                           "--step", "a", "--step", "b", "--check", "make test",
+                           "--resource", "x.txt", "--urgency", "high",
+                           "--cli", "claude -p '{text}'"))  # fmt: skip
+    assert spec.complexity == "complex" and spec.cwd == str(tmp_path) and spec.timeout == 5
+    assert spec.steps == ["a", "b"] and spec.check == "make test" and spec.resource == "x.txt"
+    assert spec.executor == "cli" and spec.template == ["claude", "-p", "{text}"]
+    assert spec.urgency == "high"
+    python = spec_from(parse("x", "--python", "noop", "--cwd", str(tmp_path)))
+    assert python.executor == "python" and python.entry_point == "noop"
+
+
+def test_bad_arguments_are_one_line_config_errors(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="is not a directory"):
+        spec_from(parse("x", "--cwd", str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match="a step cannot be empty"):
+        spec_from(parse("x", "--step", " ", "--cwd", str(tmp_path)))
+    with pytest.raises(ConfigError, match="id"):
+        spec_from(parse("x", "--id", "bad id", "--cwd", str(tmp_path)))
+
+
+def test_the_same_work_has_the_same_fingerprint() -> None:
+    a = TaskSpec(description="run", steps=["make"], cwd="/w")
+    assert a.fingerprint() == TaskSpec(id="other", description="again", steps=["make"],
+                                       cwd="/w").fingerprint()  # fmt: skip
+    assert a.fingerprint() != TaskSpec(description="run", steps=["make"], cwd="/v").fingerprint()
+
+
+def test_results_render_and_map_to_exit_codes() -> None:
+    ok = CycleResult(
+        task_id="t-1", success=True, summary="1 step ran on s1-a; audit passed", iterations=1,
+        agents=["s3-a", "s1-a"], path=["s3-a: took the task"],
+        steps=[StepOut(task_id="t-1", step=0, agent="s1-a", ok=True, exit_code=0,
+                       stdout="hello\n", ms=3.0)],
+        audit={"passed": True, "strict": False, "rules": ["ran"], "failures": []},
+    )  # fmt: skip
+    text = render_result(ok)
+    assert text.startswith("task t-1 succeeded: 1 step ran on s1-a")
+    assert "    | hello" in text and "audit: passed (normal rules: ran)" in text
+    assert exit_code(ok) == 0
+    no_quorum = ok.model_copy(update={"success": False, "vote": {"outcome": "no_quorum"}})
+    assert exit_code(no_quorum) == 3
+    failed = ok.model_copy(update={"success": False})
+    assert exit_code(failed) == 1 and render_result(failed).startswith("task t-1 failed")
