@@ -1,7 +1,7 @@
 """Batching benchmark: three traffic shapes sent through the bus with no batching, several
 fixed batch-size + linger settings and the adaptive policy, beside raw nats-py.
 
-    python bench/bench_batching.py [--seconds 1.5] [--warmup 7] [--trials 4] [--json]
+    python bench/bench_batching.py [--seconds 1.5] [--warmup 9] [--trials 4] [--json]
 
 Publisher and subscriber share one process and event loop (as in bench_bus.py); the
 embedded nats-server runs beside it. Every message carries its send time; latency is
@@ -16,7 +16,8 @@ Workloads (the same seeded schedule for every setting):
   periodic  a 150 ms burst every 0.5 s at 40 000 msg/s, sent in 1 ms ticks
 
 The adaptive bus first runs the workload unmeasured for --warmup seconds: the analyser
-needs 64 bins of 0.1 s of history before it leaves natural batching.
+needs 64 bins of 0.1 s of history before it leaves natural batching, and re-derives its
+policies once a second.
 
 The best fixed setting is the one with the highest median throughput; where several keep
 up with the offered load their throughputs tie within noise, and which one is "best" is
@@ -366,7 +367,7 @@ def print_table(results: dict[str, Any], args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=7.0, help="adaptive warm-up seconds")
+    parser.add_argument("--warmup", type=float, default=9.0, help="adaptive warm-up seconds")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
