@@ -306,7 +306,7 @@ class Batcher:
         self._wake.set()
 
     async def _run_flusher(self) -> None:
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             await self._flush(due_only=True)
@@ -345,11 +345,12 @@ class Batcher:
         if self._closed:
             return
         self._closed = True
-        for task in (self._flusher, self._tuner):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._tuner is not None:
+            self._tuner.cancel()  # asleep, or sending a batch it took: appended already
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tuner
+        self._wake.set()  # the flusher finishes the pass it is in, then stops
+        await self._flusher
         if self._timer is not None:
             self._timer.cancel()
         await self.flush()
