@@ -141,16 +141,16 @@ class Batcher:
         """Start batching for `sealer`'s sender; `send(subject, frame)` publishes a frame.
         An `AdaptiveBatching` strategy is fed from its own sampler and re-tuned on its own
         interval; any other strategy is used as it is. Needs a running event loop."""
-        adaptive = isinstance(strategy, AdaptiveBatching)
         self.sealer = sealer
         self.strategy = strategy
-        self.sampler: TrafficSampler | None = strategy.sampler if adaptive else None
-        # Adaptive only: linger only where natural batching gathers fewer than this.
-        self._min_gain = strategy.limits.min_gain if adaptive else math.inf
-        self._max_messages = min(
-            strategy.limits.max_messages if adaptive else 1, sealer.limits.max_batch
-        )
         self.limits = sealer.limits
+        self._adaptive = adaptive = isinstance(strategy, AdaptiveBatching)
+        self.sampler: TrafficSampler | None = None
+        if adaptive:
+            self.sampler = strategy.sampler
+            # Linger only where natural batching gathers fewer messages a frame than this.
+            self._min_gain = strategy.limits.min_gain
+            self._max_messages = min(strategy.limits.max_messages, self.limits.max_batch)
         self.frames = 0
         self.messages = 0
         self.flushes: Counter[str] = Counter()
@@ -226,7 +226,7 @@ class Batcher:
         wait would add latency and save next to nothing). A lingering lane takes a natural
         batch now and then to keep that measure current."""
         policy = self.strategy.policy_for(lane.family)
-        if self._min_gain == math.inf:  # a fixed strategy: as configured, within the limits
+        if not self._adaptive:  # as configured, within the limits
             if policy.max_messages > self.limits.max_batch:
                 policy = replace(policy, max_messages=self.limits.max_batch)
             if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
