@@ -1,5 +1,6 @@
-"""The proposer's side over a Bus: propose, gather signed ballots, decide, record, announce,
-and wait for the executor's acknowledgement.
+"""The proposer's side over a Bus: propose, gather signed ballots, decide, and record the
+decision in the decision log (which announces it to every member), then wait for the
+executor's acknowledgement (its execution record in the same log).
 
     decision = await coordinate_action(bus, "restart", {"targets": ["w1"]}, resource="w1")
 
@@ -31,12 +32,12 @@ from consensus import _validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
-from consensus.record import DecisionLog, default_concern
+from consensus.record import DecisionLog, default_concern, execution_key
 from consensus.round import Round
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import verify
 from crdt.concern import Level, WriteConcernError, WriteResult, check_level
-from crdt.store import ContextStore
+from crdt.store import ContextStore, Watch
 
 __all__ = ["Coordination", "Coordinator", "ProposalConflict", "coordinate_action"]
 
@@ -109,7 +110,9 @@ class Coordinator:
         self.stats: Counter[str] = Counter()
         self._inbox = self.subjects.ballot(secrets.token_hex(8))
         self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided]]] = {}
+        # execution log key -> (executor agent, waiter) of committed proposals awaiting it
         self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
+        self._watch: Watch | None = None
         self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
         self._subs: list[Subscription] = []
         self._owns_store = False
@@ -144,13 +147,15 @@ class Coordinator:
 
     async def start(self) -> None:
         self._subs.append(await self.bus.subscribe(self._inbox, self._on_ballot))
-        self._subs.append(await self.bus.subscribe(self.subjects.ack, self._on_ack))
+        self._watch = self.log.watch_executions(self._on_execution, self._acks.__contains__)
         await self.bus.flush()
 
     async def close(self) -> None:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
+        if self._watch is not None:
+            self._watch.cancel()
         for _, running in list(self._inflight.values()):
             running.cancel()
         if self._owns_store:
@@ -229,8 +234,7 @@ class Coordinator:
             proposal=proposal, decision=result, executor=executor, decided_ms=_now_ms()
         )
         waiter = self._ack_waiter(decided) if executor is not None and wait else None
-        await self.bus.publish(self.subjects.decided, decided.to_wire(), kind="decided")
-        recorded = await self._record(decided)
+        recorded = await self._record(decided)  # which announces it
         execution = await self._execution(decided, waiter, timeout)
         return Coordination(
             proposal, result, executor, execution, False, recorded, dict(round_.refused)
@@ -260,16 +264,16 @@ class Coordinator:
     async def _replay(
         self, known: Decided, requested: Proposal, timeout: float, wait: bool, *, record: bool
     ) -> Coordination:
-        """The first decision on an id, and its execution (announced again if it has not
-        been acknowledged: the executor claims by proposal id, so it never runs twice)."""
+        """The first decision on an id, and its execution (awaited if not yet final)."""
         _check_same(known.proposal, requested)
         self.stats["replayed"] += 1
+        waiter = self._ack_waiter(known) if known.executor is not None and wait else None
         recorded = await self._record(known) if record else None
         execution = self.log.execution(known.id)
-        if known.executor is not None and wait and (execution is None or not execution.final):
-            waiter = self._ack_waiter(known)
-            await self.bus.publish(self.subjects.decided, known.to_wire(), kind="decided")
+        if waiter is not None and (execution is None or not execution.final):
             execution = await self._execution(known, waiter, timeout)
+        elif waiter is not None:
+            self._drop_waiter(known.id, waiter)
         return Coordination(
             known.proposal, known.decision, known.executor, execution, True, recorded
         )
@@ -287,10 +291,21 @@ class Coordinator:
     # -- acknowledgements ---------------------------------------------------------------
 
     def _ack_waiter(self, decided: Decided) -> asyncio.Future[Execution]:
+        """A future for the executor's final record, registered before it can arrive."""
         assert decided.executor is not None
         waiter: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
-        self._acks.setdefault(decided.id, []).append((decided.executor.agent, waiter))
+        self._acks.setdefault(execution_key(decided.id), []).append(
+            (decided.executor.agent, waiter)
+        )
         return waiter
+
+    def _drop_waiter(self, proposal_id: str, waiter: asyncio.Future[Execution]) -> None:
+        key = execution_key(proposal_id)
+        waiters = [w for w in self._acks.get(key, []) if w[1] is not waiter]
+        if waiters:
+            self._acks[key] = waiters
+        else:
+            self._acks.pop(key, None)
 
     async def _execution(
         self, decided: Decided, waiter: asyncio.Future[Execution] | None, timeout: float
@@ -302,15 +317,16 @@ class Coordinator:
             except TimeoutError:
                 self.stats["ack_timeouts"] += 1
             finally:
-                waiters = self._acks.get(decided.id, [])
-                waiters[:] = [w for w in waiters if w[1] is not waiter]
-                if not waiters:
-                    self._acks.pop(decided.id, None)
+                self._drop_waiter(decided.id, waiter)
         return self.log.execution(decided.id)
 
     # -- inbound ------------------------------------------------------------------------
 
     def _on_ballot(self, msg: Message) -> None:
+        proposal_id = _ballot_id(msg.body)
+        if proposal_id is None or proposal_id not in self._rounds:
+            self.stats["malformed" if proposal_id is None else "late"] += 1
+            return  # decided already, or not ours: not worth decoding
         try:
             ballot = Ballot.from_wire(msg.body)
         except ConsensusDecodeError as exc:
@@ -335,25 +351,23 @@ class Coordinator:
         if decision is not None:
             done.set_result(decision)
 
-    def _on_ack(self, msg: Message) -> None:
-        body = msg.body
-        proposal_id = body.get("proposal_id") if isinstance(body, dict) else None
-        waiters = self._acks.get(proposal_id) if isinstance(proposal_id, str) else None
-        if not waiters:
-            return  # nobody here waits for it: skip decoding
-        try:
-            execution = Execution.from_wire(msg.body)
-        except ConsensusDecodeError:
-            self.stats["malformed"] += 1
-            return
-        if execution.executor != msg.sender:
-            self.stats["ack_not_its_sender"] += 1
-            return
+    def _on_execution(self, execution: Execution) -> None:
         if not execution.final:
             return
-        for agent, waiter in waiters:
+        for agent, waiter in self._acks.get(execution_key(execution.proposal_id), []):
             if agent == execution.executor and not waiter.done():
                 waiter.set_result(execution)
+
+
+def _ballot_id(body: Any) -> str | None:
+    """The proposal id a ballot is about, read without decoding it (None if malformed)."""
+    try:
+        found = body["vote"]["proposal_id"] if body["vote"] is not None else None
+        if found is None:
+            found = body["decided"]["proposal"]["id"]
+    except (KeyError, TypeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _check_same(first: Proposal, again: Proposal) -> None:

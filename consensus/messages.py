@@ -1,13 +1,14 @@
-"""The protocol's messages: what proposers, voters and executors send each other.
+"""The protocol's messages and log records: what proposers, voters and executors tell
+each other.
 
-    Propose    proposer -> every voter      a Proposal and the subject to send ballots to
-    Ballot     voter -> proposer            a Vote, or the Decided record if one is known
-    Decided    proposer -> every member     the Decision, its Proposal and who executes it
-    Execution  executor -> every member     the executor's claim and outcome (the ack)
+    Propose    proposer -> every voter (bus)     a Proposal and the subject for ballots
+    Ballot     voter -> proposer (bus)           a Vote, or the Decided record if known
+    Decided    proposer -> decision log          the Decision, its Proposal, its executor
+    Execution  executor -> decision log          the claim, then the outcome (the ack)
 
 Like the records of model.py, each is a frozen dataclass validated on construction, with
 `to_wire()` (a plain dict for msgpack) and a strict `from_wire()` that raises
-ConsensusDecodeError and nothing else. Decided is also the record kept in the decision log.
+ConsensusDecodeError and nothing else.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class Propose:
 class Decided:
     """A decision with its proposal and, for a committed action that has one, its executor.
 
-    What the proposer broadcasts once it has decided, and what the decision log keeps, so a
-    proposal id proposed again gets this same record back.
+    What the proposer writes to the decision log once it has decided (the log replicates it
+    to every member), so a proposal id proposed again gets this same record back.
     """
 
     proposal: Proposal
@@ -183,8 +184,8 @@ class ExecState(StrEnum):
 class Execution:
     """An executor's claim on a committed proposal and, once final, its outcome.
 
-    Kept in the decision log (the claim is written before the tool runs, so the proposal
-    never runs twice) and broadcast as the acknowledgement.
+    Kept in the decision log: the claim is written before the tool runs, so the proposal
+    never runs twice, and the final record is the acknowledgement.
     """
 
     proposal_id: str

@@ -1,7 +1,10 @@
 """The decision log: decisions, execution claims and the voter roll, in the shared context.
 
 Everything lives in crdt's ContextStore, so every replica (every agent, every proposer)
-reads the same log:
+reads the same log, and the log is also how the protocol announces: writing a decision
+replicates it to every member at once (and anti-entropy repairs a lost delta), so voters
+learn the end of their leases and executors their work from a watch on it; an executor's
+execution record is its acknowledgement.
 
     consensus.decision.<h>   LWW register: the Decided record of proposal id p
     consensus.execution.<h>  LWW register: the Execution (claim, then outcome) of p
@@ -35,7 +38,9 @@ __all__ = [
     "EXECUTION_PREFIX",
     "VOTERS_KEY",
     "DecisionLog",
+    "decision_key",
     "default_concern",
+    "execution_key",
 ]
 
 log = logging.getLogger("amcp.consensus")
@@ -51,6 +56,16 @@ R = TypeVar("R", Decided, Execution)
 
 def _key(prefix: str, proposal_id: str) -> str:
     return prefix + hashlib.sha256(proposal_id.encode()).hexdigest()[:40]
+
+
+def decision_key(proposal_id: str) -> str:
+    """The log key of the decision on `proposal_id`."""
+    return _key(DECISION_PREFIX, proposal_id)
+
+
+def execution_key(proposal_id: str) -> str:
+    """The log key of the execution of `proposal_id`."""
+    return _key(EXECUTION_PREFIX, proposal_id)
 
 
 def default_concern(store: ContextStore) -> Level:
@@ -69,31 +84,51 @@ class DecisionLog:
 
     def decided(self, proposal_id: str) -> Decided | None:
         """The recorded decision on `proposal_id`, if this replica holds one."""
-        return self._read(_key(DECISION_PREFIX, proposal_id), Decided, proposal_id)
+        return self._read(decision_key(proposal_id), Decided, proposal_id)
 
     def execution(self, proposal_id: str) -> Execution | None:
         """The recorded execution of `proposal_id`, if this replica holds one."""
-        return self._read(_key(EXECUTION_PREFIX, proposal_id), Execution, proposal_id)
+        return self._read(execution_key(proposal_id), Execution, proposal_id)
 
     async def record(self, decided: Decided, *, write: Level, timeout: float) -> WriteResult:
         """Keep `decided`; returns once `write` replicas hold it (WriteConcernError if not)."""
-        key = _key(DECISION_PREFIX, decided.id)
+        key = decision_key(decided.id)
         return await self.store.set(key, pack(decided.to_wire()), write=write, timeout=timeout)
 
     async def record_execution(
         self, execution: Execution, *, write: Level, timeout: float
     ) -> WriteResult:
-        key = _key(EXECUTION_PREFIX, execution.proposal_id)
+        key = execution_key(execution.proposal_id)
         return await self.store.set(key, pack(execution.to_wire()), write=write, timeout=timeout)
 
-    def watch_decisions(self, callback: Callable[[Decided], object]) -> Watch:
-        """Call `callback(decided)` for each decision this replica learns (or records)."""
+    def watch_decisions(
+        self, callback: Callable[[Decided], object], wanted: Callable[[str], bool] | None = None
+    ) -> Watch:
+        """Call `callback(decided)` for each decision this replica learns or records;
+        `wanted(key)` picks the records worth decoding (see decision_key)."""
+        return self._watch(DECISION_PREFIX, Decided, callback, wanted)
 
+    def watch_executions(
+        self, callback: Callable[[Execution], object], wanted: Callable[[str], bool] | None = None
+    ) -> Watch:
+        """Call `callback(execution)` for each execution claim or outcome this replica
+        learns or records; `wanted(key)` as for watch_decisions (see execution_key)."""
+        return self._watch(EXECUTION_PREFIX, Execution, callback, wanted)
+
+    def _watch(
+        self,
+        prefix: str,
+        kind: type[R],
+        callback: Callable[[R], object],
+        wanted: Callable[[str], bool] | None,
+    ) -> Watch:
         def on_change(key: str, value: Any) -> object:
-            decided = _decode(value, Decided, key)
-            return None if decided is None else callback(decided)
+            if wanted is not None and not wanted(key):
+                return None
+            record = _decode(value, kind, key)
+            return None if record is None else callback(record)
 
-        return self.store.watch(DECISION_PREFIX, on_change)
+        return self.store.watch(prefix, on_change)
 
     async def all_decided(self) -> list[Decided]:
         """Every decision this replica holds (for an executor catching up after a restart)."""

@@ -2,19 +2,19 @@
 (a declared executor).
 
 A voter answers each Propose on the proposer's ballot subject, signed by its own bus: the
-decision if it knows one (heard, or in the decision log), else its ballot (VoterState:
-scores, policy, resource leases, one ballot per id). It learns decisions and
-acknowledgements to end its leases.
+decision if the log holds one, else its ballot (VoterState: scores, policy, resource
+leases, one ballot per id). It learns decisions and executions from the decision log (a
+watch on the records of the proposals it holds leases for) to end its leases.
 
 An executor runs `tool` for the committed decisions that name it, at most once per
-proposal id: it writes the decision (if its proposer has not yet) and a RUNNING claim to
-the decision log (on disk first, for a durable replica) before it runs the tool, and
-answers any later announcement of the same decision with the recorded execution instead
-of running again. It learns decisions from the
-broadcast and from the log itself (a watch, and a scan when it starts), so the action runs
-even if the proposer crashed right after deciding. Before running it re-derives the commit
-from the ballots among its own registered voters, and refuses one that reaches it after the
-execution window (deadline + execution budget), when the voters' leases have ended.
+proposal id: it writes the decision (if its proposer has not) and a RUNNING claim to the
+decision log (on disk first, for a durable replica) before it runs the tool, and never
+runs a proposal that already has an execution record. It learns decisions from the log
+(a watch, and a scan when it starts), so the action runs even if the proposer crashed right
+after recording its decision. Before running it re-derives the commit from the ballots
+among its own registered voters, and refuses one that reaches it after the execution
+window (deadline + execution budget), when the voters' leases have ended. Its final
+execution record is the acknowledgement.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
 from consensus.quorum import parse_quorum
-from consensus.record import DecisionLog, default_concern
+from consensus.record import DecisionLog, decision_key, default_concern, execution_key
 from consensus.scorer import VoterContext
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import tally, verify
@@ -111,16 +111,20 @@ class VoterService:
         self.subjects = ConsensusSubjects(bus.subjects)
         self.stats: Counter[str] = Counter()
         self._subs: list[Subscription] = []
-        self._watch: Watch | None = None
+        self._watches: list[Watch] = []
         self._executing: dict[str, asyncio.Task[None]] = {}
+        # log keys of the proposals this voter holds (or held) a lease for -> proposal id
+        self._leased: dict[str, str] = {}
 
     async def start(self) -> None:
         if self.voting:
             self._subs.append(await self.bus.subscribe(self.subjects.propose, self._on_propose))
-        self._subs.append(await self.bus.subscribe(self.subjects.decided, self._on_decided))
-        self._subs.append(await self.bus.subscribe(self.subjects.ack, self._on_ack))
+        wanted = None if self.executes else self._leased.__contains__
+        self._watches.append(self.log.watch_decisions(self._on_decided, wanted))
+        self._watches.append(
+            self.log.watch_executions(self.state.executed, self._leased.__contains__)
+        )
         if self.executes:
-            self._watch = self.log.watch_decisions(self._maybe_execute)
             for decided in await self.log.all_decided():
                 self._maybe_execute(decided)
         await self.bus.flush()
@@ -131,9 +135,9 @@ class VoterService:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        for watch in self._watches:
+            watch.cancel()
+        self._watches.clear()
         running = list(self._executing.values())
         if running:
             wait = self.state.settings.execution_budget_s if timeout is None else timeout
@@ -170,51 +174,27 @@ class VoterService:
         if answer is None:
             self.stats["too_late"] += 1
             return
+        if proposal.resource is not None and self.state.holds(proposal.id, now_ms=_now_ms()):
+            self._lease(proposal.id)  # before the ballot goes: its decision may come soon
         ballot = Ballot(decided=answer) if isinstance(answer, Decided) else Ballot(vote=answer)
         await self.bus.publish(propose.reply, ballot.to_wire(), kind="ballot")
         if isinstance(answer, Vote) and answer is not before:
             self.stats[f"voted_{answer.choice}"] += 1
             await _call(self.on_vote, proposal, answer)
 
-    async def _on_decided(self, msg: Message) -> None:
-        if not self._concerns(msg.body):
-            self.stats["decided_skipped"] += 1  # no lease of ours, not ours to execute
-            return
-        try:
-            decided = Decided.from_wire(msg.body)
-        except ConsensusDecodeError as exc:
-            self._refuse("malformed", msg, exc)
-            return
+    def _lease(self, proposal_id: str) -> None:
+        """Watch the log records of a proposal this voter holds a lease for (bounded)."""
+        self._leased[decision_key(proposal_id)] = proposal_id
+        self._leased[execution_key(proposal_id)] = proposal_id
+        while len(self._leased) > 2 * self.state.settings.memory:
+            del self._leased[next(iter(self._leased))]
+
+    def _on_decided(self, decided: Decided) -> None:
         if not verify(decided.decision):
-            self._refuse("unverifiable_decision", msg, decided.id)
+            self.stats["refused_unverifiable_decision"] += 1
             return
         self.state.decided(decided)
         self._maybe_execute(decided)
-
-    async def _on_ack(self, msg: Message) -> None:
-        try:
-            execution = Execution.from_wire(msg.body)
-        except ConsensusDecodeError as exc:
-            self._refuse("malformed", msg, exc)
-            return
-        if execution.executor != msg.sender:
-            self._refuse("ack_not_its_sender", msg, execution.executor)
-            return
-        self.state.executed(execution)
-
-    def _concerns(self, body: Any) -> bool:
-        """Whether a decision needs decoding here: it ends a lease this voter holds, or
-        names this member as executor. Others learn it from the decision log when asked."""
-        try:
-            proposal_id = body["proposal"]["id"]
-            executor = body["executor"]
-        except (KeyError, TypeError):
-            return True  # malformed: decode it to count it as such
-        if isinstance(proposal_id, str) and self.state.holds(proposal_id, now_ms=_now_ms()):
-            return True
-        return (
-            bool(self.executes) and isinstance(executor, dict) and executor.get("agent") == self.id
-        )
 
     def _refuse(self, reason: str, msg: Message, detail: object) -> None:
         self.stats[f"refused_{reason}"] += 1
@@ -237,11 +217,9 @@ class VoterService:
 
     async def _execute(self, decided: Decided, executor: Executor) -> None:
         try:
-            final = self.log.execution(decided.id)
-            if final is None:
-                final = await self._run_once(decided, executor)
-            await self.bus.publish(self.subjects.ack, final.to_wire(), kind="ack")
-        except AmcpError as exc:  # the log or the bus failed; the claim (if any) stays
+            if self.log.execution(decided.id) is None:  # never twice: claimed or done
+                await self._run_once(decided, executor)
+        except AmcpError as exc:  # the log failed; the claim (if any) stays
             log.error("execution of %s on %s: %s", decided.id, self.id, exc)
 
     async def _run_once(self, decided: Decided, executor: Executor) -> Execution:

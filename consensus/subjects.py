@@ -2,12 +2,10 @@
 
     amcp.<cluster>.vote.propose          Propose, proposer -> every voter
     amcp.<cluster>.vote.ballot.<token>   Ballot, voter -> the proposer that owns <token>
-    amcp.<cluster>.vote.decided          Decided, proposer -> every member
-    amcp.<cluster>.executions            Execution, executor -> every member
 
-Proposals, ballots and decisions share the `vote` area, so NATS permissions can keep roles
-that must not vote (S1, in agents/cluster/auth.py) out of it; acknowledgements live outside
-it because any role may execute an action.
+Both are in the `vote` area, so NATS permissions can keep roles that must not propose or
+vote (S1, in agents/cluster/auth.py) out of it. Decisions and acknowledgements travel in
+the decision log (consensus.record), replicated over the shared context's own subjects.
 """
 
 from __future__ import annotations
@@ -27,8 +25,6 @@ class ConsensusSubjects:
 
     def __init__(self, subjects: Subjects) -> None:
         self.propose = subjects.area(VOTE_AREA, "propose")
-        self.decided = subjects.area(VOTE_AREA, "decided")
-        self.ack = subjects.area("executions")
         self._ballot = subjects.area(VOTE_AREA, "ballot") + "."
 
     def ballot(self, token: str) -> str:

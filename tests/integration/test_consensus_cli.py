@@ -27,8 +27,8 @@ __all__ = ["agent_cluster_fixture"]
 @pytest.fixture
 async def observer(
     agent_cluster: Cluster, nats_server: NatsServer, keyring_file: Path
-) -> AsyncIterator[tuple[Bus, ContextStore]]:
-    """A bus and an in-memory replica of the agents' cluster, to watch the log."""
+) -> AsyncIterator[ContextStore]:
+    """An in-memory replica of the agents' cluster, to watch the log."""
     bus = await Bus.connect(
         nats_server.url,
         keyring=Keyring.load(keyring_file),
@@ -37,7 +37,7 @@ async def observer(
     )
     store = await ContextStore.open(bus)
     try:
-        yield bus, store
+        yield store
     finally:
         await store.close()
         await bus.close()
@@ -55,10 +55,10 @@ async def running_voters(store: ContextStore, count: int) -> None:
 
 
 async def test_five_voters_commit_and_three_killed_leave_no_quorum(
-    agent_cluster: Cluster, cli_env: dict[str, str], observer: tuple[Bus, ContextStore]
+    agent_cluster: Cluster, cli_env: dict[str, str], observer: ContextStore
 ) -> None:
     voters = [agent_cluster.spawn("s5", f"v{i}") for i in range(1, 6)]
-    await running_voters(observer[1], 5)
+    await running_voters(observer, 5)
     env = agent_cluster.env(cli_env)
     done = await run_amcp(
         env, "coordinate", "--action", "restart", "--payload", '{"targets": ["w1"]}', "--json"
@@ -119,10 +119,10 @@ async def test_no_registered_voters_rejects_and_says_so(cli_env: dict[str, str])
 async def test_a_proposer_killed_after_its_commit_still_gets_it_executed_once(
     agent_cluster: Cluster,
     cli_env: dict[str, str],
-    observer: tuple[Bus, ContextStore],
+    observer: ContextStore,
     tmp_path: Path,
 ) -> None:
-    bus, store = observer
+    store = observer
     for i in range(1, 4):
         agent_cluster.spawn("s5", f"v{i}")
     executor_dir = tmp_path / "x1"
@@ -139,10 +139,7 @@ async def test_a_proposer_killed_after_its_commit_still_gets_it_executed_once(
     )
     env = agent_cluster.env(cli_env)
     decided: list[Decided] = []
-    await bus.subscribe(
-        bus.subjects.area("vote", "decided"), lambda m: decided.append(Decided.from_wire(m.body))
-    )
-    await bus.flush()
+    DecisionLog(store).watch_decisions(decided.append)  # the decision as it is announced
     argv = [amcp_bin(), "coordinate", "--action", "restart", "--payload", '{"seconds": 1.0}']
     argv += ["--id", "crash-1", "--timeout", "5"]
     proposer = await asyncio.create_subprocess_exec(

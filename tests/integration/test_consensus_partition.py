@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import Liveness
 from amcp import Keyring, NatsServer
 from amcp.server import free_port
 from consensus import Outcome, Thresholds, VotePolicy
@@ -84,8 +85,14 @@ async def _partition(split: Members, server_a: NatsServer, server_b: NatsServer)
 
     server_b.start()
     await wait_until(lambda: majority.bus.is_connected, 15, what="the majority reconnected")
-    await wait_until(
-        lambda: all(split.agents[v].bus.is_connected for v in MAJORITY), 15, what="voters back"
-    )
+
+    def healed() -> bool:  # the majority's voters see all five alive again (confidence 1)
+        return all(
+            split.agents[v].bus.is_connected
+            and all(m.liveness is Liveness.ALIVE for m in split.agents[v].members())
+            for v in MAJORITY
+        )
+
+    await wait_until(healed, 20, what="the majority's voters to see everyone again")
     healed = await majority.coordinate("restart", {"targets": ["w1"]}, timeout=5)
     assert healed.outcome is Outcome.COMMITTED, healed.decision
