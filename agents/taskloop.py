@@ -12,6 +12,7 @@ an S1 that is alive but slow is never given the step twice, so a step completes 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from agents.runtime import Agent
 
 __all__ = ["TaskLoop"]
+
+log = logging.getLogger("agents.taskloop")
 
 MAX_REQUEUES = 3  # other S1 agents tried for one step after its agent died
 VOTE_WAIT = 60.0  # seconds S3 waits for S5's authorisation (the vote has its own deadline)
@@ -104,6 +107,9 @@ class TaskLoop:
             success, summary = await self._cycle(c)
         except _Stop as stop:
             success, summary = False, str(stop)
+        except Exception as exc:  # every cycle is counted and logged, whatever went wrong
+            log.exception("cycle of %s failed", task.id)
+            success, summary = False, f"the loop failed: {type(exc).__name__}: {exc}"
         await self.role.count(FINISHED)
         await self.role.count(SUCCEEDED, int(success))
         await self.role.count(ITERATIONS, c.iterations)

@@ -20,9 +20,8 @@ def test_demo_runs_and_cleans_up() -> None:
     before = _processes("amcp-demo", "nats-server")
     result = subprocess.run([amcp_bin(), "demo", "--json"], capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
-    assert summary["ok"] is True
+    assert result.returncode == 0 and summary["ok"] is True, (summary, result.stderr)
     steps = {step["step"]: step for step in summary["steps"]}
     agents = steps["agents"]["agents"]
     assert sorted(agents) == ["s1-a", "s1-b", "s2-a", "s3-a", "s4-a", "s5-a"]
