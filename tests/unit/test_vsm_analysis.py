@@ -85,7 +85,7 @@ def test_user_rules_extend_the_packaged_ones(tmp_path, monkeypatch) -> None:
         ('[[keyword]]\npattern = "("\nscore = 1\nwhy = "x"\n', "bad pattern"),
         ('[[keyword]]\npattern = "x"\nscore = -1\nwhy = "x"\n', "score must be a number"),
         ('[[risk]]\npattern = "x"\nlevel = "extreme"\nrisk = "y"\n', "level must be one of"),
-        ("[approach.simple]\nmode = \"x\"\nmax_iterations = 0\n", "max_iterations"),
+        ('[approach.simple]\nmode = "x"\nmax_iterations = 0\n', "max_iterations"),
         ("not toml ===", "not valid TOML"),
     ],
 )
