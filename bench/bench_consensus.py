@@ -1,0 +1,393 @@
+"""Consensus benchmark: quorum decisions beside raw nats-py request/reply and PySyncObj.
+
+In one run, on one embedded nats-server:
+- raw nats-py request/reply latency (a responder in its own process), p50 and p99;
+- amcp decision latency with 3, 5 and 7 voters, majority: each voter is an Agent (runtime,
+  replicated member list, the voting extension) in its own process; the proposer's
+  Coordinator measures `coordinate()` from proposing to the decision being recorded;
+- decisions per second with many proposals in flight (5 voters);
+- PySyncObj (Raft): 3 nodes on this machine, each its own process, committing a
+  replicated counter increment: latency of one synchronous commit, and commits per second
+  with many in flight.
+
+    python bench/bench_consensus.py [--decisions 400] [--commits 100] [--seconds 5]
+                                    [--inflight 64] [--durable] [--no-syncobj] [--json]
+
+`--durable` gives the voters data directories: each is then a durable replica and the
+decision log is written with a majority of them (fsync on each). PySyncObj needs the
+`bench` extra (`pip install -e .[bench]`).
+
+Targets (issue 5): p50 with 5 voters < 3x the raw request/reply p50; >= 1,000 decisions/s;
+faster than PySyncObj's commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from agents import Agent, AgentConfig
+from agents.voting import VotingExtension
+from amcp import Bus, Keyring, NatsServer
+from amcp.cli.common import run_until_stopped
+from amcp.server import free_port
+from consensus import Coordinator, Outcome
+
+RAW_SUBJECT = "bench.raw.echo"
+HERE = Path(__file__).resolve()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- child processes ------------------------------------------------------------------
+
+
+def child_raw_echo(url: str) -> int:
+    async def main(stop: asyncio.Event) -> int:
+        nc = await nats.connect(url)
+
+        async def echo(msg: Any) -> None:
+            await msg.respond(msg.data)
+
+        await nc.subscribe(RAW_SUBJECT, cb=echo)
+        await nc.flush()
+        print("ready", flush=True)
+        await stop.wait()
+        await nc.close()
+        return 0
+
+    return run_until_stopped(main)
+
+
+def child_voter(
+    url: str, keyring: str, cluster: str, agent_id: str, data_dir: str, batching: str
+) -> int:
+    async def main(stop: asyncio.Event) -> int:
+        ring = Keyring.load(keyring)
+        bus = await Bus.connect(
+            url, keyring=ring, sender=agent_id, cluster=cluster, batching=batching
+        )
+        config = AgentConfig(
+            role="s5", agent_id=agent_id, data_dir=Path(data_dir) if data_dir else None
+        )
+        agent = Agent(bus, config, extensions=[VotingExtension(config)])
+        try:
+            await agent.start()
+            print("ready", flush=True)
+            return await agent.run(stop)
+        finally:
+            await bus.close()
+
+    return run_until_stopped(main)
+
+
+def syncobj_counter(port: int, peers: list[int], period: float | None, lead: bool) -> Any:
+    """A PySyncObj (Raft) node holding a replicated counter.
+
+    `period` None keeps PySyncObj's defaults (a 50 ms tick, append-entries every 100 ms:
+    a commit waits for the next round); a number sets both, for low latency. `lead` gives
+    the node shorter election timeouts so it becomes the leader (commands sent to a
+    follower take a forwarding round more).
+    """
+    from pysyncobj import SyncObj, SyncObjConf, replicated
+
+    options: dict[str, Any] = {"commandsWaitLeader": True}
+    if period is not None:
+        options.update(autoTickPeriod=period, appendEntriesPeriod=period)
+    if lead:  # time out first (the others keep 0.4 to 1.4 s), and so be elected
+        shortest = max(0.05, 3.5 * (period or 0.1))  # PySyncObj wants > 3 append periods
+        options.update(raftMinTimeout=shortest, raftMaxTimeout=shortest * 1.1)
+
+    class Counter(SyncObj):
+        def __init__(self) -> None:
+            conf = SyncObjConf(**options)
+            super().__init__(f"127.0.0.1:{port}", [f"127.0.0.1:{p}" for p in peers], conf)
+            self.value = 0
+
+        @replicated
+        def incr(self) -> int:
+            self.value += 1
+            return self.value
+
+    return Counter()
+
+
+def child_syncobj(period: str, port: str, *peers: str) -> int:
+    """A PySyncObj node of the benchmark (a follower); serves until its stdin closes."""
+    syncobj_counter(int(port), [int(p) for p in peers], float(period) or None, lead=False)
+    print("ready", flush=True)
+    sys.stdin.read()
+    return 0
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        raise RuntimeError(f"child {args[:2]} did not start: {line!r}")
+    return proc
+
+
+def stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- measurements ---------------------------------------------------------------------
+
+
+async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def rate(call: Callable[[], Awaitable[Any]], seconds: float, inflight: int) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await call()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return done / (time.perf_counter() - start)
+
+
+async def raw_figures(url: str, count: int) -> dict[str, float]:
+    echo = spawn("--child-raw-echo", url)
+    nc = await nats.connect(url)
+    try:
+        await timed(lambda: nc.request(RAW_SUBJECT, b"x" * 64, timeout=5), 200)
+        samples = await timed(lambda: nc.request(RAW_SUBJECT, b"x" * 64, timeout=5), count)
+    finally:
+        await nc.close()
+        stop([echo])
+    return {"p50_us": percentile(samples, 0.5) * 1e6, "p99_us": percentile(samples, 0.99) * 1e6}
+
+
+async def voters_up(
+    url: str, ring_path: str, n: int, args: argparse.Namespace, workdir: Path
+) -> tuple[str, list[subprocess.Popen[str]]]:
+    cluster = f"b{uuid.uuid4().hex[:8]}"
+    procs = []
+    for i in range(n):
+        data = str(workdir / cluster / f"v{i}") if args.durable else ""
+        procs.append(spawn("--child-voter", url, ring_path, cluster, f"v{i}", data, args.batching))
+    return cluster, procs
+
+
+async def decision_figures(
+    url: str, ring: Keyring, ring_path: str, n: int, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    cluster, procs = await voters_up(url, ring_path, n, args, workdir)
+    bus = await Bus.connect(
+        url, keyring=ring, sender="proposer", cluster=cluster, batching=args.batching
+    )
+    try:
+        coordinator = await Coordinator.open(bus)
+        deadline = time.monotonic() + 20
+        while len(coordinator.voters()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+        async def one() -> None:
+            result = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=10)
+            if result.outcome is not Outcome.COMMITTED:
+                raise RuntimeError(f"a benchmark decision did not commit: {result.outcome}")
+
+        await timed(one, 100)  # warm-up
+        samples = await timed(one, args.decisions)
+        figures: dict[str, Any] = {
+            "voters": n,
+            "p50_us": percentile(samples, 0.5) * 1e6,
+            "p99_us": percentile(samples, 0.99) * 1e6,
+            "recorded": coordinator.record or ("majority" if args.durable else "local"),
+        }
+        if n == 5:
+            figures["per_s"] = await rate(one, args.seconds, args.inflight)
+        await coordinator.close()
+        return figures
+    finally:
+        await bus.close()
+        stop(procs)
+
+
+def syncobj_figures(
+    count: int, seconds: float, inflight: int, period: float | None
+) -> dict[str, Any]:
+    """Commits of a counter increment on 3 PySyncObj nodes, submitted at the leader."""
+    from pysyncobj import FAIL_REASON
+
+    ports = [free_port() for _ in range(3)]
+    nodes = [spawn("--child-syncobj", str(period or 0), str(p), *(str(q) for q in ports if q != p))
+             for p in ports[1:]]  # fmt: skip
+    driver = syncobj_counter(ports[0], ports[1:], period, lead=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not driver._isLeader() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(10):
+            driver.incr(sync=True, timeout=5)  # warm-up
+        samples = []
+        for _ in range(count):
+            start = time.perf_counter()
+            driver.incr(sync=True, timeout=5)
+            samples.append(time.perf_counter() - start)
+        # many in flight: keep `inflight` increments pending, count the commits
+        done = 0
+        slots = threading.Semaphore(inflight)
+        end = time.perf_counter() + seconds
+
+        def committed(result: Any, error: Any) -> None:
+            nonlocal done
+            if error == FAIL_REASON.SUCCESS:
+                done += 1
+            slots.release()
+
+        start = time.perf_counter()
+        while time.perf_counter() < end:
+            slots.acquire()
+            driver.incr(callback=committed)
+        for _ in range(inflight):
+            slots.acquire()
+        elapsed = time.perf_counter() - start
+        return {
+            "p50_us": percentile(samples, 0.5) * 1e6,
+            "p99_us": percentile(samples, 0.99) * 1e6,
+            "per_s": done / elapsed,
+            "period_s": period,
+            "at_leader": bool(driver._isLeader()),
+        }
+    finally:
+        driver.destroy()
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                assert node.stdin is not None
+                node.stdin.close()
+        stop(nodes)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    ring = Keyring.generate()
+    with tempfile.TemporaryDirectory(prefix="amcp-bench-") as tmp, NatsServer(name="bench") as srv:
+        workdir = Path(tmp)
+        ring_path = str(ring.save(workdir / "keyring.json"))
+        raw_before = await raw_figures(srv.url, args.decisions)
+        decisions = [
+            await decision_figures(srv.url, ring, ring_path, n, args, workdir) for n in (3, 5, 7)
+        ]
+        raw_after = await raw_figures(srv.url, args.decisions)
+    raw = {k: statistics.median([raw_before[k], raw_after[k]]) for k in raw_before}
+    syncobj = [
+        await asyncio.to_thread(syncobj_figures, args.commits, args.seconds, args.inflight, t)
+        for t in ((None, 0.001) if not args.no_syncobj else ())
+    ]
+    return {"raw_request_reply": raw, "decisions": decisions, "pysyncobj": syncobj,
+            "durable": args.durable, "batching": args.batching, "cpus": os.cpu_count(),
+            "load": os.getloadavg()}  # fmt: skip
+
+
+def report(doc: dict[str, Any]) -> str:
+    raw = doc["raw_request_reply"]
+    lines = [
+        f"amcp consensus benchmark ({doc['cpus']} CPUs, load {doc['load'][0]:.1f}; voters "
+        f"are agent processes; decisions recorded {doc['decisions'][0]['recorded']}; "
+        f"batching {doc['batching']})",
+        "",
+        f"raw nats-py request/reply     p50 {raw['p50_us']:8.0f} us   p99 {raw['p99_us']:8.0f} us",
+    ]
+    for d in doc["decisions"]:
+        ratio = d["p50_us"] / raw["p50_us"]
+        target = (
+            "   target < 3.00x: " + ("ok" if ratio < 3 else "MISSED") if d["voters"] == 5 else ""
+        )
+        lines.append(
+            f"decision, {d['voters']} voters majority p50 {d['p50_us']:8.0f} us   "
+            f"p99 {d['p99_us']:8.0f} us   {ratio:5.2f}x raw p50{target}"
+        )
+    five = next(d for d in doc["decisions"] if d["voters"] == 5)
+    ok = "ok" if five["per_s"] >= 1000 else "MISSED"
+    lines.append(
+        f"decisions/s, 5 voters, many in flight: {five['per_s']:8.0f}   target >= 1000: {ok}"
+    )
+    for sync in doc["pysyncobj"]:
+        tuning = "defaults" if sync["period_s"] is None else f"{sync['period_s'] * 1000:g} ms tick"
+        name = f"PySyncObj 3 nodes ({tuning})"
+        lines += [
+            f"{name}, counter commit  p50 {sync['p50_us']:8.0f} us   p99 {sync['p99_us']:8.0f} us"
+            f"   commits/s in flight {sync['per_s']:6.0f}",
+            f"  amcp (5 voters) vs this: p50 {sync['p50_us'] / five['p50_us']:.2f}x faster, "
+            f"throughput {five['per_s'] / sync['per_s']:.2f}x",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1].startswith("--child-"):
+        kind, rest = sys.argv[1], sys.argv[2:]
+        if kind == "--child-raw-echo":
+            sys.exit(child_raw_echo(*rest))
+        if kind == "--child-voter":
+            sys.exit(child_voter(*rest))
+        sys.exit(child_syncobj(*rest))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--decisions", type=int, default=400, help="sequential samples per figure")
+    p.add_argument("--commits", type=int, default=100, help="sequential PySyncObj samples")
+    p.add_argument("--seconds", type=float, default=5.0, help="throughput run length")
+    p.add_argument("--inflight", type=int, default=64, help="proposals in flight")
+    p.add_argument("--durable", action="store_true", help="voters keep durable replicas")
+    p.add_argument(
+        "--batching",
+        choices=["off", "adaptive"],
+        default="off",
+        help="the buses' batching (amcp-agent's default is off)",
+    )
+    p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    doc = asyncio.run(run(args))
+    print(json.dumps(doc) if args.json else report(doc))
+
+
+if __name__ == "__main__":
+    main()
