@@ -9,7 +9,7 @@ Other packages register theirs through entry points, so the runtime never import
     [project.entry-points."amcp.roles"]             # name: the role; value: a Role subclass
     s1 = "agents.s1:OperationsRole"
     [project.entry-points."amcp.agent_extensions"]  # value: f(AgentConfig) -> Extension | None
-    voter = "consensus.voter:extension_for"
+    voter = "agents.voting:extension_for"
 """
 
 from __future__ import annotations

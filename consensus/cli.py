@@ -193,6 +193,11 @@ def render(result: Coordination) -> str:
     if result.refused:
         refused = ", ".join(f"{k} {n}" for k, n in sorted(result.refused.items()))
         lines.append(f"ballots refused: {refused}")
+    if result.recorded is None and not result.replayed:
+        lines.append(
+            "warning: the decision log write missed its concern; it is recorded here and "
+            "still spreading"
+        )
     lines += _execution_lines(result)
     return "\n".join(lines)
 

@@ -109,7 +109,8 @@ class Coordinator:
         self.subjects = ConsensusSubjects(bus.subjects)
         self.stats: Counter[str] = Counter()
         self._inbox = self.subjects.ballot(secrets.token_hex(8))
-        self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided]]] = {}
+        # proposal id -> its round, the future of its outcome, whether the id is a new uuid
+        self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided], bool]] = {}
         # execution log key -> (executor agent, waiter) of committed proposals awaiting it
         self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
         self._watch: Watch | None = None
@@ -225,7 +226,7 @@ class Coordinator:
         round_ = Round(proposal, self.log.voters(), now_ms=proposal.created_ms)
         result: Decision | Decided | None = round_.decision
         if result is None:
-            result = await self._vote(round_)
+            result = await self._vote(round_, fresh)
         if isinstance(result, Decided):  # a voter already knew the decision on this id
             return await self._replay(result, proposal, timeout, wait, record=True)
         committed = result.outcome is Outcome.COMMITTED
@@ -240,11 +241,11 @@ class Coordinator:
             proposal, result, executor, execution, False, recorded, dict(round_.refused)
         )
 
-    async def _vote(self, round_: Round) -> Decision | Decided:
+    async def _vote(self, round_: Round, fresh: bool) -> Decision | Decided:
         proposal = round_.proposal
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Decision | Decided] = loop.create_future()
-        self._rounds[proposal.id] = (round_, done)
+        self._rounds[proposal.id] = (round_, done, fresh)
         timer = loop.call_later(
             max(0.0, (proposal.deadline_ms - _now_ms()) / 1000), self._expire, proposal.id
         )
@@ -337,11 +338,12 @@ class Coordinator:
         if entry is None:
             self.stats["late"] += 1  # decided already, or not ours
             return
-        round_, done = entry
+        round_, done, fresh = entry
         if done.done():
             return
         if ballot.decided is not None:
-            if msg.sender in round_.members and verify(ballot.decided.decision):
+            # nobody can know a decision on an id made up just now; else it must verify
+            if not fresh and msg.sender in round_.members and verify(ballot.decided.decision):
                 done.set_result(ballot.decided)
             else:
                 round_.refused["unverifiable_decision"] += 1

@@ -6,6 +6,7 @@ proposal id runs once, and one resource has one commit executing at a time."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -17,6 +18,7 @@ from consensus import (
     VOTERS_KEY,
     Ballot,
     Choice,
+    Decided,
     DecisionLog,
     ExecState,
     Outcome,
@@ -30,6 +32,7 @@ from consensus import (
     VotePolicy,
     Weights,
     coordinate_action,
+    decide,
     verify,
 )
 from tests.integration.consensus_support import Members, counting_tool, members_fixture
@@ -177,6 +180,13 @@ async def test_forged_replayed_and_impersonated_ballots_do_not_count(
         await forger.publish(reply, Ballot(vote=fake).to_wire(), kind="ballot")
         fake4 = Vote(proposal_id=pid, voter="v4", choice="yes", scores=scores, combined=1.0)
         await spy.publish(reply, Ballot(vote=fake4).to_wire(), kind="ballot")  # in v4's name
+        # a made-up decision that re-derives from made-up votes, on an id nobody could know
+        votes = [replace(fake4, voter=v) for v in ("v3", "v4", "v5")]
+        forged = decide(propose.proposal, FIVE, votes, now_ms=propose.proposal.created_ms)
+        assert forged is not None and verify(forged)
+        made_up = Decided(proposal=propose.proposal, decision=forged, executor=None, decided_ms=1)
+        member = members.agents["v3"].bus  # crashed, but its key and name are genuine
+        await member.publish(reply, Ballot(decided=made_up).to_wire(), kind="ballot")
         await raw.flush()
 
     await spy.subscribe(
@@ -191,7 +201,7 @@ async def test_forged_replayed_and_impersonated_ballots_do_not_count(
     assert decision.outcome is Outcome.NO_QUORUM
     assert sorted(v.voter for v in decision.votes) == ["v1", "v2"]
     assert decision.summary.yes == 2 and decision.summary.needed == 3.0
-    assert result.refused == {"not_its_sender": 1}
+    assert result.refused == {"not_its_sender": 1, "unverifiable_decision": 1}
     rejections = coordinator.bus.rejections
     assert rejections.get("replay", 0) >= 1, rejections
     forged = sum(rejections.get(r, 0) for r in ("bad_signature", "unknown_key"))
