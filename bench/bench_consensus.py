@@ -266,6 +266,7 @@ def syncobj_figures(
         deadline = time.monotonic() + 20
         while not driver._isLeader() and time.monotonic() < deadline:
             time.sleep(0.05)
+        led = bool(driver._isLeader())
         for _ in range(10):
             driver.incr(sync=True, timeout=5)  # warm-up
         samples = []
@@ -296,7 +297,8 @@ def syncobj_figures(
             "p99_us": percentile(samples, 0.99) * 1e6,
             "per_s": done / elapsed,
             "period_s": period,
-            "at_leader": bool(driver._isLeader()),
+            "at_leader": led,
+            "still_leader": bool(driver._isLeader()),
         }
     finally:
         driver.destroy()
@@ -352,7 +354,9 @@ def report(doc: dict[str, Any]) -> str:
     )
     for sync in doc["pysyncobj"]:
         tuning = "defaults" if sync["period_s"] is None else f"{sync['period_s'] * 1000:g} ms tick"
-        name = f"PySyncObj 3 nodes ({tuning})"
+        where = "at the leader" if sync["at_leader"] else "at a follower"
+        where += "" if sync["still_leader"] == sync["at_leader"] else ", leader changed"
+        name = f"PySyncObj 3 nodes ({tuning}, {where})"
         lines += [
             f"{name}, counter commit  p50 {sync['p50_us']:8.0f} us   p99 {sync['p99_us']:8.0f} us"
             f"   commits/s in flight {sync['per_s']:6.0f}",
