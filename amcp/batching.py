@@ -49,6 +49,8 @@ from netopt import (
 )
 
 __all__ = [
+    "BUS_LIMITS",
+    "NATURAL_MAX_MESSAGES",
     "Batcher",
     "BatchingMode",
     "FamilyTraffic",
@@ -64,6 +66,13 @@ BatchingMode = Literal["off", "adaptive"] | BatchPolicy | BatchingStrategy
 subject, or any `BatchingStrategy` (an `AdaptiveBatching` with your own limits)."""
 Send = Callable[[str, bytes], Awaitable[None]]
 
+BUS_LIMITS = PolicyLimits(max_messages=32)
+"""The adaptive bus's bounds: netopt's defaults (5 ms of linger at most, and only where
+it gathers 4 messages) with lingering batches of at most 32 messages. Past that the frame
+cost is already amortised (bench/bench_batching.py: ~35 us a frame, ~9 us a message), so
+a longer wait would add latency and save little; the linger becomes 32 / rate."""
+NATURAL_MAX_MESSAGES = 256
+"""Without linger, a batch may hold this many: a tight loop fills it without waiting."""
 FAMILY_TOKENS = 2
 _NAMESPACE = "amcp"
 _MAX_LANES = 4096
@@ -86,7 +95,7 @@ def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrate
     if mode == "off":
         return None
     if mode == "adaptive":
-        return AdaptiveBatching(sampler)
+        return AdaptiveBatching(sampler, limits=BUS_LIMITS)
     if isinstance(mode, BatchPolicy):
         return FixedBatching(mode)
     if isinstance(mode, str) or not hasattr(mode, "policy_for"):
@@ -102,16 +111,9 @@ _NATURAL_WEIGHT = 0.25  # of the newest natural batch size in the moving average
 
 
 @functools.lru_cache(maxsize=64)
-def _open_ended(policy: BatchPolicy, max_messages: int) -> BatchPolicy:
-    """An adaptive policy whose count limit is the largest batch, not the analyser's
-    estimate of what the linger gathers: a publisher that batching speeds up would
-    otherwise stay held to the rate it had before. The linger still bounds every wait."""
-    return replace(policy, max_messages=max_messages)
-
-
-@functools.lru_cache(maxsize=64)
-def _natural(policy: BatchPolicy) -> BatchPolicy:
-    return replace(policy, linger_seconds=0.0)
+def _natural(policy: BatchPolicy, max_messages: int | None = None) -> BatchPolicy:
+    """`policy` without linger; with `max_messages`, that count limit instead."""
+    return replace(policy, linger_seconds=0.0, max_messages=max_messages or policy.max_messages)
 
 
 class _Lane:
@@ -150,7 +152,7 @@ class Batcher:
             self.sampler = strategy.sampler
             # Linger only where natural batching gathers fewer messages a frame than this.
             self._min_gain = strategy.limits.min_gain
-            self._max_messages = min(strategy.limits.max_messages, self.limits.max_batch)
+            self._natural_max = min(NATURAL_MAX_MESSAGES, self.limits.max_batch)
         self.frames = 0
         self.messages = 0
         self.flushes: Counter[str] = Counter()
@@ -232,13 +234,13 @@ class Batcher:
             if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
                 return _natural(policy)
             return policy
-        policy = _open_ended(policy, self._max_messages)
+        natural = _natural(policy, self._natural_max)
         if not policy.linger_seconds:
-            return policy
+            return natural
         if now - lane.last_at > policy.linger_seconds or lane.natural >= self._min_gain:
-            return _natural(policy)
+            return natural
         lane.lingered += 1
-        return _natural(policy) if lane.lingered % _PROBE_EVERY == 0 else policy
+        return natural if lane.lingered % _PROBE_EVERY == 0 else policy
 
     def _frames(
         self, subject: str, lane: _Lane, policy: BatchPolicy, batches: list[Batch[Item]]
@@ -439,7 +441,7 @@ def describe_traffic(
     sampler: TrafficSampler, now: float, limits: PolicyLimits | None = None
 ) -> list[FamilyTraffic]:
     """Every family the sampler tracks, busiest first, analysed as AdaptiveBatching would."""
-    limits = limits or PolicyLimits()
+    limits = limits or BUS_LIMITS
     out = []
     for family in sampler.families():
         counts = sampler.series(family, now)

@@ -10,7 +10,7 @@ import pytest
 import scipy.signal  # noqa: F401 - loaded up front, as the bus's tuner does in a thread
 
 from amcp import Keyring
-from amcp.batching import Batcher, describe_traffic, make_strategy, subject_family
+from amcp.batching import BUS_LIMITS, Batcher, describe_traffic, make_strategy, subject_family
 from amcp.envelope import FrameLimits
 from amcp.errors import ConfigError, EncodeError
 from amcp.protocol import Opener, Sealer
@@ -254,6 +254,7 @@ def test_make_strategy():
     assert make_strategy("off", sampler) is None
     adaptive = make_strategy("adaptive", sampler)
     assert isinstance(adaptive, AdaptiveBatching) and adaptive.sampler is sampler
+    assert adaptive.limits == BUS_LIMITS
     policy = BatchPolicy(8, 4096, 0.001)
     assert make_strategy(policy, sampler) == FixedBatching(policy)
     custom = FixedBatching(policy)
@@ -267,7 +268,7 @@ def test_describe_traffic_classifies_and_chooses_a_policy():
     rng = np.random.default_rng(7)
     for b in range(100):
         now = b * 0.1
-        for _ in range(rng.poisson(600)):  # 6 000 msg/s, steady
+        for _ in range(rng.poisson(1000)):  # 10 000 msg/s, steady
             sampler.record("busy.lane", 100, now)
         if b % 20 < 3:  # pulses every 2 s
             for _ in range(30):
@@ -275,8 +276,10 @@ def test_describe_traffic_classifies_and_chooses_a_policy():
     sampler.record("new.lane", 10, 9.95)
     report = {t.family: t for t in describe_traffic(sampler, 10.0)}
     busy, pulse, new = report["busy.lane"], report["pulse.lane"], report["new.lane"]
-    assert busy.traffic_class is TrafficClass.STEADY and 5500 < busy.rate < 6500
+    assert busy.traffic_class is TrafficClass.STEADY and 9500 < busy.rate < 10500
     assert busy.policy.linger_seconds > 0
+    assert busy.policy.max_messages == BUS_LIMITS.max_messages  # 5 ms would gather 50
+    assert busy.policy.linger_seconds == pytest.approx(BUS_LIMITS.max_messages / busy.rate)
     assert pulse.traffic_class is TrafficClass.PERIODIC
     assert pulse.period_seconds == pytest.approx(2.0, rel=0.1)
     assert new.traffic_class is None and new.policy.linger_seconds == 0
