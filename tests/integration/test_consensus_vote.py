@@ -22,6 +22,7 @@ from consensus import (
     DecisionLog,
     ExecState,
     Outcome,
+    Proposal,
     ProposalConflict,
     Propose,
     Scorer,
@@ -35,6 +36,7 @@ from consensus import (
     decide,
     verify,
 )
+from consensus.record import decision_key
 from tests.integration.consensus_support import Members, counting_tool, members_fixture
 from tests.waiting import wait_until
 
@@ -261,3 +263,39 @@ async def test_one_resource_has_one_commit_executing_at_a_time(members: Members)
     after = await proposers[0].coordinate("restart", {"seconds": 0}, resource="db")
     assert after.outcome is Outcome.COMMITTED, after.decision.votes
     assert after.execution is not None and after.execution.state is ExecState.DONE
+
+
+async def test_malformed_input_is_counted_and_changes_nothing(members: Members) -> None:
+    for v in ("v1", "v2", "v3"):
+        await members.add(v)
+    coordinator = await members.coordinator()
+    spy = await members.bus("spy")
+    propose_subject = spy.subjects.area("vote", "propose")
+    ok = Propose(proposal=Proposal(id="q1", action="restart", proposer="spy", created_ms=1,
+                                   deadline_ms=2**62), reply="amcp.elsewhere.steal")  # fmt: skip
+    impostor = Propose(
+        proposal=replace(ok.proposal, proposer="someone-else"), reply=coordinator._inbox
+    )
+    for body in ({"junk": 1}, [1, 2], ok.to_wire(), impostor.to_wire()):
+        await spy.publish(propose_subject, body)
+    await spy.publish(coordinator._inbox, {"vote": {"proposal_id": 5}, "decided": None})
+    await spy.publish(coordinator._inbox, b"\x00garbage")
+    services = [members.agents[v].extensions[0].service for v in ("v1", "v2", "v3")]
+
+    def refused() -> bool:
+        return all(
+            s.stats["refused_malformed"] == 2
+            and s.stats["refused_bad_reply_subject"] == 1
+            and s.stats["refused_not_its_proposer"] == 1
+            for s in services  # type: ignore[union-attr]
+        )
+
+    await wait_until(refused, 5, what="every voter to count the bad proposals")
+    await wait_until(lambda: coordinator.stats["malformed"] == 2, 5, what="bad ballots counted")
+    # a record in the log that is not a decision is ignored, then replaced by the real one
+    store = coordinator.store
+    await store.set(decision_key("job-x"), b"not msgpack \xc1")
+    assert coordinator.log.decided("job-x") is None
+    result = await coordinator.coordinate("restart", proposal_id="job-x")
+    assert result.outcome is Outcome.COMMITTED and not result.replayed
+    assert coordinator.log.decided("job-x") is not None
