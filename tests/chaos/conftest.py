@@ -44,6 +44,7 @@ class Load:
     failed: int = 0
     committed: list[str] = field(default_factory=list)
     undecided: int = 0
+    hung: list[str] = field(default_factory=list)  # votes that outlived their deadline
 
 
 class Chaos:
@@ -94,10 +95,16 @@ class Chaos:
             await asyncio.sleep(0.01)
 
     async def decide(self, coordinator: Coordinator, proposal_id: str, load: Load) -> None:
-        try:
-            result = await coordinator.coordinate(
-                "restart", {"id": proposal_id}, proposal_id=proposal_id, timeout=2.0
+        try:  # a vote must end by itself: its own deadline is 2 s, allow it 30
+            result = await asyncio.wait_for(
+                coordinator.coordinate(
+                    "restart", {"id": proposal_id}, proposal_id=proposal_id, timeout=2.0
+                ),
+                30.0,
             )
+        except TimeoutError:
+            load.hung.append(proposal_id)
+            return
         except AmcpError:
             load.undecided += 1
             return
