@@ -217,16 +217,32 @@ class Replicator:
 
     # -- membership -------------------------------------------------------------------
 
-    def members(self) -> frozenset[str]:
-        """Durable replicas counted by concerns: those registered in the state (a crashed
-        one stays until forgotten) and any live durable replica announcing itself."""
+    def _registered(self) -> frozenset[str]:
+        """The members registered in the replicated state (empty until this replica has
+        synced with a member, or registered itself)."""
         if self._members is None:
             registered = self.state.get(MEMBERS_KEY)
             self._members = frozenset(registered) if isinstance(registered, dict) else frozenset()
+        return self._members
+
+    def members(self) -> frozenset[str]:
+        """Durable replicas counted by concerns: those registered in the state (a crashed
+        one stays until forgotten) and any live durable replica announcing itself."""
+        registered = self._registered()
         live = {r for r, peer in self._peers.items() if peer.durable}
-        if self.durable and self.replica_id in self._members:
+        if self.durable and self.replica_id in registered:
             live.add(self.replica_id)
-        return self._members | live
+        return registered | live
+
+    def _needed(self, level: Level, members: frozenset[str]) -> int:
+        """Acknowledgements `level` needs. While the registered member set is unknown (a
+        fresh replica that has reached no member yet), the live replicas it hears may be a
+        minority of the real members, so majority and all cannot be met: one more than
+        every replica heard. Anti-entropy with any member brings the set and lifts this."""
+        need = needed(level, len(members))
+        if level in ("majority", "all") and not self._registered():
+            need = len(members) + 1
+        return need
 
     def replicas(self) -> list[str]:
         """Every replica known: members, live announcers and this one."""
@@ -335,7 +351,7 @@ class Replicator:
         acks = batch.acked(key)
         if on_disk:
             acks.add(self.replica_id)
-        return len(acks & members), needed(level, len(members))
+        return len(acks & members), self._needed(level, members)
 
     async def _resend(self, batch: _Batch, key: str) -> None:
         """Re-send the batch to members that have not acknowledged it yet (a lost frame, a
@@ -612,7 +628,6 @@ class Replicator:
             return 1
         deadline = self._loop.time() + timeout
         members = self.members()
-        need = needed(level, len(members))
         answered = {self.replica_id} & members if self.durable else set()
 
         async def ask(member: str) -> None:
@@ -633,7 +648,8 @@ class Replicator:
 
         pending = {self._loop.create_task(ask(m)) for m in sorted(members - answered)}
         try:
-            while len(answered) < need and pending:
+            # Re-counted as answers arrive: a sync may bring the registered member set.
+            while len(answered) < self._needed(level, members) and pending:
                 left = deadline - self._loop.time()
                 if left <= 0:
                     break
@@ -644,6 +660,7 @@ class Replicator:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        need = self._needed(level, members)
         if len(answered) < need:
             raise ReadConcernError(len(answered), need, level, timeout)
         return len(answered)

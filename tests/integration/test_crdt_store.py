@@ -295,3 +295,35 @@ async def test_a_replica_whose_disk_fails_stops_acking_and_sends_nothing_unsaved
     with pytest.raises(ReadConcernError):
         await peer.get("n", read="all", timeout=0.3)  # d0 refuses to hand out state
     assert peer.local("n") == 1 and d[1].local("n") == 1
+
+
+async def test_a_replica_that_reached_no_member_never_counts_a_majority(
+    open_store: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the partition chaos test: a fresh client whose bootstrap reached no member
+    (as in a minority partition) must not count only the durable replicas it hears, in the
+    window before anti-entropy with them has brought the registered member set."""
+    from crdt.replicator import Replicator
+
+    d = await members(open_store)
+    await d[1].close()
+    await d[2].close()  # registered members still; only d0 is reachable
+
+    async def reached_nobody(self: Replicator, *args: object) -> bool:
+        return False
+
+    monkeypatch.setattr(Replicator, "_bootstrap", reached_nobody)
+    monkeypatch.setattr(Replicator, "_sync_quietly", reached_nobody)  # the window, held open
+    client = await open_store("client", gossip_interval=60.0)
+    await wait_until(lambda: "d0" in client.members(), 5, what="d0's announcement")
+    assert client.members() == ["d0"]  # all this replica has heard of
+    with pytest.raises(WriteConcernError) as err:
+        await client.incr("c", write="majority", timeout=0.5)
+    assert err.value.acks == 1 and err.value.needed == 2  # one heard, so more than one needed
+    assert (await client.incr("c", write="one")).acks >= 1  # `one` needs no member count
+    monkeypatch.undo()  # anti-entropy may run again: it brings the three registered members
+    await client.dump(read="one", timeout=2)  # a full sync with d0
+    assert client.members() == ["d0", "d1", "d2"]
+    with pytest.raises(WriteConcernError) as err:
+        await client.incr("c", write="majority", timeout=0.5)
+    assert (err.value.acks, err.value.needed) == (1, 2)
