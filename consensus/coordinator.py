@@ -32,7 +32,7 @@ from consensus import _validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
-from consensus.record import DecisionLog, default_concern, execution_key
+from consensus.record import DecisionLog, Roll, default_concern, execution_key
 from consensus.round import Round
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import verify
@@ -113,7 +113,8 @@ class Coordinator:
         self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided], bool]] = {}
         # execution log key -> (executor agent, waiter) of committed proposals awaiting it
         self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
-        self._watch: Watch | None = None
+        self._watches: list[Watch] = []
+        self._roll: Roll | None = None  # cached until the member map changes
         self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
         self._subs: list[Subscription] = []
         self._owns_store = False
@@ -148,15 +149,17 @@ class Coordinator:
 
     async def start(self) -> None:
         self._subs.append(await self.bus.subscribe(self._inbox, self._on_ballot))
-        self._watch = self.log.watch_executions(self._on_execution, self._acks.__contains__)
+        self._watches.append(self.log.watch_executions(self._on_execution, self._acks.__contains__))
+        self._watches.append(self.log.watch_roll(self._forget_roll))
         await self.bus.flush()
 
     async def close(self) -> None:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
-        if self._watch is not None:
-            self._watch.cancel()
+        for watch in self._watches:
+            watch.cancel()
+        self._watches.clear()
         for _, running in list(self._inflight.values()):
             running.cancel()
         if self._owns_store:
@@ -170,7 +173,15 @@ class Coordinator:
 
     def voters(self) -> list[str]:
         """The registered voters a proposal made now would count."""
-        return self.log.voters()
+        return list(self._current_roll().voters)
+
+    def _current_roll(self) -> Roll:
+        if self._roll is None or not self._watches:  # not started: nothing invalidates it
+            self._roll = self.log.roll()
+        return self._roll
+
+    def _forget_roll(self) -> None:
+        self._roll = None
 
     # -- coordinating -------------------------------------------------------------------
 
@@ -223,14 +234,15 @@ class Coordinator:
         known = None if fresh else self.log.decided(proposal.id)  # a new uuid is unused
         if known is not None:
             return await self._replay(known, proposal, timeout, wait, record=False)
-        round_ = Round(proposal, self.log.voters(), now_ms=proposal.created_ms)
+        roll = self._current_roll()
+        round_ = Round(proposal, roll.voters, now_ms=proposal.created_ms)
         result: Decision | Decided | None = round_.decision
         if result is None:
             result = await self._vote(round_, fresh)
         if isinstance(result, Decided):  # a voter already knew the decision on this id
             return await self._replay(result, proposal, timeout, wait, record=True)
         committed = result.outcome is Outcome.COMMITTED
-        executor = self.log.executor_for(proposal.action) if committed else None
+        executor = roll.executors.get(proposal.action) if committed else None
         decided = Decided(
             proposal=proposal, decision=result, executor=executor, decided_ms=_now_ms()
         )

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 from consensus.errors import QuorumSpecError
 
@@ -68,6 +69,13 @@ class QuorumRule:
             return Fraction(combined)
         return Fraction(1)
 
+    def support(self, yes_combined: list[float]) -> Fraction:
+        """The yes support of these yes votes (their combined scores): the sum of their
+        weights, i.e. their count, or for WEIGHTED the exact sum of the scores."""
+        if self.kind is QuorumKind.WEIGHTED:
+            return sum((Fraction(c) for c in yes_combined), Fraction(0))
+        return Fraction(len(yes_combined))
+
     def passes(self, support: Fraction, members: int) -> bool:
         """Whether this yes support commits among `members` registered members."""
         if self.kind is QuorumKind.WEIGHTED:
@@ -83,6 +91,12 @@ def parse_quorum(spec: str) -> QuorumRule:
     """
     if not isinstance(spec, str):
         raise QuorumSpecError(f"quorum spec must be a string, got {type(spec).__name__}")
+    return _parse(spec)
+
+
+@lru_cache(maxsize=256)
+def _parse(spec: str) -> QuorumRule:
+    """parse_quorum for a string; specs recur, and a rule is immutable, so it is cached."""
     if len(spec) > MAX_SPEC_LENGTH:
         raise QuorumSpecError(f"quorum spec longer than {MAX_SPEC_LENGTH} characters")
     text = spec.strip().lower()

@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import msgpack
@@ -38,6 +40,7 @@ __all__ = [
     "EXECUTION_PREFIX",
     "VOTERS_KEY",
     "DecisionLog",
+    "Roll",
     "decision_key",
     "default_concern",
     "execution_key",
@@ -66,6 +69,14 @@ def decision_key(proposal_id: str) -> str:
 def execution_key(proposal_id: str) -> str:
     """The log key of the execution of `proposal_id`."""
     return _key(EXECUTION_PREFIX, proposal_id)
+
+
+@dataclass(frozen=True)
+class Roll:
+    """Who votes (sorted ids) and who executes each declared action."""
+
+    voters: tuple[str, ...]
+    executors: Mapping[str, Executor]
 
 
 def default_concern(store: ContextStore) -> Level:
@@ -138,29 +149,37 @@ class DecisionLog:
 
     # -- the voter roll -----------------------------------------------------------------
 
-    def _members(self) -> Mapping[str, Any]:
+    def roll(self) -> Roll:
+        """The voters and declared executors, from one read of the member map."""
         value = self.store.local(VOTERS_KEY)
-        return value if isinstance(value, Mapping) else {}
+        members = value if isinstance(value, Mapping) else {}
+        voters: list[str] = []
+        executors: dict[str, Executor] = {}
+        for agent, record in sorted(members.items()):
+            if not isinstance(record, Mapping):
+                continue
+            if record.get("voter") is True:
+                voters.append(agent)
+            extra = record.get("extra")
+            executes = extra.get("executes") if isinstance(extra, Mapping) else None
+            for action, tool in executes.items() if isinstance(executes, Mapping) else ():
+                if isinstance(tool, str) and tool and isinstance(action, str):
+                    executors.setdefault(action, Executor(agent, tool))
+        return Roll(tuple(voters), MappingProxyType(executors))
+
+    def watch_roll(self, callback: Callable[[], object]) -> Watch:
+        """Call `callback()` whenever the member map changes on this replica."""
+        return self.store.watch(VOTERS_KEY, lambda *_: callback())
 
     def voters(self) -> list[str]:
         """The registered voters, sorted: members whose record says `voter`, crashed ones
         included, until they leave or are removed. Majorities are counted over these."""
-        return sorted(
-            agent
-            for agent, record in self._members().items()
-            if isinstance(record, Mapping) and record.get("voter") is True
-        )
+        return list(self.roll().voters)
 
     def executor_for(self, action: str) -> Executor | None:
         """The executor declared for `action`: the member (lowest id first, if several
         declare it) whose `extra.executes` names a tool for it."""
-        for agent, record in sorted(self._members().items()):
-            extra = record.get("extra") if isinstance(record, Mapping) else None
-            executes = extra.get("executes") if isinstance(extra, Mapping) else None
-            tool = executes.get(action) if isinstance(executes, Mapping) else None
-            if isinstance(tool, str) and tool:
-                return Executor(agent, tool)
-        return None
+        return self.roll().executors.get(action)
 
     # -- internals ----------------------------------------------------------------------
 

@@ -51,6 +51,38 @@ def tally(
 ) -> Tally:
     """Count `votes` on `proposal_id` among `members`; `closed` means the deadline has passed."""
     member_set = frozenset(members)
+    counted, ignored, equivocators = _count(proposal_id, member_set, votes)
+    outcome = _outcome(rule, counted, len(member_set), closed)
+    summary = _summarize(counted, rule.needed(len(member_set)))
+    return Tally(outcome, summary, counted, ignored, equivocators)
+
+
+def decide(
+    proposal: Proposal, members: Iterable[str], votes: Iterable[Vote], *, now_ms: int
+) -> Decision | None:
+    """The Decision on `proposal` at `now_ms`, or None while it is still pending (the same
+    outcome as `tally`, without building a summary while nothing is decided)."""
+    member_set = frozenset(members)
+    rule = parse_quorum(proposal.quorum)
+    counted, _, _ = _count(proposal.id, member_set, votes)
+    outcome = _outcome(rule, counted, len(member_set), now_ms >= proposal.deadline_ms)
+    if outcome is Outcome.PENDING:
+        return None
+    return Decision(
+        proposal_id=proposal.id,
+        outcome=outcome,
+        quorum=proposal.quorum,
+        members=tuple(member_set),
+        votes=counted,
+        summary=_summarize(counted, rule.needed(len(member_set))),
+    )
+
+
+def _count(
+    proposal_id: str, member_set: frozenset[str], votes: Iterable[Vote]
+) -> tuple[tuple[Vote, ...], int, frozenset[str]]:
+    """The counted ballots (one per member, the most cautious, sorted by voter), how many
+    were ignored, and the members that sent differing ballots."""
     ballots: dict[str, set[Vote]] = {}
     ignored = 0
     for vote in votes:
@@ -60,43 +92,17 @@ def tally(
         ballots.setdefault(vote.voter, set()).add(vote)
     counted = tuple(min(ballots[voter], key=_caution) for voter in sorted(ballots))
     equivocators = frozenset(voter for voter, sent in ballots.items() if len(sent) > 1)
+    return counted, ignored, equivocators
 
-    n = len(member_set)
-    support = sum((rule.weight(v.combined) for v in counted if v.choice is Choice.YES), Fraction(0))
+
+def _outcome(rule: QuorumRule, counted: tuple[Vote, ...], n: int, closed: bool) -> Outcome:
+    support = rule.support([v.combined for v in counted if v.choice is Choice.YES])
     silent = n - len(counted)
     if rule.passes(support, n):
-        outcome = Outcome.COMMITTED
-    elif not rule.passes(support + silent, n):
-        outcome = Outcome.REJECTED
-    elif closed:
-        outcome = Outcome.NO_QUORUM
-    else:
-        outcome = Outcome.PENDING
-    return Tally(outcome, _summarize(counted, rule.needed(n)), counted, ignored, equivocators)
-
-
-def decide(
-    proposal: Proposal, members: Iterable[str], votes: Iterable[Vote], *, now_ms: int
-) -> Decision | None:
-    """The Decision on `proposal` at `now_ms`, or None while it is still pending."""
-    member_set = frozenset(members)
-    result = tally(
-        proposal.id,
-        member_set,
-        parse_quorum(proposal.quorum),
-        votes,
-        closed=now_ms >= proposal.deadline_ms,
-    )
-    if result.outcome is Outcome.PENDING:
-        return None
-    return Decision(
-        proposal_id=proposal.id,
-        outcome=result.outcome,
-        quorum=proposal.quorum,
-        members=tuple(member_set),
-        votes=result.votes,
-        summary=result.summary,
-    )
+        return Outcome.COMMITTED
+    if not rule.passes(support + silent, n):
+        return Outcome.REJECTED
+    return Outcome.NO_QUORUM if closed else Outcome.PENDING
 
 
 def verify(decision: Decision) -> bool:

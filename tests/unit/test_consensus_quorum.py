@@ -124,3 +124,18 @@ def test_passes_is_monotone_in_support(
     rule = parse_quorum(spec)
     if rule.passes(low, members):
         assert rule.passes(low + extra, members)
+
+
+@given(
+    st.sampled_from(SPECS),
+    st.lists(st.floats(0, 1, allow_nan=False), max_size=9),
+)
+def test_support_is_the_exact_sum_of_the_yes_weights(spec: str, combined: list[float]) -> None:
+    rule = parse_quorum(spec)
+    assert rule.support(combined) == sum((rule.weight(c) for c in combined), Fraction(0))
+
+
+def test_a_spec_that_is_not_a_string_is_a_spec_error_even_unhashable() -> None:
+    for bad in ([1], {"a": 1}, 3, None):
+        with pytest.raises(QuorumSpecError):
+            parse_quorum(bad)  # type: ignore[arg-type]
