@@ -19,16 +19,13 @@ from agents.runtime import Agent, AgentConfig
 from agents.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
 from agents.wire import ROLES
 from amcp.cli.common import (
-    EXIT_FAILED,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
     Parser,
     add_connection_options,
     connect,
-    fail,
+    run_command,
     run_until_stopped,
 )
-from amcp.errors import AmcpError, ConfigError, ConnectError, KeyringError
+from amcp.errors import ConfigError
 from amcp.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -177,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_json)
-    try:
+
+    def run() -> int:
         config = config_from(args)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_AgentFields(config.agent_id, config.role))
@@ -187,14 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             return run_until_stopped(supervisor.run)
         return run_until_stopped(lambda stop: _serve(args, config, stop))
-    except (ConfigError, KeyringError, DuplicateAgent) as exc:
-        return fail(str(exc), EXIT_USAGE)
-    except ConnectError as exc:
-        return fail(str(exc), EXIT_UNAVAILABLE)
-    except AmcpError as exc:
-        return fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        return 130
+
+    return run_command(run, usage_errors=(DuplicateAgent,))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 from amcp.bus import Bus
-from amcp.errors import ConfigError
+from amcp.errors import AmcpError, ConfigError, ConnectError, KeyringError, RequestTimeout
 from amcp.keyring import Keyring
 from amcp.settings import Settings
 
@@ -29,6 +29,7 @@ __all__ = [
     "emit",
     "jsonable",
     "parse_json_arg",
+    "run_command",
     "run_until_stopped",
     "settings_from",
 ]
@@ -166,3 +167,20 @@ def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 def fail(message: str, code: int = EXIT_FAILED) -> int:
     print(f"amcp: {message}", file=sys.stderr)
     return code
+
+
+def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command body, turning amcp's errors into a one-line message and an exit code:
+    configuration (and `usage_errors`) 2, unreachable NATS 4, timeouts 3, other failures 1."""
+    try:
+        return action()
+    except (ConfigError, KeyringError, *usage_errors) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except ConnectError as exc:
+        return fail(str(exc), EXIT_UNAVAILABLE)
+    except RequestTimeout as exc:
+        return fail(str(exc), EXIT_TIMEOUT)
+    except AmcpError as exc:
+        return fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return 130

@@ -7,21 +7,7 @@ from importlib.metadata import entry_points
 
 from amcp import __version__
 from amcp.cli import keys, messaging, server, traffic
-from amcp.cli.common import (
-    EXIT_FAILED,
-    EXIT_TIMEOUT,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    Parser,
-    fail,
-)
-from amcp.errors import (
-    AmcpError,
-    ConfigError,
-    ConnectError,
-    KeyringError,
-    RequestTimeout,
-)
+from amcp.cli.common import Parser, run_command
 from amcp.logs import setup_logging
 
 COMMANDS = [keys, messaging, server, traffic]
@@ -48,18 +34,7 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_json)
-    try:
-        return args.func(args)
-    except (ConfigError, KeyringError) as exc:
-        return fail(str(exc), EXIT_USAGE)
-    except ConnectError as exc:
-        return fail(str(exc), EXIT_UNAVAILABLE)
-    except RequestTimeout as exc:
-        return fail(str(exc), EXIT_TIMEOUT)
-    except AmcpError as exc:
-        return fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        return 130
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":
