@@ -107,7 +107,7 @@ def cmd_coordinate(args: argparse.Namespace) -> int:
     async def main() -> Coordination:
         bus = await connect(args)
         try:
-            async with await Coordinator.open(bus, bootstrap_timeout=min(2.0, args.timeout)) as c:
+            async with await Coordinator.open(bus, bootstrap_timeout=min(1.0, args.timeout)) as c:
                 return await c.coordinate(
                     args.action,
                     args.payload,
