@@ -155,7 +155,7 @@ class Bus:
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
         batching: BatchingMode = "off",
-        compress_threshold: int | None = 1024,
+        compress_threshold: int | None = None,
         attention_threshold: float = 0.8,
     ) -> None:
         self.nc = nc
@@ -205,7 +205,7 @@ class Bus:
         skew_seconds: float = 30.0,
         max_senders: int = 4096,
         batching: BatchingMode = "off",
-        compress_threshold: int | None = 1024,
+        compress_threshold: int | None = None,
         attention_threshold: float = 0.8,
         connect_attempts: int = 2,
         security: ConnectionSecurity | None = None,
@@ -219,9 +219,10 @@ class Bus:
         message, so a queue group hands a whole batch to one member: publish work items
         meant to spread over a queue group with `immediate=True`, or leave batching off.
         `compress_threshold`: bodies of at least this many bytes go zlib-compressed when
-        that shrinks the frame (None: never). `attention_threshold`: `publish(...,
-        attention=a)` with a >= it bypasses batching. `security`: NATS credentials and TLS
-        (amcp.security)."""
+        that shrinks the frame. Off by default: the attempt costs more CPU than a LAN saves
+        on small frames (1 KiB: sealing 2.4 us plain, 7.7 us JSON-like, 20.7 us random).
+        `attention_threshold`: `publish(..., attention=a)` with a >= it bypasses batching.
+        `security`: NATS credentials and TLS (amcp.security)."""
         urls = [servers] if isinstance(servers, str) else list(servers)
         sender = sender or f"{socket.gethostname()}-{os.getpid()}"
         bus = cls(
