@@ -44,6 +44,7 @@ from typing import Any
 
 import msgpack
 import nats
+from bench_bus import raw_throughput  # bench/ is on sys.path when run as a script
 
 from amcp import Bus, Keyring, NatsServer
 from netopt import BatchPolicy
@@ -225,28 +226,9 @@ async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -
 
 async def raw_tight_loop(url: str, count: int) -> float:
     """Raw nats-py at its best, for reference: pre-encoded payloads in a tight loop, no
-    timestamps, a counting subscriber (as bench_bus.py measures it)."""
-    pub, sub = await nats.connect(url), await nats.connect(url)
+    timestamps, a counting subscriber (bench_bus.py's measurement, this payload)."""
     payload = msgpack.packb({"t": 0.0, "i": 0, "agent": "s1-worker-3", "data": PAYLOAD})
-    done, got = asyncio.Event(), 0
-
-    async def on_msg(msg) -> None:
-        nonlocal got
-        got += 1
-        if got == count:
-            done.set()
-
-    await sub.subscribe(SUBJECT, cb=on_msg, pending_msgs_limit=count * 2)
-    await sub.flush()
-    start = time.perf_counter()
-    for _ in range(count):
-        await pub.publish(SUBJECT, payload)
-    await pub.flush()
-    await asyncio.wait_for(done.wait(), 120)
-    elapsed = time.perf_counter() - start
-    await pub.close()
-    await sub.close()
-    return count / elapsed
+    return await raw_throughput(url, payload, count)
 
 
 async def raw_run(url: str, workload: str, args) -> Run:
