@@ -199,12 +199,7 @@ def cmd_members(args: argparse.Namespace) -> int:
 
         return _run(args, remove)
 
-    async def show(client: AgentClient) -> int:
-        view = await client.members()
-        emit(view.model_dump(), args.json, render_members(view))
-        return EXIT_OK
-
-    return _run(args, show)
+    return _show_view(args, render_members)
 
 
 # -- call and tools -----------------------------------------------------------------------
@@ -373,9 +368,15 @@ def render_status(view: ClusterView) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    return _show_view(args, render_status)
+
+
+def _show_view(args: argparse.Namespace, render: Callable[[Any], str]) -> int:
+    """Fetch the cluster view from a live agent and print it (JSON, or `render`'s text)."""
+
     async def show(client: AgentClient) -> int:
         view = await client.members()
-        emit(view.model_dump(), args.json, render_status(view))
+        emit(view.model_dump(), args.json, render(view))
         return EXIT_OK
 
     return _run(args, show)
