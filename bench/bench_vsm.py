@@ -32,25 +32,13 @@ import uuid
 from pathlib import Path
 
 import nats
+from bench_agents import RAW_RESPONDER, RAW_SUBJECT  # bench/ is on sys.path as a script
 
 from agents import AgentClient, AgentProcess
 from agents.executors import execute
 from agents.tasks import StepIn, TaskSpec
 from amcp import Bus, Keyring, NatsServer
 
-RAW_SUBJECT = "bench.raw.echo"
-RAW_RESPONDER = f"""
-import asyncio, sys, nats
-async def main():
-    nc = await nats.connect(sys.argv[1])
-    async def echo(msg):
-        await msg.respond(msg.data)
-    await nc.subscribe({RAW_SUBJECT!r}, cb=echo)
-    await nc.flush()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
 ROLES = (("s2", "s2-a"), ("s3", "s3-a"), ("s4", "s4-a"), ("s5", "s5-a"))
 
 
