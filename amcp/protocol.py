@@ -122,7 +122,7 @@ class Sealer:
             field = compress_body(raw, self._compress_at, self.limits.max_inflate_ratio)
             if field is not None:
                 envelope = self._prefix(FLAG_COMPRESSED, seq, now, key) + head + field
-        return envelope + key.mac.sign(subject, envelope)
+        return key.mac.seal(subject, envelope)
 
     def seal_items(self, subject: str, items: Sequence[Item]) -> bytes:
         """One signed frame carrying messages encoded by `encode_item`: a plain frame for
@@ -152,7 +152,7 @@ class Sealer:
             envelope = prefix + head + raw
         else:
             envelope = self._prefix(flags | FLAG_COMPRESSED, seq, now, key) + head + field
-        return envelope + key.mac.sign(subject, envelope)
+        return key.mac.seal(subject, envelope)
 
     def _prefix(self, flags: int, seq: int, now: float, key: Key) -> bytes:
         """The envelope up to and without kind, headers and body."""

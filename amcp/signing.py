@@ -1,20 +1,23 @@
-"""HMAC-SHA256 signing of frames, domain-separated and bound to the subject.
+"""HMAC-SHA256 of frames, domain-separated and bound to the subject.
 
-`MacKey` keeps the SHA-256 states of the key's inner and outer pads (RFC 2104), and the
-inner state after each subject's prefix, so a tag costs two hash copies instead of a
-fresh OpenSSL HMAC set-up: the same bytes as `hmac.digest`, at a third of the cost.
+An HMAC state keeps the SHA-256 states of the key's inner and outer pads (RFC 2104), and
+`MacKey` keeps the inner state after each subject's prefix, so a tag costs two state
+copies instead of a fresh HMAC set-up: the same bytes as `hmac.digest`. The states come
+from the compiled `amcp._speedups` when it was built (a quarter of the cost per frame),
+else from hashlib; `BACKEND` says which. Both produce the same bytes (tests check both).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from typing import Any
 
 from amcp.errors import EncodeError
 from amcp.subjects import validate_subject
 
-__all__ = ["MacKey", "mac_prefix"]
+__all__ = ["BACKEND", "MacKey", "PyHmacSha256", "mac_prefix"]
 
 _BLOCK = 64  # SHA-256 block size in bytes
 _CACHE_LIMIT = 4096  # subjects may be per-request inboxes: keep caches bounded
@@ -28,26 +31,74 @@ def mac_prefix(subject: str) -> bytes:
     return b"amcp1" + len(raw).to_bytes(2, "big") + raw
 
 
-class MacKey:
-    """An HMAC-SHA256 key with its pad states precomputed."""
+class PyHmacSha256:
+    """HMAC-SHA256 from hashlib pad states: the fallback for `amcp._speedups.HmacSha256`,
+    with the same interface (`bind`, `sign`, `append_tag`, `verify`)."""
 
-    __slots__ = ("_inner", "_outer", "_per_subject")
+    __slots__ = ("_inner", "_outer")
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, *, _states: tuple[Any, Any] | None = None) -> None:
+        if _states is not None:
+            self._inner, self._outer = _states
+            return
         if len(secret) > _BLOCK:
             secret = hashlib.sha256(secret).digest()
         padded = secret.ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def bind(self, prefix: bytes) -> PyHmacSha256:
+        """A state whose input starts with `prefix`."""
+        inner = self._inner.copy()
+        inner.update(prefix)
+        return PyHmacSha256(b"", _states=(inner, self._outer))
+
+    def sign(self, data: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def append_tag(self, data: bytes) -> bytes:
+        """`data` followed by its tag: a signed frame."""
+        return data + self.sign(data)
+
+    def verify(self, data: bytes, tag: bytes) -> bool:
+        """Constant-time check of `tag`."""
+        return hmac.compare_digest(self.sign(data), tag)
+
+
+def _compiled() -> Any:
+    if os.environ.get("AMCP_NO_SPEEDUPS"):  # to test or debug the pure-Python path
+        return None
+    try:
+        from amcp._speedups import HmacSha256
+    except ImportError:
+        return None
+    return HmacSha256
+
+
+HmacSha256: Any = _compiled() or PyHmacSha256
+BACKEND = "c" if HmacSha256 is not PyHmacSha256 else "python"
+"""Which HMAC implementation signs and verifies in this process: "c" or "python"."""
+
+
+class MacKey:
+    """One key's HMAC state, and its state bound to each subject seen (bounded cache)."""
+
+    __slots__ = ("_hmac", "_per_subject")
+
+    def __init__(self, secret: bytes, *, backend: Any = None) -> None:
+        self._hmac = (backend or HmacSha256)(secret)
         self._per_subject: dict[str, Any] = {}
 
     def _subject_state(self, subject: str) -> Any:
-        """The inner hash after the subject prefix. Subjects are validated here, once each
+        """The state after the subject prefix. Subjects are validated here, once each
         (no whitespace or CR/LF can reach the NATS protocol line), so the bus can tell
         nats-py to skip its per-message subject regex."""
         validate_subject(subject, wildcards=False)
-        state = self._inner.copy()
-        state.update(mac_prefix(subject))
+        state = self._hmac.bind(mac_prefix(subject))
         if len(self._per_subject) >= _CACHE_LIMIT:
             self._per_subject.clear()
         self._per_subject[subject] = state
@@ -55,25 +106,20 @@ class MacKey:
 
     def digest(self, *parts: bytes) -> bytes:
         """HMAC-SHA256 of the concatenation of `parts` (no subject binding)."""
-        inner = self._inner.copy()
-        for part in parts:
-            inner.update(part)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        return self._hmac.sign(b"".join(parts))
 
     def sign(self, subject: str, envelope_bytes: bytes) -> bytes:
         """The tag of an envelope as published on `subject`."""
-        inner = (self._per_subject.get(subject) or self._subject_state(subject)).copy()
-        inner.update(envelope_bytes)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        return (self._per_subject.get(subject) or self._subject_state(subject)).sign(envelope_bytes)
+
+    def seal(self, subject: str, envelope_bytes: bytes) -> bytes:
+        """The frame: the envelope followed by its tag as published on `subject`."""
+        return (self._per_subject.get(subject) or self._subject_state(subject)).append_tag(
+            envelope_bytes
+        )
 
     def verify(self, subject: str, envelope_bytes: bytes, tag: bytes) -> bool:
-        """Constant-time check of a tag (sign() inlined: this runs per message received)."""
-        inner = (self._per_subject.get(subject) or self._subject_state(subject)).copy()
-        inner.update(envelope_bytes)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return hmac.compare_digest(outer.digest(), tag)
+        """Constant-time check of a tag; runs per message received."""
+        return (self._per_subject.get(subject) or self._subject_state(subject)).verify(
+            envelope_bytes, tag
+        )
