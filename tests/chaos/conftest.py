@@ -59,12 +59,13 @@ class Chaos:
     # -- the driver -------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def driver(self, host: int | None = None) -> Any:
+    async def driver(self, host: int | None = None, node: int | None = None) -> Any:
         """An admin bus, an in-memory context replica and a coordinator: from the driver
-        on every node, or from inside `host` on its own node only."""
+        on every node (or on `node` only), or from inside `host` on its own node only."""
         sender = f"driver-{next(self._ids)}"
         if host is None:
-            bus = await self.cluster.connect(sender=sender)
+            urls = None if node is None else [self.cluster.urls[node]]
+            bus = await self.cluster.connect(sender=sender, urls=urls)
         else:
             with self.hosts.host(host):
                 bus = await self.cluster.connect(sender=sender, urls=[self.cluster.urls[host]])
@@ -163,7 +164,10 @@ class Chaos:
 
 
 @pytest.fixture(scope="module")
-def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
+def chaos(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Chaos]:
+    """The cluster of the module's `AGENTS` (role -> count), one S1 and S5 per host if none."""
     try:
         hosts = Hosts(NODES).__enter__()
     except NetnsUnavailable as exc:
@@ -174,7 +178,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
             cluster = LocalCluster.up(
                 Path(tmp_path_factory.mktemp("chaos")),
                 nodes=NODES,
-                agents=AGENTS,
+                agents=getattr(request.module, "AGENTS", AGENTS),
                 cluster=CLUSTER,
                 hosts=hosts.addresses,
                 enter=hosts.host,

@@ -168,21 +168,23 @@ class Hosts:
             _tc(ns, "class", "add", "dev", dev, "parent", "1:", "classid", "1:2", "htb",
                 "rate", "10gbit")  # fmt: skip
             _tc(ns, "qdisc", "add", "dev", dev, "parent", "1:2", "pfifo", "limit", "0")
-            # ld rand; jge threshold -> class 1:2 (dropped) else default class
-            program = f"4,32 0 0 4294963256,53 0 1 {threshold},6 0 0 65538,6 0 0 0"
+            # ld rand; rand >= threshold -> default class (ret 0), else class 1:2 (dropped):
+            # P(drop) = percent. (The jump offsets were once swapped, so "5%" dropped 95%.)
+            program = f"4,32 0 0 4294963256,53 1 0 {threshold},6 0 0 65538,6 0 0 0"
             _tc(ns, "filter", "add", "dev", dev, "parent", "1:", "bpf", "bytecode", program,
                 "classid", "1:2")  # fmt: skip
 
-    def dropped(self, i: int) -> int:
-        """Packets the loss filter dropped on host i's switch port so far."""
+    def counted(self, i: int) -> tuple[int, int]:
+        """(sent, dropped) packets toward host i through its lossy switch port so far."""
         out = subprocess.run(
             ["ip", "netns", "exec", self.switch, "tc", "-s", "qdisc", "show", "dev", self.port(i)],
             capture_output=True, text=True, timeout=20,
         ).stdout  # fmt: skip
-        for line in out.splitlines():
+        for line in out.splitlines():  # the root qdisc's line comes first
             if "dropped" in line:
-                return int(line.split("dropped")[1].split(",")[0])
-        return 0
+                sent = int(line.split(" pkt")[0].rsplit(" ", 1)[1])
+                return sent, int(line.split("dropped")[1].split(",")[0])
+        return 0, 0
 
     # -- being somewhere --------------------------------------------------------------
 

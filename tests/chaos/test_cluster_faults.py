@@ -22,13 +22,14 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.chaos
 
 
-async def _under_load(chaos: Chaos, key: str, fault) -> tuple[Load, int]:
-    """Run the load, apply `fault(load)` (a coroutine) once it has acknowledged some writes,
-    keep loading until the fault is done and some more writes are acknowledged after it;
-    returns the load and how many writes were acknowledged before the fault."""
+async def _under_load(chaos: Chaos, key: str, fault, node: int | None = None) -> tuple[Load, int]:
+    """Run the load (from the driver, on every node or on `node`), apply `fault(load)` (a
+    coroutine) once it has acknowledged some writes, keep loading until the fault is done
+    and some more writes are acknowledged after it; returns the load and how many writes
+    were acknowledged before the fault."""
     load = Load(key)
     stop = asyncio.Event()
-    async with chaos.driver() as (_, store, coordinator):
+    async with chaos.driver(node=node) as (_, store, coordinator):
         runner = asyncio.create_task(chaos.run_load(store, coordinator, load, stop))
         try:
             await wait_until(lambda: len(load.acked) >= 20, 20, what="writes before the fault")
@@ -106,31 +107,44 @@ async def _learns_decisions(bus: Bus, replica: str, ids: list[str]) -> None:
     await wait_until(holds, 30, interval=0.2, what=f"{replica} to learn the decisions")
 
 
-async def test_lossy_link_loses_no_acknowledged_write(chaos: Chaos) -> None:
-    lossy_host = 2  # host 3: its agents are behind the lossy link, the driver's server is not
+async def test_lossy_link_majority_goes_on_and_loses_nothing(chaos: Chaos) -> None:
+    """Host 3 drops 5% of its packets both ways. Its S1 and S5 are two of the six replicas
+    and one of the three voters, so the four replicas and two voters on hosts 1 and 2 are a
+    majority: majority writes and votes go on, whatever the lossy host does.
+
+    Found: the cBPF filter's jump offsets were swapped, so "5%" dropped 95% of host 3's
+    packets; whenever the driver's connection (servers picked at random) went to node 3, no
+    write could be acknowledged in time, in about half the runs. A real 5% costs a write at
+    most a TCP retransmission (200 ms minimum RTO) here. Delay cannot be injected on this
+    kernel (no sch_netem, act_gact or police), so loss is the only degraded-link fault."""
+    lossy_host = 2
+    stats: dict[str, float] = {}
 
     async def lossy(load: Load) -> None:
-        chaos.hosts.loss(lossy_host, 5)  # 5% of packets to and from host 3 dropped
+        acked, failed, committed = len(load.acked), load.failed, len(load.committed)
+        chaos.hosts.loss(lossy_host, 5)
         try:
-            # Liveness under loss is asserted as "every write ends by its deadline", not "writes
-            # succeed": in about half the runs every majority write misses its 2 s deadline while
-            # 5% of host 3's packets drop (cause not found yet; noted on issue 8). Safety and
-            # progress after healing are asserted below and by _under_load.
-            tried = len(load.acked) + load.failed
             await wait_until(
-                lambda: len(load.acked) + load.failed >= tried + 10,
-                60,
-                what="the load to keep going (every write ends by its deadline)",
+                lambda: len(load.acked) + load.failed >= acked + failed + 300,
+                90,
+                what="300 writes under loss",
             )
-            await wait_until(
-                lambda: chaos.hosts.dropped(lossy_host) > 0,
-                30,
-                what="packets dropped on the lossy link",
-            )
+            sent, dropped = chaos.hosts.counted(lossy_host)
         finally:
             chaos.hosts.loss(lossy_host, 0)
+        stats.update(
+            acked=len(load.acked) - acked,
+            failed=load.failed - failed,
+            committed=len(load.committed) - committed,
+            dropped=dropped / max(1, sent + dropped),
+        )
 
-    load, _ = await _under_load(chaos, "lossy", lossy)
+    # the driver on node 3: every write and every ack crosses the lossy link
+    load, _ = await _under_load(chaos, "lossy", lossy, node=lossy_host)
+    print(f"under 5% loss: {stats}")
+    assert 0.01 <= stats["dropped"] <= 0.15, f"the link did not drop about 5%: {stats}"
+    assert stats["failed"] <= 0.05 * (stats["acked"] + stats["failed"]), stats
+    assert stats["committed"] >= 1, f"no vote committed under loss: {stats}"
     assert not load.hung, f"votes with a 2 s deadline still running after 30 s: {load.hung}"
     async with chaos.driver() as (bus, _, coordinator):
         await chaos.wait_converged(bus, "lossy", load.acked, 60)
