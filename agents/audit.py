@@ -9,7 +9,9 @@ one agent never reorders. A recorder need not wait for the stream: what queues u
 earlier writes are in flight goes out as one frame holding a batch of entries, signed
 once (group commit), and several frames may await their acknowledgement at once, still
 stored in the order sent. An entry nobody waits for lingers up to 5 ms for company, so a
-quick task's `task_received` and `task_completed` usually share one frame. An outcome
+quick task's `task_received` and `task_completed` usually share one frame; a `lazy` entry
+(a voter's vote, one per ballot) waits up to 50 ms, until another entry comes, so that many
+share a frame instead of a JetStream write each. An outcome
 is recorded with its consequence (`then`: the reply) published by the writer right
 behind the entry's frame, on the same connection and in the same socket write; the stream
 stores messages in the order the server receives them, so the outcome is in the log
@@ -46,6 +48,7 @@ STREAM_MAX_MSGS = 1_000_000
 _BATCH = 128  # entries at most in one stream frame
 _IN_FLIGHT = 8  # frames sent and not yet acknowledged
 _LINGER = 0.005  # how long entries nobody waits for may wait for company
+_LAZY_LINGER = 0.05  # how long lazy entries alone may wait for company
 _TEN_YEARS_MS = 10 * 365 * 86_400_000
 
 
@@ -116,6 +119,7 @@ class AuditLog:
         self._file: Any = None
         self._writer: asyncio.Task[None] | None = None
         self._urgent = asyncio.Event()  # set when an entry is waited for: send without linger
+        self._eager = asyncio.Event()  # set when a queued entry is not lazy (or is urgent)
 
     async def open(self) -> None:
         """Make sure the cluster stream exists and start the writer."""
@@ -127,14 +131,16 @@ class AuditLog:
             self._file = await asyncio.to_thread(open, self.path, "a", encoding="utf-8")
         self._writer = asyncio.create_task(self._write_loop(), name=f"audit-{self.agent_id}")
 
-    async def record(self, event: str, *, then: Then | None = None, **fields: Any) -> None:
+    async def record(
+        self, event: str, *, then: Then | None = None, lazy: bool = False, **fields: Any
+    ) -> None:
         """Append one entry: ts (ms), agent, role, event, n (this process's count), fields.
 
         `then` (the entry's consequence, e.g. a reply) is awaited by the writer right after
         the frame holding the entry is on the connection (or its write failed and was
         logged), before anything else the writer sends: what it publishes reaches the server
         after the entry. `record` returns once the entry is queued; what `then` raises is
-        logged.
+        logged. A `lazy` entry (no `then`) may wait up to _LAZY_LINGER for others.
         """
         self.recorded += 1
         entry = {
@@ -150,7 +156,9 @@ class AuditLog:
             return
         await self._put((entry, then))
         if then is not None:
-            self._urgent.set()  # someone waits for the consequence: no linger
+            self._wake(urgent=True)  # someone waits for the consequence: no linger
+        elif not lazy:
+            self._eager.set()
 
     async def flush(self) -> None:
         """Return once every entry recorded so far is on the connection to the stream
@@ -164,8 +172,13 @@ class AuditLog:
                 done.set_result(None)
 
         await self._put((None, mark))
-        self._urgent.set()
+        self._wake(urgent=True)
         await done
+
+    def _wake(self, *, urgent: bool) -> None:
+        self._eager.set()
+        if urgent:
+            self._urgent.set()
 
     async def _put(self, item: _Item) -> None:
         if self._queue.full():
@@ -178,7 +191,7 @@ class AuditLog:
         if self._writer is None:
             return
         await self._queue.put(None)
-        self._urgent.set()
+        self._wake(urgent=True)
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
@@ -197,10 +210,14 @@ class AuditLog:
         done = False
         while not done:
             batch = [await self._queue.get()]
-            if not self._urgent.is_set():  # nobody waits yet: let the batch fill a little
+            if not self._eager.is_set() and self._queue.qsize() < _BATCH:  # only lazy ones
                 with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._eager.wait(), _LAZY_LINGER)
+            if self._eager.is_set() and not self._urgent.is_set():  # nobody waits yet:
+                with contextlib.suppress(TimeoutError):  # let the batch fill a little
                     await asyncio.wait_for(self._urgent.wait(), _LINGER)
             self._urgent.clear()
+            self._eager.clear()
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             if batch[-1] is None:

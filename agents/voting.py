@@ -10,7 +10,9 @@ replica).
   (`extra.executes`), where proposers find the executor of an action. A committed action
   runs that tool once, with the proposal's payload as its input, inside the agent's pool.
 
-Votes and executions go to the audit log. Registered by the entry point
+Votes and executions go to the audit log (votes as lazy entries: many ballots' entries
+share one stream frame, written up to 50 ms later, so a ballot never waits for JetStream
+and costs no stream write of its own). Registered by the entry point
 `[project.entry-points."amcp.agent_extensions"] voter = "agents.voting:extension_for"`.
 """
 
@@ -163,8 +165,9 @@ class VotingExtension(Extension):
 
     async def _audit_vote(self, proposal: Proposal, vote: Vote) -> None:
         assert self.agent is not None
-        await self.agent.record(
+        await self.agent.audit.record(
             AuditEvent.VOTE,
+            lazy=True,  # one per ballot: many share a stream frame, off the ballot's path
             proposal=proposal.id,
             action=proposal.action,
             proposer=proposal.proposer,

@@ -12,7 +12,7 @@ from typing import Any
 import nats
 import pytest
 
-from agents import MEMBERS_KEY
+from agents import MEMBERS_KEY, read_cluster_log
 from amcp import Keyring
 from consensus import (
     VOTERS_KEY,
@@ -208,6 +208,41 @@ async def test_forged_replayed_and_impersonated_ballots_do_not_count(
     assert rejections.get("replay", 0) >= 1, rejections
     forged = sum(rejections.get(r, 0) for r in ("bad_signature", "unknown_key"))
     assert forged >= 1, rejections
+
+
+async def test_every_ballot_is_in_its_voters_audit_log_in_order(members: Members) -> None:
+    voters = ("v1", "v2", "v3")
+    for v in voters:
+        await members.add(v)
+    coordinator = await members.coordinator()
+    ids = set()
+    for i in range(4):
+        result = await coordinator.coordinate("restart", {"targets": [f"w{i}"]})
+        ids.add(result.decision.proposal_id)
+    reader = await members.bus("reader")
+
+    async def logged(agent_id: str) -> list[dict[str, Any]]:
+        return [e.record for e in (await read_cluster_log(reader, agent=agent_id))[0]]
+
+    async def all_votes_logged() -> bool:  # vote entries are lazy: they come in one frame
+        for v in voters:
+            votes = {r["proposal"] for r in await logged(v) if r["event"] == "vote"}
+            if votes != ids:
+                return False
+        return True
+
+    await wait_until(all_votes_logged, 10, what="every voter's vote entries")
+    for v in voters:
+        entries = [r for r in await logged(v) if r["event"] == "vote"]
+        assert len(entries) == len(ids)  # one entry per ballot
+        assert all(r["choice"] in ("yes", "no", "abstain") and r["reason"] for r in entries)
+    # a lazy entry stays ahead of the entries recorded after it
+    agent = members.agents["v1"]
+    await agent.audit.record("vote", lazy=True, proposal="lazy-first")
+    await agent.record("decision", proposal="eager-second")
+    await agent.audit.flush()
+    order = [r.get("proposal") for r in await logged("v1")]
+    assert order.index("lazy-first") < order.index("eager-second")
 
 
 async def test_one_proposal_id_executes_once(members: Members) -> None:
