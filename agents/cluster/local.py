@@ -142,10 +142,12 @@ class LocalCluster:
         hosts: list[str] | None = None,
         enter: Enter | None = None,
         agent_args: list[str] | None = None,
+        audit_max_msgs: int = STREAM_MAX_MSGS,
         timeout: float = 60.0,
     ) -> LocalCluster:
         """Start servers and agents and return once every agent is a running member.
-        On failure, everything started so far is stopped again."""
+        On failure, everything started so far is stopped again. `audit_max_msgs` caps the
+        cluster's audit stream (its oldest entries go first)."""
         if nodes < 1:
             raise ConfigError("--nodes must be at least 1")
         data_dir = Path(data_dir).expanduser().resolve()
@@ -181,7 +183,7 @@ class LocalCluster:
         self._enter = enter or _nowhere
         try:
             self._start_servers(hosts, route_ports, timeout)
-            asyncio.run(self._prepare_streams(min(3, nodes), timeout))
+            asyncio.run(self._prepare_streams(min(3, nodes), audit_max_msgs, timeout))
             slots = place_agents(DEFAULT_AGENTS if agents is None else agents, nodes)
             for slot in slots:
                 self._start_agent(slot, agent_args or [])
@@ -221,7 +223,7 @@ class LocalCluster:
             with self._enter(i):
                 server.wait_ready(max(0.1, deadline - time.monotonic()))
 
-    async def _prepare_streams(self, replicas: int, timeout: float) -> None:
+    async def _prepare_streams(self, replicas: int, max_msgs: int, timeout: float) -> None:
         """The audit stream, replicated on up to 3 servers, before any agent makes an R1."""
         subjects = AgentSubjects(Subjects(self.cluster))
         bus = await self.connect(ADMIN)
@@ -232,7 +234,7 @@ class LocalCluster:
                     await bus.ensure_stream(
                         subjects.audit_stream,
                         [subjects.audit_all],
-                        max_msgs=STREAM_MAX_MSGS,
+                        max_msgs=max_msgs,
                         replicas=replicas,
                     )
                     return
