@@ -24,6 +24,8 @@ def show(value: object) -> str:
 
 def text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> str:
     """A string of at most `limit` characters, non-empty unless `empty_ok`."""
+    if type(value) is str and (value or empty_ok) and len(value) <= limit:
+        return value  # the common case, checked first: records are validated on every hop
     if not isinstance(value, str):
         raise ConsensusError(f"{name} must be a string, got {type(value).__name__}")
     if not value and not empty_ok:
@@ -35,6 +37,8 @@ def text(name: str, value: object, limit: int, *, empty_ok: bool = False) -> str
 
 def integer(name: str, value: object, low: int, high: int) -> int:
     """An int (not a bool) in [low, high]."""
+    if type(value) is int and low <= value <= high:
+        return value
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConsensusError(f"{name} must be an integer in [{low}, {high}], got {show(value)}")
     return value
@@ -42,6 +46,8 @@ def integer(name: str, value: object, low: int, high: int) -> int:
 
 def real(name: str, value: object) -> float:
     """A finite int or float (not a bool), as a float."""
+    if type(value) is float and -math.inf < value < math.inf:
+        return value + 0.0  # -0.0 becomes 0.0 (below)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ConsensusError(f"{name} must be a number, got {type(value).__name__}")
     try:
@@ -55,6 +61,8 @@ def real(name: str, value: object) -> float:
 
 def unit(name: str, value: object) -> float:
     """A finite number in [0, 1], as a float."""
+    if type(value) is float and 0.0 <= value <= 1.0:
+        return value + 0.0
     number = real(name, value)
     if not 0.0 <= number <= 1.0:
         raise ConsensusError(f"{name} must be in [0, 1], got {number!r}")

@@ -5,14 +5,18 @@ included) and offers each ballot it receives together with the verified sender o
 frame. A ballot counts only if its voter is that sender, a member, and it is on this
 proposal; the others are refused and counted by reason. The round decides as soon as the
 outcome is fixed (tally.decide), or NO_QUORUM when `expire` is called at the deadline.
+While each member has sent one ballot, the round keeps the yes support as it goes and runs
+the full tally only once that support fixes the outcome (the same test as the tally's).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from fractions import Fraction
 
-from consensus.model import Decision, Proposal, Vote
+from consensus.model import Choice, Decision, Proposal, Vote
+from consensus.quorum import parse_quorum
 from consensus.tally import decide
 
 __all__ = ["Round"]
@@ -26,6 +30,10 @@ class Round:
         self.members = frozenset(members)
         self.votes: list[Vote] = []
         self.refused: Counter[str] = Counter()
+        self._rule = parse_quorum(proposal.quorum)
+        self._voted: set[str] = set()
+        self._support = Fraction(0)  # of the yes ballots, while no member sent two
+        self._equivocal = False
         # An outcome fixed before any ballot: no members, or a count above the membership.
         self.decision: Decision | None = decide(proposal, self.members, (), now_ms=now_ms)
 
@@ -45,8 +53,23 @@ class Round:
             self.refused["not_a_member"] += 1
         else:
             self.votes.append(vote)
-            self.decision = decide(self.proposal, self.members, self.votes, now_ms=now_ms)
+            if self._equivocal or self._fixed(vote):
+                self.decision = decide(self.proposal, self.members, self.votes, now_ms=now_ms)
         return self.decision
+
+    def _fixed(self, vote: Vote) -> bool:
+        """Whether the ballots so far may fix the outcome (tally._outcome's test, kept
+        incrementally); a member's second ballot hands every later test to the tally."""
+        if vote.voter in self._voted:
+            self._equivocal = True
+            return True
+        self._voted.add(vote.voter)
+        if vote.choice is Choice.YES:
+            self._support += self._rule.weight(vote.combined)
+        n = len(self.members)
+        silent = n - len(self._voted)
+        rule = self._rule
+        return rule.passes(self._support, n) or not rule.passes(self._support + silent, n)
 
     def expire(self, *, now_ms: int) -> Decision:
         """The decision at (or after) the deadline: NO_QUORUM unless it was fixed before."""

@@ -90,7 +90,10 @@ def _count(
             ignored += 1
             continue
         ballots.setdefault(vote.voter, set()).add(vote)
-    counted = tuple(min(ballots[voter], key=_caution) for voter in sorted(ballots))
+    counted = tuple(
+        next(iter(sent)) if len(sent) == 1 else min(sent, key=_caution)
+        for _, sent in sorted(ballots.items())
+    )
     equivocators = frozenset(voter for voter, sent in ballots.items() if len(sent) > 1)
     return counted, ignored, equivocators
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -188,6 +189,36 @@ def test_round_decision_is_independent_of_arrival_order(
     reference = decide(proposal(), FIVE, [v for v, _ in ballots], now_ms=6_000)
     assert reference is not None and final.outcome is reference.outcome
     assert verify(final)
+
+
+@given(
+    quorum=st.sampled_from(["majority", "all", "any", "2", "0.6", "weighted", "weighted:0.3"]),
+    sent=st.lists(
+        st.tuples(
+            st.sampled_from(FIVE),
+            st.sampled_from(list(Choice)),
+            st.sampled_from([0.0, 0.2, 0.5, 0.7, 1.0]),
+        ),
+        max_size=9,
+    ),
+)
+def test_round_decides_when_and_as_the_tally_of_its_ballots_does(
+    quorum: str, sent: list[tuple[str, Choice, float]]
+) -> None:
+    """The round's running count (members sending two ballots included) decides at the
+    same ballot as the full tally of the ballots so far, with the same decision."""
+    p = proposal(quorum=quorum)
+    r = Round(p, FIVE, now_ms=1_000)
+    so_far: list[Vote] = []
+    for voter, choice, combined in sent:
+        vote = replace(ballot(voter, choice), combined=combined)
+        before = r.decision
+        got = r.offer(vote, voter, now_ms=1_100)
+        if before is not None:
+            assert got is before
+            continue
+        so_far.append(vote)
+        assert got == decide(p, FIVE, so_far, now_ms=1_100)
 
 
 # The voter's state ------------------------------------------------------------------
