@@ -35,7 +35,9 @@ class Round:
         self._support = Fraction(0)  # of the yes ballots, while no member sent two
         self._equivocal = False
         # An outcome fixed before any ballot: no members, or a count above the membership.
-        self.decision: Decision | None = decide(proposal, self.members, (), now_ms=now_ms)
+        self.decision: Decision | None = (
+            decide(proposal, self.members, (), now_ms=now_ms) if self._may_fix() else None
+        )
 
     def offer(self, vote: Vote, sender: str, *, now_ms: int) -> Decision | None:
         """Count `vote`, received in a frame signed by `sender`; the decision once fixed.
@@ -53,19 +55,19 @@ class Round:
             self.refused["not_a_member"] += 1
         else:
             self.votes.append(vote)
-            if self._equivocal or self._fixed(vote):
+            if vote.voter in self._voted:
+                self._equivocal = True  # from now on the tally itself tests every ballot
+            else:
+                self._voted.add(vote.voter)
+                if vote.choice is Choice.YES:
+                    self._support += self._rule.weight(vote.combined)
+            if self._equivocal or self._may_fix():
                 self.decision = decide(self.proposal, self.members, self.votes, now_ms=now_ms)
         return self.decision
 
-    def _fixed(self, vote: Vote) -> bool:
-        """Whether the ballots so far may fix the outcome (tally._outcome's test, kept
-        incrementally); a member's second ballot hands every later test to the tally."""
-        if vote.voter in self._voted:
-            self._equivocal = True
-            return True
-        self._voted.add(vote.voter)
-        if vote.choice is Choice.YES:
-            self._support += self._rule.weight(vote.combined)
+    def _may_fix(self) -> bool:
+        """Whether the ballots so far fix the outcome: tally._outcome's test (yes support
+        passes, or cannot pass even if every silent member says yes), kept as they come."""
         n = len(self.members)
         silent = n - len(self._voted)
         rule = self._rule
