@@ -10,7 +10,9 @@ namespace and each veth pair is created directly between two of ours. `cut(i)` t
 i's switch port down (the host is cut off from all others, its own loopback and local
 server still work), `heal(i)` brings it back; `loss(i, pct)` drops that share of the
 packets to and from host i at random, with tc alone (an HTB class holding a zero-length
-FIFO, chosen by a classic-BPF random filter), since this kernel has no sch_netem.
+FIFO, chosen by a classic-BPF random filter), since this kernel has no sch_netem. Delay
+cannot be injected at all here (no sch_netem, act_gact or police), so a slow link is not
+among the faults; `counted(i)` tells how many packets were sent and dropped.
 
 `inside(name)` moves the calling thread into a namespace for a `with` block: sockets made
 and processes started there belong to it (Linux namespaces are per thread).
