@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from functools import lru_cache
@@ -47,9 +47,21 @@ class QuorumRule:
 
     kind: QuorumKind
     value: Fraction = Fraction(0)
+    # members -> needed: a tally asks for every ballot, with few distinct memberships
+    _needed: dict[int, Fraction] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def needed(self, members: int) -> Fraction:
         """The yes support to reach (at least, or for WEIGHTED strictly more than) to commit."""
+        found = self._needed.get(members)
+        if found is None:
+            if len(self._needed) >= 64:
+                self._needed.clear()
+            found = self._needed[members] = self._needed_by(members)
+        return found
+
+    def _needed_by(self, members: int) -> Fraction:
         n = members
         if self.kind is QuorumKind.MAJORITY:
             return Fraction(n // 2 + 1)
@@ -67,7 +79,7 @@ class QuorumRule:
         """What one yes vote adds to the support: 1, or its combined score for WEIGHTED."""
         if self.kind is QuorumKind.WEIGHTED:
             return Fraction(combined)
-        return Fraction(1)
+        return _ONE
 
     def support(self, yes_combined: list[float]) -> Fraction:
         """The yes support of these yes votes (their combined scores): the sum of their
@@ -81,6 +93,9 @@ class QuorumRule:
         if self.kind is QuorumKind.WEIGHTED:
             return support > self.needed(members)
         return support >= self.needed(members)
+
+
+_ONE = Fraction(1)
 
 
 def parse_quorum(spec: str) -> QuorumRule:
