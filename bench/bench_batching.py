@@ -2,7 +2,7 @@
 fixed batch-size + linger settings and the adaptive policy, beside raw nats-py.
 
     python bench/bench_batching.py [--seconds 1.5] [--warmup 1] [--learn 7.5] [--trials 4]
-                                   [--max-foreign 0.25] [--attempts 2] [--quiet-wait 5] [--json]
+                                   [--max-foreign 0.25] [--attempts 2] [--quiet-wait 2] [--json]
 
 Publisher and subscriber share one process and event loop (as in bench_bus.py); the
 embedded nats-server runs beside it. Every message carries its send time; latency is
@@ -499,7 +499,7 @@ def main() -> None:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        default=5.0,
+        default=2.0,
         help="seconds of extra warm-up at most, waiting for other processes to quieten",
     )
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
