@@ -112,11 +112,15 @@ async def test_lossy_link_majority_goes_on_and_loses_nothing(chaos: Chaos) -> No
     and one of the three voters, so the four replicas and two voters on hosts 1 and 2 are a
     majority: majority writes and votes go on, whatever the lossy host does.
 
-    Found: the cBPF filter's jump offsets were swapped, so "5%" dropped 95% of host 3's
-    packets; whenever the driver's connection (servers picked at random) went to node 3, no
-    write could be acknowledged in time, in about half the runs. A real 5% costs a write at
-    most a TCP retransmission (200 ms minimum RTO) here. Delay cannot be injected on this
-    kernel (no sch_netem, act_gact or police), so loss is the only degraded-link fault."""
+    Found (issue 8): the cBPF filter's jump offsets were swapped, so "5%" dropped 95% of
+    host 3's packets (measured with tc's counters). The driver's connection goes to a node
+    picked at random; when it was node 3, its link was all but dead and every write missed
+    its deadline, which fits "about half the runs". Not ours in the write path: with a
+    real 5% the load below sits on node 3 itself, so every write and ack crosses the lossy
+    link, and 300 of 300 writes were acknowledged in each of 5 runs (a lost segment costs
+    a TCP retransmission, 200 ms minimum RTO). The assertion allows 5% failed writes for a
+    busy machine. Delay cannot be injected on this kernel (no sch_netem, act_gact or
+    police), so loss is the only degraded-link fault."""
     lossy_host = 2
     stats: dict[str, float] = {}
 
