@@ -116,16 +116,19 @@ def syncobj_counter(port: int, peers: list[int], period: float | None, lead: boo
     `period` None keeps PySyncObj's defaults (a 50 ms tick, append-entries every 100 ms:
     a commit waits for the next round); a number sets both, for low latency. `lead` gives
     the node shorter election timeouts so it becomes the leader (commands sent to a
-    follower take a forwarding round more).
+    follower take a forwarding round more); the others wait 2 to 3 s before they stand,
+    since they start before it. Election timeouts do not change a commit's path.
     """
     from pysyncobj import SyncObj, SyncObjConf, replicated
 
     options: dict[str, Any] = {"commandsWaitLeader": True}
     if period is not None:
         options.update(autoTickPeriod=period, appendEntriesPeriod=period)
-    if lead:  # time out first (the others keep 0.4 to 1.4 s), and so be elected
+    if lead:  # time out first, and so be elected
         shortest = max(0.05, 3.5 * (period or 0.1))  # PySyncObj wants > 3 append periods
         options.update(raftMinTimeout=shortest, raftMaxTimeout=shortest * 1.1)
+    else:
+        options.update(raftMinTimeout=2.0, raftMaxTimeout=3.0)
 
     class Counter(SyncObj):
         def __init__(self) -> None:
