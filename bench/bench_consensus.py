@@ -193,6 +193,41 @@ async def timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
     return samples
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time per operation of the nats-server, the peers (voters or responders) and
+    this process (the caller), summed over the blocks it times."""
+
+    def __init__(self, server: int, peers: list[int]) -> None:
+        self.groups = {"server": [server], "peer": peers}
+        self.used: dict[str, float] = dict.fromkeys([*self.groups, "caller"], 0.0)
+        self.ops = 0
+
+    def _now(self) -> dict[str, float]:
+        now = {name: sum(map(cpu_seconds, pids)) for name, pids in self.groups.items()}
+        return {**now, "caller": time.process_time()}
+
+    async def timed(self, call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
+        before = self._now()
+        samples = await timed(call, count)
+        for name, value in self._now().items():
+            self.used[name] += value - before[name]
+        self.ops += count
+        return samples
+
+    def per_op_ms(self) -> dict[str, float]:
+        """ms per operation: server, each peer (the mean), caller, and the total of all."""
+        per = {name: used / max(1, self.ops) * 1e3 for name, used in self.used.items()}
+        total = sum(per.values())
+        sizes = {name: len(pids) for name, pids in self.groups.items()}
+        return {name: v / sizes.get(name, 1) for name, v in per.items()} | {"total": total}
+
+
 async def rate(call: Callable[[], Awaitable[Any]], seconds: float, inflight: int) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
@@ -212,8 +247,9 @@ class Raw:
     """The nats-py references: request/reply to one responder, and scatter-gather to the
     first N responders (done at the first majority of replies), each in its own process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, server_pid: int) -> None:
         self.url = url
+        self.server_pid = server_pid
         self.procs: list[subprocess.Popen[str]] = []
         self.nc: Any = None
         self._inbox = ""
@@ -229,6 +265,10 @@ class Raw:
         self.nc = await nats.connect(self.url)
         self._inbox = self.nc.new_inbox()
         await self.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
 
     async def close(self) -> None:
         if self.nc is not None:
@@ -300,14 +340,20 @@ async def decision_figures(
         }
         for call in kinds.values():  # warm-up
             await timed(call, 100)
+        meters = {
+            "raw": CpuMeter(raw.server_pid, raw.pids[:1]),
+            "floor": CpuMeter(raw.server_pid, raw.pids[:n]),
+            "decision": CpuMeter(raw.server_pid, [p.pid for p in procs]),
+        }
         block = max(1, args.decisions // args.trials)
         trials: dict[str, list[list[float]]] = {kind: [] for kind in kinds}
         for _ in range(args.trials):  # alternating: each trial measures all three
             for kind, call in kinds.items():
-                trials[kind].append(await timed(call, block))
+                trials[kind].append(await meters[kind].timed(call, block))
         figures: dict[str, Any] = {
             "voters": n,
             "recorded": coordinator.record or ("majority" if args.durable else "local"),
+            "cpu_ms": {kind: meter.per_op_ms() for kind, meter in meters.items()},
         }
         for kind, samples in trials.items():
             pooled = [x for trial in samples for x in trial]
@@ -386,7 +432,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="amcp-bench-") as tmp, NatsServer(name="bench") as srv:
         workdir = Path(tmp)
         ring_path = str(ring.save(workdir / "keyring.json"))
-        raw = Raw(srv.url)
+        assert srv.pid is not None
+        raw = Raw(srv.url, srv.pid)
         try:
             await raw.start()
             decisions = [
@@ -425,6 +472,14 @@ def report(doc: dict[str, Any]) -> str:
             f"{dec / floor:13.2f}x{target}"
         )
     lines.append("(us; scatter-gather: one request to N nats-py responders, done at a majority)")
+    for d in doc["decisions"]:
+        cpu = d["cpu_ms"]
+        parts = [
+            f"{kind} {c['total']:.2f} (server {c['server']:.2f}, each peer {c['peer']:.2f}, "
+            f"caller {c['caller']:.2f})"
+            for kind, c in cpu.items()
+        ]
+        lines.append(f"CPU ms per op, {d['voters']} voters: " + "; ".join(parts))
     three, five = (next(d for d in doc["decisions"] if d["voters"] == n) for n in (3, 5))
     ok = "ok" if five["per_s"] >= 1000 else "MISSED"
     lowest = min(five["per_s_trials"])
