@@ -9,7 +9,9 @@ trials (so that the load of a shared machine falls on every figure alike):
 - amcp decision latency: each voter is an Agent (runtime, replicated member list, the
   voting extension) in its own process; the proposer's Coordinator measures `coordinate()`
   from proposing to the decision being recorded.
-Each figure is the median of the trials' p50s (p99 over all samples). Then decisions per
+Each figure is the median of the trials' p50s (p99 over all samples), with the CPU per
+operation of the nats-server, each voter or responder and the caller (from /proc; Linux).
+Then decisions per
 second with many proposals in flight (5 voters; median and lowest of the trials), and
 PySyncObj (Raft): 3 nodes on this machine, each its own process, committing a replicated
 counter increment: latency of one synchronous commit, and commits per second with many
