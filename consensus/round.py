@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
 
-from consensus.model import Choice, Decision, Proposal, Vote
+from consensus.model import Choice, Decision, Outcome, Proposal, Vote
 from consensus.quorum import parse_quorum
-from consensus.tally import decide
+from consensus.tally import decide, outcome_of
 
 __all__ = ["Round"]
 
@@ -66,12 +66,12 @@ class Round:
         return self.decision
 
     def _may_fix(self) -> bool:
-        """Whether the ballots so far fix the outcome: tally._outcome's test (yes support
-        passes, or cannot pass even if every silent member says yes), kept as they come."""
+        """Whether the ballots so far fix the outcome, by the tally's own test on the yes
+        support kept as they come."""
         n = len(self.members)
         silent = n - len(self._voted)
-        rule = self._rule
-        return rule.passes(self._support, n) or not rule.passes(self._support + silent, n)
+        outcome = outcome_of(self._rule, self._support, n, silent, closed=False)
+        return outcome is not Outcome.PENDING
 
     def expire(self, *, now_ms: int) -> Decision:
         """The decision at (or after) the deadline: NO_QUORUM unless it was fixed before."""

@@ -100,10 +100,17 @@ def _count(
 
 def _outcome(rule: QuorumRule, counted: tuple[Vote, ...], n: int, closed: bool) -> Outcome:
     support = rule.support([v.combined for v in counted if v.choice is Choice.YES])
-    silent = n - len(counted)
-    if rule.passes(support, n):
+    return outcome_of(rule, support, n, n - len(counted), closed=closed)
+
+
+def outcome_of(
+    rule: QuorumRule, support: Fraction, members: int, silent: int, *, closed: bool
+) -> Outcome:
+    """The outcome of `support` from the yes votes while `silent` members have not voted:
+    committed once it passes, rejected once it cannot pass even if they all say yes."""
+    if rule.passes(support, members):
         return Outcome.COMMITTED
-    if not rule.passes(support + silent, n):
+    if not rule.passes(support + silent, members):
         return Outcome.REJECTED
     return Outcome.NO_QUORUM if closed else Outcome.PENDING
 
