@@ -37,10 +37,7 @@ class PyHmacSha256:
 
     __slots__ = ("_inner", "_outer")
 
-    def __init__(self, secret: bytes, *, _states: tuple[Any, Any] | None = None) -> None:
-        if _states is not None:
-            self._inner, self._outer = _states
-            return
+    def __init__(self, secret: bytes) -> None:
         if len(secret) > _BLOCK:
             secret = hashlib.sha256(secret).digest()
         padded = secret.ljust(_BLOCK, b"\0")
@@ -49,9 +46,11 @@ class PyHmacSha256:
 
     def bind(self, prefix: bytes) -> PyHmacSha256:
         """A state whose input starts with `prefix`."""
-        inner = self._inner.copy()
-        inner.update(prefix)
-        return PyHmacSha256(b"", _states=(inner, self._outer))
+        bound = PyHmacSha256.__new__(PyHmacSha256)  # no pads to derive: copy the states
+        bound._inner = self._inner.copy()
+        bound._inner.update(prefix)
+        bound._outer = self._outer
+        return bound
 
     def sign(self, data: bytes) -> bytes:
         inner = self._inner.copy()
