@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agents.admin import ClusterView
 from agents.client import AgentClient
 from agents.processes import AgentProcess
 from agents.tasks import CycleResult, TaskSpec
@@ -92,14 +93,21 @@ class Scenario:
             if p.returncode is not None:
                 last = (p.log_text().strip().splitlines() or ["(no output)"])[-1]
                 raise RuntimeError(f"agent {p.agent_id} exited with {p.returncode}: {last}")
-        try:
-            view = await self.client.members()
-        except Exception:
-            return None
-        alive = {m.id: m.liveness for m in view.members}
+        # Every agent must see all six alive and running, not just the one that answers:
+        # S3 allocates from its own view, so a task sent before S3 sees the S1s would stop.
         want = {agent_id for _, agent_id in AGENTS}
-        ok = set(alive) == want and all(v == "alive" for v in alive.values())
-        return alive if ok else None
+        seen: dict[str, str] = {}
+        for observer in sorted(want):
+            try:
+                result = await self.client.call(observer, "members")
+            except Exception:
+                return None
+            view = ClusterView.model_validate(result.output)
+            ready = {m.id for m in view.members if m.liveness == "alive" and m.state == "running"}
+            if not want <= ready:
+                return None
+            seen.update({m.id: m.liveness for m in view.members if m.id in want})
+        return seen
 
     async def run_task(self, **fields: Any) -> CycleResult:
         spec = TaskSpec(cwd=str(self.work), timeout=20, **fields)

@@ -21,7 +21,8 @@ def test_demo_runs_and_cleans_up() -> None:
     result = subprocess.run([amcp_bin(), "demo", "--json"], capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)
     summary = json.loads(result.stdout.splitlines()[-1])
-    assert result.returncode == 0 and summary["ok"] is True, (summary, result.stderr)
+    story = "\n".join(f"{s['step']}: {s['text']}" for s in summary["steps"])
+    assert result.returncode == 0 and summary["ok"] is True, f"{story}\n{result.stderr}"
     steps = {step["step"]: step for step in summary["steps"]}
     agents = steps["agents"]["agents"]
     assert sorted(agents) == ["s1-a", "s1-b", "s2-a", "s3-a", "s4-a", "s5-a"]
