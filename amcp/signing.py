@@ -20,7 +20,8 @@ from amcp.subjects import validate_subject
 __all__ = ["BACKEND", "MacKey", "PyHmacSha256", "mac_prefix"]
 
 _BLOCK = 64  # SHA-256 block size in bytes
-_CACHE_LIMIT = 4096  # subjects may be per-request inboxes: keep caches bounded
+_CACHE_LIMIT = 4096  # distinct subjects kept per key: keep caches bounded
+_ONE_OFF = "_INBOX."  # reply subjects: one request each, never worth a cache entry
 
 
 def mac_prefix(subject: str) -> bytes:
@@ -95,9 +96,11 @@ class MacKey:
     def _subject_state(self, subject: str) -> Any:
         """The state after the subject prefix. Subjects are validated here, once each
         (no whitespace or CR/LF can reach the NATS protocol line), so the bus can tell
-        nats-py to skip its per-message subject regex."""
+        nats-py to skip its per-message subject regex; reply inboxes each time, uncached."""
         validate_subject(subject, wildcards=False)
         state = self._hmac.bind(mac_prefix(subject))
+        if subject.startswith(_ONE_OFF):  # cached, each would stay until the cache is full
+            return state
         if len(self._per_subject) >= _CACHE_LIMIT:
             self._per_subject.clear()
         self._per_subject[subject] = state
