@@ -10,9 +10,11 @@ namespace and each veth pair is created directly between two of ours. `cut(i)` t
 i's switch port down (the host is cut off from all others, its own loopback and local
 server still work), `heal(i)` brings it back; `loss(i, pct)` drops that share of the
 packets to and from host i at random, with tc alone (an HTB class holding a zero-length
-FIFO, chosen by a classic-BPF random filter), since this kernel has no sch_netem. Delay
-cannot be injected at all here (no sch_netem, act_gact or police), so a slow link is not
-among the faults; `counted(i)` tells how many packets were sent and dropped.
+FIFO, chosen by a classic-BPF random filter), since this kernel has no sch_netem;
+`counted(i)` tells how many packets were sent and dropped. tc cannot delay a packet here
+(no sch_netem or sch_fq), so `delay(i, ms)` holds host i's packets in netfilter's queue
+instead: iptables rules in its namespace hand what eth0 sends and receives to a handler
+process there (nfqueue.py) that lets each go on `ms` later, in order.
 
 `inside(name)` moves the calling thread into a namespace for a `with` block: sockets made
 and processes started there belong to it (Linux namespaces are per thread).
@@ -27,6 +29,8 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.chaos.nfqueue import Delayer
 
 __all__ = ["PREFIX", "Hosts", "NetnsUnavailable", "sweep_stale"]
 
@@ -49,6 +53,14 @@ def _ip(*args: str) -> None:
 
 def _tc(ns: str, *args: str) -> None:
     _ip("netns", "exec", ns, "tc", *args)
+
+
+_QUEUED = (("OUTPUT", "-o"), ("INPUT", "-i"))  # what a host's eth0 sends and receives
+_NFQUEUE = ("-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass")  # no handler: pass
+
+
+def _iptables(ns: str, *args: str) -> None:
+    _ip("netns", "exec", ns, "iptables", *args)
 
 
 def _setns(path: str) -> None:
@@ -88,6 +100,7 @@ class Hosts:
         self.names = [f"{self.tag}-h{i + 1}" for i in range(count)]
         self.addresses = [f"{SUBNET}.{i + 1}" for i in range(count)]
         self._made: list[str] = []
+        self._delayers: dict[int, Delayer] = {}
 
     @staticmethod
     def check() -> None:
@@ -140,6 +153,10 @@ class Hosts:
     def close(self) -> None:
         """Delete every namespace made (their interfaces and the bridge go with them).
         Processes still inside would keep a namespace alive: stop them first."""
+        for delayer in self._delayers.values():
+            with contextlib.suppress(Exception):
+                delayer.stop()
+        self._delayers.clear()
         for name in reversed(self._made):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
         self._made.clear()
@@ -187,6 +204,24 @@ class Hosts:
                 sent = int(line.split(" pkt")[0].rsplit(" ", 1)[1])
                 return sent, int(line.split("dropped")[1].split(",")[0])
         return 0, 0
+
+    def delay(self, i: int, ms: float) -> int:
+        """Hold every packet host i sends or receives for `ms` milliseconds, so a round
+        trip to it takes 2 * ms more (0 removes it). Returns how many packets the delay
+        this one replaces held."""
+        if shutil.which("iptables") is None:
+            raise NetnsUnavailable("`iptables` is missing: apt-get install -y iptables")
+        ns, held = self.names[i], 0
+        if i in self._delayers:
+            for chain, way in _QUEUED:  # no new packets reach it, then it lets all go
+                _iptables(ns, "-D", chain, way, "eth0", *_NFQUEUE)
+            held = self._delayers.pop(i).stop()[0]
+        if ms > 0:
+            with self.inside(ns):
+                self._delayers[i] = Delayer(ms)
+            for chain, way in _QUEUED:
+                _iptables(ns, "-A", chain, way, "eth0", *_NFQUEUE)
+        return held
 
     # -- being somewhere --------------------------------------------------------------
 
