@@ -119,8 +119,7 @@ async def test_lossy_link_majority_goes_on_and_loses_nothing(chaos: Chaos) -> No
     real 5% the load below sits on node 3 itself, so every write and ack crosses the lossy
     link, and 300 of 300 writes were acknowledged in each of 5 runs (a lost segment costs
     a TCP retransmission, 200 ms minimum RTO). The assertion allows 5% failed writes for a
-    busy machine. Delay cannot be injected on this kernel (no sch_netem, act_gact or
-    police), so loss is the only degraded-link fault."""
+    busy machine. Delay is the other degraded-link fault: tests/chaos/test_link_delay.py."""
     lossy_host = 2
     stats: dict[str, float] = {}
 
