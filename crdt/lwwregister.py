@@ -1,4 +1,9 @@
-"""Last-writer-wins register: the write with the greatest HLC timestamp holds the value."""
+"""Last-writer-wins register: the write with the greatest HLC timestamp holds the value.
+
+A write may carry a time to live (`ttl_ms`): it then expires at its own timestamp's wall
+time plus the ttl, on every replica alike, which is what lets replicas drop it without a
+tombstone (see ReplicaState and docs/CRDT.md, "Expiring registers").
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from crdt.errors import CrdtDecodeError, CrdtValueError
 from crdt.hlc import Timestamp
 from crdt.wire import as_array, copy_value, normalize, pack
 
-__all__ = ["LWWRegister", "supersedes"]
+__all__ = ["MAX_TTL_MS", "LWWRegister", "supersedes"]
+
+MAX_TTL_MS = 2**40  # about 35 years: a ttl is a retention horizon, not a date
 
 
 def supersedes(ts: Timestamp, wire: Any, current_ts: Timestamp, current_wire: Any) -> bool:
@@ -23,19 +30,34 @@ def supersedes(ts: Timestamp, wire: Any, current_ts: Timestamp, current_wire: An
     return pack(wire) > pack(current_wire)
 
 
-class LWWRegister(Crdt):
-    """Wire: `None` (never written) or `[timestamp, value]`."""
+def _check_ttl(ttl_ms: Any, error: type[Exception]) -> int | None:
+    if ttl_ms is None:
+        return None
+    if type(ttl_ms) is not int or not 1 <= ttl_ms <= MAX_TTL_MS:
+        raise error(f"ttl must be an integer number of ms in [1, {MAX_TTL_MS}]")
+    return ttl_ms
 
-    __slots__ = ("_ts", "_value")
+
+class LWWRegister(Crdt):
+    """Wire: `None` (never written), `[timestamp, value]`, or `[timestamp, value, ttl_ms]`
+    for a write that expires."""
+
+    __slots__ = ("_ts", "_ttl", "_value")
     type_tag = "lwwreg"
 
-    def __init__(self, ts: Timestamp | None = None, value: Any = None) -> None:
+    def __init__(
+        self, ts: Timestamp | None = None, value: Any = None, ttl_ms: int | None = None
+    ) -> None:
         self._ts = ts
         self._value = value
+        self._ttl = ttl_ms
 
-    def assign(self, value: Any, ts: Timestamp) -> LWWRegister:
-        """Write `value` at `ts` (from the replica's clock); the delta is the write itself."""
-        delta = LWWRegister(ts, normalize(value, CrdtValueError))
+    def assign(self, value: Any, ts: Timestamp, ttl_ms: int | None = None) -> LWWRegister:
+        """Write `value` at `ts` (from the replica's clock), expiring `ttl_ms` after `ts`
+        if given; the delta is the write itself."""
+        delta = LWWRegister(
+            ts, normalize(value, CrdtValueError), _check_ttl(ttl_ms, CrdtValueError)
+        )
         self._join(delta)
         return delta
 
@@ -43,6 +65,13 @@ class LWWRegister(Crdt):
     def timestamp(self) -> Timestamp | None:
         """The timestamp of the winning write, None if never written."""
         return self._ts
+
+    @property
+    def expires_ms(self) -> int | None:
+        """When the winning write expires (wall ms), None if it does not."""
+        if self._ts is None or self._ttl is None:
+            return None
+        return self._ts.wall_ms + self._ttl
 
     def latest(self) -> Timestamp | None:
         return self._ts
@@ -53,23 +82,34 @@ class LWWRegister(Crdt):
     def _join(self, other: Self) -> bool:
         if other._ts is None:
             return False
-        if self._ts is not None and not supersedes(other._ts, other._value, self._ts, self._value):
+        if self._ts is not None and not supersedes(
+            other._ts, other._written(), self._ts, self._written()
+        ):
             return False
         changed = pack(other._value) != pack(self._value)  # unwritten reads as None
-        self._ts, self._value = other._ts, other._value
+        self._ts, self._value, self._ttl = other._ts, other._value, other._ttl
         return changed
+
+    def _written(self) -> Any:
+        """What a timestamp tie compares: the value, and the ttl when there is one."""
+        return self._value if self._ttl is None else [self._value, self._ttl]
 
     def to_wire(self) -> list[Any] | None:
         if self._ts is None:
             return None
-        return [self._ts.to_wire(), self._value]
+        if self._ttl is None:
+            return [self._ts.to_wire(), self._value]
+        return [self._ts.to_wire(), self._value, self._ttl]
 
     @classmethod
     def from_wire(cls, wire: Any) -> Self:
         if wire is None:
             return cls()
-        ts, value = as_array(wire, "lwwreg", 2)
-        return cls(Timestamp.from_wire(ts), normalize(value, CrdtDecodeError))
+        items = as_array(wire, "lwwreg")
+        if len(items) not in (2, 3):
+            raise CrdtDecodeError("lwwreg must have 2 or 3 items")
+        ttl = _check_ttl(items[2], CrdtDecodeError) if len(items) == 3 else None
+        return cls(Timestamp.from_wire(items[0]), normalize(items[1], CrdtDecodeError), ttl)
 
     def copy(self) -> Self:
-        return type(self)(self._ts, self._value)
+        return type(self)(self._ts, self._value, self._ttl)

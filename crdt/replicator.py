@@ -249,11 +249,20 @@ class Replicator:
         return sorted(self.members() | self._peers.keys() | {self.replica_id})
 
     def _touched(self, key: str, changed: bool) -> None:
+        self.forget_dropped()
+        if key not in self.state:  # an expired register: refused, or dropped at once
+            self.stats["expired"] += 1
+            return
         self.index.touch(key)
         if key == MEMBERS_KEY:
             self._members = None
         if changed and self.on_change is not None:
             self.on_change(key)
+
+    def forget_dropped(self) -> None:
+        """Take the keys retention dropped out of the anti-entropy index."""
+        for key in self.state.drain_dropped():
+            self.index.discard(key)
 
     # -- local writes -----------------------------------------------------------------
 
@@ -482,9 +491,10 @@ class Replicator:
             except CrdtDecodeError as exc:
                 self._reject("malformed", sender, exc)
             else:
-                good.append(record)
-                self.stats["applied"] += 1
                 self._touched(delta.key, changed)
+                if delta.key in self.state:  # else expired: nothing to keep, nothing wrong
+                    good.append(record)
+                    self.stats["applied"] += 1
                 continue
             if key is not None:
                 bad.append(key)
@@ -532,6 +542,8 @@ class Replicator:
         per round, however many replicas; each exchange repairs both sides)."""
         subject = self._area("ctx", "hello")
         while True:
+            self.state.expire()
+            self.forget_dropped()
             await self._publish(subject, self._hello())
             horizon = self._loop.time() - 3.5 * self.gossip_interval
             for replica in [r for r, p in self._peers.items() if p.seen < horizon]:

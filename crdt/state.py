@@ -4,6 +4,10 @@ Local mutations return a `Delta` for the replicator to send; `apply` checks and 
 remote one; `digest` hashes each key's canonical wire form for anti-entropy; `snapshot`
 and `restore` give a plain value for persistence and for bootstrapping a new replica.
 A key's type is fixed by its first use: a delta of another type is refused.
+
+Registers written with a ttl expire (crdt.retention): an expired one reads as absent, is
+refused when it arrives, and is dropped by `expire()`; a per-prefix count limit drops
+the ones that expire first. Dropped keys are reported once by `drain_dropped()`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from crdt.lwwmap import LWWMap
 from crdt.lwwregister import LWWRegister
 from crdt.orset import ORSet
 from crdt.pncounter import PNCounter
+from crdt.retention import Retention
 from crdt.wire import as_array, as_map, as_name, pack
 
 __all__ = ["TYPES", "Delta", "ReplicaState"]
@@ -75,7 +80,7 @@ class Delta:
 class ReplicaState:
     """The CRDTs of one replica, by key. Pure: the caller moves deltas and bytes."""
 
-    __slots__ = ("_crdts", "_digests", "clock")
+    __slots__ = ("_crdts", "_digests", "_dropped", "_retention", "clock")
 
     def __init__(self, replica_id: str, clock: HybridClock | None = None) -> None:
         if clock is None:
@@ -85,6 +90,8 @@ class ReplicaState:
         self.clock = clock
         self._crdts: dict[str, Crdt] = {}
         self._digests: dict[str, bytes] = {}  # cache, dropped per key on every change
+        self._retention = Retention()
+        self._dropped: list[str] = []  # keys expired or evicted, until drained
 
     @property
     def replica_id(self) -> str:
@@ -106,9 +113,54 @@ class ReplicaState:
         return crdt.type_tag if crdt is not None else None
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The plain value of `key` (a copy), or `default` if the key is unknown."""
+        """The plain value of `key` (a copy), or `default` if the key is unknown or an
+        expired register not dropped yet."""
         crdt = self._crdts.get(key)
-        return crdt.value() if crdt is not None else default
+        if crdt is None:
+            return default
+        expiry = self._retention.expiry(key) if type(crdt) is LWWRegister else None
+        if expiry is not None and expiry <= self.clock.wall():
+            return default
+        return crdt.value()
+
+    # -- retention ------------------------------------------------------------------------
+
+    def limit(self, prefix: str, max_keys: int) -> list[str]:
+        """Keep at most `max_keys` expiring registers under `prefix`: past it, the ones
+        that expire first are dropped (ties by key). Returns the keys dropped now."""
+        return self._drop_all(self._retention.limit(prefix, max_keys))
+
+    def limits(self) -> dict[str, int]:
+        return self._retention.limits()
+
+    def expire(self, now_ms: int | None = None) -> list[str]:
+        """Drop the registers expired at `now_ms` (default: the clock's wall time)."""
+        return self._drop_all(self._retention.due(self.clock.wall() if now_ms is None else now_ms))
+
+    def drain_dropped(self) -> list[str]:
+        """The keys dropped (expired or past a limit) since the last call, in order."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def _settle(self, key: str) -> bool:
+        """Apply retention to `key` after a change; False if it was dropped."""
+        crdt = self._crdts[key]
+        if type(crdt) is not LWWRegister:
+            return True
+        expiry = crdt.expires_ms
+        if expiry is not None and expiry <= self.clock.wall():
+            self._retention.untrack(key)
+            self._drop_all([key])
+            return False
+        self._drop_all(self._retention.track(key, expiry))
+        return key in self._crdts
+
+    def _drop_all(self, keys: list[str]) -> list[str]:
+        for key in keys:
+            if self._crdts.pop(key, None) is not None:
+                self._digests.pop(key, None)
+                self._dropped.append(key)
+        return keys
 
     # -- local mutations ------------------------------------------------------------------
 
@@ -149,12 +201,14 @@ class ReplicaState:
         crdt, new = self._target(key, PNCounter)
         return self._emit(key, crdt, new, crdt.decrement(self.clock.replica_id, n), True)
 
-    def set_register(self, key: str, value: Any) -> Delta:
-        """Write an LWW register at the next HLC timestamp."""
+    def set_register(self, key: str, value: Any, ttl_ms: int | None = None) -> Delta:
+        """Write an LWW register at the next HLC timestamp, expiring `ttl_ms` later if given."""
         crdt, new = self._target(key, LWWRegister)
         before = pack(crdt.value())
-        delta = crdt.assign(value, self.clock.now())
-        return self._emit(key, crdt, new, delta, new or pack(crdt.value()) != before)
+        delta = crdt.assign(value, self.clock.now(), ttl_ms)
+        emitted = self._emit(key, crdt, new, delta, new or pack(crdt.value()) != before)
+        self._settle(key)
+        return emitted
 
     def map_set(self, key: str, field: str, value: Any) -> Delta:
         """Write one field of an LWW map."""
@@ -211,8 +265,9 @@ class ReplicaState:
         self._digests.pop(key, None)
         if current is None:
             self._crdts[key] = incoming
-            return True
-        return current.merge(incoming)
+            return self._settle(key)
+        changed = current.merge(incoming)
+        return changed if self._settle(key) else True  # a drop changes the value too
 
     def full_delta(self, key: str) -> Delta:
         """The whole state of `key` as a delta: what anti-entropy sends when digests differ."""
@@ -233,7 +288,9 @@ class ReplicaState:
         return {key: self.digest_of(key) for key in sorted(self._crdts)}
 
     def snapshot(self) -> dict[str, list[Any]]:
-        """`{key: [type_tag, wire]}`, sorted by key: a plain msgpack-able value."""
+        """`{key: [type_tag, wire]}`, sorted by key: a plain msgpack-able value (expired
+        registers left out)."""
+        self.expire()
         return {key: [crdt.type_tag, crdt.to_wire()] for key, crdt in sorted(self._crdts.items())}
 
     def restore(self, snapshot: Any, *, trusted: bool = True) -> list[str]:
@@ -257,7 +314,8 @@ class ReplicaState:
             current = self._crdts.get(key)
             if current is None:
                 self._crdts[key] = crdt
-                changed.append(key)
-            elif current.merge(crdt):
+                if self._settle(key):
+                    changed.append(key)
+            elif current.merge(crdt) | (not self._settle(key)):
                 changed.append(key)
         return sorted(changed)

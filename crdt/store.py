@@ -24,6 +24,7 @@ from amcp.bus import Bus
 from crdt.concern import Level, WriteResult, check_level
 from crdt.errors import CrdtValueError
 from crdt.journal import Journal
+from crdt.lwwregister import MAX_TTL_MS
 from crdt.messages import check_replica_id
 from crdt.replicator import MEMBERS_KEY, RESERVED_PREFIX, Replicator
 from crdt.state import Delta, ReplicaState
@@ -60,6 +61,14 @@ def _default_id(sender: str) -> str:
 def _check_key(key: Any) -> None:
     if type(key) is str and key.startswith(RESERVED_PREFIX):
         raise CrdtValueError(f"keys starting with {RESERVED_PREFIX!r} are reserved")
+
+
+def _ttl_ms(ttl: Any) -> int:
+    if not (isinstance(ttl, int | float) and not isinstance(ttl, bool)) or not (
+        0 < ttl <= MAX_TTL_MS / 1000
+    ):
+        raise CrdtValueError(f"ttl must be a number of seconds in (0, {MAX_TTL_MS // 1000}]")
+    return max(1, round(ttl * 1000))
 
 
 def _check_value(value: Any) -> None:
@@ -196,11 +205,25 @@ class ContextStore:
         return await self._write(key, write, timeout, self._state.decr, n)
 
     async def set(
-        self, key: str, value: Any, *, write: Level = "local", timeout: float = 2.0
+        self,
+        key: str,
+        value: Any,
+        *,
+        write: Level = "local",
+        timeout: float = 2.0,
+        ttl: float | None = None,
     ) -> WriteResult:
-        """Write an LWW register."""
+        """Write an LWW register; with `ttl` (seconds), one that expires that long after
+        this write on every replica (then reads as absent and is dropped everywhere)."""
         _check_value(value)
-        return await self._write(key, write, timeout, self._state.set_register, value)
+        ttl_ms = None if ttl is None else _ttl_ms(ttl)
+        return await self._write(key, write, timeout, self._state.set_register, value, ttl_ms)
+
+    def limit(self, prefix: str, max_keys: int) -> None:
+        """Keep at most `max_keys` expiring registers under `prefix` in this replica: past
+        it, those that expire first are dropped (configure every replica alike)."""
+        self._state.limit(prefix, max_keys)
+        self._rep.forget_dropped()
 
     async def map_set(
         self, key: str, field: str, value: Any, *, write: Level = "local", timeout: float = 2.0

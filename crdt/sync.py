@@ -63,6 +63,13 @@ class DigestIndex:
         self._dirty.add(bucket)
         self._top = None
 
+    def discard(self, key: str) -> None:
+        """`key` is gone (dropped by retention): its bucket hash must be recomputed."""
+        bucket = bucket_of(key)
+        self._keys[bucket].discard(key)
+        self._dirty.add(bucket)
+        self._top = None
+
     def buckets(self) -> list[bytes]:
         """The BUCKETS hashes (8 zero bytes for an empty bucket)."""
         digest_of = self._state.digest_of
