@@ -14,9 +14,10 @@ which keeps its newest STREAM_MAX_MSGS (1,000,000) entries: hours of this load, 
 which the nats-servers' memory grows with it. The soak caps it at --audit-cap entries
 (default AUDIT_CAP), reached within the warm-up, so that what is measured after it is the
 steady state, and reports the stream's size.
-  vote   (--votes only) quorum votes on `restart` with unique ids. Every decision is a
-         permanent record in the replicated context (consensus has no compaction), so
-         this load's state grows by design; the run reports what a decision costs.
+  vote   (--votes only) quorum votes on `restart` with unique ids. Each decision is a
+         record in the replicated context kept for the decision log's retention horizon
+         (--horizon, default HORIZON s here, reached in the warm-up; one hour by default
+         in amcp) and count limit (--max-decisions), so this load's state is steady too.
 
 Reported: operations per second, p50/p99 latency per driver, beside raw nats-py
 request/reply on the same cluster measured in the same run; the context keys each replica
@@ -30,11 +31,11 @@ snapshot of the R3 audit stream, which truncates its raft log, is the likely cau
 run lasts six minutes for each half to hold a whole period.
 And the effects lost or duplicated, which must be zero: a counter above the
 increments sent (duplicated) or below the acknowledged ones (lost), a register older than
-its last acknowledged write (lost), on any replica; a committed decision that does not
-replay as committed (lost).
+its last acknowledged write (lost), on any replica; a committed decision still inside
+the horizon that does not replay as committed when proposed again (lost).
 
     python bench/bench_soak.py [--seconds 360] [--rate 60] [--sample 5] [--votes]
-                                [--audit-cap 2000]
+                                [--audit-cap 2000] [--horizon 60] [--max-decisions 10000]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -60,6 +62,7 @@ from amcp import Bus
 from amcp.errors import AmcpError
 from consensus.coordinator import Coordinator
 from consensus.model import Outcome
+from consensus.record import HORIZON_ENV, MAX_RECORDS_ENV, DecisionRetention
 from crdt import ContextStore, Delta, ReplicaState
 from crdt.errors import CrdtError
 from crdt.messages import Hello, Pull, parse
@@ -70,6 +73,7 @@ WARM_UP = 0.25  # share of the RSS samples left out before the verdict
 FLAT_KIB = 2048  # growth of the median RSS (second half vs first) still called flat
 FLAT_SHARE = 0.03  # ... or this share of it
 AUDIT_CAP = 2_000  # audit stream entries kept: reached in the first ~15 s at 60 ops/s
+HORIZON = 60.0  # decision log retention (s) of every agent and the soak's own replica
 
 
 @dataclass
@@ -144,6 +148,7 @@ def verdict(series: list[tuple[float, int]]) -> Verdict:
 async def soak(
     cluster: LocalCluster, seconds: float, rate: float, sample: float, votes: bool
 ) -> int:
+    horizon = DecisionRetention.from_env().horizon_s
     pids = {n["name"]: n["pid"] for n in cluster.state["nodes"]}
     pids |= {a["id"]: a["pid"] for a in cluster.state["agents"]}
     raw = await raw_request_reply(cluster, 3.0)
@@ -155,7 +160,7 @@ async def soak(
     drivers = (crdt, call, task, vote) if votes else (crdt, call, task)
     increments_sent = 0
     registers: dict[str, int] = {}  # key -> the last acknowledged value written
-    committed: list[int] = []
+    committed: list[tuple[int, float]] = []  # (n, when it was decided, monotonic)
     memory: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
     keys: dict[str, int] = {}  # replica -> context keys it last announced
     warm: dict[str, Any] = {}  # keys and decisions at the end of the warm-up
@@ -192,7 +197,7 @@ async def soak(
                 )
                 if result.decision.outcome is not Outcome.COMMITTED or result.recorded is None:
                     raise AmcpError(f"vote {n}: {result.decision.outcome}")
-                committed.append(n)
+                committed.append((n, time.monotonic()))
         except (AmcpError, CrdtError):
             driver.failed += 1
             return
@@ -233,7 +238,10 @@ async def soak(
         for key, value in registers.items():
             held = await probe(bus, replica, key)
             lost += held is None or held < value
-    for n in committed:  # proposed again, each returns its first decision
+    # proposed again, each decision still inside the horizon returns its first decision
+    # (with a margin for the re-proposals themselves; older ones are gone by design)
+    inside = [n for n, at in committed if time.monotonic() - at < horizon - 10]
+    for n in inside:
         again = await coordinator.coordinate(
             "restart", {"n": n}, proposal_id=f"soak-{n}", timeout=5.0
         )
@@ -285,9 +293,10 @@ async def soak(
             verdicts[a["id"]].kib_per_s / per_s for a in cluster.state["agents"]
         )
         print(
-            f"  decisions: {len(committed)} committed, each a permanent record: "
-            f"{grown / max(1, decided):.2f} context keys per decision on every replica "
-            f"after warm-up, agent RSS +{agents:.2f} KiB per decision (median slope)"
+            f"  decisions: {len(committed)} committed, kept {horizon:g} s: "
+            f"{grown / max(1, decided):+.3f} context keys per decision on every replica "
+            f"after warm-up, agent RSS {agents:+.3f} KiB per decision (median slope); "
+            f"{len(inside)} still inside the horizon replayed their first decision"
         )
     print(f"  effects lost: {lost}  duplicated: {duplicated}")
     print(f"  memory: {'bounded' if not growing else 'still growing: ' + ', '.join(growing)}")
@@ -316,7 +325,18 @@ def main() -> int:
     parser.add_argument(
         "--audit-cap", type=int, default=AUDIT_CAP, help="audit stream entries kept"
     )
+    parser.add_argument(
+        "--horizon", type=float, default=HORIZON, help="decision log retention, seconds"
+    )
+    parser.add_argument(
+        "--max-decisions", type=int, default=DecisionRetention().max_records,
+        help="decision log records kept per replica",
+    )  # fmt: skip
     args = parser.parse_args()
+    # read by every DecisionLog: the agents (which inherit the environment) and this one
+    os.environ[HORIZON_ENV] = str(args.horizon)
+    os.environ[MAX_RECORDS_ENV] = str(args.max_decisions)
+    DecisionRetention.from_env()  # a bad value stops here
     with tempfile.TemporaryDirectory(prefix="amcp-soak-") as tmp:
         cluster = LocalCluster.up(
             Path(tmp),

@@ -25,7 +25,7 @@ from consensus.model import (
 from consensus.novelty import NoveltyTracker
 from consensus.policy import Thresholds, Verdict, VotePolicy
 from consensus.quorum import QuorumKind, QuorumRule, parse_quorum
-from consensus.record import VOTERS_KEY, DecisionLog
+from consensus.record import VOTERS_KEY, DecisionLog, DecisionRetention
 from consensus.round import Round
 from consensus.scorer import (
     DEFAULT_ACTIONS,
@@ -59,6 +59,7 @@ __all__ = [
     "Decided",
     "Decision",
     "DecisionLog",
+    "DecisionRetention",
     "ExecState",
     "Execution",
     "Executor",

@@ -32,7 +32,7 @@ from consensus import _validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
-from consensus.record import DecisionLog, Roll, default_concern, execution_key
+from consensus.record import DecisionLog, DecisionRetention, Roll, default_concern, execution_key
 from consensus.round import Round
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import verify
@@ -90,7 +90,8 @@ class Coordinator:
 
     `record` is the write concern of the decision log (default: majority of the durable
     replicas, local when there are none); a NO_QUORUM outcome is always recorded locally,
-    since the majority it would wait for is the one that did not answer.
+    since the majority it would wait for is the one that did not answer. `retention`: how
+    long and how many decision records this replica keeps (DecisionRetention).
     """
 
     def __init__(
@@ -100,10 +101,11 @@ class Coordinator:
         *,
         record: Level | None = None,
         record_timeout: float = 2.0,
+        retention: DecisionRetention | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
-        self.log = DecisionLog(store)
+        self.log = DecisionLog(store, retention)
         self.record = None if record is None else check_level(record)
         self.record_timeout = check.positive("record_timeout", record_timeout)
         self.subjects = ConsensusSubjects(bus.subjects)

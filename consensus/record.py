@@ -16,12 +16,19 @@ where <h> is a hash of the proposal id (ids may be longer than a key or hold any
 character). Records are stored as their msgpack bytes: an opaque value costs the replicas
 nothing to normalize, and a payload may nest deeper than the CRDT value domain allows. A
 record that does not decode is ignored and logged, never trusted.
+
+Retention (DecisionRetention): every record is an expiring register, dropped by every
+replica `horizon_s` after it was written, and each replica keeps at most `max_records`
+decisions and as many executions (the ones that expire first go). Within that horizon a
+repeated proposal id gets its first decision back and a member that was cut off learns
+what it missed; after it, the id is free again (docs/CONSENSUS.md, "Retention").
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -29,7 +36,8 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from consensus.errors import ConsensusDecodeError
+from consensus import _validate as check
+from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Decided, Execution, Executor
 from crdt.concern import Level, WriteResult
 from crdt.store import ContextStore, Watch
@@ -38,8 +46,11 @@ from crdt.wire import pack
 __all__ = [
     "DECISION_PREFIX",
     "EXECUTION_PREFIX",
+    "HORIZON_ENV",
+    "MAX_RECORDS_ENV",
     "VOTERS_KEY",
     "DecisionLog",
+    "DecisionRetention",
     "Roll",
     "decision_key",
     "default_concern",
@@ -55,6 +66,41 @@ VOTERS_KEY = "agents.members"
 agents, so the key is this shared constant, checked equal by a test)."""
 
 R = TypeVar("R", Decided, Execution)
+
+HORIZON_ENV = "AMCP_DECISION_HORIZON"
+MAX_RECORDS_ENV = "AMCP_DECISION_MAX"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionRetention:
+    """How long (`horizon_s`, from each record's write) and how many (`max_records`
+    decisions, and as many executions, per replica) the decision log keeps. Configure
+    every member alike; the defaults come from AMCP_DECISION_HORIZON (seconds) and
+    AMCP_DECISION_MAX when set (see `from_env`). The horizon should stay well above the
+    longest vote timeout plus the execution budget."""
+
+    horizon_s: float = 3600.0
+    max_records: int = 10_000
+
+    def __post_init__(self) -> None:
+        check.positive("horizon_s", self.horizon_s)
+        if self.horizon_s > 10 * 365 * 86400:
+            raise ConsensusError("horizon_s must be at most ten years")
+        check.integer("max_records", self.max_records, 1, 2**31)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DecisionRetention:
+        """The defaults, overridden by AMCP_DECISION_HORIZON and AMCP_DECISION_MAX."""
+        env = os.environ if environ is None else environ
+        options: dict[str, Any] = {}
+        try:
+            if env.get(HORIZON_ENV):
+                options["horizon_s"] = float(env[HORIZON_ENV])
+            if env.get(MAX_RECORDS_ENV):
+                options["max_records"] = int(env[MAX_RECORDS_ENV])
+        except ValueError as exc:
+            raise ConsensusError(f"{HORIZON_ENV} / {MAX_RECORDS_ENV}: {exc}") from None
+        return cls(**options)
 
 
 def _key(prefix: str, proposal_id: str) -> str:
@@ -86,10 +132,14 @@ def default_concern(store: ContextStore) -> Level:
 
 
 class DecisionLog:
-    """Reads and writes the consensus records of one ContextStore replica."""
+    """Reads and writes the consensus records of one ContextStore replica, and sets the
+    replica's retention of them (`retention`, default DecisionRetention.from_env())."""
 
-    def __init__(self, store: ContextStore) -> None:
+    def __init__(self, store: ContextStore, retention: DecisionRetention | None = None) -> None:
         self.store = store
+        self.retention = DecisionRetention.from_env() if retention is None else retention
+        for prefix in (DECISION_PREFIX, EXECUTION_PREFIX):
+            store.limit(prefix, self.retention.max_records)
 
     # -- decisions and executions -------------------------------------------------------
 
@@ -104,13 +154,21 @@ class DecisionLog:
     async def record(self, decided: Decided, *, write: Level, timeout: float) -> WriteResult:
         """Keep `decided`; returns once `write` replicas hold it (WriteConcernError if not)."""
         key = decision_key(decided.id)
-        return await self.store.set(key, pack(decided.to_wire()), write=write, timeout=timeout)
+        return await self.store.set(
+            key, pack(decided.to_wire()), write=write, timeout=timeout, ttl=self.retention.horizon_s
+        )
 
     async def record_execution(
         self, execution: Execution, *, write: Level, timeout: float
     ) -> WriteResult:
         key = execution_key(execution.proposal_id)
-        return await self.store.set(key, pack(execution.to_wire()), write=write, timeout=timeout)
+        return await self.store.set(
+            key,
+            pack(execution.to_wire()),
+            write=write,
+            timeout=timeout,
+            ttl=self.retention.horizon_s,
+        )
 
     def watch_decisions(
         self, callback: Callable[[Decided], object], wanted: Callable[[str], bool] | None = None

@@ -34,7 +34,13 @@ from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
 from consensus.quorum import parse_quorum
-from consensus.record import DecisionLog, decision_key, default_concern, execution_key
+from consensus.record import (
+    DecisionLog,
+    DecisionRetention,
+    decision_key,
+    default_concern,
+    execution_key,
+)
 from consensus.scorer import VoterContext
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import tally, verify
@@ -74,6 +80,7 @@ class VoterService:
     The voter id is the bus's sender, so a ballot's voter is always its frame's signer.
     `on_vote(proposal, vote)` and `on_execution(execution)` are called (and awaited if
     async) after each new ballot and each final execution, e.g. for an audit log.
+    `retention`: how long and how many decision records this replica keeps.
     """
 
     def __init__(
@@ -89,12 +96,13 @@ class VoterService:
         state: VoterState | None = None,
         record: Level | None = None,
         record_timeout: float = 2.0,
+        retention: DecisionRetention | None = None,
         on_vote: Hook | None = None,
         on_execution: Hook | None = None,
     ) -> None:
         self.bus = bus
         self.id = bus.sender
-        self.log = DecisionLog(store)
+        self.log = DecisionLog(store, retention)
         self.voting = vote
         self.executes = dict(executes or {})
         if self.executes and run is None:

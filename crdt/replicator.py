@@ -263,6 +263,7 @@ class Replicator:
         """Take the keys retention dropped out of the anti-entropy index."""
         for key in self.state.drain_dropped():
             self.index.discard(key)
+            self.stats["dropped"] += 1
 
     # -- local writes -----------------------------------------------------------------
 
