@@ -11,7 +11,10 @@
   a member (majority, all, fractions above 1/2, weighted with F >= 0.5), two proposals on
   one resource can then never be committed and executing at the same time.
 
-Memory is bounded: at most `memory` ballots and decisions are remembered (oldest first out).
+Memory is bounded: a ballot or decision is forgotten once its proposal's execution window
+(deadline + execution budget) has passed, when the lease it could hold is over anyway, and
+at most `memory` of each are remembered (oldest first out). After that the decision log
+answers for the proposal (consensus.record, within its retention horizon).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class _Ballot:
     resource: str | None
     deadline_ms: int
     repeats: float
+    lease_end_ms: int
 
 
 class _Bounded(OrderedDict[str, T], Generic[T]):
@@ -115,9 +119,21 @@ class VoterState:
         lease = self.locks.holder(kept.resource, now_ms=now_ms)
         return lease is not None and lease.proposal_id == proposal_id
 
+    def forget_past(self, now_ms: int) -> None:
+        """Forget the ballots and decisions, oldest first, whose execution window ended
+        before `now_ms` (called with each vote; the order is arrival order, so a long
+        window at the front holds back the ones behind it until it ends: `memory` caps)."""
+        lease_end = self.settings.lease_end_ms
+        ballots, decided = self._ballots, self._decided
+        while ballots and next(iter(ballots.values())).lease_end_ms < now_ms:
+            ballots.popitem(last=False)
+        while decided and lease_end(next(iter(decided.values())).proposal) < now_ms:
+            decided.popitem(last=False)
+
     def vote(self, proposal: Proposal, context: VoterContext) -> Vote | Decided | None:
         """This voter's answer to `proposal`: the known decision, its ballot (the same one
         again while the deadline has not passed), or None once the deadline has passed."""
+        self.forget_past(context.now_ms)
         known = self._decided.get(proposal.id)
         if known is not None:
             return known
@@ -158,7 +174,14 @@ class VoterState:
             reason=reason,
         )
         self._ballots.put(
-            proposal.id, _Ballot(vote, proposal.resource, proposal.deadline_ms, repeats)
+            proposal.id,
+            _Ballot(
+                vote,
+                proposal.resource,
+                proposal.deadline_ms,
+                repeats,
+                self.settings.lease_end_ms(proposal),
+            ),
         )
         return vote
 
