@@ -16,6 +16,8 @@
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_API_COMPAT 0x10101000L
 #include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -179,26 +181,1043 @@ static PyTypeObject HmacType = {
     .tp_methods = hmac_methods,
 };
 
+
+/* ---------------------------------------------------------------------------------------
+ * ReplayGuard: the compiled twin of amcp.replay.PyReplayGuard (same methods, same answers,
+ * same LRU order and eviction floor; tests/unit/test_replay_differential.py compares them).
+ *
+ * A sender's window is a ring of 64-bit words addressed by seq (RFC 6479): bit
+ * (seq mod 64*nwords) says whether seq was seen. nwords is a power of two with at least
+ * one word more than the window needs, so moving the top only clears whole words and never
+ * a bit still inside the window. The table is a dict sender -> window plus a doubly linked
+ * list in recency order (head: least recent), as the OrderedDict of the Python version.
+ * Senders must be exact str (the wire only carries str; no Python code runs in a lookup).
+ */
+
+#define MAX_WINDOW (1 << 20)
+
+typedef struct WindowObject {
+    PyObject_VAR_HEAD
+    PyObject *sender; /* the dict key, owned */
+    struct WindowObject *prev, *next; /* recency list; borrowed (the dict owns windows) */
+    uint64_t epoch, top, last_ts;
+    uint64_t bits[1]; /* nwords (ob_size) words */
+} WindowObject;
+
+static void
+window_dealloc(WindowObject *self)
+{
+    Py_XDECREF(self->sender);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject WindowType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "amcp._speedups._Window",
+    .tp_basicsize = offsetof(WindowObject, bits),
+    .tp_itemsize = sizeof(uint64_t),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)window_dealloc,
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *senders; /* dict: str -> WindowObject */
+    WindowObject *head, *tail; /* least and most recently committed */
+    uint64_t window, skew_ms, evicted_floor_ms;
+    Py_ssize_t max_senders, nwords;
+} GuardObject;
+
+static PyTypeObject GuardType;
+static PyObject *str_stale, *str_replay; /* Reason.STALE, Reason.REPLAY */
+
+static void
+window_reset(WindowObject *w, uint64_t epoch, uint64_t seq, uint64_t ts_ms)
+{
+    memset(w->bits, 0, sizeof(uint64_t) * (size_t)Py_SIZE(w));
+    w->epoch = epoch;
+    w->top = seq;
+    w->last_ts = ts_ms;
+    w->bits[(seq >> 6) & (uint64_t)(Py_SIZE(w) - 1)] |= (uint64_t)1 << (seq & 63);
+}
+
+static inline int
+window_seen(const WindowObject *w, uint64_t seq)
+{
+    return (int)((w->bits[(seq >> 6) & (uint64_t)(Py_SIZE(w) - 1)] >> (seq & 63)) & 1);
+}
+
+/* Record seq in w (its epoch). Below the window it is a no-op, as the Python version's
+ * bit past the mask is never read. */
+static void
+window_record(WindowObject *w, uint64_t window, uint64_t seq)
+{
+    uint64_t mask = (uint64_t)(Py_SIZE(w) - 1);
+
+    if (seq > w->top) {
+        uint64_t first = (w->top >> 6) + 1, last = seq >> 6;
+        if (seq - w->top >= window || last - (w->top >> 6) >= (uint64_t)Py_SIZE(w))
+            memset(w->bits, 0, sizeof(uint64_t) * (size_t)Py_SIZE(w));
+        else
+            for (uint64_t k = first; k <= last; k++)
+                w->bits[k & mask] = 0;
+        w->top = seq;
+    }
+    else if (w->top - seq >= window)
+        return;
+    w->bits[(seq >> 6) & mask] |= (uint64_t)1 << (seq & 63);
+}
+
+static void
+lru_unlink(GuardObject *g, WindowObject *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        g->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        g->tail = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void
+lru_append(GuardObject *g, WindowObject *w)
+{
+    w->prev = g->tail;
+    w->next = NULL;
+    if (g->tail)
+        g->tail->next = w;
+    else
+        g->head = w;
+    g->tail = w;
+}
+
+/* The window of sender, borrowed, or NULL (with no error set: sender is an exact str). */
+static inline WindowObject *
+guard_get(GuardObject *g, PyObject *sender)
+{
+    return (WindowObject *)PyDict_GetItemWithError(g->senders, sender);
+}
+
+/* |now - ts| > skew, in exact integer arithmetic. */
+static int
+outside_skew(uint64_t ts, int64_t now, uint64_t skew)
+{
+    if (now >= 0) {
+        uint64_t n = (uint64_t)now;
+        return ts >= n ? ts - n > skew : n - ts > skew;
+    }
+    /* now < 0 <= ts: ts - now = ts + m > skew */
+    uint64_t m = (uint64_t)(-(now + 1)) + 1;
+    return skew < m || ts > skew - m;
+}
+
+/* The window part of the pre-MAC test (no skew): NULL if the frame may be verified, else
+ * Reason.STALE or Reason.REPLAY (borrowed). Never fails: sender is an exact str. */
+static PyObject *
+guard_check_window(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq,
+                   uint64_t ts)
+{
+    WindowObject *w = guard_get(g, sender);
+
+    if (w == NULL)
+        return ts <= g->evicted_floor_ms ? str_stale : NULL;
+    if (epoch != w->epoch)
+        return epoch < w->epoch ? str_stale : NULL;
+    if (seq > w->top)
+        return NULL;
+    if (w->top - seq >= g->window || window_seen(w, seq))
+        return str_replay;
+    return NULL;
+}
+
+/* Pre-MAC test: NULL if the frame may be verified, else the reason (borrowed). */
+static PyObject *
+guard_check_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, uint64_t ts,
+              int64_t now)
+{
+    if (outside_skew(ts, now, g->skew_ms))
+        return str_stale;
+    return guard_check_window(g, sender, epoch, seq, ts);
+}
+
+/* Record a verified frame; -1 with an exception (memory) else 0. */
+static int
+guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, uint64_t ts)
+{
+    WindowObject *w = guard_get(g, sender);
+
+    if (w != NULL) {
+        if (w->epoch == epoch) {
+            window_record(w, g->window, seq);
+            if (ts > w->last_ts)
+                w->last_ts = ts;
+        }
+        else
+            window_reset(w, epoch, seq, ts); /* a new epoch takes the same place first */
+        lru_unlink(g, w);
+        lru_append(g, w);
+        return 0;
+    }
+    if (PyErr_Occurred())
+        return -1;
+    w = PyObject_NewVar(WindowObject, &WindowType, g->nwords);
+    if (w == NULL)
+        return -1;
+    Py_INCREF(sender);
+    w->sender = sender;
+    w->prev = w->next = NULL;
+    window_reset(w, epoch, seq, ts);
+    if (PyDict_SetItem(g->senders, sender, (PyObject *)w) < 0) {
+        Py_DECREF(w);
+        return -1;
+    }
+    Py_DECREF(w); /* the dict holds it */
+    lru_append(g, w);
+    while (PyDict_GET_SIZE(g->senders) > g->max_senders) {
+        WindowObject *old = g->head;
+        PyObject *key = old->sender;
+        if (old->last_ts > g->evicted_floor_ms)
+            g->evicted_floor_ms = old->last_ts;
+        lru_unlink(g, old);
+        Py_INCREF(key);
+        int rc = PyDict_DelItem(g->senders, key); /* frees old */
+        Py_DECREF(key);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+guard_init(GuardObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"window", "skew_ms", "max_senders", NULL};
+    PyObject *window = NULL, *skew = NULL, *max_senders = NULL;
+    long long win_v = 1024, skew_v = 30000, max_v = 4096;
+    int overflow = 0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:ReplayGuard", kwlist, &window, &skew,
+                                     &max_senders))
+        return -1;
+    if (window && (win_v = PyLong_AsLongLongAndOverflow(window, &overflow)) == -1 &&
+        PyErr_Occurred())
+        return -1;
+    if (!overflow && skew && (skew_v = PyLong_AsLongLongAndOverflow(skew, &overflow)) == -1 &&
+        PyErr_Occurred())
+        return -1;
+    if (!overflow && max_senders &&
+        (max_v = PyLong_AsLongLongAndOverflow(max_senders, &overflow)) == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || win_v < 32 || win_v > MAX_WINDOW || max_v < 1 || max_v > PY_SSIZE_T_MAX ||
+        skew_v < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "32 <= window <= 1048576, max_senders >= 1 and 0 <= skew_ms < 2**63 "
+                        "are required");
+        return -1;
+    }
+    if (self->senders != NULL) {
+        PyErr_SetString(PyExc_TypeError, "ReplayGuard is already initialised");
+        return -1;
+    }
+    self->senders = PyDict_New();
+    if (self->senders == NULL)
+        return -1;
+    self->head = self->tail = NULL;
+    self->window = (uint64_t)win_v;
+    self->skew_ms = (uint64_t)skew_v;
+    self->max_senders = (Py_ssize_t)max_v;
+    self->evicted_floor_ms = 0;
+    self->nwords = 1;
+    while ((uint64_t)self->nwords * 64 < self->window + 64)
+        self->nwords *= 2;
+    return 0;
+}
+
+static void
+guard_dealloc(GuardObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    self->head = self->tail = NULL;
+    Py_CLEAR(self->senders);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+guard_traverse(GuardObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->senders);
+    return 0;
+}
+
+static int
+guard_clear(GuardObject *self)
+{
+    self->head = self->tail = NULL;
+    Py_CLEAR(self->senders);
+    return 0;
+}
+
+static int
+guard_ready(GuardObject *self)
+{
+    if (self->senders == NULL) {
+        PyErr_SetString(PyExc_ValueError, "ReplayGuard is not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+static int
+as_u64(PyObject *obj, uint64_t *out)
+{
+    unsigned long long v;
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "an int is required, not %.100s", Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    v = PyLong_AsUnsignedLongLong(obj);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+static int
+as_sender(PyObject *obj)
+{
+    if (!PyUnicode_CheckExact(obj)) {
+        PyErr_Format(PyExc_TypeError, "sender must be a str, not %.100s", Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(guard_check_doc,
+             "check(sender, epoch, seq, ts_ms, now_ms) -> None if the frame may be verified, "
+             "else a rejection reason.");
+
+static PyObject *
+guard_check(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t epoch, seq, ts;
+    long long now;
+    PyObject *reason;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "check(sender, epoch, seq, ts_ms, now_ms)");
+        return NULL;
+    }
+    if (!guard_ready(self) || !as_sender(args[0]) || !as_u64(args[1], &epoch) ||
+        !as_u64(args[2], &seq) || !as_u64(args[3], &ts))
+        return NULL;
+    now = PyLong_AsLongLong(args[4]);
+    if (now == -1 && PyErr_Occurred())
+        return NULL;
+    reason = guard_check_c(self, args[0], epoch, seq, ts, (int64_t)now);
+    if (reason == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(reason);
+}
+
+PyDoc_STRVAR(guard_commit_doc,
+             "commit(sender, epoch, seq, ts_ms): record a verified frame (after the MAC).");
+
+static PyObject *
+guard_commit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t epoch, seq, ts;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "commit(sender, epoch, seq, ts_ms)");
+        return NULL;
+    }
+    if (!guard_ready(self) || !as_sender(args[0]) || !as_u64(args[1], &epoch) ||
+        !as_u64(args[2], &seq) || !as_u64(args[3], &ts))
+        return NULL;
+    if (guard_commit_c(self, args[0], epoch, seq, ts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(guard_admit_doc,
+             "admit(sender, epoch, seqs, ts_ms) -> [bool]: check and record a batch's inner "
+             "seqs in order (after the batch frame itself was committed).");
+
+static PyObject *
+guard_admit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t epoch, ts, seq;
+    PyObject *seqs, *out;
+    WindowObject *w;
+    Py_ssize_t n;
+    int general;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "admit(sender, epoch, seqs, ts_ms)");
+        return NULL;
+    }
+    if (!guard_ready(self) || !as_sender(args[0]) || !as_u64(args[1], &epoch) ||
+        !as_u64(args[3], &ts))
+        return NULL;
+    seqs = PySequence_Fast(args[2], "seqs must be a sequence");
+    if (seqs == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seqs);
+    out = PyList_New(n);
+    if (out == NULL)
+        goto fail;
+    w = guard_get(self, args[0]);
+    general = w == NULL || w->epoch != epoch; /* evicted since the commit, or a new epoch */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int ok;
+        if (!as_u64(PySequence_Fast_GET_ITEM(seqs, i), &seq))
+            goto fail;
+        if (general) { /* check (now = ts: no skew) and commit, one by one */
+            ok = guard_check_window(self, args[0], epoch, seq, ts) == NULL;
+            if (ok && guard_commit_c(self, args[0], epoch, seq, ts) < 0)
+                goto fail;
+        }
+        else {
+            ok = seq > w->top || (w->top - seq < self->window && !window_seen(w, seq));
+            if (ok)
+                window_record(w, self->window, seq);
+        }
+        PyList_SET_ITEM(out, i, Py_NewRef(ok ? Py_True : Py_False));
+    }
+    if (!general && ts > w->last_ts)
+        w->last_ts = ts;
+    Py_DECREF(seqs);
+    return out;
+fail:
+    Py_DECREF(seqs);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+PyDoc_STRVAR(guard_windows_doc,
+             "windows() -> [(sender, epoch, top, bitmap, last_ts)], least recent first; bit i "
+             "of bitmap set means seq top - i was seen (i < window).");
+
+static PyObject *
+guard_windows(GuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out;
+    unsigned char *bytes;
+    size_t nbytes;
+
+    if (!guard_ready(self))
+        return NULL;
+    out = PyList_New(0);
+    nbytes = (size_t)(self->window + 7) / 8;
+    bytes = PyMem_Malloc(nbytes);
+    if (out == NULL || bytes == NULL) {
+        Py_XDECREF(out);
+        PyMem_Free(bytes);
+        return PyErr_NoMemory();
+    }
+    for (WindowObject *w = self->head; w != NULL; w = w->next) {
+        PyObject *bitmap, *item;
+        memset(bytes, 0, nbytes);
+        for (uint64_t i = 0; i < self->window && i <= w->top; i++)
+            if (window_seen(w, w->top - i))
+                bytes[i / 8] |= (unsigned char)(1u << (i % 8));
+        bitmap = _PyLong_FromByteArray(bytes, nbytes, 1, 0);
+        if (bitmap == NULL)
+            goto fail;
+        item = Py_BuildValue("(OKKNK)", w->sender, (unsigned long long)w->epoch,
+                             (unsigned long long)w->top, bitmap,
+                             (unsigned long long)w->last_ts);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    PyMem_Free(bytes);
+    return out;
+fail:
+    PyMem_Free(bytes);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static Py_ssize_t
+guard_len(GuardObject *self)
+{
+    return self->senders == NULL ? 0 : PyDict_GET_SIZE(self->senders);
+}
+
+static PyObject *
+guard_get_window(GuardObject *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->window);
+}
+
+static PyObject *
+guard_get_skew(GuardObject *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->skew_ms);
+}
+
+static PyObject *
+guard_get_max(GuardObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->max_senders);
+}
+
+static PyObject *
+guard_get_floor(GuardObject *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->evicted_floor_ms);
+}
+
+static PyGetSetDef guard_getset[] = {
+    {"window", (getter)guard_get_window, NULL, "Seqs a window spans below its top.", NULL},
+    {"skew_ms", (getter)guard_get_skew, NULL, "Allowed |now - ts_ms|.", NULL},
+    {"max_senders", (getter)guard_get_max, NULL, "Senders tracked at most (LRU).", NULL},
+    {"evicted_floor_ms", (getter)guard_get_floor, NULL,
+     "Newest timestamp of any evicted sender.", NULL},
+    {NULL},
+};
+
+static PyMethodDef guard_methods[] = {
+    {"check", (PyCFunction)(void (*)(void))guard_check, METH_FASTCALL, guard_check_doc},
+    {"commit", (PyCFunction)(void (*)(void))guard_commit, METH_FASTCALL, guard_commit_doc},
+    {"admit", (PyCFunction)(void (*)(void))guard_admit, METH_FASTCALL, guard_admit_doc},
+    {"windows", (PyCFunction)guard_windows, METH_NOARGS, guard_windows_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods guard_as_sequence = {
+    .sq_length = (lenfunc)guard_len,
+};
+
+static PyTypeObject GuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "amcp._speedups.ReplayGuard",
+    .tp_doc = PyDoc_STR("ReplayGuard(window=1024, skew_ms=30000, max_senders=4096): "
+                        "per-sender replay windows (amcp.replay.PyReplayGuard, in C)."),
+    .tp_basicsize = sizeof(GuardObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)guard_init,
+    .tp_dealloc = (destructor)guard_dealloc,
+    .tp_traverse = (traverseproc)guard_traverse,
+    .tp_clear = (inquiry)guard_clear,
+    .tp_methods = guard_methods,
+    .tp_getset = guard_getset,
+    .tp_as_sequence = &guard_as_sequence,
+};
+
+/* ---------------------------------------------------------------------------------------
+ * OpenerCore: the base of amcp.protocol.Opener when compiled. Its `open` is the hot path
+ * of Opener._open for the common frame (no flags, the compiled ReplayGuard and HMAC, a
+ * subject already seen): decode with the envelope decoder, the same shape checks as
+ * unpack_envelope, key lookup, skew and replay check, MAC over the frame in place, commit,
+ * and a Message. It has no side effect before the commit, so for anything else (every
+ * rejection included) it hands the frame to Opener._open, the Python reference, which
+ * then decides, raises and counts exactly as it always does.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *keyring, *limits, *guard, *stats, *clock, *owner; /* Opener's attributes */
+    PyObject *cached_limits; /* the limits the three numbers below were read from */
+    Py_ssize_t max_frame, max_header, max_depth;
+} CoreObject;
+
+/* Set once by bind(): the types and the decoder the fast path works with. */
+static PyObject *decode_fn, *envelope_type, *message_type, *mackey_type;
+static Py_ssize_t off_flags, off_sender, off_epoch, off_seq, off_ts, off_kid, off_headers,
+    off_body, off_msg_subject, off_msg_env, off_msg_bus, off_per_subject;
+static PyObject *str_open_py, *str_verify_attr, *str_max_frame, *str_max_header,
+    *str_max_depth;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+static int
+core_traverse(CoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keyring);
+    Py_VISIT(self->limits);
+    Py_VISIT(self->guard);
+    Py_VISIT(self->stats);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->owner);
+    Py_VISIT(self->cached_limits);
+    return 0;
+}
+
+static int
+core_clear(CoreObject *self)
+{
+    Py_CLEAR(self->keyring);
+    Py_CLEAR(self->limits);
+    Py_CLEAR(self->guard);
+    Py_CLEAR(self->stats);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->cached_limits);
+    return 0;
+}
+
+static void
+core_dealloc(CoreObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* 1 if v (a list or dict at nesting level `level`) nests no deeper than limit, 0 if it
+ * does, -1 on error (RecursionError). The same answer as envelope.check_depth. */
+static int
+depth_ok(PyObject *v, Py_ssize_t level, Py_ssize_t limit)
+{
+    int ok = 1;
+
+    if (Py_EnterRecursiveCall(" while checking a body's depth"))
+        return -1;
+    if (PyList_CheckExact(v)) {
+        for (Py_ssize_t i = 0; ok == 1 && i < PyList_GET_SIZE(v); i++) {
+            PyObject *child = PyList_GET_ITEM(v, i);
+            if (PyList_CheckExact(child) || PyDict_CheckExact(child))
+                ok = level >= limit ? 0 : depth_ok(child, level + 1, limit);
+        }
+    }
+    else {
+        Py_ssize_t pos = 0;
+        PyObject *key, *child;
+        while (ok == 1 && PyDict_Next(v, &pos, &key, &child))
+            if (PyList_CheckExact(child) || PyDict_CheckExact(child))
+                ok = level >= limit ? 0 : depth_ok(child, level + 1, limit);
+    }
+    Py_LeaveRecursiveCall();
+    return ok;
+}
+
+/* Read an int attribute as Py_ssize_t: 1, or 0 if it is not a small int (no error). */
+static int
+limit_value(PyObject *limits, PyObject *name, Py_ssize_t *out)
+{
+    PyObject *v = PyObject_GetAttr(limits, name);
+    int ok = 0;
+
+    if (v != NULL && PyLong_CheckExact(v)) {
+        *out = PyLong_AsSsize_t(v);
+        ok = !(*out == -1 && PyErr_Occurred());
+    }
+    Py_XDECREF(v);
+    if (!ok && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception))
+        PyErr_Clear();
+    return ok;
+}
+
+/* 1 if self->limits' numbers are cached, 0 to take the reference path, -1 on error. */
+static int
+core_limits(CoreObject *self)
+{
+    Py_ssize_t frame, header, depth;
+
+    if (self->limits == self->cached_limits)
+        return 1;
+    if (!limit_value(self->limits, str_max_frame, &frame) ||
+        !limit_value(self->limits, str_max_header, &header) ||
+        !limit_value(self->limits, str_max_depth, &depth))
+        return PyErr_Occurred() ? -1 : 0;
+    self->max_frame = frame;
+    self->max_header = header;
+    self->max_depth = depth;
+    Py_XSETREF(self->cached_limits, Py_NewRef(self->limits));
+    return 1;
+}
+
+/* now * 1000 truncated, as int(now * 1000): 1, or 0 if now is unusual. */
+static int
+now_millis(PyObject *now, int64_t *out)
+{
+    if (PyFloat_CheckExact(now)) {
+        double ms = PyFloat_AS_DOUBLE(now) * 1000.0;
+        if (!(ms > -9.0e18 && ms < 9.0e18)) /* NaN, inf, or past int64 */
+            return 0;
+        *out = (int64_t)ms; /* truncates toward zero, as int() */
+        return 1;
+    }
+    if (PyLong_CheckExact(now)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(now, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred()) || v > INT64_MAX / 1000 ||
+            v < INT64_MIN / 1000) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = (int64_t)v * 1000;
+        return 1;
+    }
+    return 0;
+}
+
+/* 1 if now >= expiry (a key no longer verifies), 0 if not, -1 to take the reference path. */
+static int
+expired(PyObject *now, PyObject *expiry)
+{
+    if (expiry == Py_None)
+        return 0;
+    if (PyFloat_CheckExact(now) && PyFloat_CheckExact(expiry))
+        return PyFloat_AS_DOUBLE(now) >= PyFloat_AS_DOUBLE(expiry);
+    if ((PyFloat_CheckExact(now) || PyLong_CheckExact(now)) &&
+        (PyFloat_CheckExact(expiry) || PyLong_CheckExact(expiry))) {
+        int r = PyObject_RichCompareBool(now, expiry, Py_GE);
+        if (r < 0)
+            PyErr_Clear();
+        return r;
+    }
+    return -1;
+}
+
+static int
+u64_field(PyObject *v, uint64_t *out)
+{
+    if (!PyLong_CheckExact(v))
+        return 0;
+    *out = (uint64_t)PyLong_AsUnsignedLongLong(v);
+    if (*out == (uint64_t)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* The fast path. Returns a new Message, NULL with an exception set (a failing clock, no
+ * memory), or NULL with none set: take the reference path. `env_out` receives the decoded
+ * envelope (owned) whenever one was decoded. */
+static PyObject *
+core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
+{
+    PyObject *signed_part, *env = NULL, *now = NULL, *verify = NULL, *msg = NULL;
+    PyObject *sender, *headers, *body, *entry, *mac, *per_subject, *state;
+    const char *buf;
+    Py_ssize_t size;
+    uint64_t epoch, seq, ts;
+    int64_t now_ms;
+    unsigned char expected[TAG];
+    int r;
+
+    if (decode_fn == NULL || !PyBytes_CheckExact(frame) || !PyUnicode_CheckExact(subject) ||
+        self->guard == NULL || !Py_IS_TYPE(self->guard, &GuardType) ||
+        ((GuardObject *)self->guard)->senders == NULL || self->keyring == NULL ||
+        self->clock == NULL || self->limits == NULL)
+        return NULL;
+    r = core_limits(self);
+    if (r <= 0)
+        return NULL;
+    size = PyBytes_GET_SIZE(frame);
+    if (size > self->max_frame || size <= TAG)
+        return NULL;
+    buf = PyBytes_AS_STRING(frame);
+
+    /* unpack_envelope: decode, then the checks the decoder cannot make */
+    signed_part = PyBytes_FromStringAndSize(buf, size - TAG);
+    if (signed_part == NULL)
+        return NULL;
+    env = PyObject_CallOneArg(decode_fn, signed_part);
+    Py_DECREF(signed_part);
+    if (env == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) /* malformed: the reference says so */
+            PyErr_Clear();
+        return NULL;
+    }
+    if (!Py_IS_TYPE(env, (PyTypeObject *)envelope_type))
+        goto slow;
+    {
+        PyObject *flags = SLOT(env, off_flags);
+        if (flags == NULL || !PyLong_CheckExact(flags) || _PyLong_Sign(flags) != 0)
+            goto slow; /* compressed or batch: the reference decodes the body */
+    }
+    sender = SLOT(env, off_sender);
+    headers = SLOT(env, off_headers);
+    body = SLOT(env, off_body);
+    if (sender == NULL || !PyUnicode_CheckExact(sender) || headers == NULL ||
+        !PyDict_CheckExact(headers) || body == NULL || SLOT(env, off_kid) == NULL ||
+        !PyUnicode_CheckExact(SLOT(env, off_kid)) || SLOT(env, off_epoch) == NULL ||
+        SLOT(env, off_seq) == NULL || SLOT(env, off_ts) == NULL ||
+        !u64_field(SLOT(env, off_epoch), &epoch) || !u64_field(SLOT(env, off_seq), &seq) ||
+        !u64_field(SLOT(env, off_ts), &ts))
+        goto slow;
+    if (PyDict_GET_SIZE(headers) > 0) {
+        Py_ssize_t pos = 0, total = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(headers, &pos, &k, &v)) {
+            if (!PyUnicode_Check(k) || !PyUnicode_Check(v))
+                goto slow;
+            total += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
+        }
+        if (total > self->max_header)
+            goto slow;
+    }
+    if (PyList_CheckExact(body) || PyDict_CheckExact(body)) {
+        r = depth_ok(body, 1, self->max_depth);
+        if (r < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                goto fail;
+            PyErr_Clear();
+        }
+        if (r != 1)
+            goto slow;
+    }
+
+    /* key lookup, skew and replay check, MAC: the order of Opener._open */
+    now = PyObject_CallNoArgs(self->clock);
+    if (now == NULL)
+        goto fail;
+    if (!now_millis(now, &now_ms))
+        goto slow;
+    verify = PyObject_GetAttr(self->keyring, str_verify_attr);
+    if (verify == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto fail;
+        PyErr_Clear();
+        goto slow;
+    }
+    if (!PyDict_CheckExact(verify))
+        goto slow;
+    entry = PyDict_GetItemWithError(verify, SLOT(env, off_kid)); /* borrowed */
+    if (entry == NULL) {
+        PyErr_Clear();
+        goto slow; /* unknown key */
+    }
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2)
+        goto slow;
+    mac = PyTuple_GET_ITEM(entry, 0);
+    if (expired(now, PyTuple_GET_ITEM(entry, 1)) != 0)
+        goto slow;
+    if (guard_check_c((GuardObject *)self->guard, sender, epoch, seq, ts, now_ms) != NULL)
+        goto slow;
+    if (!Py_IS_TYPE(mac, (PyTypeObject *)mackey_type))
+        goto slow;
+    per_subject = SLOT(mac, off_per_subject);
+    if (per_subject == NULL || !PyDict_CheckExact(per_subject))
+        goto slow;
+    state = PyDict_GetItemWithError(per_subject, subject); /* borrowed */
+    if (state == NULL || !Py_IS_TYPE(state, &HmacType)) {
+        PyErr_Clear();
+        goto slow; /* a subject not seen yet: the reference validates and binds it */
+    }
+    compute_tag((HmacObject *)state, buf, (size_t)(size - TAG), expected);
+    if (CRYPTO_memcmp(expected, buf + size - TAG, TAG) != 0)
+        goto slow; /* bad signature */
+
+    /* verified: move the window, then the message */
+    if (guard_commit_c((GuardObject *)self->guard, sender, epoch, seq, ts) < 0)
+        goto fail;
+    msg = ((PyTypeObject *)message_type)->tp_alloc((PyTypeObject *)message_type, 0);
+    if (msg == NULL)
+        goto fail;
+    SLOT(msg, off_msg_subject) = Py_NewRef(subject);
+    SLOT(msg, off_msg_env) = env; /* the reference moves to the message */
+    SLOT(msg, off_msg_bus) = Py_NewRef(self->owner ? self->owner : Py_None);
+    Py_DECREF(now);
+    Py_DECREF(verify);
+    return msg;
+slow:
+    Py_XDECREF(env);
+    Py_XDECREF(now);
+    Py_XDECREF(verify);
+    return NULL;
+fail:
+    Py_XDECREF(env);
+    Py_XDECREF(now);
+    Py_XDECREF(verify);
+    assert(PyErr_Occurred());
+    return NULL;
+}
+
+PyDoc_STRVAR(core_open_doc,
+             "open(subject, frame) -> the verified Message, or FrameRejected (counted).");
+
+static PyObject *
+core_open(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *msg, *call[3];
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "open(subject, frame) takes 2 arguments");
+        return NULL;
+    }
+    msg = core_open_fast(self, args[0], args[1]);
+    if (msg != NULL || PyErr_Occurred())
+        return msg;
+    call[0] = (PyObject *)self;
+    call[1] = args[0];
+    call[2] = args[1];
+    return PyObject_VectorcallMethod(str_open_py, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                     NULL);
+}
+
+static PyMethodDef core_methods[] = {
+    {"open", (PyCFunction)(void (*)(void))core_open, METH_FASTCALL, core_open_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef core_members[] = {
+    {"keyring", T_OBJECT, offsetof(CoreObject, keyring), 0, NULL},
+    {"limits", T_OBJECT, offsetof(CoreObject, limits), 0, NULL},
+    {"guard", T_OBJECT, offsetof(CoreObject, guard), 0, NULL},
+    {"stats", T_OBJECT, offsetof(CoreObject, stats), 0, NULL},
+    {"clock", T_OBJECT, offsetof(CoreObject, clock), 0, NULL},
+    {"owner", T_OBJECT, offsetof(CoreObject, owner), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "amcp._speedups.OpenerCore",
+    .tp_doc = PyDoc_STR("Compiled base of amcp.protocol.Opener: the hot path of open()."),
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_traverse = (traverseproc)core_traverse,
+    .tp_clear = (inquiry)core_clear,
+    .tp_methods = core_methods,
+    .tp_members = core_members,
+};
+
+/* The offset of an object slot `name` defined on `type` itself, or -1 with an error. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descr;
+    PyMemberDef *def;
+
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes types");
+        return -1;
+    }
+    descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, name);
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        PyDescr_TYPE(descr) != (PyTypeObject *)type) {
+        PyErr_Format(PyExc_ValueError, "%R.%s is not a slot", type, name);
+        return -1;
+    }
+    def = ((PyMemberDescrObject *)descr)->d_member;
+    if (def->type != T_OBJECT_EX || def->offset < (Py_ssize_t)sizeof(PyObject) ||
+        def->offset + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)type)->tp_basicsize) {
+        PyErr_Format(PyExc_ValueError, "%R.%s is not an object slot", type, name);
+        return -1;
+    }
+    return def->offset;
+}
+
+PyDoc_STRVAR(bind_types_doc,
+             "bind(decode, Envelope, Message, MacKey): the envelope decoder and the types "
+             "OpenerCore.open reads and builds (their slots are checked here).");
+
+static PyObject *
+bind_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offs[12];
+    static const char *env_fields[] = {"flags", "sender", "epoch", "seq", "ts_ms", "kid",
+                                       "headers", "body"};
+    static const char *msg_fields[] = {"subject", "env", "bus"};
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bind(decode, Envelope, Message, MacKey)");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode must be callable");
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++)
+        if ((offs[i] = slot_offset(args[1], env_fields[i])) < 0)
+            return NULL;
+    for (int i = 0; i < 3; i++)
+        if ((offs[8 + i] = slot_offset(args[2], msg_fields[i])) < 0)
+            return NULL;
+    if ((offs[11] = slot_offset(args[3], "_per_subject")) < 0)
+        return NULL;
+    if (((PyTypeObject *)args[2])->tp_itemsize != 0) {
+        PyErr_SetString(PyExc_ValueError, "Message must be a fixed-size type");
+        return NULL;
+    }
+    off_flags = offs[0];
+    off_sender = offs[1];
+    off_epoch = offs[2];
+    off_seq = offs[3];
+    off_ts = offs[4];
+    off_kid = offs[5];
+    off_headers = offs[6];
+    off_body = offs[7];
+    off_msg_subject = offs[8];
+    off_msg_env = offs[9];
+    off_msg_bus = offs[10];
+    off_per_subject = offs[11];
+    Py_XSETREF(decode_fn, Py_NewRef(args[0]));
+    Py_XSETREF(envelope_type, Py_NewRef(args[1]));
+    Py_XSETREF(message_type, Py_NewRef(args[2]));
+    Py_XSETREF(mackey_type, Py_NewRef(args[3]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))bind_types, METH_FASTCALL, bind_types_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "amcp._speedups",
-    .m_doc = "Compiled HMAC-SHA256 for amcp.signing (optional).",
+    .m_doc = "Compiled hot paths of amcp (optional): HMAC-SHA256, the replay window, and "
+             "Opener.open for the common frame.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
+
+static int
+add_type(PyObject *module, const char *name, PyTypeObject *type)
+{
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+intern(PyObject **slot, const char *text)
+{
+    if (*slot == NULL)
+        *slot = PyUnicode_InternFromString(text);
+    return *slot;
+}
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyObject *module;
 
-    if (PyType_Ready(&HmacType) < 0)
+    if (PyType_Ready(&HmacType) < 0 || PyType_Ready(&WindowType) < 0 ||
+        PyType_Ready(&GuardType) < 0 || PyType_Ready(&CoreType) < 0)
+        return NULL;
+    if (!intern(&str_stale, "stale") || !intern(&str_replay, "replay") ||
+        !intern(&str_open_py, "_open") || !intern(&str_verify_attr, "_verify") ||
+        !intern(&str_max_frame, "max_frame_bytes") ||
+        !intern(&str_max_header, "max_header_bytes") || !intern(&str_max_depth, "max_depth"))
         return NULL;
     module = PyModule_Create(&speedups_module);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&HmacType);
-    if (PyModule_AddObject(module, "HmacSha256", (PyObject *)&HmacType) < 0) {
-        Py_DECREF(&HmacType);
+    if (add_type(module, "HmacSha256", &HmacType) < 0 ||
+        add_type(module, "ReplayGuard", &GuardType) < 0 ||
+        add_type(module, "OpenerCore", &CoreType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

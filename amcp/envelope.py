@@ -33,6 +33,7 @@ __all__ = [
     "FrameLimits",
     "Reason",
     "check_depth",
+    "decode_envelope",
     "pack_envelope",
     "unpack_envelope",
 ]
@@ -102,7 +103,8 @@ def _no_ext(code: int, data: memoryview) -> Any:
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext)
+decode_envelope = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext).decode
+"""Envelope bytes (without the tag) to a type-checked Envelope; raises msgspec errors."""
 
 
 def pack_envelope(fields: list[Any]) -> bytes:
@@ -149,7 +151,7 @@ def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes,
         raise FrameRejected(Reason.MALFORMED, "truncated frame")
     signed = frame[:-MAC_SIZE]
     try:
-        env = _decoder.decode(signed)
+        env = decode_envelope(signed)
     except Exception as exc:  # ValidationError, DecodeError, RecursionError, ...: all garbage
         raise FrameRejected(Reason.MALFORMED, f"bad envelope: {exc}") from None
     headers = env.headers

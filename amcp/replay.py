@@ -5,15 +5,24 @@ sender, the highest sequence number seen and a bitmap of the `window` numbers be
 `check` is the cheap pre-MAC test; `commit` moves the window and must only be called
 after the MAC verified, so forged frames cannot advance it. Memory is bounded by the
 window size times the number of senders tracked (LRU), never by traffic volume.
+
+`ReplayGuard` is the compiled `amcp._speedups.ReplayGuard` when it was built (it lets the
+compiled `Opener.open` check and commit without a Python call), else `PyReplayGuard`, the
+reference: same methods, same answers, same LRU order (tests compare the two).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from amcp.envelope import Reason
+from amcp.signing import compiled
 
-__all__ = ["ReplayGuard", "SenderWindow"]
+__all__ = ["MAX_WINDOW", "PyReplayGuard", "ReplayGuard", "SenderWindow"]
+
+MAX_WINDOW = 1 << 20
+"""The largest window (in seqs) a guard takes; RFC 6479 windows are thousands."""
 
 
 class SenderWindow:
@@ -28,7 +37,7 @@ class SenderWindow:
         self.last_ts = ts_ms
 
 
-class ReplayGuard:
+class PyReplayGuard:
     """Per-sender windows with a bounded LRU table and a timestamp skew check.
 
     When a sender is evicted, its newest timestamp raises `evicted_floor_ms`: a sender the
@@ -38,8 +47,10 @@ class ReplayGuard:
     """
 
     def __init__(self, window: int = 1024, skew_ms: int = 30_000, max_senders: int = 4096):
-        if window < 32 or max_senders < 1 or skew_ms < 0:
-            raise ValueError("window >= 32, max_senders >= 1 and skew_ms >= 0 are required")
+        if not 32 <= window <= MAX_WINDOW or max_senders < 1 or not 0 <= skew_ms < 1 << 63:
+            raise ValueError(
+                "32 <= window <= 1048576, max_senders >= 1 and 0 <= skew_ms < 2**63 are required"
+            )
         self.window = window
         self.skew_ms = skew_ms
         self.max_senders = max_senders
@@ -77,7 +88,7 @@ class ReplayGuard:
                 shift = seq - top
                 win.bitmap = ((win.bitmap << shift) | 1) & self._mask if shift < self.window else 1
                 win.top = seq
-            else:
+            elif top - seq < self.window:  # below the window: nothing to record
                 win.bitmap |= 1 << (top - seq)
             if ts_ms > win.last_ts:
                 win.last_ts = ts_ms
@@ -120,3 +131,14 @@ class ReplayGuard:
         if ts_ms > win.last_ts:
             win.last_ts = ts_ms
         return admitted
+
+    def windows(self) -> list[tuple[str, int, int, int, int]]:
+        """(sender, epoch, top, bitmap, last_ts) of each tracked sender, least recently
+        committed first; bit i of bitmap set means seq top - i was seen (i < window)."""
+        return [
+            (sender, w.epoch, w.top, w.bitmap & self._mask, w.last_ts)
+            for sender, w in self._senders.items()
+        ]
+
+
+ReplayGuard: Any = compiled("ReplayGuard") or PyReplayGuard

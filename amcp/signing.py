@@ -17,7 +17,7 @@ from typing import Any
 from amcp.errors import EncodeError
 from amcp.subjects import validate_subject
 
-__all__ = ["BACKEND", "MacKey", "PyHmacSha256", "mac_prefix"]
+__all__ = ["BACKEND", "MacKey", "PyHmacSha256", "compiled", "mac_prefix"]
 
 _BLOCK = 64  # SHA-256 block size in bytes
 _CACHE_LIMIT = 4096  # distinct subjects kept per key: keep caches bounded
@@ -69,17 +69,19 @@ class PyHmacSha256:
         return hmac.compare_digest(self.sign(data), tag)
 
 
-def _compiled() -> Any:
-    if os.environ.get("AMCP_NO_SPEEDUPS"):  # to test or debug the pure-Python path
+def compiled(name: str) -> Any:
+    """`amcp._speedups.<name>` if the extension was built and AMCP_NO_SPEEDUPS is unset
+    (it forces the pure-Python reference, to test or debug it), else None."""
+    if os.environ.get("AMCP_NO_SPEEDUPS"):
         return None
     try:
-        from amcp._speedups import HmacSha256
+        from amcp import _speedups
     except ImportError:
         return None
-    return HmacSha256
+    return getattr(_speedups, name, None)
 
 
-HmacSha256: Any = _compiled() or PyHmacSha256
+HmacSha256: Any = compiled("HmacSha256") or PyHmacSha256
 BACKEND = "c" if HmacSha256 is not PyHmacSha256 else "python"
 """Which HMAC implementation signs and verifies in this process: "c" or "python"."""
 
