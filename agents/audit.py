@@ -45,6 +45,7 @@ __all__ = ["AuditEntry", "AuditEvent", "AuditLog", "read_cluster_log", "read_loc
 log = logging.getLogger("agents.audit")
 AUDIT_FILE = "audit.jsonl"
 STREAM_MAX_MSGS = 1_000_000
+STREAM_MAX_BYTES = 1 << 30  # and at most 1 GiB: entries vary in size, so count alone is no bound
 _BATCH = 128  # entries at most in one stream frame
 _IN_FLIGHT = 8  # frames sent and not yet acknowledged
 _LINGER = 0.005  # how long entries nobody waits for may wait for company
@@ -124,7 +125,10 @@ class AuditLog:
     async def open(self) -> None:
         """Make sure the cluster stream exists and start the writer."""
         await self.bus.ensure_stream(
-            self.subjects.audit_stream, [self.subjects.audit_all], max_msgs=STREAM_MAX_MSGS
+            self.subjects.audit_stream,
+            [self.subjects.audit_all],
+            max_msgs=STREAM_MAX_MSGS,
+            max_bytes=STREAM_MAX_BYTES,
         )
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,12 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import statistics
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,28 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def jetstream(cluster: LocalCluster) -> dict[str, str]:
+    """Each server's JetStream holdings (its /jsz monitoring endpoint): streams, consumers,
+    messages, bytes, memory and file storage; and the process's memory as the server sees it."""
+    found = {}
+    for node in cluster.state["nodes"]:
+        try:
+            with urllib.request.urlopen(f"{node['http']}/jsz", timeout=2.0) as resp:
+                jsz = json.load(resp)
+            with urllib.request.urlopen(f"{node['http']}/varz", timeout=2.0) as resp:
+                varz = json.load(resp)
+        except (OSError, ValueError) as exc:
+            found[node["name"]] = f"unavailable ({exc})"
+            continue
+        found[node["name"]] = (
+            f"{jsz.get('streams', 0)} streams, {jsz.get('consumers', 0)} consumers, "
+            f"{jsz.get('messages', 0)} msgs, {jsz.get('bytes', 0) / 1024:.0f} KiB "
+            f"(file {jsz.get('storage', 0) / 1024:.0f} KiB, memory {jsz.get('memory', 0)} B); "
+            f"varz mem {varz.get('mem', 0) / 2**20:.1f} MiB"
+        )
+    return found
 
 
 async def raw_request_reply(cluster: LocalCluster, seconds: float) -> list[float]:
@@ -213,6 +237,7 @@ async def soak(
                 memory[name].append((now, rss_kib(pid)))
             if not warm and now >= WARM_UP * seconds:
                 warm.update(keys=dict(keys), committed=len(committed), at=now)
+                warm["jetstream"] = await asyncio.to_thread(jetstream, cluster)
             await asyncio.sleep(sample)
 
     sampling = asyncio.create_task(sampler())
@@ -248,6 +273,7 @@ async def soak(
         if not (again.replayed and again.decision.outcome is Outcome.COMMITTED):
             lost += 1
     audit = await bus.nc.jetstream().stream_info(AgentSubjects(bus.subjects).audit_stream)
+    held = await asyncio.to_thread(jetstream, cluster)
     await coordinator.close()
     await store.close()
     await bus.close()
@@ -266,6 +292,9 @@ async def soak(
         f"  audit stream: {audit.state.messages} entries kept (cap {audit.config.max_msgs}), "
         f"{audit.state.last_seq} appended"
     )
+    print("  JetStream on each server, after warm-up / at the end:")
+    for name, now in held.items():
+        print(f"    {name}: {warm['jetstream'].get(name)}\n    {' ' * len(name)}  {now}")
     print("  context keys per durable replica, after warm-up .. end:")
     print("    " + "  ".join(f"{r} {warm['keys'].get(r)}..{n}" for r, n in sorted(keys.items())))
     print(

@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from agents.audit import STREAM_MAX_MSGS
+from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
 from agents.cluster.auth import ADMIN, USERS
 from agents.cluster.local import LocalCluster
 from agents.cluster.secrets import ClusterSecrets
@@ -190,6 +190,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                 subjects.audit_stream,
                 [subjects.audit_all],
                 max_msgs=STREAM_MAX_MSGS,
+                max_bytes=STREAM_MAX_BYTES,
                 replicas=args.replicas,
             )
         finally:

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from agents.audit import STREAM_MAX_MSGS
+from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
 from agents.client import AgentClient
 from agents.cluster.auth import ADMIN
 from agents.cluster.natsconf import authenticated_node
@@ -235,6 +235,7 @@ class LocalCluster:
                         subjects.audit_stream,
                         [subjects.audit_all],
                         max_msgs=max_msgs,
+                        max_bytes=STREAM_MAX_BYTES,
                         replicas=replicas,
                     )
                     return

@@ -2,7 +2,8 @@
 first decision within the horizon and is dropped by every replica after it; a member cut
 off learns the decisions it missed within the horizon and brings back none that expired
 while it was away; a replica at its count limit refuses what an unlimited peer still
-holds, and the two converge once both keep the same limit."""
+holds, and the two converge once both keep the same limit. And the one JetStream stream
+amcp creates, the audit log, is bounded in count and bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS, AuditLog
+from agents.wire import AgentSubjects
 from consensus import (
     Choice,
     Decided,
@@ -154,3 +157,16 @@ async def test_a_limited_replica_refuses_what_an_unlimited_peer_still_holds(
     finally:
         await b.close()
         await a.close()
+
+
+async def test_the_audit_stream_is_bounded_by_count_and_bytes(make_bus: Any) -> None:
+    """The one JetStream stream amcp creates (the cluster's audit log) has limits."""
+    bus = await make_bus("a1", cluster=f"c{uuid.uuid4().hex[:8]}")
+    audit = AuditLog(bus, "a1", "s1")
+    await audit.open()
+    try:
+        info = await bus.nc.jetstream().stream_info(AgentSubjects(bus.subjects).audit_stream)
+        assert info.config.max_msgs == STREAM_MAX_MSGS
+        assert info.config.max_bytes == STREAM_MAX_BYTES
+    finally:
+        await audit.close()
