@@ -34,6 +34,7 @@ __all__ = [
     "Reason",
     "check_depth",
     "decode_envelope",
+    "encode_envelope",
     "pack_envelope",
     "unpack_envelope",
 ]
@@ -102,7 +103,8 @@ def _no_ext(code: int, data: memoryview) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
-_encoder = msgspec.msgpack.Encoder()
+encode_envelope = msgspec.msgpack.Encoder().encode
+"""The 11 envelope fields to msgpack; raises msgspec's errors (pack_envelope wraps them)."""
 decode_envelope = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext).decode
 """Envelope bytes (without the tag) to a type-checked Envelope; raises msgspec errors."""
 
@@ -110,7 +112,7 @@ decode_envelope = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext).decode
 def pack_envelope(fields: list[Any]) -> bytes:
     """Encode the 11 envelope fields; raises EncodeError for values msgpack cannot carry."""
     try:
-        return _encoder.encode(fields)
+        return encode_envelope(fields)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise EncodeError(f"cannot encode message: {exc}") from None
 

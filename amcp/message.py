@@ -27,7 +27,11 @@ class _Publisher(Protocol):
 
 
 class Message:
-    """A verified message. `bus` is whoever can publish replies (None in sans-I/O use)."""
+    """A verified message. `bus` is whoever can publish replies (None in sans-I/O use).
+
+    The compiled `Opener.open` (amcp._speedups) fills the three slots directly instead of
+    calling `__init__`, so `__init__` must stay those three assignments.
+    """
 
     __slots__ = ("bus", "env", "subject")
 

@@ -1,11 +1,12 @@
 """Sans-I/O protocol: `Sealer` turns messages into signed frames, `Opener` turns frames
 back into verified envelopes. Neither touches a socket; the Bus wires them to NATS.
 
-`Opener._open` is the reference. When the extension was built, `Opener.open` is the
-compiled `amcp._speedups.OpenerCore.open`: the same steps in C for the common frame (no
-flags, a compiled ReplayGuard, a subject already seen), handing every other frame, and
-every rejection, to `_open`; tests/unit/test_protocol_differential.py checks that both
-accept, reject and count alike and leave the same replay windows.
+`Sealer._seal` and `Opener._open` are the reference. When the extension was built,
+`seal` and `open` are the compiled `amcp._speedups.SealerCore.seal` and `OpenerCore.open`:
+the same steps in C for the common message (no flags, a compiled ReplayGuard, a subject
+already bound), handing everything else, and every rejection, to the reference; the
+differential tests (tests/unit/test_*_differential.py) check that both give the same
+frames, accept, reject and count alike, and leave the same replay windows.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from amcp.envelope import (
     FrameLimits,
     Reason,
     decode_envelope,
+    encode_envelope,
     pack_envelope,
     unpack_envelope,
 )
@@ -52,7 +54,24 @@ _BATCH_HEAD = encode_item(BATCH_KIND, None, None)[0]  # kind "batch", no headers
 _ELEVEN = b"\x9b"  # msgpack fixarray header of the 11-field envelope
 
 
-class Sealer:
+def _compiled_bases() -> tuple[Any, Any]:
+    """The compiled bases of Sealer and Opener, bound to the envelope codec and the types
+    their fast paths read and build; `object` for both if there are none (or the types'
+    layout is not the one `bind` checks for)."""
+    sealer, opener, bind = compiled("SealerCore"), compiled("OpenerCore"), compiled("bind")
+    if sealer is None or opener is None or bind is None:
+        return object, object
+    try:
+        bind(decode_envelope, encode_envelope, Envelope, Message, MacKey)
+    except (TypeError, ValueError):
+        return object, object
+    return sealer, opener
+
+
+_SealerBase, _OpenerBase = _compiled_bases()
+
+
+class Sealer(_SealerBase):
     """Signs outbound messages for one sender epoch, numbering them 1, 2, 3, ...
 
     With `compress_threshold` set, a body (or batch body) of at least that many bytes is
@@ -91,7 +110,7 @@ class Sealer:
             self._key_checked = now
         return self._key
 
-    def seal(
+    def _seal(
         self,
         subject: str,
         body: Any,
@@ -131,6 +150,8 @@ class Sealer:
             if field is not None:
                 envelope = self._prefix(FLAG_COMPRESSED, seq, now, key) + head + field
         return key.mac.seal(subject, envelope)
+
+    seal = _seal if _SealerBase is object else _SealerBase.seal
 
     def seal_items(self, subject: str, items: Sequence[Item]) -> bytes:
         """One signed frame carrying messages encoded by `encode_item`: a plain frame for
@@ -191,23 +212,6 @@ class RejectionStats:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-
-def _opener_core() -> Any:
-    """The compiled base of Opener, bound to the envelope decoder and the types its fast
-    path reads and builds; `object` if there is none (or the types' layout is not the
-    one it checks for)."""
-    core, bind = compiled("OpenerCore"), compiled("bind")
-    if core is None or bind is None:
-        return object
-    try:
-        bind(decode_envelope, Envelope, Message, MacKey)
-    except (TypeError, ValueError):
-        return object
-    return core
-
-
-_OpenerBase: Any = _opener_core()
 
 
 class Opener(_OpenerBase):
