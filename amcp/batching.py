@@ -66,11 +66,13 @@ BatchingMode = Literal["off", "adaptive"] | BatchPolicy | BatchingStrategy
 subject, or any `BatchingStrategy` (an `AdaptiveBatching` with your own limits)."""
 Send = Callable[[str, bytes], Awaitable[None]]
 
-BUS_LIMITS = PolicyLimits(max_messages=32)
-"""The adaptive bus's bounds: netopt's defaults (5 ms of linger at most, and only where
-it gathers 4 messages) with lingering batches of at most 32 messages. Past that the frame
-cost is already amortised (bench/bench_batching.py: ~35 us a frame, ~9 us a message), so
-a longer wait would add latency and save little; the linger becomes 32 / rate."""
+BUS_LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.001)
+"""The adaptive bus's bounds: a batch lingers 1 ms at most, only where that gathers 4
+messages (4,000 msg/s and up), and holds 32 at most. The bus's frame cost is ~35 us against
+~9 us a message (bench/bench_batching.py), so 16-32 a frame already spreads it thin, and a
+longer wait only adds latency: on bursty traffic (17k msg/s inside bursts) a 5 ms budget
+chose 32 / 1.9 ms and a p99 of 2.3 ms, 1 ms chooses 16 / 1 ms and 1.6 ms at the same
+throughput (fixed 16 / 0.5 ms: 1.7-1.9 ms). See docs/NETOPT.md."""
 NATURAL_MAX_MESSAGES = 64
 """Without linger, a batch may hold this many: a tight loop fills it without waiting. 64,
 not 256: by 64 the frame cost is amortised (bench/bench_batching.py, steady stream: 3.9

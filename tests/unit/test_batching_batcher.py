@@ -4,6 +4,7 @@ batching floor, policy changes, close; and subject families and traffic descript
 from __future__ import annotations
 
 import asyncio
+import math
 
 import numpy as np
 import pytest
@@ -278,8 +279,11 @@ def test_describe_traffic_classifies_and_chooses_a_policy():
     busy, pulse, new = report["busy.lane"], report["pulse.lane"], report["new.lane"]
     assert busy.traffic_class is TrafficClass.STEADY and 9500 < busy.rate < 10500
     assert busy.policy.linger_seconds > 0
-    assert busy.policy.max_messages == BUS_LIMITS.max_messages  # 5 ms would gather 50
-    assert busy.policy.linger_seconds == pytest.approx(BUS_LIMITS.max_messages / busy.rate)
+    # 1 ms of budget gathers ~10 messages at 10 000 msg/s: the batch is sized to that
+    assert busy.policy.max_messages == math.ceil(busy.rate * BUS_LIMITS.max_linger_seconds)
+    assert busy.policy.linger_seconds == pytest.approx(
+        min(BUS_LIMITS.max_linger_seconds, busy.policy.max_messages / busy.rate)
+    )
     assert pulse.traffic_class is TrafficClass.PERIODIC
     assert pulse.period_seconds == pytest.approx(2.0, rel=0.1)
     assert new.traffic_class is None and new.policy.linger_seconds == 0
