@@ -42,10 +42,12 @@ async def make_bus(nats_server: NatsServer, keyring: Keyring) -> AsyncIterator:
     """`await make_bus("alice")` gives a connected Bus; all are closed after the test."""
     buses: list[Bus] = []
 
-    async def factory(sender: str, servers: str | list[str] | None = None,
-                      ring: Keyring | None = None, **kwargs) -> Bus:
-        bus = await Bus.connect(servers or nats_server.url, keyring=ring or keyring,
-                                sender=sender, **kwargs)
+    async def factory(
+        sender: str, servers: str | list[str] | None = None, ring: Keyring | None = None, **kwargs
+    ) -> Bus:
+        bus = await Bus.connect(
+            servers or nats_server.url, keyring=ring or keyring, sender=sender, **kwargs
+        )
         buses.append(bus)
         return bus
 

@@ -7,8 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,
-                     interval: float = 0.01, what: str = "condition") -> None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 5.0,
+    interval: float = 0.01,
+    what: str = "condition",
+) -> None:
     """Poll `condition` until true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -22,8 +26,12 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: f
         await asyncio.sleep(interval)
 
 
-def wait_until_sync(condition: Callable[[], bool], timeout: float = 5.0,
-                    interval: float = 0.02, what: str = "condition") -> None:
+def wait_until_sync(
+    condition: Callable[[], bool],
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

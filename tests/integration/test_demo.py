@@ -11,15 +11,18 @@ from tests.conftest import amcp_bin
 
 def _processes(*needles: str) -> set[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {
-        line.split()[0] for line in out.splitlines() if all(n in line for n in needles)
-    }
+    return {line.split()[0] for line in out.splitlines() if all(n in line for n in needles)}
 
 
 def test_demo_runs_and_cleans_up() -> None:
     before = _processes("amcp-demo", "nats-server")
-    result = subprocess.run([amcp_bin(), "demo", "--json"], capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [amcp_bin(), "demo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     summary = json.loads(result.stdout.splitlines()[-1])
     story = "\n".join(f"{s['step']}: {s['text']}" for s in summary["steps"])
     assert result.returncode == 0 and summary["ok"] is True, f"{story}\n{result.stderr}"
@@ -28,7 +31,10 @@ def test_demo_runs_and_cleans_up() -> None:
     assert sorted(agents) == ["s1-a", "s1-b", "s2-a", "s3-a", "s4-a", "s5-a"]
     assert steps["task"]["success"] is True
     assert [a for a in ("s3-a", "s4-a", "s5-a", "s2-a") if a in steps["task"]["agents"]] == [
-        "s3-a", "s4-a", "s5-a", "s2-a"
+        "s3-a",
+        "s4-a",
+        "s5-a",
+        "s2-a",
     ]
     assert sorted(steps["parallel"]["workers"]) == ["s1-a", "s1-b"]
     vote = steps["vote"]
