@@ -41,6 +41,7 @@ from agents.extension import Extension
 from agents.lifecycle import Lifecycle, LifecycleState
 from agents.liveness import LivenessDetector
 from agents.membership import MemberRecord, Membership, Store
+from agents.memory import TRIM_INTERVAL, can_release, release_free_memory
 from agents.metrics import AgentMetrics
 from agents.tools import CallContext, Tool, ToolRegistry
 from agents.wire import (
@@ -259,6 +260,8 @@ class Agent:
         await self.subscribe(self.subjects.any, self._on_call, queue="any")
         await self.membership.update(self._record.with_state(self.state.value))
         self.spawn(self._heartbeat_loop(), "heartbeat")
+        if can_release():
+            self.spawn(self._release_memory_loop(), "malloc-trim")
         await self.bus.flush()
         log.info(
             "agent %s (%s) running, tools: %s", self.id, self.role, ", ".join(self.tools.names())
@@ -452,6 +455,11 @@ class Agent:
             if self.membership is not None:
                 self._liveness_counts = self.discovery.liveness_counts(self.membership.records())
             await asyncio.sleep(self.config.heartbeat)
+
+    async def _release_memory_loop(self) -> None:
+        while True:  # in a thread: the trim holds the allocator's lock, not the event loop
+            await asyncio.sleep(TRIM_INTERVAL)
+            await asyncio.to_thread(release_free_memory)
 
     def _on_heartbeat(self, msg: Message) -> None:
         agent_id = msg.subject.rpartition(".")[2]
