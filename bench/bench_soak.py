@@ -46,6 +46,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import statistics
 import tempfile
 import time
@@ -366,6 +367,8 @@ def main() -> int:
     os.environ[HORIZON_ENV] = str(args.horizon)
     os.environ[MAX_RECORDS_ENV] = str(args.max_decisions)
     DecisionRetention.from_env()  # a bad value stops here
+    # SIGTERM unwinds like Ctrl-C, so `finally` takes the cluster down instead of leaving it
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="amcp-soak-") as tmp:
         cluster = LocalCluster.up(
             Path(tmp),
