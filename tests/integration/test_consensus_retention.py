@@ -82,12 +82,14 @@ def in_sync(*stores: ContextStore) -> bool:
 async def test_a_repeated_id_replays_within_the_horizon_and_is_dropped_everywhere_after(
     members: Members, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AMCP_DECISION_HORIZON", "3")
+    monkeypatch.setenv("AMCP_DECISION_HORIZON", "5")
     for v in ("v1", "v2", "v3"):
         await members.add(v)
     first, other = await members.coordinator("p1"), await members.coordinator("p2")
     result = await first.coordinate("restart", {"targets": ["w1"]}, proposal_id="job-1")
     assert result.outcome is Outcome.COMMITTED and not result.replayed
+    # The decision reaches the other member's replica by replication: replay there once it has
+    await wait_until(lambda: held(other.store, "job-1"), 3, what="job-1 replicated to p2")
     for coordinator in (first, other):
         again = await coordinator.coordinate("restart", {"targets": ["w1"]}, proposal_id="job-1")
         assert again.replayed and again.decision == result.decision
