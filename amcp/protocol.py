@@ -44,7 +44,8 @@ from amcp.framebody import (
 from amcp.keyring import Key, Keyring
 from amcp.message import Message
 from amcp.replay import ReplayGuard
-from amcp.signing import MacKey, compiled
+from amcp.signing import MacKey
+from amcp.speedups import compiled
 
 __all__ = ["Opener", "RejectionStats", "Sealer"]
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 from amcp.envelope import Reason
-from amcp.signing import compiled
+from amcp.speedups import compiled
 
 __all__ = ["MAX_WINDOW", "PyReplayGuard", "ReplayGuard", "SenderWindow"]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from typing import Any
 
 from amcp.errors import EncodeError
+from amcp.speedups import compiled
 from amcp.subjects import validate_subject
 
-__all__ = ["BACKEND", "MacKey", "PyHmacSha256", "compiled", "mac_prefix"]
+__all__ = ["BACKEND", "MacKey", "PyHmacSha256", "mac_prefix"]
 
 _BLOCK = 64  # SHA-256 block size in bytes
 _CACHE_LIMIT = 4096  # distinct subjects kept per key: keep caches bounded
@@ -67,18 +67,6 @@ class PyHmacSha256:
     def verify(self, data: bytes, tag: bytes) -> bool:
         """Constant-time check of `tag`."""
         return hmac.compare_digest(self.sign(data), tag)
-
-
-def compiled(name: str) -> Any:
-    """`amcp._speedups.<name>` if the extension was built and AMCP_NO_SPEEDUPS is unset
-    (it forces the pure-Python reference, to test or debug it), else None."""
-    if os.environ.get("AMCP_NO_SPEEDUPS"):
-        return None
-    try:
-        from amcp import _speedups
-    except ImportError:
-        return None
-    return getattr(_speedups, name, None)
 
 
 HmacSha256: Any = compiled("HmacSha256") or PyHmacSha256

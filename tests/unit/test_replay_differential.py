@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amcp.replay import MAX_WINDOW, PyReplayGuard, ReplayGuard
-from amcp.signing import compiled
+from amcp.speedups import compiled
 
 BUILT = importlib.util.find_spec("amcp._speedups") is not None
 if BUILT:
