@@ -1,8 +1,10 @@
 """Last-writer-wins register: the write with the greatest HLC timestamp holds the value.
 
 A write may carry a time to live (`ttl_ms`): it then expires at its own timestamp's wall
-time plus the ttl, on every replica alike, which is what lets replicas drop it without a
-tombstone (see ReplicaState and docs/CRDT.md, "Expiring registers").
+time plus the ttl. Merged writes keep the winner's value and the latest expiry of them all
+(none if one does not expire), so the key expires on every replica alike once every write
+it ever had is dead, which is what lets replicas drop it without a tombstone (see
+ReplicaState and docs/CRDT.md, "Expiring registers").
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class LWWRegister(Crdt):
 
     @property
     def expires_ms(self) -> int | None:
-        """When the winning write expires (wall ms), None if it does not."""
+        """When the key expires (wall ms): the latest expiry of the writes merged into it,
+        None if one of them does not expire."""
         if self._ts is None or self._ttl is None:
             return None
         return self._ts.wall_ms + self._ttl
@@ -82,12 +85,18 @@ class LWWRegister(Crdt):
     def _join(self, other: Self) -> bool:
         if other._ts is None:
             return False
-        if self._ts is not None and not supersedes(
-            other._ts, other._written(), self._ts, self._written()
-        ):
-            return False
-        changed = pack(other._value) != pack(self._value)  # unwritten reads as None
-        self._ts, self._value, self._ttl = other._ts, other._value, other._ttl
+        if self._ts is None:
+            self._ts, self._value, self._ttl = other._ts, other._value, other._ttl
+            return pack(other._value) != pack(None)  # unwritten reads as None
+        # The key lives as long as the longest-lived write it has seen (never, if one does
+        # not expire): dropping it then leaves no live write behind that could bring it back.
+        mine, theirs = self.expires_ms, other.expires_ms
+        expiry = None if mine is None or theirs is None else max(mine, theirs)
+        changed = False
+        if supersedes(other._ts, other._written(), self._ts, self._written()):
+            changed = pack(other._value) != pack(self._value)
+            self._ts, self._value = other._ts, other._value
+        self._ttl = None if expiry is None else expiry - self._ts.wall_ms
         return changed
 
     def _written(self) -> Any:
