@@ -26,15 +26,20 @@ from crdt.wire import as_name
 __all__ = ["Retention"]
 
 
-class _Group:
-    """The expiring keys under one limited prefix: a heap by (expiry, key) and the set."""
+NEVER = 1 << 62
+"""The rank of a register that does not expire, under a limit: after every expiry."""
 
-    __slots__ = ("heap", "keys", "limit")
+
+class _Group:
+    """The registers under one limited prefix: their ranks (expiry, or NEVER) and a heap
+    over them, lazily valid."""
+
+    __slots__ = ("heap", "limit", "rank")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.heap: list[tuple[int, str]] = []
-        self.keys: set[str] = set()
+        self.rank: dict[str, int] = {}
 
 
 class Retention:
@@ -58,9 +63,9 @@ class Retention:
         return {prefix: group.limit for prefix, group in self._groups.items()}
 
     def limit(self, prefix: str, max_keys: int) -> list[str]:
-        """Keep at most `max_keys` expiring registers under `prefix` (replacing an earlier
-        limit on it). Returns the keys to drop now. Limited prefixes must not overlap, so
-        each key counts against one limit."""
+        """Keep at most `max_keys` registers under `prefix` (replacing an earlier limit on
+        it); the ones tracked so far count, the others as they are tracked. Returns the keys
+        to drop now. Limited prefixes must not overlap, so each key counts against one."""
         as_name(prefix, "prefix", CrdtValueError)
         if type(max_keys) is not int or max_keys < 1:
             raise CrdtValueError("max_keys must be a positive integer")
@@ -68,40 +73,43 @@ class Retention:
             if other != prefix and (other.startswith(prefix) or prefix.startswith(other)):
                 raise CrdtValueError(f"limited prefixes {prefix!r} and {other!r} overlap")
         group = self._groups[prefix] = _Group(max_keys)
-        group.heap = [(e, k) for k, e in self._expiry.items() if k.startswith(prefix)]
+        group.rank = {k: e for k, e in self._expiry.items() if k.startswith(prefix)}
+        group.heap = [(e, k) for k, e in group.rank.items()]
         heapq.heapify(group.heap)
-        group.keys = {key for _, key in group.heap}
         return self._evict(group)
 
     def track(self, key: str, expires_ms: int | None) -> list[str]:
-        """`key`'s winning write now expires at `expires_ms` (None: it does not expire).
-        Returns the keys to drop to stay within the key's prefix limit (maybe `key`)."""
+        """`key`'s register now expires at `expires_ms` (None: it does not expire).
+        Returns the keys to drop to stay within the key's prefix limit (maybe `key`).
+
+        A register that does not expire still counts against its prefix's limit, ranked
+        after every expiring one: were it not counted, its rewrite without a ttl would
+        make room for a key dropped for the limit, and that key could come back."""
         if expires_ms is None:
-            self.untrack(key)
-            return []
-        if self._expiry.get(key) == expires_ms:
-            return []
-        self._expiry[key] = expires_ms
-        heapq.heappush(self._due, (expires_ms, key))
-        if len(self._due) > 2 * len(self._expiry) + 64:  # drop stale entries now and then
-            self._due = [e for e in self._due if self._valid(e)]
-            heapq.heapify(self._due)
+            self._expiry.pop(key, None)
+        elif self._expiry.get(key) != expires_ms:
+            self._expiry[key] = expires_ms
+            heapq.heappush(self._due, (expires_ms, key))
+            if len(self._due) > 2 * len(self._expiry) + 64:  # drop stale entries now and then
+                self._due = [e for e in self._due if self._valid(e)]
+                heapq.heapify(self._due)
         group = self._group_of(key)
-        if group is None:
+        rank = NEVER if expires_ms is None else expires_ms
+        if group is None or group.rank.get(key) == rank:
             return []
-        group.keys.add(key)
-        heapq.heappush(group.heap, (expires_ms, key))
-        if len(group.heap) > 2 * len(group.keys) + 64:
-            group.heap = [e for e in group.heap if self._valid(e)]
+        group.rank[key] = rank
+        heapq.heappush(group.heap, (rank, key))
+        if len(group.heap) > 2 * len(group.rank) + 64:
+            group.heap = [e for e in group.heap if group.rank.get(e[1]) == e[0]]
             heapq.heapify(group.heap)
         return self._evict(group)
 
     def untrack(self, key: str) -> None:
-        """`key` is gone or no longer expires (its heap entries become stale)."""
-        if self._expiry.pop(key, None) is not None:
-            group = self._group_of(key)
-            if group is not None:
-                group.keys.discard(key)
+        """`key` is gone (its heap entries become stale)."""
+        self._expiry.pop(key, None)
+        group = self._group_of(key)
+        if group is not None:
+            group.rank.pop(key, None)
 
     def due(self, now_ms: int) -> list[str]:
         """The keys whose expiry is at or before `now_ms`, untracked as they are returned."""
@@ -124,9 +132,9 @@ class Retention:
 
     def _evict(self, group: _Group) -> list[str]:
         evicted: list[str] = []
-        while len(group.keys) > group.limit and group.heap:
+        while len(group.rank) > group.limit and group.heap:
             entry = heapq.heappop(group.heap)
-            if entry[1] in group.keys and self._valid(entry):
+            if group.rank.get(entry[1]) == entry[0]:
                 self.untrack(entry[1])
                 evicted.append(entry[1])
         return evicted

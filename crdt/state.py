@@ -126,9 +126,15 @@ class ReplicaState:
     # -- retention ------------------------------------------------------------------------
 
     def limit(self, prefix: str, max_keys: int) -> list[str]:
-        """Keep at most `max_keys` expiring registers under `prefix`: past it, the ones
-        that expire first are dropped (ties by key). Returns the keys dropped now."""
-        return self._drop_all(self._retention.limit(prefix, max_keys))
+        """Keep at most `max_keys` registers under `prefix`: past it, the ones that expire
+        first are dropped (ties by key; those that never expire go last). Returns the keys
+        dropped now."""
+        before = len(self._dropped)
+        self._drop_all(self._retention.limit(prefix, max_keys))
+        for key in [k for k in self._crdts if k.startswith(prefix)]:
+            if key in self._crdts:  # the registers that do not expire count too
+                self._settle(key)
+        return self._dropped[before:]
 
     def limits(self) -> dict[str, int]:
         return self._retention.limits()
