@@ -58,6 +58,9 @@ class NatsServer:
     cluster_port: int = 0
     routes: list[str] = field(default_factory=list)
     sync_always: bool | None = None  # default: sync every write iff store_dir was given
+    # Go's profiler (/debug/pprof) on `host`, for memory figures; None: off, 0: a free port.
+    # Never on in a deployment: it serves the server's heap to whoever asks.
+    prof_port: int | None = None
     extra_config: str = ""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
@@ -100,6 +103,8 @@ class NatsServer:
             "  sync_interval: always" if sync else "",
             "}",
         ]
+        if self.prof_port is not None:
+            lines.append(f"prof_port: {self.prof_port}")
         if self.cluster_name:
             routes = ", ".join(f'"{r}"' for r in self.routes)
             lines += [
@@ -117,6 +122,8 @@ class NatsServer:
             return self
         self.port = self.port or free_port(self.host)
         self.http_port = self.http_port or free_port(self.host)
+        if self.prof_port is not None:
+            self.prof_port = self.prof_port or free_port(self.host)
         if self.cluster_name:
             self.cluster_port = self.cluster_port or free_port(self.host)
         work = self._work_dir()

@@ -143,11 +143,13 @@ class LocalCluster:
         enter: Enter | None = None,
         agent_args: list[str] | None = None,
         audit_max_msgs: int = STREAM_MAX_MSGS,
+        profile: bool = False,
         timeout: float = 60.0,
     ) -> LocalCluster:
         """Start servers and agents and return once every agent is a running member.
         On failure, everything started so far is stopped again. `audit_max_msgs` caps the
-        cluster's audit stream (its oldest entries go first)."""
+        cluster's audit stream (its oldest entries go first). `profile` turns on each
+        server's Go profiler (its URL is the node's "prof"), for the soak's heap figures."""
         if nodes < 1:
             raise ConfigError("--nodes must be at least 1")
         data_dir = Path(data_dir).expanduser().resolve()
@@ -182,7 +184,7 @@ class LocalCluster:
         self.secrets = secrets
         self._enter = enter or _nowhere
         try:
-            self._start_servers(hosts, route_ports, timeout)
+            self._start_servers(hosts, route_ports, profile, timeout)
             asyncio.run(self._prepare_streams(min(3, nodes), audit_max_msgs, timeout))
             slots = place_agents(DEFAULT_AGENTS if agents is None else agents, nodes)
             for slot in slots:
@@ -194,7 +196,9 @@ class LocalCluster:
             raise
         return self
 
-    def _start_servers(self, hosts: list[str], route_ports: list[int], timeout: float) -> None:
+    def _start_servers(
+        self, hosts: list[str], route_ports: list[int], profile: bool, timeout: float
+    ) -> None:
         for i, (host, route_port) in enumerate(zip(hosts, route_ports, strict=True)):
             with self._enter(i):
                 server = authenticated_node(
@@ -205,6 +209,7 @@ class LocalCluster:
                     route_port=route_port,
                     port=0 if host == "127.0.0.1" else 4222,
                     http_port=0 if host == "127.0.0.1" else 8222,
+                    prof_port=(0 if host == "127.0.0.1" else 6060) if profile else None,
                 ).start(wait=False)
             self.servers.append(server)
             self.state["nodes"].append(
@@ -216,6 +221,7 @@ class LocalCluster:
                     "route_port": route_port,
                     "conf": str(server.store_dir / f"{server.name}.conf"),
                 }
+                | ({"prof": f"http://{host}:{server.prof_port}"} if profile else {})
             )
         self._save()
         deadline = time.monotonic() + timeout

@@ -38,6 +38,7 @@ def authenticated_node(
     cluster_name: str = "amcp",
     port: int = 0,
     http_port: int = 0,
+    prof_port: int | None = None,
 ) -> NatsServer:
     """A NatsServer (not started) with users, role permissions, routes and optional TLS;
     every JetStream write is synced to disk before it is acknowledged."""
@@ -57,6 +58,7 @@ def authenticated_node(
         port=port,
         host=host,
         http_port=http_port,
+        prof_port=prof_port,
         store_dir=store_dir,
         name=name,
         sync_always=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from amcp import Bus, Keyring, NatsCluster, NatsServer, ServerError
@@ -16,6 +18,17 @@ def test_single_server_starts_healthy_and_stops(tmp_path) -> None:
     finally:
         server.close()
     assert not server.running
+
+
+def test_the_go_profiler_is_off_unless_asked_for(tmp_path) -> None:
+    assert "prof_port" not in NatsServer(store_dir=tmp_path / "off").config_text()
+    with NatsServer(store_dir=tmp_path / "on", prof_port=0) as server:
+        assert server.prof_port  # a free port was taken
+        url = f"http://{server.host}:{server.prof_port}/debug/pprof/heap?debug=1&gc=1"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    # the soak reads the live heap from the runtime.MemStats at the end of this page
+    assert "# HeapAlloc = " in text and "# NumForcedGC = 1" in text
 
 
 def test_a_taken_port_fails_with_the_servers_reason(nats_server: NatsServer) -> None:
