@@ -22,20 +22,31 @@ steady state, and reports the stream's size.
 Reported: operations per second, p50/p99 latency per driver, beside raw nats-py
 request/reply on the same cluster measured in the same run; the context keys each replica
 holds (from its announcements) at the start and end; RSS of every process sampled over
-time, and a verdict computed from it: after a warm-up (the first quarter), the highest
-RSS of the last half of the samples against the highest of the first half, and the
-least-squares slope in KiB per 1000 operations. A process is "flat" if its high-water mark
-rose by less than FLAT_KIB or FLAT_SHARE. Under this load a nats-server's RSS is a
-sawtooth: it rises for two to three minutes and falls back (measured; JetStream's periodic
-snapshot of the R3 audit stream, which truncates its raft log, is the likely cause), so the
-run lasts six minutes for each half to hold a whole period.
+time, and a verdict computed from it: after a warm-up (the first quarter), the mean of the
+last half of the samples against the mean of the first half (see `verdict` for why means),
+and the least-squares slope in KiB per 1000 operations. A process is "flat" if its mean
+rose by less than FLAT_KIB or FLAT_SHARE.
+A nats-server is judged by its live heap instead, with the same verdict. Its RSS is a
+sawtooth of two cycles: the raft log of the R3 audit stream grows in its Go heap until
+JetStream compacts it (a timer of 2 minutes plus a random part under one: nats-server's
+stream monitor), and Go's collector lets the heap reach about twice what is live before it
+collects, then returns freed pages to the OS only gradually. Where the samples fall in both
+cycles moves its RSS by more than a leak could in a run of minutes (in an hour: 5-minute
+peaks of 55-65 MiB with no trend; freed but not yet returned 3-35 MiB). The live heap is
+the cause the RSS follows: every GC_EVERY samples the soak asks each server's Go profiler
+(LocalCluster's profile=True, on loopback) to collect and then reads the runtime's
+HeapAlloc, the bytes the server can still reach. A bounded live heap and a bounded number
+of goroutines bound the RSS (Go's heap goal is the live heap times 1 + GOGC/100). Its RSS
+and goroutines are reported beside it. The default run, ten minutes, leaves each half after
+the warm-up longer than one compaction.
 And the effects lost or duplicated, which must be zero: a counter above the
 increments sent (duplicated) or below the acknowledged ones (lost), a register older than
 its last acknowledged write (lost), on any replica; a committed decision still inside
 the horizon that does not replay as committed when proposed again (lost).
 
-    python bench/bench_soak.py [--seconds 360] [--rate 60] [--sample 5] [--votes]
+    python bench/bench_soak.py [--seconds 600] [--rate 60] [--sample 5] [--votes]
                                 [--audit-cap 2000] [--horizon 60] [--max-decisions 10000]
+                                [--series FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +85,10 @@ from crdt.messages import Hello, Pull, parse
 AGENTS = {"s1": 2, "s2": 1, "s3": 1, "s4": 1, "s5": 3}
 KEYS = 64  # registers overwritten round robin: one key is written every KEYS crdt ops
 WARM_UP = 0.25  # share of the RSS samples left out before the verdict
-FLAT_KIB = 2048  # growth of the median RSS (second half vs first) still called flat
+FLAT_KIB = 2048  # growth of the mean (second half vs first) still called flat
 FLAT_SHARE = 0.03  # ... or this share of it
 AUDIT_CAP = 2_000  # audit stream entries kept: reached in the first ~15 s at 60 ops/s
+GC_EVERY = 6  # memory samples between two forced collections in a nats-server
 HORIZON = 60.0  # decision log retention (s) of every agent and the soak's own replica
 
 
@@ -126,6 +139,42 @@ def jetstream(cluster: LocalCluster) -> dict[str, str]:
     return found
 
 
+def go_runtime(prof: str) -> dict[str, int]:
+    """A nats-server's memory as its Go runtime accounts for it (KiB) and its goroutine
+    count, from its Go profiler, or {} if it does not answer. The heap page (debug=1) ends
+    with runtime.MemStats, and gc=1 runs a collection first, so HeapAlloc ("live") is what
+    the server can still reach; the goroutine page's first line is "goroutine profile:
+    total N"."""
+    try:
+        with urllib.request.urlopen(f"{prof}/debug/pprof/heap?debug=1&gc=1", timeout=5) as resp:
+            heap = resp.read().decode()
+        with urllib.request.urlopen(f"{prof}/debug/pprof/goroutine?debug=1", timeout=5) as resp:
+            goroutines = int(resp.readline().decode().rsplit(" ", 1)[1])
+    except (OSError, ValueError, IndexError):
+        return {}
+    stats = {}
+    for line in heap.splitlines():
+        name, eq, value = line.removeprefix("# ").partition(" = ")
+        if eq and value.isdigit():
+            stats[name] = int(value) // 1024
+    return {
+        "live": stats["HeapAlloc"],
+        "in_use": stats["HeapInuse"],  # spans holding live objects, their free slots too
+        "retained": stats["HeapIdle"] - stats["HeapReleased"],  # free, not yet given back
+        "held": stats["Sys"] - stats["HeapReleased"],  # all the runtime has from the OS
+        "goroutines": goroutines,
+    }
+
+
+def rss_parts_kib(pid: int) -> dict[str, int]:
+    """RssAnon and RssFile of a process (KiB): its own memory vs the pages of its files."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {line.split(":")[0]: int(line.split()[1]) for line in lines if line.startswith("Rss")}
+
+
 async def raw_request_reply(cluster: LocalCluster, seconds: float) -> list[float]:
     """nats-py request/reply between two plain connections on the same cluster."""
     password = cluster.secrets.password_file(ADMIN).read_text().strip()
@@ -137,6 +186,17 @@ async def raw_request_reply(cluster: LocalCluster, seconds: float) -> list[float
 
     await server.subscribe("bench.raw", cb=echo)
     await server.flush()
+    # measured once a first request is answered: one soak, at the cluster's start, was
+    # told "no responders" by the very server it had flushed the subscription to
+    ready = time.monotonic() + 10.0
+    while True:
+        try:
+            await client.request("bench.raw", b"", timeout=2)
+            break
+        except nats.errors.NoRespondersError:
+            if time.monotonic() > ready:
+                raise
+            await asyncio.sleep(0.05)
     latencies, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
         started = time.perf_counter()
@@ -149,10 +209,11 @@ async def raw_request_reply(cluster: LocalCluster, seconds: float) -> list[float
 
 @dataclass
 class Verdict:
-    """What a process's RSS did after the warm-up (KiB)."""
+    """What a process's memory did after the warm-up (KiB)."""
 
-    first: float  # highest RSS in the first half of the samples after warm-up
-    second: float  # highest in the second half
+    first: float  # mean of the first half of the samples after the warm-up
+    second: float  # mean of the second half
+    peaks: tuple[float, float]  # the highest sample of each half: shown, not judged
     kib_per_s: float  # least-squares slope over both halves
 
     @property
@@ -161,17 +222,46 @@ class Verdict:
 
 
 def verdict(series: list[tuple[float, int]]) -> Verdict:
-    """The verdict on one process's (time, RSS KiB) samples: peaks, not medians, because a
-    nats-server's memory is a sawtooth, so bounded means the high-water mark stopped rising."""
+    """The verdict on one process's (time, KiB) samples. Means, because a leak raises the
+    level every sample stands on, and the mean weighs each sample alike. A nats-server's
+    live heap steps between two levels about 4 MiB apart as the audit stream's raft log
+    fills and is compacted, so the median of a half jumps by the whole step when the halves
+    hold different shares of the two; and a peak is one sample, caught or not."""
     warm = series[int(len(series) * WARM_UP) :]
     half = len(warm) // 2
-    first, second = (max(v for _, v in part) for part in (warm[:half], warm[half:]))
+    parts = [[v for _, v in part] for part in (warm[:half], warm[half:])]
     slope = statistics.linear_regression([t for t, _ in warm], [v for _, v in warm]).slope
-    return Verdict(first, second, slope)
+    first, second = (statistics.fmean(part) for part in parts)
+    return Verdict(first, second, (max(parts[0]), max(parts[1])), slope)
+
+
+def memory_table(
+    samples: dict[str, list[tuple[float, int]]], done: float, advisory: Iterable[str] = ()
+) -> dict[str, Verdict]:
+    """Print a row per process (12 of its samples, MiB; the verdict's means and the peaks; the
+    slope in KiB per 1000 operations at `done` per second) and return the verdicts. An
+    `advisory` row's verdict is shown but decided elsewhere: "rose" instead of "GROWING"."""
+    verdicts = {}
+    for name, series in samples.items():
+        v = verdicts[name] = verdict(series)
+        marks = [*series[:: max(1, len(series) // 11)], series[-1]][:12]
+        points = " ".join(f"{kib / 1024:5.1f}" for _, kib in marks)
+        said = "flat" if v.flat else "rose" if name in advisory else "GROWING"
+        peaks = " -> ".join(f"{kib / 1024:5.1f}" for kib in v.peaks)
+        print(
+            f"    {name:<7} {points}  {v.first / 1024:6.1f} -> {v.second / 1024:6.1f}  "
+            f"{peaks}  {v.kib_per_s / done * 1000:+6.1f}  {said}"
+        )
+    return verdicts
 
 
 async def soak(
-    cluster: LocalCluster, seconds: float, rate: float, sample: float, votes: bool
+    cluster: LocalCluster,
+    seconds: float,
+    rate: float,
+    sample: float,
+    votes: bool,
+    series_path: str | None = None,
 ) -> int:
     horizon = DecisionRetention.from_env().horizon_s
     pids = {n["name"]: n["pid"] for n in cluster.state["nodes"]}
@@ -187,6 +277,9 @@ async def soak(
     registers: dict[str, int] = {}  # key -> the last acknowledged value written
     committed: list[tuple[int, float]] = []  # (n, when it was decided, monotonic)
     memory: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
+    profs = {n["name"]: n["prof"] for n in cluster.state["nodes"]}
+    heap: dict[str, list[tuple[float, int]]] = {name: [] for name in profs}  # live KiB
+    runtime: dict[str, list[dict[str, float]]] = {name: [] for name in profs}
     keys: dict[str, int] = {}  # replica -> context keys it last announced
     warm: dict[str, Any] = {}  # keys and decisions at the end of the warm-up
 
@@ -236,6 +329,12 @@ async def soak(
             now = time.monotonic() - began
             for name, pid in pids.items():
                 memory[name].append((now, rss_kib(pid)))
+            if len(memory[next(iter(pids))]) % GC_EVERY == 1:
+                for name, prof in profs.items():
+                    found = await asyncio.to_thread(go_runtime, prof)
+                    if found:
+                        heap[name].append((now, found["live"]))
+                        runtime[name].append({"t": now, **found, **rss_parts_kib(pids[name])})
             if not warm and now >= WARM_UP * seconds:
                 warm.update(keys=dict(keys), committed=len(committed), at=now)
                 warm["jetstream"] = await asyncio.to_thread(jetstream, cluster)
@@ -299,35 +398,35 @@ async def soak(
     print("  context keys per durable replica, after warm-up .. end:")
     print("    " + "  ".join(f"{r} {warm['keys'].get(r)}..{n}" for r, n in sorted(keys.items())))
     print(
-        f"  RSS MiB: 12 samples start .. end; peak of the 1st vs 2nd half after "
-        f"warm-up; slope (KiB per 1000 ops); verdict (flat: the peak rose < {FLAT_KIB} KiB "
-        f"or {FLAT_SHARE:.0%})"
+        f"  RSS MiB: 12 samples start .. end; mean, then peak, of the 1st vs 2nd half after "
+        f"warm-up; slope (KiB per 1000 ops); verdict (flat: the mean rose < {FLAT_KIB} KiB "
+        f"or {FLAT_SHARE:.0%}; a nats-server's is shown, its live heap decides)"
     )
-    growing = []
-    verdicts = {name: verdict(series) for name, series in memory.items()}
-    for name, series in memory.items():
-        v = verdicts[name]
-        marks = [*series[:: max(1, len(series) // 11)], series[-1]][:12]
-        points = " ".join(f"{kib / 1024:5.1f}" for _, kib in marks)
-        print(
-            f"    {name:<7} {points}  {v.first / 1024:6.1f} -> {v.second / 1024:6.1f}  "
-            f"{v.kib_per_s / done * 1000:+6.1f}  {'flat' if v.flat else 'GROWING'}"
-        )
-        if not v.flat:
-            growing.append(name)
+    rss = memory_table(memory, done, advisory=profs)
+    print(
+        f"  nats-servers' live heap MiB (after a forced collection, every "
+        f"{GC_EVERY * sample:g} s), as above; goroutines after warm-up .. end:"
+    )
+    live = memory_table(heap, done)
+    for name, found in runtime.items():
+        counts = [r["goroutines"] for r in found]
+        print(f"    {name:<7} {counts[len(counts) // 4]}..{counts[-1]} goroutines")
+    # a server is judged by its live heap, an agent by its RSS (see the module's docstring)
+    growing = [n for n, v in (rss | live).items() if not v.flat]
     if votes and committed:
         decided = len(committed) - warm["committed"]
         grown = statistics.median(n - warm["keys"].get(r, n) for r, n in keys.items())
         per_s = decided / (elapsed - warm["at"])
-        agents = statistics.median(
-            verdicts[a["id"]].kib_per_s / per_s for a in cluster.state["agents"]
-        )
+        agents = statistics.median(rss[a["id"]].kib_per_s / per_s for a in cluster.state["agents"])
         print(
             f"  decisions: {len(committed)} committed, kept {horizon:g} s: "
             f"{grown / max(1, decided):+.3f} context keys per decision on every replica "
             f"after warm-up, agent RSS {agents:+.3f} KiB per decision (median slope); "
             f"{len(inside)} still inside the horizon replayed their first decision"
         )
+    if series_path:
+        found = {"rss_kib": memory, "heap_kib": heap, "go_runtime": runtime}
+        await asyncio.to_thread(Path(series_path).write_text, json.dumps(found))
     print(f"  effects lost: {lost}  duplicated: {duplicated}")
     print(f"  memory: {'bounded' if not growing else 'still growing: ' + ', '.join(growing)}")
     return 0 if lost == duplicated == 0 and not growing else 1
@@ -346,7 +445,7 @@ async def probe(bus: Bus, replica: str, key: str) -> Any:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=360.0)
+    parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--rate", type=float, default=60.0, help="operations per second")
     parser.add_argument("--sample", type=float, default=5.0, help="RSS sampling interval")
     parser.add_argument(
@@ -362,6 +461,7 @@ def main() -> int:
         "--max-decisions", type=int, default=DecisionRetention().max_records,
         help="decision log records kept per replica",
     )  # fmt: skip
+    parser.add_argument("--series", help="write the memory samples to this JSON file")
     args = parser.parse_args()
     # read by every DecisionLog: the agents (which inherit the environment) and this one
     os.environ[HORIZON_ENV] = str(args.horizon)
@@ -377,9 +477,12 @@ def main() -> int:
             cluster="soak",
             agent_args=["--capability", "echo"],
             audit_max_msgs=args.audit_cap,
+            profile=True,
         )
         try:
-            return asyncio.run(soak(cluster, args.seconds, args.rate, args.sample, args.votes))
+            return asyncio.run(
+                soak(cluster, args.seconds, args.rate, args.sample, args.votes, args.series)
+            )
         finally:
             cluster.down()
 
