@@ -157,6 +157,8 @@ def go_runtime(prof: str) -> dict[str, int]:
         name, eq, value = line.removeprefix("# ").partition(" = ")
         if eq and value.isdigit():
             stats[name] = int(value) // 1024
+    if not {"HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "Sys"} <= stats.keys():
+        return {}
     return {
         "live": stats["HeapAlloc"],
         "in_use": stats["HeapInuse"],  # spans holding live objects, their free slots too
@@ -463,6 +465,11 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--series", help="write the memory samples to this JSON file")
     args = parser.parse_args()
+    if args.sample <= 0 or args.rate <= 0:
+        parser.error("--sample and --rate must be above 0")
+    shortest = 8 * GC_EVERY * args.sample  # live-heap samples enough for two halves of three
+    if args.seconds < shortest:
+        parser.error(f"--seconds must be at least {shortest:g} at --sample {args.sample:g}")
     # read by every DecisionLog: the agents (which inherit the environment) and this one
     os.environ[HORIZON_ENV] = str(args.horizon)
     os.environ[MAX_RECORDS_ENV] = str(args.max_decisions)
