@@ -412,7 +412,7 @@ async def soak(
     live = memory_table(heap, done)
     for name, found in runtime.items():
         counts = [r["goroutines"] for r in found]
-        print(f"    {name:<7} {counts[len(counts) // 4]}..{counts[-1]} goroutines")
+        print(f"    {name:<7} {counts[int(len(counts) * WARM_UP)]}..{counts[-1]} goroutines")
     # a server is judged by its live heap, an agent by its RSS (see the module's docstring)
     growing = [n for n, v in (rss | live).items() if not v.flat]
     if votes and committed:
