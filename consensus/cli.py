@@ -168,7 +168,10 @@ def render(result: Coordination) -> str:
         f"tally: {_tally(result)}",
     ]
     if not decision.members:
-        lines.append("no registered voters: start S5 agents or agents with --voter")
+        lines.append(
+            "no registered voters known: nothing recorded; start S5 agents or agents with "
+            "--voter, then propose again"
+        )
     if decision.votes:
         header = ["VOTER", "CHOICE", *_SHORT, "ATTN", "REASON"]
         rows = [header] + [
@@ -193,7 +196,7 @@ def render(result: Coordination) -> str:
     if result.refused:
         refused = ", ".join(f"{k} {n}" for k, n in sorted(result.refused.items()))
         lines.append(f"ballots refused: {refused}")
-    if result.recorded is None and not result.replayed:
+    if result.recorded is None and not result.replayed and decision.members:
         lines.append(
             "warning: the decision log write missed its concern; it is recorded here and "
             "still spreading"

@@ -89,8 +89,9 @@ class Coordinator:
     """Proposes actions and sees them through. Open with `await Coordinator.open(bus)`.
 
     `record` is the write concern of the decision log (default: majority of the durable
-    replicas, local when there are none); a NO_QUORUM outcome is always recorded locally,
-    since the majority it would wait for is the one that did not answer. `retention`: how
+    replicas, local when there are none); a NO_QUORUM outcome is recorded locally, since
+    the majority it would wait for is the one that did not answer, and not at all when no
+    members were known (the id stays free). `retention`: how
     long and how many decision records this replica keeps (DecisionRetention).
     """
 
@@ -249,7 +250,9 @@ class Coordinator:
             proposal=proposal, decision=result, executor=executor, decided_ms=_now_ms()
         )
         waiter = self._ack_waiter(decided) if executor is not None and wait else None
-        recorded = await self._record(decided)  # which announces it
+        # Which announces it. With no members known nothing is final: recorded, it would
+        # answer every later proposal of this id until the horizon.
+        recorded = await self._record(decided) if roll.voters else None
         execution = await self._execution(decided, waiter, timeout)
         return Coordination(
             proposal, result, executor, execution, False, recorded, dict(round_.refused)

@@ -34,7 +34,7 @@ class Round:
         self._voted: set[str] = set()
         self._support = Fraction(0)  # of the yes ballots, while no member sent two
         self._equivocal = False
-        # An outcome fixed before any ballot: no members, or a count above the membership.
+        # Fixed before any ballot: no members (no quorum), or a count above the membership.
         self.decision: Decision | None = (
             decide(proposal, self.members, (), now_ms=now_ms) if self._may_fix() else None
         )

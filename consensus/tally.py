@@ -7,7 +7,8 @@ can re-derive a decision from the votes it carries. Rules (docs/CONSENSUS.md):
   (no before abstain before yes, then the lowest combined score), and it is reported;
 - abstentions count as participation, never as yes;
 - COMMITTED as soon as the yes support passes the rule, REJECTED as soon as it cannot pass
-  even if every silent member voted yes with full weight, NO_QUORUM at the deadline otherwise.
+  even if every silent member voted yes with full weight, NO_QUORUM at the deadline otherwise;
+- with no members, NO_QUORUM at once: nobody voted no, the proposer just knows no voters.
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ def outcome_of(
     rule: QuorumRule, support: Fraction, members: int, silent: int, *, closed: bool
 ) -> Outcome:
     """The outcome of `support` from the yes votes while `silent` members have not voted:
-    committed once it passes, rejected once it cannot pass even if they all say yes."""
+    committed once it passes, rejected once it cannot pass even if they all say yes.
+    With no members there is nobody to reject it: no quorum, so nothing final is decided
+    (a proposer that cannot read the member list must not kill the proposal id)."""
+    if members == 0:
+        return Outcome.NO_QUORUM
     if rule.passes(support, members):
         return Outcome.COMMITTED
     if not rule.passes(support + silent, members):

@@ -109,10 +109,10 @@ async def test_usage_errors_are_one_line_and_exit_2(
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
 
 
-async def test_no_registered_voters_rejects_and_says_so(cli_env: dict[str, str]) -> None:
+async def test_no_registered_voters_is_no_quorum_and_says_so(cli_env: dict[str, str]) -> None:
     env = {**cli_env, "AMCP_CLUSTER": "empty-cluster"}
     done = await run_amcp(env, "coordinate", "--action", "restart", "--timeout", "0.5")
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "no registered voters" in done.stdout
 
 

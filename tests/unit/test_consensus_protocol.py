@@ -163,8 +163,8 @@ def test_round_rejects_early_and_expires_to_no_quorum() -> None:
 
 
 def test_round_without_members_is_decided_before_any_ballot() -> None:
-    r = Round(proposal(), (), now_ms=1_000)
-    assert r.decision is not None and r.decision.outcome is Outcome.REJECTED
+    r = Round(proposal(), (), now_ms=1_000)  # no members known: no quorum, never rejected
+    assert r.decision is not None and r.decision.outcome is Outcome.NO_QUORUM
     r3 = Round(proposal(quorum="7"), FIVE, now_ms=1_000)
     assert r3.decision is not None and r3.decision.outcome is Outcome.REJECTED
 

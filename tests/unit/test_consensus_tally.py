@@ -81,11 +81,6 @@ def test_outcomes_before_and_at_deadline(
     assert outcome(spec, FIVE, votes, closed=True) == at_deadline
 
 
-def test_empty_membership_rejects_at_once() -> None:
-    for spec in SPECS:
-        assert outcome(spec, frozenset(), yes("a")) == "rejected"
-
-
 def test_abstentions_count_as_participation_never_as_yes() -> None:
     three = frozenset("abc")
     assert outcome("majority", three, yes("a") + abstain("b")) == "pending"
