@@ -29,6 +29,7 @@ from nats.aio.msg import Msg as NatsMsg
 from nats.nuid import NUID
 
 from amcp.batching import Batcher, BatchingMode, FamilyTraffic, make_strategy, subject_family
+from amcp.claims import DUPLICATE, Claims
 from amcp.envelope import FLAG_BATCH, FrameLimits
 from amcp.errors import (
     AmcpError,
@@ -177,6 +178,9 @@ class Bus:
         """Circuit breakers of `request_with_retry`, one per destination subject."""
         self.handler_errors = 0
         self.on_reject: Callable[[str, str, str], None] | None = None
+        self.claims = Claims(nc, cluster, holder=sender, skew_seconds=skew_seconds)
+        """At most once across a queue group (`claim`), in the cluster's JetStream bucket."""
+        self.stats.counts[DUPLICATE] = 0
         self._guard_args = (replay_window, int(skew_seconds * 1000), max_senders)
         self._ratelog = RateLimitedLog(log)
         self._subs: list[Subscription] = []
@@ -390,6 +394,18 @@ class Bus:
         sub._nats_sub = await self.nc.subscribe(subject, queue=queue or "", cb=sub._on_nats_msg)
         self._subs.append(sub)
         return sub
+
+    async def claim(self, msg: Message) -> bool:
+        """Claim a verified message for this receiver: True for its first delivery anywhere
+        in the cluster, False for a copy replayed into a queue group (counted and logged as
+        `duplicate`, like a replay). ClaimUnavailable when JetStream cannot tell: do not act.
+        Each member of a group has its own replay window; this is the group's."""
+        if await self.claims.claim(msg.sender, msg.epoch, msg.seq):
+            return True
+        self.stats.counts[DUPLICATE] += 1
+        detail = f"{msg.sender} seq {msg.seq} was already claimed in the cluster"
+        self._note_rejection(FrameRejected(DUPLICATE, detail), msg.subject)
+        return False
 
     async def request(
         self,
