@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -99,6 +100,13 @@ class LivenessDetector:
 
     def __contains__(self, member: object) -> bool:
         return member in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        """The ids watched (a copy: forgetting while iterating is fine)."""
+        return iter(list(self._members))
+
+    def __len__(self) -> int:
+        return len(self._members)
 
     def track(self, member: str, now: float, interval: float | None = None) -> None:
         """Start watching a member not heard from yet, as if it had beaten at `now`.
