@@ -101,7 +101,14 @@ class _Capped:
             self.dropped += max(0, len(chunk) - room)
 
     def text(self) -> str:
-        return self.data.decode("utf-8", errors="replace")
+        """The kept bytes as text, at most `limit` bytes once encoded: an invalid byte
+        becomes U+FFFD, three bytes, so binary output would otherwise triple past the cap."""
+        text = self.data.decode("utf-8", errors="replace")
+        encoded = text.encode()
+        if len(encoded) > self.limit:
+            self.dropped += len(encoded) - self.limit
+            text = encoded[: self.limit].decode("utf-8", errors="ignore")
+        return text
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> None:
@@ -229,7 +236,7 @@ async def _run_python(step: StepIn) -> Outcome:
         return Outcome(False, exit_code=1, stderr=f"{type(exc).__name__}: {exc}")
     text = "" if result is None else str(result)
     data = text.encode()
-    kept = data[: step.max_output].decode("utf-8", errors="replace")
+    kept = data[: step.max_output].decode("utf-8", errors="ignore")  # a cut character
     return Outcome(True, exit_code=0, stdout=kept, truncated=len(data) > step.max_output)
 
 

@@ -49,6 +49,7 @@ from agents.wire import (
     AgentSubjects,
     call_request,
     error_reply,
+    fit_reply,
     ok_reply,
     parse_call,
     validate_agent_id,
@@ -412,7 +413,8 @@ class Agent:
         if msg.reply_to is None:
             return  # a plain publish: nobody waits for an answer
         try:
-            await msg.respond(body)
+            # too large or deep for a frame: cut and flagged, or an error reply, never silence
+            await msg.respond(fit_reply(self.id, body, self.bus.limits))
         except AmcpError as exc:
             log.warning("agent %s could not reply to %s: %s", self.id, msg.sender, exc)
 

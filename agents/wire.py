@@ -8,13 +8,19 @@
 
 A call is `{"tool": name, "input": {...}}`; the reply is `{"ok": true, "agent": id,
 "output": {...}}` or `{"ok": false, "agent": id, "error": {"code", "message", "details"}}`.
+A reply too large for one frame has its longest strings cut and carries `"truncated": true`
+(in a map output too); one that cannot be cut to fit, or that nests too deep, becomes an
+error reply (fit_reply): the caller always gets an answer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agents.errors import BadRequest, ToolCallError, error_for_code
+import msgspec
+
+from agents.errors import BadRequest, ToolCallError, ToolFailed, error_for_code
+from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects, validate_token
 
@@ -24,6 +30,7 @@ __all__ = [
     "AgentSubjects",
     "call_request",
     "error_reply",
+    "fit_reply",
     "ok_reply",
     "parse_call",
     "parse_reply",
@@ -95,6 +102,69 @@ def error_reply(agent_id: str, error: ToolCallError) -> dict[str, Any]:
     if error.details is not None:
         doc["details"] = error.details
     return {"ok": False, "agent": agent_id, "error": doc}
+
+
+ENVELOPE_ROOM = 2048
+"""Bytes a reply frame needs beside its body and headers: the envelope's fields (a sender
+and a key id of up to 128 characters each, numbers, kind) and the MAC."""
+_MIN_CUT = 256  # below this the reply is mostly structure: cutting text would not help
+
+
+def fit_reply(agent_id: str, reply: dict[str, Any], limits: FrameLimits) -> dict[str, Any]:
+    """`reply` itself if the wire takes it; else a copy with its longest strings cut to fit
+    and flagged `truncated`, or an error reply saying why it cannot be sent. A reply the
+    bus refused to send would leave the caller waiting for a timeout."""
+    if not check_depth(reply, limits.max_depth):
+        why = f"the reply nests deeper than {limits.max_depth} levels, which the wire refuses"
+        return error_reply(agent_id, ToolFailed(why))
+    room = limits.max_frame_bytes - limits.max_header_bytes - ENVELOPE_ROOM
+    try:
+        size = len(encode_envelope(reply))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        return error_reply(agent_id, ToolFailed(f"the reply cannot be encoded: {exc}"))
+    if size <= room:
+        return reply
+    best, low, high = None, _MIN_CUT, size  # the longest cut of every string that fits
+    while low <= high:
+        cap = (low + high) // 2
+        cut = _flagged(_cut(reply, cap))
+        if len(encode_envelope(cut)) <= room:
+            best, low = cut, cap + 1
+        else:
+            high = cap - 1
+    if best is None:
+        return error_reply(
+            agent_id,
+            ToolFailed(
+                f"the reply of {size} bytes does not fit the {limits.max_frame_bytes}-byte "
+                "frame limit, even with its text cut"
+            ),
+        )
+    return best
+
+
+def _cut(value: Any, cap: int) -> Any:
+    """A copy of `value` with every string and bytes value cut to at most `cap` bytes."""
+    if type(value) is str:
+        if len(value) <= cap // 4:  # four bytes per character at most: fits as it is
+            return value
+        data = value.encode()
+        return data[:cap].decode("utf-8", "ignore") if len(data) > cap else value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value[:cap])
+    if isinstance(value, dict):
+        return {k: _cut(v, cap) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut(v, cap) for v in value]
+    return value
+
+
+def _flagged(reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply` (a copy of our own) marked as cut, in its map output too."""
+    reply["truncated"] = True
+    if isinstance(reply.get("output"), dict):
+        reply["output"]["truncated"] = True
+    return reply
 
 
 def parse_reply(body: Any) -> tuple[str, Any]:
