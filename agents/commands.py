@@ -21,7 +21,7 @@ from agents.client import AgentClient
 from agents.errors import AgentBusy, ToolCallError, ToolInputError, UnknownTool
 from agents.supervisor import Supervisor, add_restart_options, restart_policy
 from agents.viability import render_viability
-from agents.wire import validate_agent_id
+from agents.wire import call_request, validate_agent_id
 from amcp.bus import Bus
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -206,7 +206,9 @@ def cmd_members(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    payload = parse_json_arg(args.input, "JSON input")
+    payload = parse_json_arg(
+        args.input, "JSON input", wrap=lambda value: call_request(args.tool, value)
+    )
     if args.timeout <= 0:
         raise ConfigError("--timeout must be > 0")
 

@@ -25,8 +25,10 @@ from amcp.cli.common import (
     emit,
     fail,
     jsonable,
+    parse_json_arg,
     run_until_stopped,
 )
+from amcp.errors import ConfigError
 from crdt.concern import LEVELS, ConcernError, ReadConcernError
 from crdt.errors import CrdtError, CrdtValueError
 from crdt.messages import check_replica_id
@@ -71,11 +73,12 @@ def _positive(text: str) -> float:
 
 
 def _value(text: str) -> Any:
-    """JSON when it parses (`12`, `true`, `{"a": 1}`, `"12"`), else the text itself."""
+    """JSON when it parses (`12`, `true`, `{"a": 1}`, `"12"`), else the text itself; JSON
+    that no frame could carry is refused."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return parse_json_arg(text, "VALUE", or_text=True)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -175,7 +178,7 @@ def _client(args: argparse.Namespace, op: Callable[[ContextStore], Awaitable[int
     except ConcernError as exc:
         what = "read" if isinstance(exc, ReadConcernError) else "write"
         emit({"ok": False, "acks": exc.acks, "needed": exc.needed, "level": exc.level}, args.json)
-        tail = "" if what == "read" else "; it is not done (it may still spread)"
+        tail = exc.tail  # a write that missed may still spread; a refused remove will not
         return fail(f"{what} missed its concern: {exc}{tail}", EXIT_TIMEOUT)
     except CrdtValueError as exc:
         return fail(str(exc), EXIT_USAGE)

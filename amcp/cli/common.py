@@ -8,12 +8,16 @@ import argparse
 import asyncio
 import base64
 import json
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
+import msgspec
+
 from amcp.bus import Bus
+from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import AmcpError, ConfigError, ConnectError, KeyringError, RequestTimeout
 from amcp.keyring import Keyring
 from amcp.settings import Settings
@@ -121,11 +125,74 @@ async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
     )
 
 
-def parse_json_arg(text: str, what: str = "JSON") -> Any:
+class _Unsendable(ValueError):
+    """Valid JSON that the wire would refuse (raised from inside the parser's hooks)."""
+
+
+def _int(text: str) -> int:
+    # the length test comes first: int() of a 5,000-digit string is refused by Python itself
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS or not _MIN_INT <= int(text) <= _MAX_INT:
+        raise _Unsendable("integer outside msgpack's 64-bit range")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Unsendable(f"{text} is out of a 64-bit float's range")
+    return value
+
+
+def _constant(name: str) -> NoReturn:
+    raise _Unsendable(f"{name} is not a JSON number")
+
+
+_MIN_INT, _MAX_INT = -(1 << 63), (1 << 64) - 1
+_MAX_INT_DIGITS = len(str(_MAX_INT))
+_LIMITS = FrameLimits()
+
+
+def parse_json_arg(
+    text: str,
+    what: str = "JSON",
+    *,
+    wrap: Callable[[Any], Any] | None = None,
+    or_text: bool = False,
+) -> Any:
+    """A JSON argument, refused with a one-line ConfigError when it is not JSON or when the
+    wire would refuse the message that carries it, so nothing is sent that receivers drop.
+
+    `wrap(value)` is the body the command sends around the value (its nesting counts
+    against the frame's depth limit); with `or_text`, text that is not JSON is returned
+    as it is, while JSON the wire refuses is still an error.
+    """
+    too_deep = ConfigError(
+        f"invalid {what}: nested too deep (a frame's body holds at most "
+        f"{_LIMITS.max_depth} levels, the message's own included)"
+    )
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
+        if or_text:
+            return text
         raise ConfigError(f"invalid {what}: {exc.msg} at position {exc.pos}") from None
+    except _Unsendable as exc:
+        raise ConfigError(f"invalid {what}: {exc}") from None
+    except RecursionError:  # far deeper than any frame allows
+        raise too_deep from None
+    body = value if wrap is None else wrap(value)
+    if not check_depth(body, _LIMITS.max_depth):
+        raise too_deep
+    try:
+        size = len(encode_envelope(body))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise ConfigError(f"invalid {what}: cannot be sent: {exc}") from None
+    if size > _LIMITS.max_frame_bytes:
+        raise ConfigError(
+            f"invalid {what}: {size} bytes encoded, over the {_LIMITS.max_frame_bytes}-byte "
+            "frame limit"
+        )
+    return value
 
 
 def jsonable(value: Any) -> Any:
