@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amcp.errors import ServerError
+from amcp.files import private_folder, write_private
 
 __all__ = ["NatsCluster", "NatsServer", "find_nats_server", "free_port"]
 
@@ -83,12 +84,11 @@ class NatsServer:
 
     def _work_dir(self) -> Path:
         if self.store_dir is not None:
-            path = Path(self.store_dir)
+            path = private_folder(Path(self.store_dir))  # its config may hold passwords
         else:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="amcp-nats-")
-            path = Path(self._tmp.name)
-        path.mkdir(parents=True, exist_ok=True)
+            path = Path(self._tmp.name)  # mkdtemp: mode 0700
         return path
 
     def config_text(self) -> str:
@@ -128,7 +128,7 @@ class NatsServer:
             self.cluster_port = self.cluster_port or free_port(self.host)
         work = self._work_dir()
         conf = work / f"{self.name}.conf"
-        conf.write_text(self.config_text())
+        write_private(conf, self.config_text())  # extra_config may hold every password
         log = open(work / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
         self._proc = subprocess.Popen(
             [find_nats_server(), "-c", str(conf)],

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.cluster.files import write_private
 from agents.wire import ROLES
+from amcp.files import private_folder, write_private
 from consensus.subjects import VOTE_AREA
 
 __all__ = [
@@ -78,7 +78,7 @@ class Passwords:
         return Path(folder) / f"nats-{user}.password"
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder)
         for user, password in self.by_user.items():
             write_private(self.path(folder, user), password + "\n")
 

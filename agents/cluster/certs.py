@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agents.cluster.files import write_private
+from amcp.files import private_folder, write_private
 
 __all__ = ["TlsFiles", "make_tls"]
 
@@ -122,7 +122,7 @@ def make_tls(folder: Path, hosts: Iterable[str]) -> TlsFiles:
     """A fresh CA, a server certificate valid for `hosts` (names or IP addresses, plus
     localhost and 127.0.0.1) and a client certificate, written into `folder`."""
     files = TlsFiles(Path(folder))
-    files.folder.mkdir(parents=True, exist_ok=True)
+    private_folder(files.folder)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("amcp cluster CA")
     ca_cert = _issue("amcp cluster CA", ca_key, ca_key, ca_name, ca=True)

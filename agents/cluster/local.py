@@ -37,6 +37,7 @@ from agents.processes import AgentProcess
 from agents.wire import AgentSubjects
 from amcp.bus import Bus
 from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout, ServerError
+from amcp.files import private_folder
 from amcp.keyring import Keyring
 from amcp.server import NatsServer, free_port
 from amcp.subjects import Subjects
@@ -163,7 +164,7 @@ class LocalCluster:
         hosts = hosts or ["127.0.0.1"] * nodes
         if len(hosts) != nodes:
             raise ConfigError(f"{nodes} nodes need {nodes} hosts, not {len(hosts)}")
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(data_dir)
         route_ports = [free_port(h) if h == "127.0.0.1" else 6222 for h in hosts]
         secrets = ClusterSecrets.create(
             data_dir / "secrets",

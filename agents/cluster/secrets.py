@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agents.cluster.auth import ROUTE_USER, Passwords, authorization_block
 from agents.cluster.certs import TlsFiles, make_tls
-from agents.cluster.files import write_private
+from amcp.files import private_folder, write_private
 from amcp.keyring import Keyring
 from amcp.security import ConnectionSecurity
 
@@ -37,7 +37,7 @@ class ClusterSecrets:
         """Fresh secrets: a keyring, passwords, server auth files for `routes` (host, port
         of every node's cluster listener) and, with `tls_hosts`, TLS certificates."""
         made = cls(Path(folder))
-        made.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(made.folder)
         Keyring.generate().save(made.keyring)
         passwords = Passwords.generate()
         passwords.save(made.folder)

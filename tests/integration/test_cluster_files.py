@@ -1,0 +1,82 @@
+"""Every file `amcp cluster up` and `amcp cluster secrets` write that holds a secret (a NATS
+password, the keyring, a TLS private key), or includes one, is mode 0600 in folders of mode
+0700: the real CLI, real nats-servers, then a walk of everything they left on disk."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.cluster import LocalCluster
+from amcp.errors import ConfigError
+from tests.conftest import amcp_bin
+
+
+def amcp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [amcp_bin(), *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+
+
+def secrets_in(folder: Path) -> list[str]:
+    """The passwords and keyring secrets a secrets folder holds, as they appear in files."""
+    found = [p.read_text().strip() for p in folder.glob("nats-*.password")]
+    for key in json.loads((folder / "keyring.json").read_text())["keys"]:
+        found.append(key["secret"])
+        found.append(base64.b64decode(key["secret"]).hex())
+    assert len(found) >= 8
+    return found
+
+
+def exposed(root: Path, secrets: list[str]) -> list[str]:
+    """Files under `root` holding a secret that others may read, and the folders on the
+    way to them that others may enter."""
+    problems = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        text = path.read_bytes().decode(errors="replace")
+        if not any(s in text for s in secrets) and "PRIVATE KEY" not in text:
+            continue
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            problems.append(f"{path.relative_to(root)} {oct(path.stat().st_mode & 0o777)}")
+        for folder in [root, *path.relative_to(root).parents]:
+            folder = root / folder
+            if folder.stat().st_mode & 0o077:
+                problems.append(f"{folder.relative_to(root)}/ {oct(folder.stat().st_mode & 0o777)}")
+    return sorted(set(problems))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "cluster"
+    yield folder
+    with contextlib.suppress(ConfigError):
+        LocalCluster.load(folder).down(timeout=10)
+
+
+def test_cluster_up_leaves_no_secret_readable_by_others(data_dir: Path) -> None:
+    up = amcp(
+        "cluster", "up", "--data-dir", str(data_dir), "--nodes", "2", "--agents", "s1=1", "--tls"
+    )
+    assert up.returncode == 0, up.stderr
+    secrets = secrets_in(data_dir / "secrets")
+    node_confs = sorted(data_dir.glob("n*/*.conf"))
+    assert len(node_confs) == 2
+    assert all(any(s in conf.read_text() for s in secrets) for conf in node_confs)
+    assert exposed(data_dir, secrets) == []
+
+
+def test_cluster_secrets_leaves_no_secret_readable_by_others(tmp_path: Path) -> None:
+    folder = tmp_path / "deploy" / "secrets"
+    made = amcp("cluster", "secrets", str(folder), "--tls")
+    assert made.returncode == 0, made.stderr
+    assert (folder / "tls" / "server-key.pem").exists()
+    assert exposed(folder, secrets_in(folder)) == []
