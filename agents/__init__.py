@@ -21,6 +21,7 @@ from agents.errors import (
     ToolDefinitionError,
     ToolFailed,
     ToolInputError,
+    Unclaimed,
     UnknownTool,
 )
 from agents.extension import Extension, Role, load_extensions
@@ -80,6 +81,7 @@ __all__ = [
     "ToolFailed",
     "ToolInputError",
     "ToolRegistry",
+    "Unclaimed",
     "UnknownTool",
     "load_extensions",
     "read_cluster_log",

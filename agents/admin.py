@@ -77,12 +77,12 @@ class Removed(BaseModel):
 def admin_tools(agent: Agent) -> list[Tool]:
     """The three built-in tools of `agent`."""
 
-    @tool(pooled=False, audited=False)
+    @tool(pooled=False, audited=False, read_only=True)
     async def describe(args: Nothing, ctx: CallContext) -> Described:
         """This agent's tools: description, input and output JSON schemas, examples."""
         return Described(agent=agent.id, role=agent.role, tools=agent.tools.specs())
 
-    @tool(pooled=False, audited=False)
+    @tool(pooled=False, audited=False, read_only=True)
     async def members(args: Nothing, ctx: CallContext) -> ClusterView:
         """Every member with role, lifecycle state, liveness, last heartbeat and figures."""
         viability = None

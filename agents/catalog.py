@@ -24,7 +24,7 @@ class Text(BaseModel):
     text: str = Field(max_length=65_536, description="any text")
 
 
-@tool(examples=[Example({"text": "hello"}, {"text": "hello"})])
+@tool(examples=[Example({"text": "hello"}, {"text": "hello"})], read_only=True)
 async def echo(args: Text, ctx: CallContext) -> Text:
     """Return the text unchanged (a health check and a benchmark of the call path)."""
     return args
@@ -38,7 +38,7 @@ class SleepOut(BaseModel):
     slept: float
 
 
-@tool(examples=[Example({"seconds": 0.1}, {"slept": 0.1})])
+@tool(examples=[Example({"seconds": 0.1}, {"slept": 0.1})], read_only=True)
 async def sleep(args: SleepIn, ctx: CallContext) -> SleepOut:
     """Hold a pool slot for a while, then answer (shows the pool and draining at work)."""
     await asyncio.sleep(args.seconds)

@@ -21,6 +21,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFailed",
     "ToolInputError",
+    "Unclaimed",
     "UnknownTool",
     "error_for_code",
 ]
@@ -83,6 +84,13 @@ class BadRequest(ToolCallError):
     code = "bad_request"
 
 
+class Unclaimed(ToolCallError):
+    """A call through a queue group could not be claimed (JetStream unreachable), so it was
+    not run: running it unclaimed would let a replayed copy run it again elsewhere."""
+
+    code = "unclaimed"
+
+
 class ToolFailed(ToolCallError):
     """The tool ran and raised, or returned output that does not fit its output model."""
 
@@ -91,7 +99,15 @@ class ToolFailed(ToolCallError):
 
 _BY_CODE: dict[str, type[ToolCallError]] = {
     cls.code: cls
-    for cls in (ToolInputError, UnknownTool, AgentBusy, AgentDraining, BadRequest, ToolFailed)
+    for cls in (
+        ToolInputError,
+        UnknownTool,
+        AgentBusy,
+        AgentDraining,
+        BadRequest,
+        Unclaimed,
+        ToolFailed,
+    )
 }
 
 

@@ -8,12 +8,17 @@ stopped. A crash leaves it a member, marked dead by the others.
 
 Each pooled call runs in a bounded pool (netopt's Bulkhead): past the running and waiting
 limits it is refused at once with a clear error rather than queued without bound.
+
+A call through a queue group (the role's, or `any`) of a tool that is not read-only is
+claimed first (amcp.claims), so a recorded frame replayed to the group runs at most once
+across it; with no JetStream to claim in, such a call is refused, never run unclaimed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -35,6 +40,7 @@ from agents.errors import (
     DuplicateAgent,
     ToolCallError,
     ToolFailed,
+    Unclaimed,
     UnknownTool,
 )
 from agents.extension import Extension
@@ -56,6 +62,7 @@ from agents.wire import (
 )
 from amcp import __version__
 from amcp.bus import Bus, Message, Subscription
+from amcp.claims import ClaimUnavailable
 from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull
@@ -255,10 +262,14 @@ class Agent:
         for extension in self.extensions:
             await extension.start(self)
         self._set_state(LifecycleState.RUNNING)
+        await self._open_claims()
         # Calls come in only now: nothing is refused for arriving while the agent starts.
+        # A queue group's calls are claimed (at most once across the group); a call to
+        # this agent's own subject needs no claim: its replay window is the only one.
+        on_group_call = functools.partial(self._on_call, group=True)
         await self.subscribe(self.subjects.call(self.id), self._on_call)
-        await self.subscribe(self.subjects.role(self.role), self._on_call, queue=self.role)
-        await self.subscribe(self.subjects.any, self._on_call, queue="any")
+        await self.subscribe(self.subjects.role(self.role), on_group_call, queue=self.role)
+        await self.subscribe(self.subjects.any, on_group_call, queue="any")
         await self.membership.update(self._record.with_state(self.state.value))
         self.spawn(self._heartbeat_loop(), "heartbeat")
         if can_release():
@@ -320,7 +331,7 @@ class Agent:
 
     # -- serving calls ----------------------------------------------------------------
 
-    async def _on_call(self, msg: Message) -> None:
+    async def _on_call(self, msg: Message, group: bool = False) -> None:
         try:
             name, raw = parse_call(msg.body)
             t = self.tools.get(name)
@@ -334,18 +345,21 @@ class Agent:
             self.calls["refused"] += 1
             await self._reply(msg, error_reply(self.id, exc))
             return
+        claim = group and not t.read_only
         if not t.pooled:  # cheap queries answer inline, even when the pool is full
-            await self._serve(t, raw, msg)
+            await self._serve(t, raw, msg, claim)
             return
-        task = asyncio.create_task(self._serve(t, raw, msg))
+        task = asyncio.create_task(self._serve(t, raw, msg, claim))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _serve(self, t: Tool, raw: Any, msg: Message) -> None:
+    async def _serve(self, t: Tool, raw: Any, msg: Message, claim: bool = False) -> None:
         started = time.perf_counter()
         ctx = CallContext(self, msg.sender, t.name, msg.msg_id.hex())
         outcome: dict[str, Any] | None = None  # the audit entry of the outcome
         try:
+            if claim and not await self._claim(msg):
+                return  # a replayed copy: counted by the bus as `duplicate`, not answered
             args = t.parse_input(raw)
             if t.pooled:
                 self._check_pool()
@@ -359,7 +373,8 @@ class Agent:
                 reply, outcome = await self._run(t, args, ctx)
             result = "ok" if reply["ok"] else "failed"
         except ToolCallError as exc:
-            result = {"invalid_input": "invalid", "busy": "refused"}.get(exc.code, "failed")
+            refused = {"invalid_input": "invalid", "busy": "refused", "unclaimed": "refused"}
+            result = refused.get(exc.code, "failed")
             reply = error_reply(self.id, exc)
         except BulkheadFull:
             result = "refused"
@@ -395,6 +410,31 @@ class Agent:
         ms = round((time.perf_counter() - started) * 1000, 3)
         entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
         return ok_reply(self.id, output), entry
+
+    async def _claim(self, msg: Message) -> bool:
+        """Whether this delivery is the first anywhere in the cluster. Fail closed: with no
+        JetStream to ask, the call is refused rather than run unclaimed."""
+        try:
+            return await self.bus.claim(msg)
+        except ClaimUnavailable as exc:
+            raise Unclaimed(
+                f"agent {self.id} did not run this call: it could not claim it for "
+                f"at-most-once delivery across its queue group ({exc}); call an agent by "
+                "its id, or retry once JetStream is back"
+            ) from None
+
+    async def _open_claims(self) -> None:
+        """Open the claims bucket now, so the first call does not wait for it; without
+        JetStream the agent still starts and serves read-only calls."""
+        try:
+            await self.bus.claims.ensure()
+        except ClaimUnavailable as exc:
+            log.warning(
+                "agent %s: %s; calls through its queue groups that are not read-only are "
+                "refused until JetStream answers",
+                self.id,
+                exc,
+            )
 
     def _check_pool(self) -> None:
         pool = self.pool

@@ -1,9 +1,9 @@
 """Tools: what an agent can be asked to do, with pydantic input and output models.
 
-A tool has a name, a description, an input model, an output model, examples and an async
-handler `(args, ctx) -> output`. Its JSON schemas and examples are published over the bus
-(`describe`), so a caller can find out how to call it; bad input is answered with the
-validation errors, never with silence.
+A tool has a name, a description, an input model, an output model, examples, whether it
+is read-only, and an async handler `(args, ctx) -> output`. Its JSON schemas and examples
+are published over the bus (`describe`), so a caller can find out how to call it; bad
+input is answered with the validation errors, never with silence.
 
     class EchoIn(BaseModel):
         text: str
@@ -86,6 +86,9 @@ class Tool:
     examples: tuple[Example, ...] = ()
     pooled: bool = True  # runs inside the agent's bounded pool; False for cheap queries
     audited: bool = True  # task received / completed / failed go to the audit log
+    # Changes nothing but logs and counters: may run again on a replayed frame. Any other
+    # call through a queue group is claimed first, so it runs at most once in the cluster.
+    read_only: bool = False
     _schema: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +121,7 @@ class Tool:
                 output_schema=self.output_model.model_json_schema(),
                 examples=[e.to_wire() for e in self.examples],
                 pooled=self.pooled,
+                read_only=self.read_only,
             )
         return dict(self._schema)
 
@@ -157,10 +161,13 @@ def tool(
     examples: Iterable[Example] = (),
     pooled: bool = True,
     audited: bool = True,
+    read_only: bool = False,
 ) -> Callable[[Handler], Tool]:
     """Make a Tool from `async def name(args: In, ctx: CallContext) -> Out`.
 
-    The models come from the annotations, the description from the docstring.
+    The models come from the annotations, the description from the docstring. Say
+    `read_only=True` only of a tool that changes nothing (queries); the default is the
+    safe one: a call through a queue group is then claimed, and runs at most once.
     """
 
     def wrap(fn: Handler) -> Tool:
@@ -180,6 +187,7 @@ def tool(
             examples=tuple(examples),
             pooled=pooled,
             audited=audited,
+            read_only=read_only,
         )
 
     return wrap

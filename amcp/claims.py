@@ -59,7 +59,7 @@ def claims_bucket(cluster: str) -> str:
 
 def claim_ttl(skew_seconds: float) -> float:
     """How long a claim lives: 2.2 skew windows (twice the window, and 10% for clocks)."""
-    return round(2.2 * skew_seconds, 3)
+    return 2.2 * skew_seconds
 
 
 def claim_key(sender: str, epoch: int, seq: int) -> str:

@@ -155,7 +155,7 @@ class VsmRole(Role):
     def tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(pooled=False, audited=False)
+        @tool(pooled=False, audited=False, read_only=True)
         async def viability(args: Nothing, ctx: CallContext) -> ViabilityOut:
             """The cluster's viability metrics and active adaptations, from this agent's
             replica of the shared counters."""

@@ -50,12 +50,12 @@ class IntelligenceRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(audited=False)
+        @tool(audited=False, read_only=True)
         async def analyse(args: TaskSpec, ctx: CallContext) -> Analysis:
             """Complexity, domains, risks, recommended approach and the bus traffic for a task."""
             return await role.analyse(args)
 
-        @tool(pooled=False, audited=False)
+        @tool(pooled=False, audited=False, read_only=True)
         async def traffic(args: Nothing, ctx: CallContext) -> TrafficPicture:
             """What netopt's analyser makes of the cluster's traffic, per subject family."""
             return role.traffic(max_age=0.0)

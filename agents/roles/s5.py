@@ -106,7 +106,8 @@ class PolicyRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(audited=False)
+        # A ruling is a function of its input, logged; running it again changes nothing.
+        @tool(audited=False, read_only=True)
         async def classify(args: ClassifyIn, ctx: CallContext) -> ClassifyOut:
             """Is this task a critical action (a quorum vote before it runs), and why."""
             return ClassifyOut(**role.policy.classify(args.texts, args.analysis).to_wire())
@@ -116,20 +117,20 @@ class PolicyRole(VsmRole):
             """Put a critical action to a quorum vote of the registered voters."""
             return VoteOut(**await role.authorise(args))
 
-        @tool(audited=False)
+        @tool(audited=False, read_only=True)
         async def resolve(args: ResolveIn, ctx: CallContext) -> RulingOut:
             """Resolve a conflict between S3's allocation and S4's analysis."""
             conflict = Conflict(**args.conflict)
             ruling = role.policy.resolve(conflict, args.analysis)
             return RulingOut(**await role.ruled("resolved", args.task_id, ruling, conflict.kind))
 
-        @tool("approve-allocation", audited=False)
+        @tool("approve-allocation", audited=False, read_only=True)
         async def approve_allocation(args: ApproveIn, ctx: CallContext) -> RulingOut:
             """Approve S3's allocation (while the s5_approval adaptation holds)."""
             ruling = role.policy.approve_allocation(args.analysis, args.agents, role.under_review())
             return RulingOut(**await role.ruled("approval", args.task_id, ruling, "allocation"))
 
-        @tool(audited=False)
+        @tool(audited=False, read_only=True)
         async def escalate(args: EscalateIn, ctx: CallContext) -> RulingOut:
             """Decide on an oscillation S2 escalated: stop the step, or proceed."""
             ruling = role.policy.escalation(args.why)
