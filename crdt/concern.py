@@ -19,6 +19,7 @@ __all__ = [
     "ConcernError",
     "Level",
     "ReadConcernError",
+    "UnseenRemoveError",
     "WriteConcernError",
     "WriteResult",
     "check_level",
@@ -62,14 +63,22 @@ class ConcernError(CrdtError, RequestTimeout):
     maps it to exit code 3."""
 
     verb = "answered"
+    tail = ""  # what the CLI adds to the message
 
-    def __init__(self, acks: int, needed: int, level: str = "", timeout: float | None = None):
+    def __init__(
+        self,
+        acks: int,
+        needed: int,
+        level: str = "",
+        timeout: float | None = None,
+        message: str | None = None,
+    ):
         self.acks = acks
         self.needed = needed
         self.level = level
         within = f" within {timeout:g}s" if timeout is not None else ""
         concern = f" ({level})" if level else ""
-        super().__init__(f"{acks} of {needed} replicas {self.verb}{concern}{within}")
+        super().__init__(message or f"{acks} of {needed} replicas {self.verb}{concern}{within}")
 
 
 class WriteConcernError(ConcernError):
@@ -77,7 +86,24 @@ class WriteConcernError(ConcernError):
     cannot be taken back), but it was never reported as done."""
 
     verb = "acknowledged"
+    tail = "; it is not done (it may still spread)"
 
 
 class ReadConcernError(ConcernError):
     """A read could not gather enough answers; nothing is returned."""
+
+
+class UnseenRemoveError(ConcernError):
+    """An OR-set remove removes only the adds its replica has seen: the item was on none of
+    the members that answered, and the silent ones may hold it, so nothing was removed."""
+
+    def __init__(
+        self, key: str, item: object, answered: int, members: int, silent: list[str], level: str
+    ):
+        super().__init__(
+            answered,
+            members,
+            level,
+            message=f"{item!r} is not in {key} on the {answered} of {members} members that "
+            f"answered ({', '.join(silent)} did not answer and may hold it); nothing was removed",
+        )

@@ -639,6 +639,35 @@ class Replicator:
         return how many answered; ReadConcernError if too few answer in time."""
         if level == "local":
             return 1
+        answered, members = await self._gather(level, timeout, keys)
+        need = self._needed(level, members)
+        if len(answered) < need:
+            raise ReadConcernError(len(answered), need, level, timeout)
+        return len(answered)
+
+    async def fetch(
+        self, key: str, level: Level, timeout: float, found: Callable[[], bool]
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """Merge the members' states of `key` until `found()` holds with `level` answers in,
+        or every member has answered, or `timeout`: (members that answered, members). A
+        replica that has reached no member yet first catches up from a peer, which brings
+        the member set."""
+        deadline = self._loop.time() + timeout
+        if not self._registered():
+            await self._bootstrap(timeout / 2)  # two groups asked: within the timeout
+        left = max(deadline - self._loop.time(), 0.0)
+        answered, members = await self._gather(level, left, [key], found)
+        return frozenset(answered), members
+
+    async def _gather(
+        self,
+        level: Level,
+        timeout: float,
+        keys: list[str] | None,
+        found: Callable[[], bool] | None = None,
+    ) -> tuple[set[str], frozenset[str]]:
+        """Ask the members for their states of `keys` (all keys for None) until `level`
+        answers are in (and `found()` holds, if given) or the deadline passes."""
         deadline = self._loop.time() + timeout
         members = self.members()
         answered = {self.replica_id} & members if self.durable else set()
@@ -659,10 +688,13 @@ class Replicator:
                 answered.add(member)
                 return
 
+        def enough() -> bool:
+            # Re-counted as answers arrive: a sync may bring the registered member set.
+            return len(answered) >= self._needed(level, members) and (found is None or found())
+
         pending = {self._loop.create_task(ask(m)) for m in sorted(members - answered)}
         try:
-            # Re-counted as answers arrive: a sync may bring the registered member set.
-            while len(answered) < self._needed(level, members) and pending:
+            while not enough() and pending:
                 left = deadline - self._loop.time()
                 if left <= 0:
                     break
@@ -673,10 +705,7 @@ class Replicator:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        need = self._needed(level, members)
-        if len(answered) < need:
-            raise ReadConcernError(len(answered), need, level, timeout)
-        return len(answered)
+        return answered, members
 
     # -- tasks ------------------------------------------------------------------------
 

@@ -21,14 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amcp.bus import Bus
-from crdt.concern import Level, WriteResult, check_level
+from crdt.concern import Level, UnseenRemoveError, WriteResult, check_level
 from crdt.errors import CrdtValueError
 from crdt.journal import Journal
 from crdt.lwwregister import MAX_TTL_MS
 from crdt.messages import check_replica_id
 from crdt.replicator import MEMBERS_KEY, RESERVED_PREFIX, Replicator
 from crdt.state import Delta, ReplicaState
-from crdt.wire import pack
+from crdt.wire import normalize, pack
 
 __all__ = ["MAX_VALUE_BYTES", "ContextStore", "Watch"]
 
@@ -248,8 +248,33 @@ class ContextStore:
     async def remove(
         self, key: str, item: Any, *, write: Level = "local", timeout: float = 2.0
     ) -> WriteResult:
-        """Remove an item (the adds this replica has seen) from an OR-set."""
-        return await self._write(key, write, timeout, self._state.set_remove, item)
+        """Remove an item from an OR-set. A remove removes only the adds its replica has
+        seen, so under a concern other than `local` an item this replica does not hold is
+        fetched from the members first; UnseenRemoveError if it is on none of those that
+        answered while others stayed silent (they may hold it: nothing is removed)."""
+        _check_key(key)
+        level = check_level(write)
+        if level == "local" or self._holds(key, item):
+            return await self._write(key, level, timeout, self._state.set_remove, item)
+        start = asyncio.get_running_loop().time()
+        answered, members = await self._rep.fetch(
+            key, level, timeout, lambda: self._holds(key, item)
+        )
+        silent = sorted(members - answered)
+        if not self._holds(key, item) and silent:
+            raise UnseenRemoveError(key, item, len(answered), len(members), silent, level)
+        left = max(timeout - (asyncio.get_running_loop().time() - start), 0.001)
+        return await self._write(key, level, left, self._state.set_remove, item)
+
+    def _holds(self, key: str, item: Any) -> bool:
+        """Whether this replica's OR-set `key` holds `item`."""
+        if self._state.type_of(key) != "orset":
+            return False
+        try:
+            wanted = pack(normalize(item, CrdtValueError))
+        except CrdtValueError:
+            return False  # the remove itself names the problem
+        return any(pack(element) == wanted for element in self._state.get(key))
 
     async def forget(
         self, replica_id: str, *, write: Level = "majority", timeout: float = 2.0
