@@ -41,7 +41,7 @@ from amcp.errors import (
 )
 from amcp.framebody import encode_item
 from amcp.keyring import Keyring
-from amcp.message import REPLY_HEADER, Message
+from amcp.message import BAD_REPLY, INBOX_PREFIX, REPLY_HEADER, Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.replay import ReplayGuard
@@ -182,9 +182,10 @@ class Bus:
         """At most once across a queue group (`claim`), in the cluster's JetStream bucket."""
         self.stats.counts[DUPLICATE] = 0
         self._guard_args = (replay_window, int(skew_seconds * 1000), max_senders)
+        self.stats.counts[BAD_REPLY] = 0
         self._ratelog = RateLimitedLog(log)
         self._subs: list[Subscription] = []
-        self._inbox = f"_INBOX.{NUID().next().decode()}"
+        self._inbox = f"{INBOX_PREFIX}{NUID().next().decode()}"
         self._inbox_opener = self._opener()
         self._inbox_sub: Any = None
         self._pending: dict[str, tuple[asyncio.Future[Message], str]] = {}
@@ -408,6 +409,12 @@ class Bus:
         return False
 
     async def request(
+    def refuse_reply(self, msg: Message) -> None:
+        """A request whose reply-to is not an inbox gets no reply: counted as `bad_reply`."""
+        self.stats.counts[BAD_REPLY] += 1
+        detail = f"{msg.sender} asked for a reply on {msg.reply_to!r}, not an inbox"
+        self._note_rejection(FrameRejected(BAD_REPLY, detail), msg.subject)
+
         self,
         subject: str,
         body: Any,

@@ -9,9 +9,14 @@ from typing import Any, Protocol
 from amcp.envelope import Envelope
 from amcp.errors import AmcpError
 
-__all__ = ["REPLY_HEADER", "Message"]
+__all__ = ["BAD_REPLY", "INBOX_PREFIX", "REPLY_HEADER", "Message"]
 
 REPLY_HEADER = "reply-to"  # signed reply subject; NATS's own reply field is not trusted
+INBOX_PREFIX = "_INBOX."  # every Bus takes its replies under this prefix
+BAD_REPLY = "bad_reply"
+"""The counter of requests whose reply-to was not an inbox: never answered, since a
+reply there would publish the answer, signed by the responder, wherever the caller chose
+(another role's subjects, which NATS permissions would refuse the caller itself)."""
 
 
 class _Publisher(Protocol):
@@ -24,6 +29,8 @@ class _Publisher(Protocol):
         headers: dict[str, str] | None = ...,
         immediate: bool = ...,
     ) -> Any: ...
+
+    def refuse_reply(self, msg: Message) -> None: ...
 
 
 class Message:
@@ -60,6 +67,9 @@ class Message:
         reply = self.reply_to
         if reply is None or self.bus is None:
             raise AmcpError(f"message on {self.subject} is not a request; nothing to reply to")
+        if not reply.startswith(INBOX_PREFIX):
+            self.bus.refuse_reply(self)  # counted and logged; nothing is published
+            return
         await self.bus.publish(reply, body, kind=kind, headers=headers, immediate=True)
 
     def __repr__(self) -> str:
