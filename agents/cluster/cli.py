@@ -193,12 +193,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                 max_bytes=STREAM_MAX_BYTES,
                 replicas=args.replicas,
             )
+            await bus.claims.ensure(args.replicas)
         finally:
             await bus.close()
+        streams = [subjects.audit_stream, bus.claims.stream]
         emit(
-            {"streams": [subjects.audit_stream], "replicas": args.replicas},
+            {"streams": streams, "replicas": args.replicas},
             args.json,
-            f"stream {subjects.audit_stream} ready ({args.replicas} replicas)",
+            f"streams {', '.join(streams)} ready ({args.replicas} replicas)",
         )
         return EXIT_OK
 

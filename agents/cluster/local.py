@@ -231,7 +231,8 @@ class LocalCluster:
                 server.wait_ready(max(0.1, deadline - time.monotonic()))
 
     async def _prepare_streams(self, replicas: int, max_msgs: int, timeout: float) -> None:
-        """The audit stream, replicated on up to 3 servers, before any agent makes an R1."""
+        """The audit stream and the claims bucket, replicated on up to 3 servers, before
+        any agent makes an R1."""
         subjects = AgentSubjects(Subjects(self.cluster))
         bus = await self.connect(ADMIN)
         try:
@@ -245,6 +246,7 @@ class LocalCluster:
                         max_bytes=STREAM_MAX_BYTES,
                         replicas=replicas,
                     )
+                    await bus.claims.ensure(replicas)
                     return
                 except AmcpError:  # JetStream elects its meta leader a moment after start
                     if time.monotonic() > deadline:

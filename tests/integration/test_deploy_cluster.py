@@ -81,6 +81,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
             for s in account.get("stream_detail", [])
         }
     assert streams["AUDIT_cli"]["config"]["num_replicas"] == 3
+    assert streams["KV_AMCP_CLAIMS_cli"]["config"]["num_replicas"] == 3  # claims survive a node
 
     down = amcp("cluster", "down", "--data-dir", str(data_dir), "--json")
     assert down.returncode == 0, down.stderr
