@@ -3,6 +3,9 @@
 - shell: `/bin/sh -c TEXT` in the step's working directory;
 - cli: an external command from an argument template (an LLM agent such as
   ["claude", "-p", "{text}"]), run without a shell so the text cannot inject commands;
+  nor options: an argument that the filled-in text makes start with `-` is refused unless
+  the template has `--` before it (`sort -- {text}`), since `sort {text}` with the text
+  `-oFILE` would write FILE (put a value that may start with `-` in `--opt={text}`);
 - python: a callable registered under the `amcp.executors` entry-point group, given the
   step as a dict; its return value (or raised error) is the output.
 
@@ -192,9 +195,11 @@ class _Fields(dict[str, str]):
 
 
 def render_template(template: list[str], fields: Mapping[str, str]) -> list[str]:
-    """Each argument with its {placeholders} filled; ValueError names an unknown one."""
+    """Each argument with its {placeholders} filled; ValueError names an unknown one, or an
+    argument the fields turn into an option (it starts with `-` only once filled in) where
+    no `--` before it ends the command's options."""
     try:
-        return [arg.format_map(_Fields(fields)) for arg in template]
+        argv = [arg.format_map(_Fields(fields)) for arg in template]
     except KeyError as exc:
         known = ", ".join("{" + k + "}" for k in fields)
         raise ValueError(
@@ -202,6 +207,15 @@ def render_template(template: list[str], fields: Mapping[str, str]) -> list[str]
         ) from None
     except (ValueError, IndexError) as exc:
         raise ValueError(f"bad template: {exc}") from None
+    ended = template.index("--") if "--" in template else len(template)
+    for i, (arg, filled) in enumerate(zip(template[:ended], argv, strict=False)):
+        if filled.startswith("-") and not arg.startswith("-") and i > 0:
+            raise ValueError(
+                f"argument {arg!r} would start with '-' and be read as an option by "
+                f"{template[0]!r}: refused; put -- before it in the template, or use "
+                "--option={...} for a value"
+            )
+    return argv
 
 
 @functools.cache

@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument(
         "--cli",
         metavar="TEMPLATE",
-        help="run steps with an external CLI, e.g. 'claude -p {text}' (no shell)",
+        help="run steps with an external CLI, e.g. 'claude -p -- {text}' (no shell; a "
+        "step text starting with '-' is refused where no -- before it ends the options)",
     )
     task.add_argument("--id", default="", metavar="ID", help="task id (default: S3 assigns)")
     add_connection_options(task)
