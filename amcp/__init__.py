@@ -16,6 +16,7 @@ from amcp.errors import (
     FrameRejected,
     KeyringError,
     NoResponders,
+    PermissionDenied,
     RequestTimeout,
     ServerError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "NatsServer",
     "NoResponders",
     "Opener",
+    "PermissionDenied",
     "Reason",
     "RejectionStats",
     "ReplayGuard",

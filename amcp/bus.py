@@ -18,10 +18,11 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
@@ -37,6 +38,7 @@ from amcp.errors import (
     ConnectError,
     FrameRejected,
     NoResponders,
+    PermissionDenied,
     RequestTimeout,
 )
 from amcp.framebody import encode_item
@@ -52,6 +54,8 @@ from netopt import Backoff, CircuitBreaker, PerKey, RtoEstimator, TrafficSampler
 __all__ = ["Bus", "Message", "Subscription"]
 
 log = logging.getLogger("amcp.bus")
+# How nats-server reports a refused PUB or SUB (its -ERR, which nats-py hands to error_cb).
+_VIOLATION = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.I)
 Handler = Callable[["Message"], Awaitable[None] | None]
 
 
@@ -189,6 +193,7 @@ class Bus:
         self._inbox_opener = self._opener()
         self._inbox_sub: Any = None
         self._pending: dict[str, tuple[asyncio.Future[Message], str]] = {}
+        self._denial_watches: dict[str, list[asyncio.Future[Any]]] = {}  # fail_on_denial
         self._next_token = 0
         self._keyring_task: asyncio.Task[None] | None = None
         self._js: Any = None  # the JetStream context, made on first use
@@ -281,8 +286,26 @@ class Bus:
                 raise ConnectError(f"the NATS server refused the credentials ({exc})")
             if isinstance(exc, ssl.SSLError):
                 raise ConnectError(f"TLS with the NATS server failed: {exc}")
-        if not self._closed and self._inbox_sub is not None:  # quiet until first connected
+        violation = _VIOLATION.search(str(exc))
+        if violation is not None:
+            self._refused(violation[1].lower(), violation[2])
+        elif not self._closed and self._inbox_sub is not None:  # quiet until first connected
             log.warning("nats error on %s: %s", self.sender, exc)
+
+    def _refused(self, operation: str, subject: str) -> None:
+        """The server refused a publish (or subscription) on `subject`: fail whoever awaits
+        one there (fail_on_denial, requests); log it, rate-limited, when nobody does."""
+        operation = "publish" if operation == "publish" else "subscribe"
+        denied = PermissionDenied(operation, subject, self.nc.options.get("user"))
+        waiting: list[asyncio.Future[Any]] = []
+        if operation == "publish":
+            waiting += self._denial_watches.get(subject, ())
+            waiting += [fut for fut, to in self._pending.values() if to == subject]
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(denied)
+        if not waiting:
+            self._ratelog.log(logging.WARNING, f"denied:{subject}", "%s: %s", self.sender, denied)
 
     async def _on_disconnect(self) -> None:
         if not self._closed and self._inbox_sub is not None:
@@ -374,6 +397,42 @@ class Bus:
         # than the receivers' replay window is wide).
         await batcher.flush_subject(subject)
         await self.nc.publish(subject, self.sealer.seal(subject, body, kind, headers))
+
+    async def publish_checked(
+        self,
+        subject: str,
+        body: Any,
+        *,
+        kind: str = "msg",
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Publish one message and return once the server has taken it: PermissionDenied if
+        it refused the subject to this user. `publish` cannot tell (NATS reports a refusal
+        later, on its own); this waits a flush's round trips, so it is for one-shot
+        senders, not streams. The server answers a PUB before the PING behind it."""
+        refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self.fail_on_denial(subject, refused):
+            try:
+                await self.publish(subject, body, kind=kind, headers=headers, immediate=True)
+                await self.flush(timeout)
+            finally:
+                denied = refused.exception() if refused.done() else None
+        if denied is not None:
+            raise denied
+
+    @contextlib.contextmanager
+    def fail_on_denial(self, subject: str, fut: asyncio.Future[Any]) -> Iterator[None]:
+        """While open, the server refusing a publish to `subject` for this user's
+        permissions fails `fut` with PermissionDenied (e.g. a proposal awaiting ballots)."""
+        watches = self._denial_watches.setdefault(subject, [])
+        watches.append(fut)
+        try:
+            yield
+        finally:
+            watches.remove(fut)
+            if not watches:
+                del self._denial_watches[subject]
 
     async def publish_frame(self, subject: str, frame: bytes, reply: str = "") -> None:
         """Publish pre-sealed bytes (batches, tests that forge or replay frames)."""

@@ -11,6 +11,7 @@ __all__ = [
     "FrameRejected",
     "KeyringError",
     "NoResponders",
+    "PermissionDenied",
     "RequestTimeout",
     "ServerError",
 ]
@@ -51,6 +52,20 @@ class RequestTimeout(AmcpError):
 
 class NoResponders(AmcpError):
     """A request was sent to a subject nobody is subscribed to."""
+
+
+class PermissionDenied(AmcpError):
+    """The NATS server refused an operation for the connection's user: its permissions do
+    not allow `operation` ("publish" or "subscribe") on `subject`. Nothing was delivered."""
+
+    def __init__(self, operation: str, subject: str, user: str | None = None) -> None:
+        who = f"user {user}" if user else "this connection"
+        super().__init__(
+            f"permission denied: the NATS server does not let {who} {operation} to {subject}"
+        )
+        self.operation = operation
+        self.subject = subject
+        self.user = user
 
 
 class ServerError(AmcpError):

@@ -18,11 +18,19 @@ import msgspec
 
 from amcp.bus import Bus
 from amcp.envelope import FrameLimits, check_depth, encode_envelope
-from amcp.errors import AmcpError, ConfigError, ConnectError, KeyringError, RequestTimeout
+from amcp.errors import (
+    AmcpError,
+    ConfigError,
+    ConnectError,
+    KeyringError,
+    PermissionDenied,
+    RequestTimeout,
+)
 from amcp.keyring import Keyring
 from amcp.settings import Settings
 
 __all__ = [
+    "EXIT_DENIED",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_TIMEOUT",
@@ -43,6 +51,7 @@ EXIT_FAILED = 1  # the operation ran and failed (rejected, executor failed, serv
 EXIT_USAGE = 2  # bad arguments or configuration; nothing was done
 EXIT_TIMEOUT = 3  # no quorum, no reply, or not enough acknowledgements in time
 EXIT_UNAVAILABLE = 4  # could not reach NATS
+EXIT_DENIED = 5  # the NATS server refused it for the user's permissions
 
 
 class Parser(argparse.ArgumentParser):
@@ -238,7 +247,8 @@ def fail(message: str, code: int = EXIT_FAILED) -> int:
 
 def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], ...] = ()) -> int:
     """Run a command body, turning amcp's errors into a one-line message and an exit code:
-    configuration (and `usage_errors`) 2, unreachable NATS 4, timeouts 3, other failures 1."""
+    configuration (and `usage_errors`) 2, unreachable NATS 4, timeouts 3, refused by the
+    user's NATS permissions 5, other failures 1."""
     try:
         return action()
     except (ConfigError, KeyringError, *usage_errors) as exc:
@@ -247,6 +257,8 @@ def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], 
         return fail(str(exc), EXIT_UNAVAILABLE)
     except RequestTimeout as exc:
         return fail(str(exc), EXIT_TIMEOUT)
+    except PermissionDenied as exc:
+        return fail(str(exc), EXIT_DENIED)
     except AmcpError as exc:
         return fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:

@@ -60,8 +60,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     async def main() -> int:
         bus = await connect(args)
         try:
-            await bus.publish(args.subject, body, kind=args.kind)
-            await bus.flush()
+            await bus.publish_checked(args.subject, body, kind=args.kind)
             emit(
                 {"subject": args.subject, "sender": bus.sender, "seq": bus.sealer.seq},
                 args.json,
