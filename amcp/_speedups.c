@@ -201,6 +201,7 @@ typedef struct WindowObject {
     PyObject *sender; /* the dict key, owned */
     struct WindowObject *prev, *next; /* recency list; borrowed (the dict owns windows) */
     uint64_t epoch, top, last_ts;
+    uint64_t base; /* the first seq this window saw: older ones face the floor */
     uint64_t bits[1]; /* nwords (ob_size) words */
 } WindowObject;
 
@@ -236,7 +237,7 @@ window_reset(WindowObject *w, uint64_t epoch, uint64_t seq, uint64_t ts_ms)
 {
     memset(w->bits, 0, sizeof(uint64_t) * (size_t)Py_SIZE(w));
     w->epoch = epoch;
-    w->top = seq;
+    w->top = w->base = seq;
     w->last_ts = ts_ms;
     w->bits[(seq >> 6) & (uint64_t)(Py_SIZE(w) - 1)] |= (uint64_t)1 << (seq & 63);
 }
@@ -330,6 +331,8 @@ guard_check_window(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t se
         return NULL;
     if (w->top - seq >= g->window || window_seen(w, seq))
         return str_replay;
+    if (seq < w->base && ts <= g->evicted_floor_ms)
+        return str_stale; /* older than the window, and than what the floor lets in */
     return NULL;
 }
 
@@ -343,9 +346,12 @@ guard_check_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, ui
     return guard_check_window(g, sender, epoch, seq, ts);
 }
 
-/* Record a verified frame; -1 with an exception (memory) else 0. */
+/* Record a verified frame; -1 with an exception (memory) else 0. An eviction raises the
+ * floor to the evicted sender's newest timestamp, but never past now: a flood of
+ * future-stamped senders must not lock out current ones. */
 static int
-guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, uint64_t ts)
+guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, uint64_t ts,
+               int64_t now)
 {
     WindowObject *w = guard_get(g, sender);
 
@@ -379,8 +385,10 @@ guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, u
     while (PyDict_GET_SIZE(g->senders) > g->max_senders) {
         WindowObject *old = g->head;
         PyObject *key = old->sender;
-        if (old->last_ts > g->evicted_floor_ms)
-            g->evicted_floor_ms = old->last_ts;
+        uint64_t floor = now < 0 ? 0 : old->last_ts < (uint64_t)now ? old->last_ts
+                                                                      : (uint64_t)now;
+        if (floor > g->evicted_floor_ms)
+            g->evicted_floor_ms = floor;
         lru_unlink(g, old);
         Py_INCREF(key);
         int rc = PyDict_DelItem(g->senders, key); /* frees old */
@@ -394,14 +402,30 @@ guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, u
 static int
 guard_init(GuardObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"window", "skew_ms", "max_senders", NULL};
-    PyObject *window = NULL, *skew = NULL, *max_senders = NULL;
+    static char *kwlist[] = {"window", "skew_ms", "max_senders", "floor_ms", NULL};
+    PyObject *window = NULL, *skew = NULL, *max_senders = NULL, *floor = NULL;
     long long win_v = 1024, skew_v = 30000, max_v = 4096;
+    unsigned long long floor_v = 0;
     int overflow = 0;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:ReplayGuard", kwlist, &window, &skew,
-                                     &max_senders))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOO:ReplayGuard", kwlist, &window, &skew,
+                                     &max_senders, &floor))
         return -1;
+    if (floor != NULL) {
+        if (!PyLong_Check(floor)) {
+            PyErr_SetString(PyExc_TypeError, "floor_ms must be an int");
+            return -1;
+        }
+        if (_PyLong_Sign(floor) < 0)
+            overflow = 1;
+        else if ((floor_v = PyLong_AsUnsignedLongLong(floor)) == (unsigned long long)-1 &&
+                 PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            PyErr_Clear();
+            overflow = 1;
+        }
+    }
     if (window && (win_v = PyLong_AsLongLongAndOverflow(window, &overflow)) == -1 &&
         PyErr_Occurred())
         return -1;
@@ -414,8 +438,8 @@ guard_init(GuardObject *self, PyObject *args, PyObject *kwds)
     if (overflow || win_v < 32 || win_v > MAX_WINDOW || max_v < 1 || max_v > PY_SSIZE_T_MAX ||
         skew_v < 0) {
         PyErr_SetString(PyExc_ValueError,
-                        "32 <= window <= 1048576, max_senders >= 1 and 0 <= skew_ms < 2**63 "
-                        "are required");
+                        "32 <= window <= 1048576, max_senders >= 1, 0 <= skew_ms < 2**63 and "
+                        "0 <= floor_ms < 2**64 are required");
         return -1;
     }
     if (self->senders != NULL) {
@@ -429,7 +453,7 @@ guard_init(GuardObject *self, PyObject *args, PyObject *kwds)
     self->window = (uint64_t)win_v;
     self->skew_ms = (uint64_t)skew_v;
     self->max_senders = (Py_ssize_t)max_v;
-    self->evicted_floor_ms = 0;
+    self->evicted_floor_ms = (uint64_t)floor_v;
     self->nwords = 1;
     while ((uint64_t)self->nwords * 64 < self->window + 64)
         self->nwords *= 2;
@@ -525,45 +549,59 @@ guard_check(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(reason);
 }
 
+/* now_ms as an int64, as check() reads it: 1, or 0 with an exception. */
+static int
+as_now(PyObject *obj, int64_t *out)
+{
+    long long now = PyLong_AsLongLong(obj);
+    if (now == -1 && PyErr_Occurred())
+        return 0;
+    *out = (int64_t)now;
+    return 1;
+}
+
 PyDoc_STRVAR(guard_commit_doc,
-             "commit(sender, epoch, seq, ts_ms): record a verified frame (after the MAC).");
+             "commit(sender, epoch, seq, ts_ms, now_ms): record a verified frame (after the "
+             "MAC); an eviction's floor never passes now_ms.");
 
 static PyObject *
 guard_commit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t epoch, seq, ts;
+    int64_t now;
 
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "commit(sender, epoch, seq, ts_ms)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "commit(sender, epoch, seq, ts_ms, now_ms)");
         return NULL;
     }
     if (!guard_ready(self) || !as_sender(args[0]) || !as_u64(args[1], &epoch) ||
-        !as_u64(args[2], &seq) || !as_u64(args[3], &ts))
+        !as_u64(args[2], &seq) || !as_u64(args[3], &ts) || !as_now(args[4], &now))
         return NULL;
-    if (guard_commit_c(self, args[0], epoch, seq, ts) < 0)
+    if (guard_commit_c(self, args[0], epoch, seq, ts, now) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(guard_admit_doc,
-             "admit(sender, epoch, seqs, ts_ms) -> [bool]: check and record a batch's inner "
-             "seqs in order (after the batch frame itself was committed).");
+             "admit(sender, epoch, seqs, ts_ms, now_ms) -> [bool]: check and record a batch's "
+             "inner seqs in order (after the batch frame itself was committed).");
 
 static PyObject *
 guard_admit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uint64_t epoch, ts, seq;
+    int64_t now;
     PyObject *seqs, *out;
     WindowObject *w;
     Py_ssize_t n;
     int general;
 
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "admit(sender, epoch, seqs, ts_ms)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "admit(sender, epoch, seqs, ts_ms, now_ms)");
         return NULL;
     }
     if (!guard_ready(self) || !as_sender(args[0]) || !as_u64(args[1], &epoch) ||
-        !as_u64(args[3], &ts))
+        !as_u64(args[3], &ts) || !as_now(args[4], &now))
         return NULL;
     seqs = PySequence_Fast(args[2], "seqs must be a sequence");
     if (seqs == NULL)
@@ -580,11 +618,12 @@ guard_admit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto fail;
         if (general) { /* check (now = ts: no skew) and commit, one by one */
             ok = guard_check_window(self, args[0], epoch, seq, ts) == NULL;
-            if (ok && guard_commit_c(self, args[0], epoch, seq, ts) < 0)
+            if (ok && guard_commit_c(self, args[0], epoch, seq, ts, now) < 0)
                 goto fail;
         }
         else {
-            ok = seq > w->top || (w->top - seq < self->window && !window_seen(w, seq));
+            ok = seq > w->top || (w->top - seq < self->window && !window_seen(w, seq) &&
+                                  !(seq < w->base && ts <= self->evicted_floor_ms));
             if (ok)
                 window_record(w, self->window, seq);
         }
@@ -682,7 +721,8 @@ static PyGetSetDef guard_getset[] = {
     {"skew_ms", (getter)guard_get_skew, NULL, "Allowed |now - ts_ms|.", NULL},
     {"max_senders", (getter)guard_get_max, NULL, "Senders tracked at most (LRU).", NULL},
     {"evicted_floor_ms", (getter)guard_get_floor, NULL,
-     "Newest timestamp of any evicted sender.", NULL},
+     "Untracked senders need a newer timestamp: the start floor, raised by evictions.",
+     NULL},
     {NULL},
 };
 
@@ -701,7 +741,8 @@ static PySequenceMethods guard_as_sequence = {
 static PyTypeObject GuardType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "amcp._speedups.ReplayGuard",
-    .tp_doc = PyDoc_STR("ReplayGuard(window=1024, skew_ms=30000, max_senders=4096): "
+    .tp_doc = PyDoc_STR("ReplayGuard(window=1024, skew_ms=30000, max_senders=4096, "
+                        "floor_ms=0): "
                         "per-sender replay windows (amcp.replay.PyReplayGuard, in C)."),
     .tp_basicsize = sizeof(GuardObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -1014,7 +1055,7 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         goto slow; /* bad signature */
 
     /* verified: move the window, then the message */
-    if (guard_commit_c((GuardObject *)self->guard, sender, epoch, seq, ts) < 0)
+    if (guard_commit_c((GuardObject *)self->guard, sender, epoch, seq, ts, now_ms) < 0)
         goto fail;
     msg = ((PyTypeObject *)message_type)->tp_alloc((PyTypeObject *)message_type, 0);
     if (msg == NULL)

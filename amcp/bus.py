@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -46,7 +47,7 @@ from amcp.keyring import Keyring
 from amcp.message import BAD_REPLY, INBOX_PREFIX, REPLY_HEADER, Message
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.ratelog import RateLimitedLog
-from amcp.replay import ReplayGuard
+from amcp.replay import live_guard
 from amcp.security import ConnectionSecurity
 from amcp.subjects import Subjects, validate_subject
 from netopt import Backoff, CircuitBreaker, PerKey, RtoEstimator, TrafficSampler
@@ -708,7 +709,7 @@ class Bus:
             owner=self,
             limits=self.limits,
             stats=self.stats,
-            guard=ReplayGuard(window, skew_ms, max_senders),
+            guard=live_guard(window, skew_ms, max_senders, time.time()),  # see live_guard
         )
 
     async def _on_reply(self, nmsg: NatsMsg) -> None:

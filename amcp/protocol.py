@@ -249,7 +249,8 @@ class Opener(_OpenerBase):
             if key is None:
                 raise FrameRejected(Reason.UNKNOWN_KEY, f"key {env.kid!r} unknown or expired")
             sender, epoch, seq, ts_ms = env.sender, env.epoch, env.seq, env.ts_ms
-            reason = self.guard.check(sender, epoch, seq, ts_ms, int(now * 1000))
+            now_ms = int(now * 1000)
+            reason = self.guard.check(sender, epoch, seq, ts_ms, now_ms)
             if reason is not None:
                 raise FrameRejected(reason, f"{sender} epoch {epoch} seq {seq}")
             if not key.verify(subject, signed, tag):
@@ -259,7 +260,7 @@ class Opener(_OpenerBase):
         except FrameRejected as rejected:
             self.stats.counts[rejected.reason] += 1
             raise
-        self.guard.commit(sender, epoch, seq, ts_ms)
+        self.guard.commit(sender, epoch, seq, ts_ms, now_ms)
         return Message(subject, env, self.owner)
 
     open = _open if _OpenerBase is object else _OpenerBase.open
@@ -277,7 +278,8 @@ class Opener(_OpenerBase):
         env = batch.env
         sender, epoch, ts_ms = env.sender, env.epoch, env.ts_ms
         inners = env.body
-        admitted = self.guard.admit(sender, epoch, [inner.seq for inner in inners], ts_ms)
+        seqs = [inner.seq for inner in inners]
+        admitted = self.guard.admit(sender, epoch, seqs, ts_ms, int(self.clock() * 1000))
         version, kid, id_prefix = env.version, env.kid, env.msg_id[:8]
         subject, owner = batch.subject, self.owner
         out: list[Message] = []

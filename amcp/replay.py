@@ -19,20 +19,22 @@ from typing import Any
 from amcp.envelope import Reason
 from amcp.speedups import compiled
 
-__all__ = ["MAX_WINDOW", "PyReplayGuard", "ReplayGuard", "SenderWindow"]
+__all__ = ["MAX_WINDOW", "PyReplayGuard", "ReplayGuard", "SenderWindow", "live_guard"]
 
 MAX_WINDOW = 1 << 20
 """The largest window (in seqs) a guard takes; RFC 6479 windows are thousands."""
 
 
 class SenderWindow:
-    """The window of one sender epoch. Bit i of `bitmap` set means seq `top - i` was seen."""
+    """The window of one sender epoch. Bit i of `bitmap` set means seq `top - i` was seen.
+    Seqs below `base` (the first one this window saw) predate it: they may have been seen
+    before the sender was evicted or the receiver restarted, so the floor applies to them."""
 
-    __slots__ = ("bitmap", "epoch", "last_ts", "top")
+    __slots__ = ("base", "bitmap", "epoch", "last_ts", "top")
 
     def __init__(self, epoch: int, seq: int, ts_ms: int) -> None:
         self.epoch = epoch
-        self.top = seq
+        self.top = self.base = seq
         self.bitmap = 1
         self.last_ts = ts_ms
 
@@ -40,21 +42,36 @@ class SenderWindow:
 class PyReplayGuard:
     """Per-sender windows with a bounded LRU table and a timestamp skew check.
 
-    When a sender is evicted, its newest timestamp raises `evicted_floor_ms`: a sender the
-    table no longer tracks is only accepted with a timestamp above that floor, so evicting
-    a sender never reopens the door to replays of its old frames. (The window logic is
-    written out in check/commit rather than split into methods: it runs per frame.)
+    A sender the table does not track is only accepted with a timestamp above
+    `evicted_floor_ms`. It starts at `floor_ms` (a live receiver's start: it cannot know
+    what it saw before, see `live_guard`) and each eviction raises it to the evicted
+    sender's newest timestamp, capped at the receiver's clock, so evicting a sender never
+    reopens the door to its old frames and a flood of future-stamped senders never locks
+    out current ones. (The window logic is written out in check/commit rather than split
+    into methods: it runs per frame.)
     """
 
-    def __init__(self, window: int = 1024, skew_ms: int = 30_000, max_senders: int = 4096):
-        if not 32 <= window <= MAX_WINDOW or max_senders < 1 or not 0 <= skew_ms < 1 << 63:
+    def __init__(
+        self,
+        window: int = 1024,
+        skew_ms: int = 30_000,
+        max_senders: int = 4096,
+        floor_ms: int = 0,
+    ):
+        if (
+            not 32 <= window <= MAX_WINDOW
+            or max_senders < 1
+            or not 0 <= skew_ms < 1 << 63
+            or not 0 <= floor_ms < 1 << 64
+        ):
             raise ValueError(
-                "32 <= window <= 1048576, max_senders >= 1 and 0 <= skew_ms < 2**63 are required"
+                "32 <= window <= 1048576, max_senders >= 1, 0 <= skew_ms < 2**63 and "
+                "0 <= floor_ms < 2**64 are required"
             )
         self.window = window
         self.skew_ms = skew_ms
         self.max_senders = max_senders
-        self.evicted_floor_ms = 0
+        self.evicted_floor_ms = floor_ms
         self._mask = (1 << window) - 1
         self._senders: OrderedDict[str, SenderWindow] = OrderedDict()
 
@@ -76,10 +93,13 @@ class PyReplayGuard:
         diff = win.top - seq
         if diff >= self.window or (win.bitmap >> diff) & 1:
             return Reason.REPLAY
+        if seq < win.base and ts_ms <= self.evicted_floor_ms:
+            return Reason.STALE  # older than the window, and than what the floor lets in
         return None
 
-    def commit(self, sender: str, epoch: int, seq: int, ts_ms: int) -> None:
-        """Record a verified frame (call only after the MAC checked out)."""
+    def commit(self, sender: str, epoch: int, seq: int, ts_ms: int, now_ms: int) -> None:
+        """Record a verified frame (call only after the MAC checked out); `now_ms` is the
+        receiver's clock, which an eviction's floor never passes."""
         senders = self._senders
         win = senders.get(sender)
         if win is not None and win.epoch == epoch:
@@ -98,9 +118,13 @@ class PyReplayGuard:
         senders.move_to_end(sender)
         while len(senders) > self.max_senders:
             _, old = senders.popitem(last=False)
-            self.evicted_floor_ms = max(self.evicted_floor_ms, old.last_ts)
+            floor = min(old.last_ts, now_ms)  # past now it would lock out current senders
+            if floor > self.evicted_floor_ms:
+                self.evicted_floor_ms = floor
 
-    def admit(self, sender: str, epoch: int, seqs: list[int], ts_ms: int) -> list[bool]:
+    def admit(
+        self, sender: str, epoch: int, seqs: list[int], ts_ms: int, now_ms: int
+    ) -> list[bool]:
         """Check and record, in order, the seqs of a batch's inner messages: True where
         new, False where a replay. Call only after the batch frame itself verified and was
         committed (its timestamp and epoch checks cover the inner messages)."""
@@ -110,11 +134,12 @@ class PyReplayGuard:
             for seq in seqs:
                 ok = self.check(sender, epoch, seq, ts_ms, ts_ms) is None
                 if ok:
-                    self.commit(sender, epoch, seq, ts_ms)
+                    self.commit(sender, epoch, seq, ts_ms, now_ms)
                 out.append(ok)
             return out
         window, mask = self.window, self._mask
         top, bitmap = win.top, win.bitmap
+        predates = ts_ms <= self.evicted_floor_ms  # then seqs below the base are refused
         admitted = []
         for seq in seqs:
             if seq > top:
@@ -122,7 +147,9 @@ class PyReplayGuard:
                 bitmap = ((bitmap << shift) | 1) & mask if shift < window else 1
                 top = seq
                 admitted.append(True)
-            elif top - seq >= window or (bitmap >> (top - seq)) & 1:
+            elif (
+                top - seq >= window or (bitmap >> (top - seq)) & 1 or (predates and seq < win.base)
+            ):
                 admitted.append(False)
             else:
                 bitmap |= 1 << (top - seq)
@@ -142,3 +169,12 @@ class PyReplayGuard:
 
 
 ReplayGuard: Any = compiled("ReplayGuard") or PyReplayGuard
+
+
+def live_guard(window: int, skew_ms: int, max_senders: int, now: float) -> Any:
+    """The guard of a live receiver starting at `now` (seconds): it refuses every sender's
+    frames stamped before it started, since it cannot know which of them it (or a previous
+    run of it) already accepted. Zero I/O per frame and exact after a crash, where a
+    persisted window would need an fsync per frame. Readers of stored frames (JetStream)
+    verify old frames on purpose and take a plain ReplayGuard. docs/PROTOCOL.md, "Replay"."""
+    return ReplayGuard(window, skew_ms, max_senders, max(int(now * 1000) - 1, 0))

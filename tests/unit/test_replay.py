@@ -16,7 +16,7 @@ def admit(
 ) -> str | None:
     reason = guard.check(sender, epoch, seq, ts, NOW)
     if reason is None:
-        guard.commit(sender, epoch, seq, ts)
+        guard.commit(sender, epoch, seq, ts, NOW)
     return reason
 
 
@@ -54,7 +54,7 @@ def test_check_alone_never_moves_the_window() -> None:
     guard = ReplayGuard()
     assert guard.check("s", 1, 5, NOW, NOW) is None
     assert guard.check("s", 1, 5, NOW, NOW) is None  # not committed: still acceptable
-    guard.commit("s", 1, 5, NOW)
+    guard.commit("s", 1, 5, NOW, NOW)
     assert guard.check("s", 1, 5, NOW, NOW) == Reason.REPLAY
 
 

@@ -41,8 +41,8 @@ times = st.one_of(st.integers(NOW - 40_000, NOW + 40_000), st.sampled_from([0, 1
 nows = st.one_of(st.integers(NOW - 1000, NOW + 1000), st.sampled_from([-5, 0, (1 << 63) - 1]))
 
 checks = st.tuples(st.just("check"), senders, epochs, seqs, times, nows)
-commits = st.tuples(st.just("commit"), senders, epochs, seqs, times)
-admits = st.tuples(st.just("admit"), senders, epochs, st.lists(seqs, max_size=12), times)
+commits = st.tuples(st.just("commit"), senders, epochs, seqs, times, nows)
+admits = st.tuples(st.just("admit"), senders, epochs, st.lists(seqs, max_size=12), times, nows)
 # A frame through an Opener: check, and commit only when it passed.
 frames = st.tuples(st.just("frame"), senders, epochs, seqs, times, nows)
 ops = st.lists(st.one_of(frames, frames, checks, commits, admits), max_size=120)
@@ -54,7 +54,7 @@ def run(guard: object, op: tuple) -> object:
         sender, epoch, seq, ts, now = args
         reason = guard.check(sender, epoch, seq, ts, now)
         if reason is None:
-            guard.commit(sender, epoch, seq, ts)
+            guard.commit(sender, epoch, seq, ts, now)
         return reason
     return getattr(guard, name)(*args)
 
@@ -68,13 +68,14 @@ def state(guard: object) -> tuple:
     st.sampled_from([32, 33, 64, 100, 1024]),
     st.sampled_from([0, 30_000]),
     st.integers(1, 4),
+    st.one_of(st.just(0), times),
     ops,
 )
 def test_compiled_and_reference_guards_agree(
-    window: int, skew_ms: int, max_senders: int, script: list[tuple]
+    window: int, skew_ms: int, max_senders: int, floor_ms: int, script: list[tuple]
 ) -> None:
-    fast = CReplayGuard(window, skew_ms, max_senders)
-    ref = PyReplayGuard(window, skew_ms, max_senders)
+    fast = CReplayGuard(window, skew_ms, max_senders, floor_ms)
+    ref = PyReplayGuard(window, skew_ms, max_senders, floor_ms)
     for op in script:
         assert run(fast, op) == run(ref, op), op
         assert state(fast) == state(ref), op
@@ -83,7 +84,7 @@ def test_compiled_and_reference_guards_agree(
 def test_windows_report_what_was_seen() -> None:
     for guard in (CReplayGuard(window=64), PyReplayGuard(window=64)):
         for seq in (10, 12, 75):
-            guard.commit("s", 1, seq, NOW)
+            guard.commit("s", 1, seq, NOW, NOW)
         # top 75: 75 is bit 0; 12 is 63 below it (bit 63); 10 fell out of the window.
         assert guard.windows() == [("s", 1, 75, 1 | 1 << 63, NOW)]
 
@@ -96,6 +97,10 @@ def test_both_refuse_the_same_configurations() -> None:
     for cls in (CReplayGuard, PyReplayGuard):
         with pytest.raises(ValueError):
             cls(skew_ms=-1)
+        with pytest.raises(ValueError):
+            cls(floor_ms=-1)
+        with pytest.raises(ValueError):
+            cls(floor_ms=1 << 64)
         assert cls(window=MAX_WINDOW).window == MAX_WINDOW
 
 
@@ -127,9 +132,11 @@ def test_wire_values_only_in_the_compiled_guard() -> None:
     with pytest.raises(TypeError):
         guard.check(b"sender", 1, 1, NOW, NOW)
     with pytest.raises(OverflowError):
-        guard.commit("s", -1, 1, NOW)
+        guard.commit("s", -1, 1, NOW, NOW)
     with pytest.raises(OverflowError):
-        guard.commit("s", 1, 1 << 64, NOW)
+        guard.commit("s", 1, 1 << 64, NOW, NOW)
     with pytest.raises(TypeError):
-        guard.admit("s", 1, 5, NOW)
+        guard.admit("s", 1, 5, NOW, NOW)
+    with pytest.raises(TypeError):
+        guard.commit("s", 1, 1, NOW)  # now_ms is required: it caps the eviction floor
     assert len(guard) == 0
