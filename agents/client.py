@@ -10,11 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from agents.admin import ClusterView, Described, Removed
-from agents.wire import ANY, AgentSubjects, call_request, parse_reply
+from agents.wire import ANY, ROLES, AgentSubjects, call_request, parse_reply
 from amcp.bus import Bus
-from amcp.errors import NoResponders
+from amcp.errors import AmcpError, NoResponders
 
-__all__ = ["AgentClient", "CallResult"]
+__all__ = ["AgentClient", "CallResult", "UnknownAgent"]
+
+
+class UnknownAgent(NoResponders):
+    """A call named an agent id that no member of the cluster has."""
 
 
 class CallResult:
@@ -46,7 +50,8 @@ class AgentClient:
 
         Raises the ToolCallError subclass the agent answered with (ToolInputError with the
         validation details, AgentBusy, UnknownTool, ...), NoResponders if no agent serves
-        the target, RequestTimeout if none answered in time.
+        the target (UnknownAgent if no member has that id), RequestTimeout if none answered
+        in time.
         """
         subject = self._targets.get(target)
         if subject is None:
@@ -58,11 +63,38 @@ class AgentClient:
                 timeout=self.timeout if timeout is None else timeout,
             )
         except NoResponders:
-            raise NoResponders(
-                f"no live agent {target!r} in cluster {self.subjects.cluster}"
-            ) from None
+            raise await self._nobody(target) from None
         agent, output = parse_reply(reply.body)
         return CallResult(agent, output)
+
+    async def _nobody(self, target: str) -> NoResponders:
+        """Why nobody serves `target`: for an agent id, the member list (one `any` call)
+        tells an id no agent has from a member that is not running."""
+        cluster = self.subjects.cluster
+        if target in ROLES:
+            return NoResponders(
+                f"no live {target} agent in cluster {cluster} "
+                f"(start one with `amcp-agent --role {target}`)"
+            )
+        if target == ANY:
+            return NoResponders(
+                f"no live agent answered in cluster {cluster} "
+                "(start one with `amcp-agent --role ROLE`)"
+            )
+        try:
+            view = await self.members()
+        except NoResponders:
+            return NoResponders(f"no live agent in cluster {cluster}, none with id {target!r}")
+        except AmcpError as exc:
+            return NoResponders(f"no live agent {target!r} in cluster {cluster} ({exc})")
+        member = next((m for m in view.members if m.id == target), None)
+        if member is None:
+            ids = ", ".join(sorted(m.id for m in view.members)) or "none"
+            return UnknownAgent(f"no agent has id {target!r} in cluster {cluster} (members: {ids})")
+        return NoResponders(
+            f"agent {target!r} is a member of cluster {cluster} but does not answer "
+            f"({member.state}, {member.liveness} as {view.observer} sees it)"
+        )
 
     async def describe(self, target: str) -> Described:
         return Described.model_validate((await self.call(target, "describe")).output)

@@ -125,12 +125,8 @@ def _run(args: argparse.Namespace, body: Callable[[AgentClient], Awaitable[int]]
         bus = await connect(args)
         try:
             return await body(AgentClient(bus, timeout=getattr(args, "timeout", 5.0)))
-        except NoResponders:
-            print(
-                f"amcp: no live agent answered in cluster {bus.cluster} "
-                "(start one with `amcp-agent --role s1`)",
-                file=sys.stderr,
-            )
+        except NoResponders as exc:  # the client says who is missing (an unknown id, a role)
+            print(f"amcp: {exc}", file=sys.stderr)
             return EXIT_TIMEOUT
         finally:
             await bus.close()
