@@ -249,12 +249,13 @@ class ContextStore:
         self, key: str, item: Any, *, write: Level = "local", timeout: float = 2.0
     ) -> WriteResult:
         """Remove an item from an OR-set. A remove removes only the adds its replica has
-        seen, so under a concern other than `local` an item this replica does not hold is
-        fetched from the members first; UnseenRemoveError if it is on none of those that
-        answered while others stayed silent (they may hold it: nothing is removed)."""
+        seen, so under a concern other than `local` the set is first fetched from the
+        members, as a read of that concern (and from every member while the item is still
+        unseen); UnseenRemoveError if it is on none of those that answered while others
+        stayed silent (they may hold it: nothing is removed)."""
         _check_key(key)
         level = check_level(write)
-        if level == "local" or self._holds(key, item):
+        if level == "local":
             return await self._write(key, level, timeout, self._state.set_remove, item)
         start = asyncio.get_running_loop().time()
         answered, members = await self._rep.fetch(
