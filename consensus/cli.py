@@ -4,7 +4,8 @@ Prints the outcome, the tally against what the quorum rule needed, each ballot (
 choice, the five scores, the combined attention and the reason), the members that did not
 vote, and the executor's acknowledgement. Exit codes: 0 committed (and executed, when the
 action has an executor), 1 rejected or the execution failed, 3 no quorum by the deadline
-or no acknowledgement in time, 2 bad arguments, 4 NATS unreachable.
+or no acknowledgement in time, 2 bad arguments, 4 NATS unreachable, 5 the NATS user may
+not propose.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="put a critical action to a quorum vote",
         description="Propose ACTION to the registered voters (S5 agents and agents run with "
         "--voter), wait for the decision and, if it commits, for its executor. Exit 0 "
-        "committed, 1 rejected or execution failed, 3 no quorum or timeout, 2 usage error.",
+        "committed, 1 rejected or execution failed, 3 no quorum or timeout, 2 usage error, 5 "
+        "the NATS user may not propose.",
     )
     p.add_argument("--action", required=True, metavar="NAME", help="e.g. restart, deploy")
     p.add_argument(

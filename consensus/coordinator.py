@@ -205,7 +205,8 @@ class Coordinator:
         The vote closes `timeout` seconds from now (NO_QUORUM then, unless decided
         earlier); a committed action with an executor is then awaited for up to `timeout`
         more seconds (`wait_execution`). Invalid arguments raise ConsensusError;
-        ProposalConflict if `proposal_id` was already used for another request.
+        ProposalConflict if `proposal_id` was already used for another request;
+        PermissionDenied (amcp) if the bus's NATS user may not propose.
         """
         timeout = check.positive("timeout", timeout)
         now = _now_ms()
@@ -268,8 +269,10 @@ class Coordinator:
         )
         try:
             propose = Propose(proposal=proposal, reply=self._inbox)
-            await self.bus.publish(self.subjects.propose, propose.to_wire(), kind="propose")
-            return await done
+            # a proposer whose NATS user may not propose learns it now, not at the deadline
+            with self.bus.fail_on_denial(self.subjects.propose, done):
+                await self.bus.publish(self.subjects.propose, propose.to_wire(), kind="propose")
+                return await done
         finally:
             timer.cancel()
             self._rounds.pop(proposal.id, None)

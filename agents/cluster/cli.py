@@ -16,7 +16,7 @@ from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
 from agents.cluster.auth import ADMIN, USERS
 from agents.cluster.local import LocalCluster
 from agents.cluster.secrets import ClusterSecrets
-from agents.cluster.topology import DEFAULT_AGENTS, parse_agents
+from agents.cluster.topology import DEFAULT_AGENTS, choose_agents
 from agents.wire import AgentSubjects
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -59,8 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     up = actions.add_parser("up", help="start servers and agents, return once all are running")
     up.add_argument("--nodes", type=int, default=3, metavar="N", help="NATS nodes (default 3)")
     default = ",".join(f"{r}={n}" for r, n in DEFAULT_AGENTS.items())
+    up.add_argument("--agents", metavar="ROLE=N,...", help=f"agents (default {default})")
     up.add_argument(
-        "--agents", default=default, metavar="ROLE=N,...", help=f"agents (default {default})"
+        "--voters",
+        metavar="N",
+        help=f"S5 agents, the voters on critical actions (default {DEFAULT_AGENTS['s5']})",
     )
     up.add_argument("--name", default="default", metavar="NAME", help="amcp cluster name")
     up.add_argument("--tls", action="store_true", help="mutual TLS on client and route ports")
@@ -123,7 +126,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise ConfigError("--nodes must be 1-9")
     if args.timeout <= 0:
         raise ConfigError("--timeout must be > 0")
-    agents = parse_agents(args.agents)
+    agents = choose_agents(args.agents, args.voters)
     cluster = LocalCluster.up(
         _resolve_dir(args),
         nodes=args.nodes,

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from agents.wire import ROLES
 from amcp.errors import ConfigError
 
-__all__ = ["DEFAULT_AGENTS", "AgentSlot", "parse_agents", "place_agents"]
+__all__ = ["DEFAULT_AGENTS", "AgentSlot", "choose_agents", "parse_agents", "place_agents"]
 
-# Every role, with two S1s so tasks have somewhere to go when one is busy or down.
-DEFAULT_AGENTS: dict[str, int] = {"s1": 2, "s2": 1, "s3": 1, "s4": 1, "s5": 1}
+# Every role, with two S1s so tasks have somewhere to go when one is busy or down, and three
+# S5s, the voters: a majority of three survives one lost voter, a majority of one does not.
+DEFAULT_AGENTS: dict[str, int] = {"s1": 2, "s2": 1, "s3": 1, "s4": 1, "s5": 3}
 _MAX_PER_ROLE = 64
 
 
@@ -40,6 +41,24 @@ def parse_agents(text: str) -> dict[str, int]:
     if not any(counts.values()):
         raise ConfigError("--agents starts no agent at all")
     return counts
+
+
+def choose_agents(agents: str | None, voters: str | None) -> dict[str, int]:
+    """What `cluster up` starts from `--agents ROLE=N,...` and `--voters N` (the number of
+    S5s, the voters), each None when not given. ConfigError if either is bad or `--agents`
+    names a different S5 count."""
+    counts = dict(DEFAULT_AGENTS) if agents is None else parse_agents(agents)
+    if voters is None:
+        return counts
+    try:
+        n = int(voters)
+    except ValueError:
+        raise ConfigError(f"--voters takes a number of S5 agents, not {voters!r}") from None
+    if not 1 <= n <= _MAX_PER_ROLE:
+        raise ConfigError(f"--voters must be 1-{_MAX_PER_ROLE}, not {n}")
+    if agents is not None and counts.get("s5", n) != n:
+        raise ConfigError(f"--agents starts {counts['s5']} s5 but --voters says {n}")
+    return {**counts, "s5": n}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`amcp cluster up/status/env/down` as a user runs them, each command its own process:
-three authenticated nats-servers and an agent of every role (two S1s), visible as members
-from another shell, the audit stream replicated on the three servers, and after `down`
-nothing left running. Usage errors exit 2 with one line.
+three authenticated nats-servers and an agent of every role (two S1s, three S5 voters),
+visible as members from another shell, the audit stream replicated on the three servers,
+and after `down` nothing left running. Usage errors exit 2 with one line.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
     started = json.loads(up.stdout)
     assert started["up"] and len(started["nodes"]) == 3
     roles = sorted(a["role"] for a in started["agents"])
-    assert roles == ["s1", "s1", "s2", "s3", "s4", "s5"]
+    assert roles == ["s1", "s1", "s2", "s3", "s4", "s5", "s5", "s5"]  # three voters
     assert {a["node"] for a in started["agents"]} == {n["name"] for n in started["nodes"]}
 
     again = amcp("cluster", "up", "--data-dir", str(data_dir))
@@ -85,7 +85,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
 
     down = amcp("cluster", "down", "--data-dir", str(data_dir), "--json")
     assert down.returncode == 0, down.stderr
-    assert json.loads(down.stdout) == {"stopped": 9, "killed": 0}
+    assert json.loads(down.stdout) == {"stopped": 11, "killed": 0}
     assert not any(_alive(n["pid"], n["conf"]) for n in state["nodes"])
     assert not any(_alive(a["pid"], _agent_marker(a["id"])) for a in state["agents"])
     assert not (data_dir / STATE_FILE).exists()
@@ -100,6 +100,9 @@ def test_up_status_members_down(data_dir: Path) -> None:
         (["up", "--agents", "s1=x"], "is not a number"),
         (["up", "--agents", "s1=0"], "starts no agent"),
         (["up", "--nodes", "0"], "--nodes must be 1-9"),
+        (["up", "--voters", "0"], "--voters must be 1-64"),
+        (["up", "--voters", "three"], "--voters takes a number"),
+        (["up", "--agents", "s5=1", "--voters", "3"], "--agents starts 1 s5 but --voters says 3"),
         (["down"], "no cluster in"),
     ],
 )
