@@ -84,20 +84,53 @@ def test_three_nats_nodes_and_every_role(project) -> None:
     assert {s for s in services if s.startswith("nats")} == set(NATS)
     assert {services[n]["environment"]["NATS_NAME"] for n in NATS} == set(NATS)
     assert all(services[n]["healthcheck"]["test"][0] == "CMD" for n in NATS)
-    assert set(ROLES) <= set(services)
+    assert all(_agents(project, role) for role in ROLES)
     assert services["s1"]["deploy"]["replicas"] >= 2
     for role in ROLES:
-        agent = services[role]
-        env = agent["environment"]
-        urls = env["AMCP_NATS_URL"].split(",")
-        assert sorted(urls) == [f"nats://{n}:4222" for n in NATS]
-        assert env["AMCP_NATS_USER"] == role
-        assert {"source": f"nats_{role}_password", "target": "nats_password"} in agent["secrets"]
-        assert agent["depends_on"]["prepare"]["condition"] == "service_completed_successfully"
-        assert "healthcheck" in agent
+        for agent in _agents(project, role).values():
+            env = agent["environment"]
+            urls = env["AMCP_NATS_URL"].split(",")
+            assert sorted(urls) == [f"nats://{n}:4222" for n in NATS]
+            assert env["AMCP_NATS_USER"] == role
+            secret = {"source": f"nats_{role}_password", "target": "nats_password"}
+            assert secret in agent["secrets"]
+            assert agent["depends_on"]["prepare"]["condition"] == "service_completed_successfully"
+            assert "healthcheck" in agent
     prepare = services["prepare"]
     assert all(prepare["depends_on"][n]["condition"] == "service_healthy" for n in NATS)
     assert prepare["environment"]["AMCP_NATS_USER"] == "admin"
+
+
+def _agent_services(project: dict[str, Any]) -> dict[str, tuple[dict[str, Any], Any]]:
+    """Every service that runs amcp-agent, by name, with its parsed arguments."""
+    return {
+        name: (service, agent_parser().parse_args(service["command"][1:]))
+        for name, service in project["services"].items()
+        if service["command"][0] == "amcp-agent"
+    }
+
+
+def _agents(project: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    return {n: s for n, (s, args) in _agent_services(project).items() if args.role == role}
+
+
+def test_three_voters_with_ids_and_volumes_of_their_own(project) -> None:
+    """A majority of three survives one lost voter; of one it does not (issue 13 point 4).
+    A voter is a member by its id, so each needs a fixed id and volume of its own: one
+    service with replicas would share them."""
+    voters = [
+        (service, args)
+        for service, args in _agent_services(project).values()
+        if args.role == "s5" or args.voter
+    ]
+    assert len(voters) == 3
+    assert all(s.get("deploy", {}).get("replicas", 1) == 1 for s, _ in voters)
+    assert len({a.id for _, a in voters}) == 3 and None not in {a.id for _, a in voters}
+    assert len({a.data_dir for _, a in voters}) == 3
+    volumes = {v.split(":")[0] for s, _ in voters for v in s["volumes"]}
+    assert len(volumes) == 3 and volumes <= set(project["volumes"])
+    first = {s["environment"]["AMCP_NATS_URL"].split(",")[0] for s, _ in voters}
+    assert len(first) == 3  # one first on each server: losing a node loses one voter
 
 
 def _commands(project: dict[str, Any]) -> list[tuple[str, list[str]]]:
