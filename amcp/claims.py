@@ -22,6 +22,14 @@ import hashlib
 import logging
 from typing import Any
 
+from nats.js.api import StorageType
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+
 from amcp.errors import AmcpError
 from amcp.subjects import validate_token
 
@@ -97,9 +105,6 @@ class Claims:
     async def ensure(self, replicas: int = 1) -> None:
         """Create the bucket unless it exists; an existing one is kept as it is (so an
         operator may create it first with 3 replicas). ClaimUnavailable without JetStream."""
-        from nats.js.api import StorageType
-        from nats.js.errors import NotFoundError
-
         js = self._jetstream()
         try:
             try:
@@ -133,8 +138,6 @@ class Claims:
     async def claim(self, sender: str, epoch: int, seq: int) -> bool:
         """True for the first claim of this (sender, epoch, seq) in the cluster, False for
         any later one. ClaimUnavailable when JetStream cannot tell: then nobody may act."""
-        from nats.js.errors import NoStreamResponseError
-
         if not self._ready:
             await self.ensure()
         subject = self._prefix + claim_key(sender, epoch, seq)
@@ -151,8 +154,6 @@ class Claims:
             raise ClaimUnavailable(self._why("no claims bucket answers", exc)) from None
 
     async def _create(self, subject: str) -> bool:
-        from nats.js.errors import APIError, NoStreamResponseError
-
         try:
             await self._js.publish(subject, self._value, headers=_EXPECT_NEW, timeout=self._timeout)
             return True
@@ -171,8 +172,6 @@ class Claims:
         return self._js
 
     def _why(self, what: str, exc: BaseException) -> str:
-        from nats.js.errors import ServiceUnavailableError
-
         if isinstance(exc, ServiceUnavailableError):
             detail = "JetStream is not enabled on this NATS server (or not for this account)"
         else:
