@@ -5,28 +5,36 @@ Every agent shares the HMAC keyring, so signatures say "one of us" but not "whic
 NATS permissions add the role fence. An S1 may publish everywhere in amcp's namespace
 except the consensus area, so a compromised or buggy S1 can neither propose nor vote
 (the server refuses the frame before anyone sees it). No agent may delete or purge
-JetStream streams. The same rules feed `amcp cluster up` and deploy/'s secrets.
+JetStream streams, and an agent may create only amcp's own: the audit stream and the
+claims bucket of the cluster(s) the permissions are made for (NATS wildcards match whole
+tokens, so the names are spelled out), never one of its own that stores every heartbeat.
+The same rules feed `amcp cluster up` and deploy/'s secrets.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.wire import ROLES
+from agents.wire import ROLES, AgentSubjects
+from amcp.claims import claims_bucket
 from amcp.files import private_folder, write_private
+from amcp.subjects import Subjects
 from consensus.subjects import VOTE_AREA
 
 __all__ = [
     "ADMIN",
     "CONSENSUS_AREAS",
+    "DEFAULT_CLUSTERS",
     "ROUTE_USER",
     "USERS",
     "Passwords",
     "authorization_block",
+    "own_streams",
     "permissions",
 ]
 
@@ -42,10 +50,32 @@ _JS_DESTRUCTIVE = [
     "$JS.API.STREAM.MSG.DELETE.>",
     "$JS.API.STREAM.UPDATE.>",
 ]
+# JetStream API calls that read, or make consumers to read: any stream
+_JS_READ = [
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.*",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.MSG.GET.*",
+    "$JS.API.DIRECT.GET.>",
+    "$JS.API.CONSUMER.>",
+]
+DEFAULT_CLUSTERS = ("default",)
 
 
-def permissions(user: str) -> dict[str, Any]:
-    """The nats-server `permissions` map of one user."""
+def own_streams(cluster: str) -> list[str]:
+    """What an agent of `cluster` may create or write in JetStream: the create calls of
+    its audit stream and claims bucket, and the claims' keys."""
+    bucket = claims_bucket(cluster)
+    return [
+        f"$JS.API.STREAM.CREATE.{AgentSubjects(Subjects(cluster)).audit_stream}",
+        f"$JS.API.STREAM.CREATE.KV_{bucket}",
+        f"$KV.{bucket}.>",
+    ]
+
+
+def permissions(user: str, clusters: Sequence[str] = DEFAULT_CLUSTERS) -> dict[str, Any]:
+    """The nats-server `permissions` map of one user, for agents of `clusters`."""
     if user == ADMIN:
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     if user not in ROLES:
@@ -53,10 +83,10 @@ def permissions(user: str) -> dict[str, Any]:
     deny = list(_JS_DESTRUCTIVE)
     if user not in VOTERS:
         deny += [f"amcp.*.{area}.>" for area in CONSENSUS_AREAS]
-    return {
-        "publish": {"allow": ["amcp.*.>", "_INBOX.>", "$JS.API.>"], "deny": deny},
-        "subscribe": {"allow": [">"]},
-    }
+    allow = ["amcp.*.>", "_INBOX.>", *_JS_READ]
+    for cluster in dict.fromkeys(clusters):
+        allow += own_streams(cluster)
+    return {"publish": {"allow": allow, "deny": deny}, "subscribe": {"allow": [">"]}}
 
 
 @dataclass(frozen=True)
@@ -86,9 +116,10 @@ class Passwords:
         return self.by_user[ROUTE_USER]
 
 
-def authorization_block(passwords: Passwords) -> str:
-    """nats-server config: the client users with their permissions."""
+def authorization_block(passwords: Passwords, clusters: Sequence[str] = DEFAULT_CLUSTERS) -> str:
+    """nats-server config: the client users with their permissions for `clusters`."""
     users = [
-        {"user": u, "password": passwords.by_user[u], "permissions": permissions(u)} for u in USERS
+        {"user": u, "password": passwords.by_user[u], "permissions": permissions(u, clusters)}
+        for u in USERS
     ]
     return "authorization {\n  users = " + json.dumps(users, indent=2) + "\n}\n"

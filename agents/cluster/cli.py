@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
-from agents.cluster.auth import ADMIN, USERS
+from agents.cluster.auth import ADMIN, DEFAULT_CLUSTERS, USERS
 from agents.cluster.local import LocalCluster
 from agents.cluster.secrets import ClusterSecrets
 from agents.cluster.topology import DEFAULT_AGENTS, choose_agents
@@ -26,6 +26,7 @@ from amcp.cli.common import (
     emit,
 )
 from amcp.errors import ConfigError
+from amcp.subjects import Subjects
 
 __all__ = ["DEFAULT_DATA_DIR", "register"]
 
@@ -108,6 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the NATS servers' host names (default nats-1,nats-2,nats-3)",
     )
     secrets.add_argument("--route-port", type=int, default=6222, metavar="N")
+    secrets.add_argument(
+        "--clusters",
+        default=",".join(DEFAULT_CLUSTERS),
+        metavar="NAME,...",
+        help="the amcp clusters (AMCP_CLUSTER) whose agents use these servers: their "
+        "agents may create their audit stream and claims bucket, no other (default "
+        f"{','.join(DEFAULT_CLUSTERS)})",
+    )
     secrets.add_argument("--tls", action="store_true", help="also make TLS certificates")
     secrets.add_argument("--force", action="store_true", help="replace existing secrets")
     secrets.set_defaults(func=cmd_secrets)
@@ -170,12 +179,16 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     if not hosts:
         raise ConfigError("--hosts names no host")
+    clusters = [Subjects(c.strip()).cluster for c in args.clusters.split(",") if c.strip()]
+    if not clusters:
+        raise ConfigError("--clusters names no cluster")
     if ClusterSecrets(folder).keyring.exists() and not args.force:
         raise ConfigError(f"{folder} already holds secrets (--force replaces them)")
     made = ClusterSecrets.create(
         folder,
         routes=[(h, args.route_port) for h in hosts],
         tls_hosts=hosts if args.tls else None,
+        clusters=clusters,
     )
     print(f"wrote the cluster's secrets to {made.folder}" + (" (with TLS)" if args.tls else ""))
     return EXIT_OK

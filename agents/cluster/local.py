@@ -170,6 +170,7 @@ class LocalCluster:
             data_dir / "secrets",
             routes=list(zip(hosts, route_ports, strict=True)),
             tls_hosts=sorted(set(hosts)) if tls else None,
+            clusters=[cluster],
         )
         self = cls(
             data_dir,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.cluster.auth import ROUTE_USER, Passwords, authorization_block
+from agents.cluster.auth import DEFAULT_CLUSTERS, ROUTE_USER, Passwords, authorization_block
 from agents.cluster.certs import TlsFiles, make_tls
 from amcp.files import private_folder, write_private
 from amcp.keyring import Keyring
@@ -33,15 +33,17 @@ class ClusterSecrets:
         *,
         routes: Sequence[tuple[str, int]],
         tls_hosts: Iterable[str] | None = None,
+        clusters: Sequence[str] = DEFAULT_CLUSTERS,
     ) -> ClusterSecrets:
         """Fresh secrets: a keyring, passwords, server auth files for `routes` (host, port
-        of every node's cluster listener) and, with `tls_hosts`, TLS certificates."""
+        of every node's cluster listener) whose agents serve the amcp `clusters`, and with
+        `tls_hosts`, TLS certificates."""
         made = cls(Path(folder))
         private_folder(made.folder)
         Keyring.generate().save(made.keyring)
         passwords = Passwords.generate()
         passwords.save(made.folder)
-        write_private(made.auth_conf, authorization_block(passwords))
+        write_private(made.auth_conf, authorization_block(passwords, clusters))
         route = passwords.route()
         urls = [f"nats-route://{ROUTE_USER}:{route}@{host}:{port}" for host, port in routes]
         write_private(
