@@ -7,7 +7,9 @@ group NATS picks; only the member that saw it has it in its replay window. So:
 - a recorded `run-task` call to two S3s, replayed, runs the task once;
 - read-only calls through a group take no claim;
 - with JetStream off, a group call that is not read-only is refused with a clear error and
-  not run, while read-only calls and calls to an agent's own subject still work.
+  not run, while read-only calls and calls to an agent's own subject still work;
+- under them, `Bus.claim`: one bus wins each message, a lost bucket is made again, and no
+  JetStream is an error, never a guess.
 """
 
 from __future__ import annotations
