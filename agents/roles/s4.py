@@ -139,6 +139,7 @@ class IntelligenceRole(VsmRole):
         if family is None:
             if len(self._families) > 4096:
                 self._families.clear()
+                self._sources.clear()
             family = self._families[msg.subject] = subject_family(msg.subject)
             self._sources[family] = "bus"
         self.sampler.record(family, 0, now)
