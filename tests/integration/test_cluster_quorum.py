@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,14 +19,10 @@ from agents.cluster import LocalCluster
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
-from tests.conftest import amcp_bin
+from tests.integration.test_deploy_cluster import amcp, env_of
 
 NAME = "quorum"
 VOTERS = ["s5-1", "s5-2", "s5-3"]
-
-
-def amcp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([amcp_bin(), *args], capture_output=True, text=True, timeout=90, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +37,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             LocalCluster.load(folder).down(timeout=10)
 
 
-def env_as(data_dir: Path, user: str) -> dict[str, str]:
-    out = amcp("cluster", "env", "--data-dir", str(data_dir), "--user", user)
-    assert out.returncode == 0, out.stderr
-    env = dict(os.environ)
-    for line in out.stdout.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip("'")
-    return env
-
-
 def test_three_voting_members_by_default(data_dir: Path) -> None:
-    members = amcp("members", "--json", env=env_as(data_dir, "admin"))
+    members = amcp("members", "--json", env=env_of(data_dir, "admin"))
     assert members.returncode == 0, members.stderr
     voters = sorted(m["id"] for m in json.loads(members.stdout)["members"] if m["voter"])
     assert voters == VOTERS
 
 
 def test_s1_coordinate_is_refused_by_permissions_not_no_quorum(data_dir: Path) -> None:
-    out = amcp("coordinate", "--action", "restart", "--timeout", "5", env=env_as(data_dir, "s1"))
+    out = amcp("coordinate", "--action", "restart", "--timeout", "5", env=env_of(data_dir, "s1"))
     assert out.returncode == 5, (out.stdout, out.stderr)
     propose = ConsensusSubjects(Subjects(NAME)).propose
     lines = out.stderr.strip().splitlines()
@@ -75,7 +60,7 @@ def test_a_vote_commits_with_one_voter_killed(data_dir: Path) -> None:
     try:
         done = amcp(
             "coordinate", "--action", "restart", "--timeout", "10", "--json",
-            env=env_as(data_dir, "admin"),
+            env=env_of(data_dir, "admin"),
         )  # fmt: skip
         assert done.returncode == 0, (done.stdout, done.stderr)
         doc = json.loads(done.stdout)

@@ -38,8 +38,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         LocalCluster.load(folder).down(timeout=10)
 
 
-def _env_of(data_dir: Path) -> dict[str, str]:
-    out = amcp("cluster", "env", "--data-dir", str(data_dir))
+def env_of(data_dir: Path, user: str = "admin") -> dict[str, str]:
+    """The environment `amcp cluster env` gives: amcp commands connect as `user`."""
+    out = amcp("cluster", "env", "--data-dir", str(data_dir), "--user", user)
     assert out.returncode == 0, out.stderr
     env = dict(os.environ)
     for line in out.stdout.splitlines():
@@ -66,7 +67,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
     assert all(n["running"] and n["healthy"] for n in doc["nodes"])
     assert all(a["state"] == "running" and a["liveness"] == "alive" for a in doc["agents"])
 
-    members = amcp("members", "--json", env=_env_of(data_dir))
+    members = amcp("members", "--json", env=env_of(data_dir))
     assert members.returncode == 0, members.stderr
     assert {m["id"] for m in json.loads(members.stdout)["members"]} == {
         a["id"] for a in doc["agents"]
