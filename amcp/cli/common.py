@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import math
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -245,10 +246,54 @@ def fail(message: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
+class _ReaderGoneStdout:
+    """sys.stdout that survives its reader leaving (`amcp ... | head -3`): on a broken pipe
+    fd 1 becomes /dev/null, as the Python docs' "Note on SIGPIPE" says, so the command runs
+    to its end and exits with its own code instead of a traceback and 1."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _reader_gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+            self._stream.flush()  # what was buffered now goes to /dev/null
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guard_stdout() -> None:
+    stream = sys.stdout
+    if isinstance(stream, _ReaderGoneStdout) or stream is None:
+        return
+    try:
+        stream.fileno()
+    except (AttributeError, ValueError, OSError):  # captured in-process (tests): no fd
+        return
+    sys.stdout = _ReaderGoneStdout(stream)
+
+
 def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], ...] = ()) -> int:
     """Run a command body, turning amcp's errors into a one-line message and an exit code:
     configuration (and `usage_errors`) 2, unreachable NATS 4, timeouts 3, refused by the
-    user's NATS permissions 5, other failures 1."""
+    user's NATS permissions 5, other failures 1. A reader of stdout that goes away early
+    changes neither the outcome nor the code."""
+    _guard_stdout()
     try:
         return action()
     except (ConfigError, KeyringError, *usage_errors) as exc:
