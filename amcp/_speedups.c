@@ -773,11 +773,11 @@ typedef struct {
     Py_ssize_t max_frame, max_header, max_depth;
 } CoreObject;
 
-/* Set once by bind(): the types and the decoder the fast path works with. */
-static PyObject *decode_fn, *envelope_type, *message_type, *mackey_type;
+/* Set once by bind(): the types and the decoders the fast path works with. */
+static PyObject *decode_fn, *body_fn, *envelope_type, *message_type, *mackey_type;
 static Py_ssize_t off_flags, off_sender, off_epoch, off_seq, off_ts, off_kid, off_headers,
     off_body, off_msg_subject, off_msg_env, off_msg_bus, off_per_subject;
-static PyObject *str_open_py, *str_verify_attr, *str_max_frame, *str_max_header,
+static PyObject *str_bad_sig, *str_open_py, *str_verify_attr, *str_max_frame, *str_max_header,
     *str_max_depth;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
@@ -935,6 +935,82 @@ u64_field(PyObject *v, uint64_t *out)
     return 1;
 }
 
+/* Where the scalar at buf[pos] ends, or -1 (a container, an extension, a reserved byte,
+ * too few bytes): envelope._scalar_end. */
+static Py_ssize_t
+scalar_end(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos)
+{
+    unsigned char b;
+    Py_ssize_t width = 0, extra = 0;
+
+    if (pos >= n)
+        return -1;
+    b = buf[pos];
+    if (b < 0x80 || b >= 0xe0)
+        return pos + 1;
+    if (b >= 0xa0 && b < 0xc0)
+        extra = b & 0x1f;
+    else
+        switch (b) {
+        case 0xc0: case 0xc2: case 0xc3: break;
+        case 0xcc: case 0xd0: extra = 1; break;
+        case 0xcd: case 0xd1: extra = 2; break;
+        case 0xca: case 0xce: case 0xd2: extra = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: extra = 8; break;
+        case 0xc4: case 0xd9: width = 1; break;
+        case 0xc5: case 0xda: width = 2; break;
+        case 0xc6: case 0xdb: width = 4; break;
+        default: return -1;
+        }
+    if (width) {
+        if (pos + 1 + width > n)
+            return -1;
+        for (Py_ssize_t i = 0; i < width; i++)
+            extra = (extra << 8) | buf[pos + 1 + i];
+    }
+    if (extra > n - pos - 1 - width)
+        return -1;
+    return pos + 1 + width + extra;
+}
+
+/* Where the body of the envelope bytes starts, skipping the ten fixed fields without
+ * decoding them (envelope.body_start), or -1: take the reference path, which says why. */
+static Py_ssize_t
+body_start_c(const unsigned char *buf, Py_ssize_t n)
+{
+    Py_ssize_t pos, count;
+
+    if (n >= 1 && buf[0] == 0x9b)
+        pos = 1;
+    else if (n >= 3 && buf[0] == 0xdc && buf[1] == 0 && buf[2] == 11)
+        pos = 3;
+    else if (n >= 5 && buf[0] == 0xdd && !buf[1] && !buf[2] && !buf[3] && buf[4] == 11)
+        pos = 5;
+    else
+        return -1;
+    for (int i = 0; i < 9; i++)
+        if ((pos = scalar_end(buf, n, pos)) < 0)
+            return -1;
+    if (pos >= n)
+        return -1;
+    if (buf[pos] >= 0x80 && buf[pos] < 0x90) {
+        count = buf[pos] & 0x0f;
+        pos += 1;
+    }
+    else if (buf[pos] == 0xde && pos + 3 <= n) {
+        count = (buf[pos + 1] << 8) | buf[pos + 2];
+        pos += 3;
+    }
+    else
+        return -1; /* map32 holds more than MAX_HEADERS anyway; or no map at all */
+    if (count > 64) /* MAX_HEADERS */
+        return -1;
+    for (Py_ssize_t i = 0; i < 2 * count; i++)
+        if ((pos = scalar_end(buf, n, pos)) < 0)
+            return -1;
+    return pos < n ? pos : -1;
+}
+
 /* The fast path. Returns a new Message, NULL with an exception set (a failing clock, no
  * memory), or NULL with none set: take the reference path. `env_out` receives the decoded
  * envelope (owned) whenever one was decoded. */
@@ -944,13 +1020,13 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
     PyObject *signed_part, *env = NULL, *now = NULL, *verify = NULL, *msg = NULL;
     PyObject *sender, *headers, *body, *entry, *mac, *per_subject, *state;
     const char *buf;
-    Py_ssize_t size;
+    Py_ssize_t size, at;
     uint64_t epoch, seq, ts;
     int64_t now_ms;
     unsigned char expected[TAG];
     int r;
 
-    if (decode_fn == NULL || !PyBytes_CheckExact(frame) || !PyUnicode_CheckExact(subject) ||
+    if (decode_fn == NULL || body_fn == NULL || !PyBytes_CheckExact(frame) || !PyUnicode_CheckExact(subject) ||
         self->guard == NULL || !Py_IS_TYPE(self->guard, &GuardType) ||
         ((GuardObject *)self->guard)->senders == NULL || self->keyring == NULL ||
         self->clock == NULL || self->limits == NULL)
@@ -963,10 +1039,16 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         return NULL;
     buf = PyBytes_AS_STRING(frame);
 
-    /* unpack_envelope: decode, then the checks the decoder cannot make */
-    signed_part = PyBytes_FromStringAndSize(buf, size - TAG);
+    /* unpack_envelope: the fixed fields only (the body waits for the MAC), then the checks
+     * the decoder cannot make */
+    at = body_start_c((const unsigned char *)buf, size - TAG);
+    if (at < 0)
+        return NULL;
+    signed_part = PyBytes_FromStringAndSize(NULL, at + 1);
     if (signed_part == NULL)
         return NULL;
+    memcpy(PyBytes_AS_STRING(signed_part), buf, (size_t)at);
+    PyBytes_AS_STRING(signed_part)[at] = (char)0xc0; /* nil in place of the body */
     env = PyObject_CallOneArg(decode_fn, signed_part);
     Py_DECREF(signed_part);
     if (env == NULL) {
@@ -983,9 +1065,8 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
     }
     sender = SLOT(env, off_sender);
     headers = SLOT(env, off_headers);
-    body = SLOT(env, off_body);
     if (sender == NULL || !PyUnicode_CheckExact(sender) || headers == NULL ||
-        !PyDict_CheckExact(headers) || body == NULL || SLOT(env, off_kid) == NULL ||
+        !PyDict_CheckExact(headers) || SLOT(env, off_kid) == NULL ||
         !PyUnicode_CheckExact(SLOT(env, off_kid)) || SLOT(env, off_epoch) == NULL ||
         SLOT(env, off_seq) == NULL || SLOT(env, off_ts) == NULL ||
         !u64_field(SLOT(env, off_epoch), &epoch) || !u64_field(SLOT(env, off_seq), &seq) ||
@@ -1000,16 +1081,6 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
             total += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
         }
         if (total > self->max_header)
-            goto slow;
-    }
-    if (PyList_CheckExact(body) || PyDict_CheckExact(body)) {
-        r = depth_ok(body, 1, self->max_depth);
-        if (r < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                goto fail;
-            PyErr_Clear();
-        }
-        if (r != 1)
             goto slow;
     }
 
@@ -1051,8 +1122,45 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         goto slow; /* a subject not seen yet: the reference validates and binds it */
     }
     compute_tag((HmacObject *)state, buf, (size_t)(size - TAG), expected);
-    if (CRYPTO_memcmp(expected, buf + size - TAG, TAG) != 0)
-        goto slow; /* bad signature */
+    if (CRYPTO_memcmp(expected, buf + size - TAG, TAG) != 0) {
+        /* the reference would only hash the frame again to say so: Opener._bad_signature
+         * counts and raises as it does */
+        PyObject *none = PyObject_CallMethodOneArg((PyObject *)self, str_bad_sig, sender);
+        Py_XDECREF(none);
+        if (none != NULL)
+            goto slow;
+        goto fail;
+    }
+
+    /* verified: only now decode the body (envelope.decode_body) */
+    {
+        PyObject *view = PyMemoryView_FromMemory((char *)buf + at, size - TAG - at, PyBUF_READ);
+        if (view == NULL)
+            goto fail;
+        body = PyObject_CallOneArg(body_fn, view);
+        Py_DECREF(view);
+    }
+    if (body == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto fail;
+        PyErr_Clear();
+        goto slow; /* malformed: the reference says so */
+    }
+    if (PyList_CheckExact(body) || PyDict_CheckExact(body)) {
+        r = depth_ok(body, 1, self->max_depth);
+        if (r < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                Py_DECREF(body);
+                goto fail;
+            }
+            PyErr_Clear();
+        }
+        if (r != 1) {
+            Py_DECREF(body);
+            goto slow;
+        }
+    }
+    Py_XSETREF(SLOT(env, off_body), body);
 
     /* verified: move the window, then the message */
     if (guard_commit_c((GuardObject *)self->guard, sender, epoch, seq, ts, now_ms) < 0)
@@ -1406,9 +1514,9 @@ slot_offset(PyObject *type, const char *name)
 }
 
 PyDoc_STRVAR(bind_types_doc,
-             "bind(decode, encode, Envelope, Message, MacKey): the envelope decoder and "
-             "encoder and the types OpenerCore.open and SealerCore.seal read and build "
-             "(their slots are checked here).");
+             "bind(decode_head, encode, Envelope, Message, MacKey, decode_body): the envelope "
+             "head decoder and encoder, the types OpenerCore.open and SealerCore.seal read "
+             "and build (their slots are checked here), and the body decoder.");
 
 static PyObject *
 bind_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1418,12 +1526,14 @@ bind_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                        "headers", "body"};
     static const char *msg_fields[] = {"subject", "env", "bus"};
 
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "bind(decode, encode, Envelope, Message, MacKey)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind(decode_head, encode, Envelope, Message, MacKey, decode_body)");
         return NULL;
     }
-    if (!PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "decode and encode must be callable");
+    if (!PyCallable_Check(args[0]) || !PyCallable_Check(args[1]) ||
+        !PyCallable_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "the decoders and encode must be callable");
         return NULL;
     }
     PyObject *decode = args[0], *encode = args[1], *env_t = args[2], *msg_t = args[3],
@@ -1453,6 +1563,7 @@ bind_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     off_msg_bus = offs[10];
     off_per_subject = offs[11];
     Py_XSETREF(decode_fn, Py_NewRef(decode));
+    Py_XSETREF(body_fn, Py_NewRef(args[5]));
     Py_XSETREF(encode_fn, Py_NewRef(encode));
     Py_XSETREF(envelope_type, Py_NewRef(env_t));
     Py_XSETREF(message_type, Py_NewRef(msg_t));
@@ -1508,7 +1619,7 @@ PyInit__speedups(void)
         return NULL;
     if (int_one == NULL && (int_one = PyLong_FromLong(1)) == NULL)
         return NULL;
-    if (!intern(&str_stale, "stale") || !intern(&str_replay, "replay") ||
+    if (!intern(&str_bad_sig, "_bad_signature") || !intern(&str_stale, "stale") || !intern(&str_replay, "replay") ||
         !intern(&str_open_py, "_open") || !intern(&str_verify_attr, "_verify") ||
         !intern(&str_max_frame, "max_frame_bytes") ||
         !intern(&str_max_header, "max_header_bytes") || !intern(&str_max_depth, "max_depth") ||

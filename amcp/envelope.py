@@ -32,8 +32,11 @@ __all__ = [
     "Envelope",
     "FrameLimits",
     "Reason",
+    "body_start",
     "check_depth",
+    "decode_body",
     "decode_envelope",
+    "decode_head",
     "encode_envelope",
     "pack_envelope",
     "unpack_envelope",
@@ -107,6 +110,88 @@ encode_envelope = msgspec.msgpack.Encoder().encode
 """The 11 envelope fields to msgpack; raises msgspec's errors (pack_envelope wraps them)."""
 decode_envelope = msgspec.msgpack.Decoder(Envelope, ext_hook=_no_ext).decode
 """Envelope bytes (without the tag) to a type-checked Envelope; raises msgspec errors."""
+decode_head = decode_envelope
+"""The same decoder, given the envelope's first ten fields followed by nil (c0): the fixed
+fields type-checked, the body left for after the MAC."""
+_decode_value = msgspec.msgpack.Decoder(ext_hook=_no_ext).decode
+
+# Bytes a scalar takes after its type byte: fixed, or the size of a length that follows.
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_FIXED.update({0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8})
+_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin8..32, str8..32
+_MAP_SIZE = {0xDE: 2, 0xDF: 4}
+_ELEVEN = (b"\x9b", b"\xdc\x00\x0b", b"\xdd\x00\x00\x00\x0b")
+
+
+def _scalar_end(buf: bytes, pos: int) -> int:
+    """Where the scalar (int, float, nil, bool, str, bin) at `pos` ends; -1 if there is
+    none (a container, an extension, a reserved byte, or too few bytes)."""
+    if pos >= len(buf):
+        return -1
+    b = buf[pos]
+    if b < 0x80 or b >= 0xE0:  # fixints
+        return pos + 1
+    if 0xA0 <= b < 0xC0:  # fixstr
+        end = pos + 1 + (b & 0x1F)
+    elif b in _FIXED:
+        end = pos + 1 + _FIXED[b]
+    elif b in _SIZED:
+        width = _SIZED[b]
+        end = pos + 1 + width + int.from_bytes(buf[pos + 1 : pos + 1 + width], "big")
+        if pos + 1 + width > len(buf):
+            return -1
+    else:
+        return -1
+    return end if end <= len(buf) else -1
+
+
+def body_start(signed: bytes) -> int:
+    """Where the body (the 11th field) of the envelope bytes `signed` starts, found by
+    skipping the ten fixed fields without decoding anything: an array of exactly 11, nine
+    scalars, a map of at most MAX_HEADERS scalar pairs. Its work is bounded by the fields,
+    whatever the body holds. Raises FrameRejected(malformed)."""
+    for pos, head in ((1, _ELEVEN[0]), (3, _ELEVEN[1]), (5, _ELEVEN[2])):
+        if signed[:pos] == head:
+            break
+    else:
+        raise FrameRejected(Reason.MALFORMED, "envelope must be an array of 11 fields")
+    for _ in range(9):
+        pos = _scalar_end(signed, pos)
+        if pos < 0:
+            raise FrameRejected(Reason.MALFORMED, "bad envelope: fields 1-9 must be scalars")
+    kind = signed[pos] if pos < len(signed) else 0
+    if 0x80 <= kind < 0x90:
+        count, pos = kind & 0x0F, pos + 1
+    elif kind in _MAP_SIZE:
+        width = _MAP_SIZE[kind]
+        count = int.from_bytes(signed[pos + 1 : pos + 1 + width], "big")
+        pos += 1 + width
+    else:
+        raise FrameRejected(Reason.MALFORMED, "bad envelope: headers must be a map")
+    if count > MAX_HEADERS:
+        raise FrameRejected(Reason.MALFORMED, f"more than {MAX_HEADERS} headers")
+    for _ in range(2 * count):
+        pos = _scalar_end(signed, pos)
+        if pos < 0:
+            raise FrameRejected(Reason.MALFORMED, "bad envelope: headers must map str to str")
+    if pos >= len(signed):
+        raise FrameRejected(Reason.MALFORMED, "bad envelope: no body")
+    return pos
+
+
+def decode_body(signed: bytes, at: int, flags: int, limits: FrameLimits) -> Any:
+    """The body starting at `at`, decoded and depth-checked: run only once the MAC has
+    verified, so a stranger never makes a receiver decode anything. FrameRejected
+    (malformed) if it is not one msgpack value or nests too deep."""
+    try:
+        body = _decode_value(memoryview(signed)[at:])
+    except Exception as exc:  # DecodeError, RecursionError, the ext hook's ValueError, ...
+        raise FrameRejected(Reason.MALFORMED, f"bad body: {exc}") from None
+    if (type(body) is list or type(body) is dict) and not check_depth(
+        body, limits.max_depth + BATCH_DEPTH if flags & FLAG_BATCH else limits.max_depth
+    ):
+        raise FrameRejected(Reason.MALFORMED, f"body nested deeper than {limits.max_depth}")
+    return body
 
 
 def pack_envelope(fields: list[Any]) -> bytes:
@@ -141,27 +226,23 @@ def check_depth(value: Any, limit: int) -> bool:
         level = below
 
 
-def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes, bytes]:
-    """Decode and type-check a frame into (envelope, signed bytes, tag).
-
-    Raises FrameRejected(oversize|malformed) only. Nothing here is authenticated yet.
-    """
+def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes, bytes, int]:
+    """The fixed fields of a frame, type-checked, as (envelope with body None, signed
+    bytes, tag, where the body starts); `decode_body` decodes the body once the MAC has
+    verified. Raises FrameRejected(oversize|malformed) only. Nothing here is authenticated
+    yet, so nothing here decodes the body: its cost is bounded by the fixed fields."""
     size = len(frame)
     if size > limits.max_frame_bytes:
         raise FrameRejected(Reason.OVERSIZE, f"{size} bytes > {limits.max_frame_bytes}")
     if size <= MAC_SIZE:
         raise FrameRejected(Reason.MALFORMED, "truncated frame")
     signed = frame[:-MAC_SIZE]
+    at = body_start(signed)
     try:
-        env = decode_envelope(signed)
-    except Exception as exc:  # ValidationError, DecodeError, RecursionError, ...: all garbage
+        env = decode_head(signed[:at] + b"\xc0")
+    except Exception as exc:  # ValidationError, DecodeError, ...: all garbage
         raise FrameRejected(Reason.MALFORMED, f"bad envelope: {exc}") from None
     headers = env.headers
     if headers and sum(len(k) + len(v) for k, v in headers.items()) > limits.max_header_bytes:
         raise FrameRejected(Reason.MALFORMED, "headers too large")
-    body = env.body
-    if (type(body) is list or type(body) is dict) and not check_depth(
-        body, limits.max_depth + BATCH_DEPTH if env.flags & FLAG_BATCH else limits.max_depth
-    ):
-        raise FrameRejected(Reason.MALFORMED, f"body nested deeper than {limits.max_depth}")
-    return env, signed, frame[-MAC_SIZE:]
+    return env, signed, frame[-MAC_SIZE:], at

@@ -91,6 +91,17 @@ headers = st.one_of(
     st.none(),
     st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=70), max_size=3),
 )
+# Bodies a stranger or an insider builds by hand: many empty arrays or maps, deep nesting,
+# extension types (the timestamp, -1, included), reserved bytes, trailing values, nothing.
+hostile_bodies = st.one_of(
+    st.integers(0, 600).map(lambda n: b"\xdc" + n.to_bytes(2, "big") + b"\x90" * n),
+    st.integers(0, 300).map(lambda n: b"\xde" + n.to_bytes(2, "big") + b"\x00\x80" * n),
+    st.integers(1, 80).map(lambda n: b"\x91" * n + b"\xc0"),
+    st.sampled_from(
+        [b"\xd6\xff\x00\x00\x00\x00", b"\xc7\x01\x05x", b"\xc0\xc0", b"\xc1", b"", b"\x92\xc0"]
+    ),
+    st.binary(max_size=30),
+)
 sealer_ids = st.integers(0, 7)
 subjects = st.integers(0, len(SUBJECTS) - 1)
 picks = st.one_of(st.just(-1), st.integers(0, 10_000))  # into the history, modulo its length
@@ -107,6 +118,14 @@ operations = st.one_of(
     st.tuples(st.just("tamper"), picks, st.integers(-40, -1), st.integers(0, 7)),  # tag, body
     st.tuples(st.just("truncate"), picks, st.integers(0, 10_000)),
     st.tuples(st.just("random"), st.binary(max_size=120)),
+    st.tuples(
+        st.just("hostile"),
+        sealer_ids,
+        subjects,
+        hostile_bodies,
+        st.booleans(),  # signed with the sender's key, or a wrong tag
+        st.sampled_from([b"\x9b", b"\x9c", b"\x9a", b"\xdc\x00\x0b"]),  # fields: 11, 12, 10
+    ),
     st.tuples(st.just("drift"), st.sampled_from([0.0, -29.0, -31.0, 31.0, 29.5])),
     st.tuples(st.just("tick"), st.sampled_from([0.5, 5.0, 25.0])),
 )
@@ -129,6 +148,17 @@ def frame_for(world: World, op: tuple) -> tuple[str, bytes] | None:
             return None
         history.append((subject, frame))
         return None if name == "hold" else (subject, frame)  # held: sent later, or altered
+    if name == "hostile":
+        sealer, subject = world.sealers[args[0]], SUBJECTS[args[1]]
+        raw, signed, array = args[2:]
+        now = world.clock()
+        key = sealer.current_key(now)
+        sealer.seq += 1
+        head = sealer._prefix(0, sealer.seq, now, key)[1:] + encode_item("msg", None, None)[0]
+        envelope = array + head + raw + (b"\xc0" if array == b"\x9c" else b"")
+        frame = key.mac.seal(subject, envelope) if signed else envelope + bytes(32)
+        history.append((subject, frame))
+        return subject, frame
     if name == "drift":
         world.drift = args[0]
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from amcp import Keyring, Opener
-from amcp.envelope import FrameLimits, pack_envelope, unpack_envelope
+from amcp.envelope import FrameLimits, decode_body, pack_envelope, unpack_envelope
 from amcp.keyring import Key
 from amcp.signing import MacKey, mac_prefix
 
@@ -52,7 +52,8 @@ def test_vector_frames_decode_and_verify() -> None:
     for vector in _vectors():
         frame = bytes.fromhex(vector["frame_hex"])
         fields = _decode(vector["fields"])
-        env, _, _ = unpack_envelope(frame, FrameLimits())
+        env, signed, _, at = unpack_envelope(frame, FrameLimits())
+        env.body = decode_body(signed, at, env.flags, FrameLimits())
         assert [
             env.version,
             env.flags,

@@ -1,0 +1,94 @@
+"""CPU a receiver spends on one hostile frame until it is refused, beside a random frame of
+the same size (issue 14, point 3): Opener.open, median of repeated runs, in one process.
+
+Every frame but the `genuine` row fails verification: a stranger's frame, with a wrong
+MAC or key, costs at most the fixed fields and the MAC, whatever its body holds; the body
+is decoded only once the MAC verified. The `hmac` column is the SHA-256 pass over the
+frame any MAC check must make, the floor for a frame with a current key id.
+
+    python bench/bench_hostile.py [--size BYTES] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import os
+import statistics
+import time
+
+from amcp import Keyring
+from amcp.envelope import MAC_SIZE, pack_envelope
+from amcp.errors import FrameRejected
+from amcp.protocol import Opener, Sealer
+
+SUBJECT = "amcp.bench.hostile"
+
+
+def envelope(ring: Keyring, body_raw: bytes, headers: bytes = b"\x80") -> bytes:
+    """An envelope of current fields around a raw msgpack body, with a wrong tag."""
+    sealer = Sealer("mallory", ring)
+    key = ring.signing_key(time.time())
+    head = pack_envelope([1, 0, os.urandom(16), "mallory", sealer.epoch, 1,
+                          int(time.time() * 1000), key.kid, "msg"])  # fmt: skip
+    return b"\x9b" + head[1:] + headers + body_raw + os.urandom(MAC_SIZE)
+
+
+def frames(ring: Keyring, size: int) -> dict[str, bytes]:
+    n = size - 120
+    arrays = b"\xdd" + n.to_bytes(4, "big") + b"\x90" * n  # ~a million empty arrays
+    deep = b"\x91" * (n - 1) + b"\xc0"
+    maps = b"\xdf" + (n // 2).to_bytes(4, "big") + b"\x00\x80" * (n // 2)
+    hdr = b"\xde\x00\x40" + b"".join(
+        b"\xda" + (n // 130).to_bytes(2, "big") + b"k" * (n // 130) + b"\xa0" for _ in range(64)
+    )
+    out = {
+        "random": os.urandom(size),
+        "empty arrays, bad MAC": envelope(ring, arrays),
+        "deep nesting, bad MAC": envelope(ring, deep),
+        "empty maps, bad MAC": envelope(ring, maps),
+        "huge headers, bad MAC": envelope(ring, b"\xc0", hdr),
+        "13 fields, bad MAC": b"\x9d" + envelope(ring, arrays)[1:],
+    }
+    return {k: v[:size] if len(v) > size else v for k, v in out.items()}
+
+
+def cpu_per_frame(opener: Opener, frame: bytes, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.process_time()
+        with contextlib.suppress(FrameRejected):
+            opener.open(SUBJECT, frame)
+        samples.append(time.process_time() - start)
+    return statistics.median(samples) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1 << 20, help="frame size in bytes")
+    parser.add_argument("--runs", type=int, default=30, help="frames of each kind")
+    args = parser.parse_args()
+    ring = Keyring.generate()
+    opener = Opener(ring)
+    opener.open(SUBJECT, Sealer("warm", ring).seal(SUBJECT, 1))  # binds the subject's MAC
+    key = os.urandom(32)
+    made = frames(ring, args.size - 1)
+    base = cpu_per_frame(opener, made["random"], args.runs)
+    print(f"{'frame kind':<24}{'bytes':>9}{'amcp us':>10}{'random us':>11}{'ratio':>7}"
+          f"{'hmac us':>9}{'/hmac':>7}")  # fmt: skip
+    for kind, frame in made.items():
+        cost = cpu_per_frame(opener, frame, args.runs)
+        t0 = time.process_time()
+        for _ in range(args.runs):
+            hmac.digest(key, frame, "sha256")
+        mac = (time.process_time() - t0) / args.runs * 1e6
+        print(
+            f"{kind:<24}{len(frame):>9}{cost:>10.0f}{base:>11.0f}{cost / base:>7.1f}"
+            f"{mac:>9.0f}{cost / mac:>7.2f}"
+        )
+    print("reasons:", {k: v for k, v in opener.stats.as_dict().items() if v})
+
+
+if __name__ == "__main__":
+    main()
