@@ -10,6 +10,7 @@ subject permissions.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -18,6 +19,26 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 __all__ = ["ConnectionSecurity"]
+
+
+_START_TLS_EOF = "returning true from eof_received() has no effect when using ssl"
+
+
+class _StartTlsEof(logging.Filter):
+    """Drops asyncio's warning when a TLS server closes a nats-py connection. nats-py
+    upgrades its socket with `loop.start_tls`, which never calls the StreamReaderProtocol's
+    `connection_made` (call_connection_made=False), so the protocol thinks it is not over TLS
+    and asks to stay half open; sslproto ignores that and closes, as it should. The warning
+    is about nats-py's protocol object, not a fault: only that exact message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _START_TLS_EOF
+
+
+def _quiet_start_tls_eof() -> None:
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _StartTlsEof) for f in log.filters):
+        log.addFilter(_StartTlsEof())
 
 
 class ConnectionSecurity(BaseModel):
@@ -88,6 +109,7 @@ class ConnectionSecurity(BaseModel):
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts `tls_ca` (or the system store) and presents the
         client certificate if there is one."""
+        _quiet_start_tls_eof()
         ctx = ssl.create_default_context(cafile=str(self.tls_ca) if self.tls_ca else None)
         if self.tls_cert is not None:
             ctx.load_cert_chain(str(self.tls_cert), str(self.tls_key))

@@ -208,7 +208,7 @@ class LocalCluster:
                     name=f"{self.cluster}-n{i + 1}",
                     host=host,
                     store_dir=self.data_dir / f"n{i + 1}",
-                    route_port=route_port,
+                    route_port=route_port if len(hosts) > 1 else None,
                     port=0 if host == "127.0.0.1" else 4222,
                     http_port=0 if host == "127.0.0.1" else 8222,
                     prof_port=(0 if host == "127.0.0.1" else 6060) if profile else None,

@@ -34,24 +34,30 @@ def authenticated_node(
     name: str,
     host: str,
     store_dir: Path,
-    route_port: int,
+    route_port: int | None,
     cluster_name: str = "amcp",
     port: int = 0,
     http_port: int = 0,
     prof_port: int | None = None,
 ) -> NatsServer:
     """A NatsServer (not started) with users, role permissions, routes and optional TLS;
-    every JetStream write is synced to disk before it is acknowledged."""
+    every JetStream write is synced to disk before it is acknowledged. With no `route_port`
+    the server stands alone: a cluster block without peers would keep JetStream waiting
+    for them ("still recovering meta layer") forever."""
     tls = secrets.tls
     route_tls = tls_block(tls.server_cert, tls.server_key, tls.ca, "  ") if tls else ""
-    extra = (
-        secrets.auth_conf.read_text()
-        + "cluster {\n"
-        + f"  name: {cluster_name}\n"
-        + f"  listen: {host}:{route_port}\n"
-        + "".join(f"  {line}\n" for line in secrets.cluster_auth_conf.read_text().splitlines())
+    routes = "".join(f"  {line}\n" for line in secrets.cluster_auth_conf.read_text().splitlines())
+    cluster = (
+        f"cluster {{\n  name: {cluster_name}\n  listen: {host}:{route_port}\n"
+        + routes
         + route_tls
         + "}\n"
+        if route_port is not None
+        else ""
+    )
+    extra = (
+        secrets.auth_conf.read_text()
+        + cluster
         + (tls_block(tls.server_cert, tls.server_key, tls.ca) if tls else "")
     )
     return NatsServer(

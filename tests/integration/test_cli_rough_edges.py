@@ -3,12 +3,18 @@ against a real nats-server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from agents.cluster import LocalCluster
+from amcp.errors import ConfigError
 from tests.conftest import amcp_bin
+from tests.integration.test_deploy_cluster import amcp, env_of
 
 
 def run_into_closed_pipe(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -44,3 +50,37 @@ def test_a_closed_stdout_exits_quietly_with_the_commands_own_code(
     done = run_into_closed_pipe([amcp_bin(), *args], env)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "cluster"
+    yield folder
+    with contextlib.suppress(ConfigError):  # whatever the test did, nothing stays running
+        LocalCluster.load(folder).down(timeout=10)
+
+
+def test_a_one_node_tls_cluster_comes_up_and_commands_against_it_warn_nothing(
+    data_dir: Path,
+) -> None:
+    # one server with a cluster block and no peers waited for them until the deadline
+    up = amcp(
+        "cluster",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--nodes",
+        "1",
+        "--agents",
+        "s1=1,s5=1",
+        "--tls",
+        "--timeout",
+        "30",
+    )
+    assert up.returncode == 0, up.stderr
+    env = env_of(data_dir)
+    sent = amcp("send", "amcp.default.test", "{}", env=env)
+    assert sent.returncode == 0 and "sent" in sent.stdout, sent.stderr
+    assert sent.stderr == ""  # no asyncio "eof_received" warning from closing TLS
+    listed = amcp("members", "--json", env=env)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
