@@ -57,16 +57,14 @@ class Key:
     def signs_at(self, now: float) -> bool:
         return self.activates_at <= now and self.verifies_at(now)
 
-    def public_info(self, now: float) -> dict[str, object]:
-        """What `amcp keys list` shows: never the secret."""
+    def public_info(self) -> dict[str, object]:
+        """The key's id and dates, never the secret (its state needs the whole ring:
+        `Keyring.listing`)."""
         return {
             "kid": self.kid,
             "created_at": _iso(self.created_at),
             "activates_at": _iso(self.activates_at),
             "expires_at": _iso(self.expires_at) if self.expires_at is not None else None,
-            "state": "signing"
-            if self.signs_at(now)
-            else ("pending" if self.verifies_at(now) else "expired"),
         }
 
 
@@ -105,6 +103,25 @@ class Keyring:
             if key.signs_at(now):
                 return key
         raise KeyringError("keyring has no key valid for signing (all expired or pending)")
+
+    def listing(self, now: float | None = None) -> list[dict[str, object]]:
+        """What `amcp keys list` shows, oldest first: each key's dates and its state. One key
+        is "signing" (the newest active one); older active keys are "verifying" until they
+        expire, keys not active yet are "pending"."""
+        now = time.time() if now is None else now
+        try:
+            signer = self.signing_key(now).kid
+        except KeyringError:
+            signer = None
+        return [k.public_info() | {"state": self._state(k, now, signer)} for k in self.keys]
+
+    @staticmethod
+    def _state(key: Key, now: float, signer: str | None) -> str:
+        if not key.verifies_at(now):
+            return "expired"
+        if key.kid == signer:
+            return "signing"
+        return "verifying" if key.signs_at(now) else "pending"
 
     def verify_key(self, kid: str, now: float) -> MacKey | None:
         """The MAC key for `kid` if that key may verify at `now`, else None."""

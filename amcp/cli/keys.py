@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_connection_options, emit, fail, settings_from
@@ -67,22 +66,22 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     ring = Keyring.load(settings_from(args).keyring_path)
     key = ring.rotate(activate_after=args.activate_after, grace=args.grace)
     ring.save()
+    activates_at = key.public_info()["activates_at"]
     emit(
-        {"kid": key.kid, "activates_at": key.public_info(time.time())["activates_at"]},
+        {"kid": key.kid, "activates_at": activates_at},
         args.json,
-        f"added key {key.kid}; it signs from {key.public_info(time.time())['activates_at']}",
+        f"added key {key.kid}; it signs from {activates_at}",
     )
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     ring = Keyring.load(settings_from(args).keyring_path)
-    now = time.time()
-    rows = [k.public_info(now) for k in ring.keys]
+    rows = ring.listing()
     if args.json:
         emit({"path": str(ring.path), "keys": rows}, True)
     else:
-        print(f"{'KID':10} {'STATE':8} {'CREATED':21} {'EXPIRES':21}")
+        print(f"{'KID':10} {'STATE':9} {'CREATED':21} {'EXPIRES':21}")
         for r in rows:
-            print(f"{r['kid']:10} {r['state']:8} {r['created_at']:21} {r['expires_at'] or '-':21}")
+            print(f"{r['kid']:10} {r['state']:9} {r['created_at']:21} {r['expires_at'] or '-':21}")
     return EXIT_OK

@@ -4,6 +4,7 @@ against a real nats-server."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -84,3 +85,15 @@ def test_a_one_node_tls_cluster_comes_up_and_commands_against_it_warn_nothing(
     assert sent.stderr == ""  # no asyncio "eof_received" warning from closing TLS
     listed = amcp("members", "--json", env=env)
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+
+
+def test_keys_list_during_a_rotation_shows_one_signing_key_the_newest(tmp_path: Path) -> None:
+    env = dict(os.environ, AMCP_KEYRING=str(tmp_path / "ring.json"))
+    first = json.loads(amcp("keys", "new", "--json", env=env).stdout)["kid"]
+    second = json.loads(amcp("keys", "rotate", "--activate-after", "0", "--json", env=env).stdout)
+    third = json.loads(amcp("keys", "rotate", "--activate-after", "3600", "--json", env=env).stdout)
+    keys = json.loads(amcp("keys", "list", "--json", env=env).stdout)["keys"]
+    states = {k["kid"]: k["state"] for k in keys}
+    assert states == {first: "verifying", second["kid"]: "signing", third["kid"]: "pending"}
+    human = amcp("keys", "list", env=env).stdout
+    assert human.count("signing") == 1 and human.count("verifying") == 1, human

@@ -50,7 +50,7 @@ def test_secrets_never_appear_in_repr_or_listing() -> None:
     ring = Keyring.generate()
     key = ring.keys[0]
     assert key.secret.hex() not in repr(key)
-    info = json.dumps(key.public_info(NOW))
+    info = json.dumps(ring.listing(NOW))
     assert key.secret.hex() not in info and "secret" not in info
 
 
@@ -64,8 +64,10 @@ def test_rotation_overlaps_old_and_new_keys(tmp_path: Path) -> None:
     assert ring.signing_key(t + 10).kid == new.kid
     assert ring.verify_key(old.kid, t + 109) is not None
     assert ring.verify_key(old.kid, t + 111) is None
-    states = [k.public_info(t + 10)["state"] for k in ring.keys]
-    assert states == ["signing", "signing"]
+    # one key signs at a time: the newest active one; the older one only verifies
+    assert [k["state"] for k in ring.listing(t)] == ["signing", "pending"]
+    assert [k["state"] for k in ring.listing(t + 10)] == ["verifying", "signing"]
+    assert [k["state"] for k in ring.listing(t + 111)] == ["expired", "signing"]
 
 
 def test_reload_picks_up_a_rotation_written_by_another_process(tmp_path: Path) -> None:
