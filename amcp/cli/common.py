@@ -38,6 +38,8 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "Parser",
+    "add_connection_options",
+    "add_keyring_option",
     "connect",
     "emit",
     "jsonable",
@@ -79,6 +81,15 @@ SECURITY_FLAGS = (
 )
 
 
+def add_keyring_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--keyring alone, for commands that read the keyring but never connect."""
+    parser.add_argument(
+        "--keyring",
+        metavar="PATH",
+        help="keyring file (env AMCP_KEYRING; default ~/.config/amcp/keyring.json)",
+    )
+
+
 def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(
@@ -87,11 +98,7 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
         help="NATS server URLs, tried in this order: put the nearest first "
         "(env AMCP_NATS_URL; default nats://127.0.0.1:4222)",
     )
-    group.add_argument(
-        "--keyring",
-        metavar="PATH",
-        help="keyring file (env AMCP_KEYRING; default ~/.config/amcp/keyring.json)",
-    )
+    add_keyring_option(group)
     group.add_argument(
         "--cluster",
         metavar="NAME",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_connection_options, emit, fail, settings_from
+from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_keyring_option, emit, fail, settings_from
 from amcp.keyring import Keyring
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     new = actions.add_parser("new", help="create a keyring with one fresh key")
     new.add_argument("--out", metavar="PATH", help="where to write it (default: --keyring path)")
     new.add_argument("--force", action="store_true", help="overwrite an existing keyring")
-    add_connection_options(new)
+    _options(new)
     new.set_defaults(func=cmd_new)
 
     rotate = actions.add_parser(
@@ -29,14 +29,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Add a key that verifies at once and signs after --activate-after seconds "
         "(time for the file to reach every host); older keys expire --grace seconds later.",
     )
-    rotate.add_argument("--activate-after", type=float, default=10.0, metavar="S")
-    rotate.add_argument("--grace", type=float, default=86_400.0, metavar="S")
-    add_connection_options(rotate)
+    rotate.add_argument(
+        "--activate-after",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds before the new key signs, for the file to reach every host (default 10)",
+    )
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        default=86_400.0,
+        metavar="S",
+        help="seconds the older keys keep verifying once it signs (default 86400, a day)",
+    )
+    _options(rotate)
     rotate.set_defaults(func=cmd_rotate)
 
     lst = actions.add_parser("list", help="list key ids, dates and states (never secrets)")
-    add_connection_options(lst)
+    _options(lst)
     lst.set_defaults(func=cmd_list)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    # the keyring is a local file: these commands never connect, so take no NATS options
+    add_keyring_option(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
 
 def _path(args: argparse.Namespace) -> Path:

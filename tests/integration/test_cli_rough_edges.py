@@ -97,3 +97,15 @@ def test_keys_list_during_a_rotation_shows_one_signing_key_the_newest(tmp_path: 
     assert states == {first: "verifying", second["kid"]: "signing", third["kid"]: "pending"}
     human = amcp("keys", "list", env=env).stdout
     assert human.count("signing") == 1 and human.count("verifying") == 1, human
+
+
+@pytest.mark.parametrize("action", ["new", "rotate", "list"])
+def test_keys_help_shows_defaults_and_no_connection_options(action: str) -> None:
+    shown = amcp("keys", action, "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--keyring" in shown.stdout
+    for unused in ("--nats", "--cluster", "--tls-ca", "--nats-user"):
+        assert unused not in shown.stdout, shown.stdout
+    if action == "rotate":
+        flat = " ".join(shown.stdout.split())
+        assert "(default 10)" in flat and "(default 86400" in flat, shown.stdout
