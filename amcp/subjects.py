@@ -23,21 +23,37 @@ def validate_token(value: str, what: str = "name") -> str:
     return value
 
 
+_SPACES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+
+
+def _problem(subject: str, *, wildcards: bool = False) -> str | None:
+    """What is wrong with `subject` as a NATS subject, in a few words, or None if nothing."""
+    if not subject:
+        return "it is empty"
+    for at, char in enumerate(subject):
+        if char.isspace():
+            name = _SPACES.get(char, f"whitespace {char!r}")
+            return f"it holds {name} at position {at}; subjects have no whitespace"
+    tokens = subject.split(".")
+    if not all(tokens):
+        return "it has an empty token (a leading, trailing or doubled '.')"
+    for i, token in enumerate(tokens):
+        if token in ("*", ">"):
+            if not wildcards:
+                return "wildcards ('*', '>') are for listening, not publishing"
+            if token == ">" and i != len(tokens) - 1:
+                return "'>' must be the last token"
+        elif "*" in token or ">" in token:
+            return f"'*' and '>' must be whole tokens, not part of {token!r}"
+    return None
+
+
 def validate_subject(subject: str, *, wildcards: bool = False) -> str:
     """A NATS subject: dot-separated tokens, no spaces; wildcards only where allowed."""
-    tokens = subject.split(".")
-    ok = bool(subject) and all(tokens) and not any(c.isspace() for c in subject)
-    if ok:
-        for i, token in enumerate(tokens):
-            if token in ("*", ">"):
-                ok = wildcards and (token == "*" or i == len(tokens) - 1)
-            elif "*" in token or ">" in token:
-                ok = False
-            if not ok:
-                break
-    if not ok:
-        kind = "subject" if wildcards else "publish subject (no wildcards)"
-        raise ConfigError(f"invalid {kind} {subject!r}")
+    problem = _problem(subject, wildcards=wildcards)
+    if problem is not None:
+        kind = "subject" if wildcards else "publish subject"
+        raise ConfigError(f"invalid {kind} {subject!r}: {problem}")
     return subject
 
 
