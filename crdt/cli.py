@@ -177,7 +177,8 @@ def _client(args: argparse.Namespace, op: Callable[[ContextStore], Awaitable[int
         return asyncio.run(main())
     except ConcernError as exc:
         what = "read" if isinstance(exc, ReadConcernError) else "write"
-        emit({"ok": False, "acks": exc.acks, "needed": exc.needed, "level": exc.level}, args.json)
+        counts = {"acks": exc.acks, "needed": exc.needed, "members": exc.members}
+        emit({"ok": False, **counts, "level": exc.level}, args.json)
         tail = exc.tail  # a write that missed may still spread; a refused remove will not
         return fail(f"{what} missed its concern: {exc}{tail}", EXIT_TIMEOUT)
     except CrdtValueError as exc:

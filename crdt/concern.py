@@ -72,13 +72,20 @@ class ConcernError(CrdtError, RequestTimeout):
         level: str = "",
         timeout: float | None = None,
         message: str | None = None,
+        members: int | None = None,
     ):
         self.acks = acks
         self.needed = needed
         self.level = level
+        self.members = members
         within = f" within {timeout:g}s" if timeout is not None else ""
-        concern = f" ({level})" if level else ""
-        super().__init__(message or f"{acks} of {needed} replicas {self.verb}{concern}{within}")
+        # the three numbers apart: "1 of 2" read as if there were two members, not three
+        of = f" of {members} member{'s' * (members != 1)}" if members is not None else ""
+        concern = f" ({level}{of})" if level else ""
+        replicas = "replica" if acks == 1 else "replicas"
+        super().__init__(
+            message or f"{acks} {replicas} {self.verb}, {needed} needed{concern}{within}"
+        )
 
 
 class WriteConcernError(ConcernError):

@@ -339,7 +339,7 @@ class Replicator:
                     raise self.journal.failure
                 now = self._loop.time()
                 if now >= deadline or self.closed:
-                    raise WriteConcernError(acks, need, level, timeout)
+                    raise WriteConcernError(acks, need, level, timeout, members=len(self.members()))
                 if now >= next_retry and batch.wids:
                     await self._resend(batch, delta.key)
                     retry = min(retry * 2, RETRY_MAX)
@@ -642,7 +642,7 @@ class Replicator:
         answered, members = await self._gather(level, timeout, keys)
         need = self._needed(level, members)
         if len(answered) < need:
-            raise ReadConcernError(len(answered), need, level, timeout)
+            raise ReadConcernError(len(answered), need, level, timeout, members=len(members))
         return len(answered)
 
     async def fetch(

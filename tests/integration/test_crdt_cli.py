@@ -106,10 +106,12 @@ async def test_a_missed_concern_exits_3_and_says_how_many_acknowledged(
         env, "incr", "hits", "--write", "majority", "--timeout", "0.5", "--json"
     )
     assert code == 3
-    assert json.loads(out) == {"ok": False, "acks": 1, "needed": 2, "level": "majority"}
-    assert "1 of 2 replicas acknowledged" in err and "not done" in err
+    counts = {"acks": 1, "needed": 2, "members": 3}
+    assert json.loads(out) == {"ok": False, **counts, "level": "majority"}
+    assert "1 replica acknowledged, 2 needed (majority of 3 members)" in err, err
+    assert "not done" in err
     code, _, err = await ctx(env, "get", "hits", "--read", "all", "--timeout", "0.5")
-    assert code == 3 and "1 of 3 replicas answered" in err
+    assert code == 3 and "1 replica answered, 3 needed (all of 3 members)" in err, err
     assert (await ctx(env, "incr", "hits", "--write", "one"))[0] == 0
 
 

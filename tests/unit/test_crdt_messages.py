@@ -112,6 +112,7 @@ def test_a_majority_write_and_a_majority_read_always_share_a_member(n: int, data
 
 
 def test_concern_error_carries_acks_and_needed() -> None:
-    err = WriteConcernError(1, 2, "majority", 2.0)
-    assert (err.acks, err.needed, err.level) == (1, 2, "majority")
-    assert str(err) == "1 of 2 replicas acknowledged (majority) within 2s"
+    err = WriteConcernError(1, 2, "majority", 2.0, members=3)
+    assert (err.acks, err.needed, err.level, err.members) == (1, 2, "majority", 3)
+    # acknowledged, needed and members: "1 of 2" read as if there were two members
+    assert str(err) == "1 replica acknowledged, 2 needed (majority of 3 members) within 2s"
