@@ -770,7 +770,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *keyring, *limits, *guard, *stats, *clock, *owner; /* Opener's attributes */
     PyObject *cached_limits; /* the limits the three numbers below were read from */
-    Py_ssize_t max_frame, max_header, max_depth;
+    Py_ssize_t max_frame, max_header, max_depth, max_containers;
 } CoreObject;
 
 /* Set once by bind(): the types and the decoders the fast path works with. */
@@ -778,7 +778,7 @@ static PyObject *decode_fn, *body_fn, *envelope_type, *message_type, *mackey_typ
 static Py_ssize_t off_flags, off_sender, off_epoch, off_seq, off_ts, off_kid, off_headers,
     off_body, off_msg_subject, off_msg_env, off_msg_bus, off_per_subject;
 static PyObject *str_bad_sig, *str_open_py, *str_verify_attr, *str_max_frame, *str_max_header,
-    *str_max_depth;
+    *str_max_depth, *str_max_containers;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
@@ -816,33 +816,6 @@ core_dealloc(CoreObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* 1 if v (a list or dict at nesting level `level`) nests no deeper than limit, 0 if it
- * does, -1 on error (RecursionError). The same answer as envelope.check_depth. */
-static int
-depth_ok(PyObject *v, Py_ssize_t level, Py_ssize_t limit)
-{
-    int ok = 1;
-
-    if (Py_EnterRecursiveCall(" while checking a body's depth"))
-        return -1;
-    if (PyList_CheckExact(v)) {
-        for (Py_ssize_t i = 0; ok == 1 && i < PyList_GET_SIZE(v); i++) {
-            PyObject *child = PyList_GET_ITEM(v, i);
-            if (PyList_CheckExact(child) || PyDict_CheckExact(child))
-                ok = level >= limit ? 0 : depth_ok(child, level + 1, limit);
-        }
-    }
-    else {
-        Py_ssize_t pos = 0;
-        PyObject *key, *child;
-        while (ok == 1 && PyDict_Next(v, &pos, &key, &child))
-            if (PyList_CheckExact(child) || PyDict_CheckExact(child))
-                ok = level >= limit ? 0 : depth_ok(child, level + 1, limit);
-    }
-    Py_LeaveRecursiveCall();
-    return ok;
-}
-
 /* Read an int attribute as Py_ssize_t: 1, or 0 if it is not a small int (no error). */
 static int
 limit_value(PyObject *limits, PyObject *name, Py_ssize_t *out)
@@ -864,17 +837,19 @@ limit_value(PyObject *limits, PyObject *name, Py_ssize_t *out)
 static int
 core_limits(CoreObject *self)
 {
-    Py_ssize_t frame, header, depth;
+    Py_ssize_t frame, header, depth, containers;
 
     if (self->limits == self->cached_limits)
         return 1;
     if (!limit_value(self->limits, str_max_frame, &frame) ||
         !limit_value(self->limits, str_max_header, &header) ||
-        !limit_value(self->limits, str_max_depth, &depth))
+        !limit_value(self->limits, str_max_depth, &depth) ||
+        !limit_value(self->limits, str_max_containers, &containers))
         return PyErr_Occurred() ? -1 : 0;
     self->max_frame = frame;
     self->max_header = header;
     self->max_depth = depth;
+    self->max_containers = containers;
     Py_XSETREF(self->cached_limits, Py_NewRef(self->limits));
     return 1;
 }
@@ -1011,6 +986,119 @@ body_start_c(const unsigned char *buf, Py_ssize_t n)
     return pos < n ? pos : -1;
 }
 
+/* envelope.py_scan_value in C: NULL if buf[at:n] is exactly one msgpack value with no
+ * extension type or reserved byte, lists and maps nested at most max_depth deep and at
+ * most max_containers of them; else the fault, a static string or one formatted into
+ * `msg` (the same words as the reference). -1 in *err on no memory. */
+static const char *
+scan_value_c(const unsigned char *buf, Py_ssize_t n, Py_ssize_t at, Py_ssize_t max_depth,
+             Py_ssize_t max_containers, char *msg, size_t msg_size, int *err)
+{
+    Py_ssize_t pos = at, containers = 0, depth = 1; /* depth: open levels, the top one too */
+    uint64_t *pending;
+    const char *fault = NULL;
+
+    *err = 0;
+    if (max_depth < 0)
+        max_depth = 0;
+    pending = PyMem_Malloc(sizeof(uint64_t) * (size_t)(max_depth + 2));
+    if (pending == NULL) {
+        *err = -1;
+        return NULL;
+    }
+    pending[0] = 1;
+    while (depth > 0) {
+        unsigned char b;
+        uint64_t count;
+        if (pending[depth - 1] == 0) {
+            depth--;
+            continue;
+        }
+        pending[depth - 1]--;
+        b = pos < n ? buf[pos] : 0xc1;
+        if (b >= 0x80 && b < 0xa0) {
+            count = (uint64_t)(b & 0x0f) * (b < 0x90 ? 2 : 1);
+            pos += 1;
+        }
+        else if (b >= 0xdc && b <= 0xdf) {
+            int width = (b == 0xdc || b == 0xde) ? 2 : 4;
+            if (pos + 1 + width > n) {
+                fault = "truncated body";
+                break;
+            }
+            count = 0;
+            for (int i = 0; i < width; i++)
+                count = (count << 8) | buf[pos + 1 + i];
+            if (b >= 0xde)
+                count *= 2;
+            pos += 1 + width;
+        }
+        else {
+            pos = scalar_end(buf, n, pos);
+            if (pos < 0) {
+                fault = "body holds an extension type, a reserved byte or too few bytes";
+                break;
+            }
+            continue;
+        }
+        if (++containers > max_containers) {
+            PyOS_snprintf(msg, msg_size, "body holds more than %zd lists and maps",
+                          max_containers);
+            fault = msg;
+            break;
+        }
+        if (depth > max_depth) {
+            PyOS_snprintf(msg, msg_size, "body nested deeper than %zd", max_depth);
+            fault = msg;
+            break;
+        }
+        pending[depth++] = count;
+    }
+    PyMem_Free(pending);
+    if (fault == NULL && pos != n)
+        fault = "bytes after the body";
+    return fault;
+}
+
+PyDoc_STRVAR(scan_value_doc,
+             "scan_value(buf, at, max_depth, max_containers) -> None if buf[at:] is one "
+             "msgpack value within the limits, else what is wrong (envelope.py_scan_value).");
+
+static PyObject *
+scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t at, depth, containers;
+    char msg[96];
+    const char *fault;
+    int err;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "scan_value(buf, at, max_depth, max_containers)");
+        return NULL;
+    }
+    if ((at = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((depth = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((containers = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (at < 0 || at > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "at must be within the buffer");
+        return NULL;
+    }
+    fault = scan_value_c(view.buf, view.len, at, depth, containers, msg, sizeof msg, &err);
+    PyBuffer_Release(&view);
+    if (err)
+        return PyErr_NoMemory();
+    if (fault == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(fault);
+}
+
 /* The fast path. Returns a new Message, NULL with an exception set (a failing clock, no
  * memory), or NULL with none set: take the reference path. `env_out` receives the decoded
  * envelope (owned) whenever one was decoded. */
@@ -1132,12 +1220,26 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         goto fail;
     }
 
-    /* verified: only now decode the body (envelope.decode_body) */
+    /* verified: only now scan and decode the body (envelope.decode_body) */
+    {
+        char msg[96];
+        int err;
+        if (scan_value_c((const unsigned char *)buf, size - TAG, at,
+                         self->max_depth, self->max_containers, msg, sizeof msg, &err) != NULL)
+            goto slow; /* malformed: the reference says so */
+        if (err) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+    }
     {
         PyObject *view = PyMemoryView_FromMemory((char *)buf + at, size - TAG - at, PyBUF_READ);
         if (view == NULL)
             goto fail;
+        int collecting = PyGC_Disable(); /* as envelope.decode_body: no collector passes */
         body = PyObject_CallOneArg(body_fn, view);
+        if (collecting)
+            PyGC_Enable();
         Py_DECREF(view);
     }
     if (body == NULL) {
@@ -1145,20 +1247,6 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
             goto fail;
         PyErr_Clear();
         goto slow; /* malformed: the reference says so */
-    }
-    if (PyList_CheckExact(body) || PyDict_CheckExact(body)) {
-        r = depth_ok(body, 1, self->max_depth);
-        if (r < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                Py_DECREF(body);
-                goto fail;
-            }
-            PyErr_Clear();
-        }
-        if (r != 1) {
-            Py_DECREF(body);
-            goto slow;
-        }
     }
     Py_XSETREF(SLOT(env, off_body), body);
 
@@ -1573,6 +1661,7 @@ bind_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef module_methods[] = {
     {"bind", (PyCFunction)(void (*)(void))bind_types, METH_FASTCALL, bind_types_doc},
+    {"scan_value", (PyCFunction)(void (*)(void))scan_value, METH_FASTCALL, scan_value_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1623,6 +1712,7 @@ PyInit__speedups(void)
         !intern(&str_open_py, "_open") || !intern(&str_verify_attr, "_verify") ||
         !intern(&str_max_frame, "max_frame_bytes") ||
         !intern(&str_max_header, "max_header_bytes") || !intern(&str_max_depth, "max_depth") ||
+        !intern(&str_max_containers, "max_containers") ||
         !intern(&str_seal_py, "_seal") || !intern(&str_kid, "kid") || !intern(&str_mac, "mac") ||
         !intern(&str_msg, "msg"))
         return NULL;

@@ -19,13 +19,13 @@ import msgspec
 from msgspec import Meta
 
 from amcp.envelope import (
-    BATCH_DEPTH,
     FLAG_BATCH,
     MAX_HEADERS,
     MAX_NAME_CHARS,
     FrameLimits,
     Reason,
-    check_depth,
+    body_limits,
+    scan_value,
 )
 from amcp.errors import EncodeError, FrameRejected
 from netopt import DecompressionError, compress_if_smaller, decompress_bounded
@@ -131,16 +131,15 @@ def inflate_body(body: Any, flags: int, limits: FrameLimits) -> Any:
         raw = decompress_bounded(body, limits.max_frame_bytes, limits.max_inflate_ratio)
     except DecompressionError as exc:
         raise FrameRejected(exc.reason, f"compressed body {exc.detail}") from None
+    fault = scan_value(raw, 0, *body_limits(flags, limits))
+    if fault is not None:
+        raise FrameRejected(Reason.MALFORMED, f"compressed {fault}")
     try:
-        value = _decoder.decode(raw)
+        return _decoder.decode(raw)
     except Exception as exc:  # msgpack raises many types on garbage; all mean the same here
         raise FrameRejected(
             Reason.MALFORMED, f"compressed body is not msgpack ({type(exc).__name__})"
         ) from None
-    depth = limits.max_depth + (BATCH_DEPTH if flags & FLAG_BATCH else 0)
-    if (type(value) is list or type(value) is dict) and not check_depth(value, depth):
-        raise FrameRejected(Reason.MALFORMED, f"body nested deeper than {limits.max_depth}")
-    return value
 
 
 def check_batch(body: Any, limits: FrameLimits) -> list[Inner]:

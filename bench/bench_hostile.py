@@ -1,10 +1,11 @@
 """CPU a receiver spends on one hostile frame until it is refused, beside a random frame of
 the same size (issue 14, point 3): Opener.open, median of repeated runs, in one process.
 
-Every frame but the `genuine` row fails verification: a stranger's frame, with a wrong
-MAC or key, costs at most the fixed fields and the MAC, whatever its body holds; the body
-is decoded only once the MAC verified. The `hmac` column is the SHA-256 pass over the
-frame any MAC check must make, the floor for a frame with a current key id.
+A stranger's frame (a wrong MAC) costs the fixed fields and the MAC, whatever its body
+holds: the body is scanned and decoded only once the MAC verified. The `hmac` column is
+the SHA-256 pass over the frame any MAC check must make, the floor for a frame with a
+current key id. The `signed` rows are a key holder's: the body is scanned (refused past
+FrameLimits.max_containers lists and maps) and decoded.
 
     python bench/bench_hostile.py [--size BYTES] [--runs N]
 """
@@ -17,10 +18,12 @@ import hmac
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 from amcp import Keyring
-from amcp.envelope import MAC_SIZE, pack_envelope
+from amcp.envelope import MAC_SIZE, FrameLimits, pack_envelope
 from amcp.errors import FrameRejected
+from amcp.framebody import encode_item
 from amcp.protocol import Opener, Sealer
 
 SUBJECT = "amcp.bench.hostile"
@@ -35,7 +38,20 @@ def envelope(ring: Keyring, body_raw: bytes, headers: bytes = b"\x80") -> bytes:
     return b"\x9b" + head[1:] + headers + body_raw + os.urandom(MAC_SIZE)
 
 
-def frames(ring: Keyring, size: int) -> dict[str, bytes]:
+def signed(sealer: Sealer, body_raw: bytes) -> Callable[[], bytes]:
+    """A key holder's frames around a raw body: a new seq each, so none is a replay."""
+
+    def make() -> bytes:
+        now = time.time()
+        key = sealer.current_key(now)
+        sealer.seq += 1
+        head = sealer._prefix(0, sealer.seq, now, key) + encode_item("msg", None, None)[0]
+        return key.mac.seal(SUBJECT, head + body_raw)
+
+    return make
+
+
+def frames(ring: Keyring, size: int) -> dict[str, Callable[[], bytes]]:
     n = size - 120
     arrays = b"\xdd" + n.to_bytes(4, "big") + b"\x90" * n  # ~a million empty arrays
     deep = b"\x91" * (n - 1) + b"\xc0"
@@ -43,7 +59,10 @@ def frames(ring: Keyring, size: int) -> dict[str, bytes]:
     hdr = b"\xde\x00\x40" + b"".join(
         b"\xda" + (n // 130).to_bytes(2, "big") + b"k" * (n // 130) + b"\xa0" for _ in range(64)
     )
-    out = {
+    most = FrameLimits().max_containers - 1  # with the outer list: at the bound, accepted
+    bound = b"\xdd" + n.to_bytes(4, "big") + b"\x90" * most + b"\xc0" * (n - most)
+    insider = Sealer("insider", ring)
+    fixed = {
         "random": os.urandom(size),
         "empty arrays, bad MAC": envelope(ring, arrays),
         "deep nesting, bad MAC": envelope(ring, deep),
@@ -51,12 +70,16 @@ def frames(ring: Keyring, size: int) -> dict[str, bytes]:
         "huge headers, bad MAC": envelope(ring, b"\xc0", hdr),
         "13 fields, bad MAC": b"\x9d" + envelope(ring, arrays)[1:],
     }
-    return {k: v[:size] if len(v) > size else v for k, v in out.items()}
+    out: dict[str, Callable[[], bytes]] = {k: (lambda f=f: f) for k, f in fixed.items()}
+    out["empty arrays, signed"] = signed(insider, arrays)
+    out["max containers, signed"] = signed(insider, bound)
+    return out
 
 
-def cpu_per_frame(opener: Opener, frame: bytes, runs: int) -> float:
+def cpu_per_frame(opener: Opener, make: Callable[[], bytes], runs: int) -> float:
     samples = []
     for _ in range(runs):
+        frame = make()
         start = time.process_time()
         with contextlib.suppress(FrameRejected):
             opener.open(SUBJECT, frame)
@@ -77,8 +100,9 @@ def main() -> None:
     base = cpu_per_frame(opener, made["random"], args.runs)
     print(f"{'frame kind':<24}{'bytes':>9}{'amcp us':>10}{'random us':>11}{'ratio':>7}"
           f"{'hmac us':>9}{'/hmac':>7}")  # fmt: skip
-    for kind, frame in made.items():
-        cost = cpu_per_frame(opener, frame, args.runs)
+    for kind, make in made.items():
+        cost = cpu_per_frame(opener, make, args.runs)
+        frame = make()
         t0 = time.process_time()
         for _ in range(args.runs):
             hmac.digest(key, frame, "sha256")

@@ -5,27 +5,38 @@ is `malformed`. The envelope has exactly 11 fields. Compiled `open` and referenc
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
+import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amcp import Keyring
-from amcp.envelope import FrameLimits
+from amcp.envelope import FrameLimits, py_scan_value
 from amcp.errors import FrameRejected
 from amcp.framebody import encode_item
 from amcp.protocol import Opener, Sealer
 
+if importlib.util.find_spec("amcp._speedups") is not None:
+    from amcp._speedups import scan_value  # the compiled scan, even under AMCP_NO_SPEEDUPS
+else:
+    scan_value = py_scan_value
+
 SUBJECT = "hostile.x"
-LIMITS = FrameLimits(max_depth=8)
-# Bodies no decoder should be asked to decode for a stranger: too deep, an extension type,
-# reserved bytes, truncated, trailing values. (The timestamp extension, -1, which msgspec
-# decodes natively, is issue 13 point 6: not refused yet.)
+LIMITS = FrameLimits(max_depth=8, max_containers=64)
+# Bodies no decoder should be asked to decode for a stranger: too deep, too many lists,
+# extension types (the timestamp, -1, which msgspec would decode to a datetime, included),
+# reserved bytes, truncated, trailing values.
 broken = st.one_of(
     st.integers(10, 5000).map(lambda n: b"\x91" * n + b"\xc0"),
+    st.integers(65, 3000).map(lambda n: b"\xdc" + n.to_bytes(2, "big") + b"\x90" * n),
     st.sampled_from(
         [
+            b"\xd6\xff\x00\x00\x00\x00",
+            b"\xd7\xff" + bytes(8),
+            b"\x92\x01\xc7\x0c\xff" + bytes(12),
             b"\xc7\x01\x05x",
             b"\xc1",
             b"\xc0\xc0",
@@ -68,3 +79,40 @@ def test_an_envelope_of_other_than_11_fields_is_malformed(open_: str, fields: by
     ring = Keyring.generate()
     opener, sealer = Opener(ring), Sealer("s", ring)
     assert reason(opener, open_, frame(sealer, b"\xc0", signed=True, fields=fields)) == "malformed"
+
+
+def test_a_body_at_the_limits_is_accepted() -> None:
+    ring = Keyring.generate()
+    opener, sealer = Opener(ring, limits=LIMITS), Sealer("s", ring)
+    body = [[] for _ in range(63)]  # 64 lists with the outer one
+    assert opener.open(SUBJECT, sealer.seal(SUBJECT, body)).body == body
+    deep: list = []
+    for _ in range(7):
+        deep = [deep]
+    assert opener.open(SUBJECT, sealer.seal(SUBJECT, deep)).body == deep  # 8 levels
+
+
+# msgpack-like bytes: real encodings of nested values, cut or extended at random, and noise.
+values = st.recursive(
+    st.one_of(
+        st.none(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=4), st.binary(max_size=4)
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+encoded = values.map(msgspec.msgpack.encode)
+scanned = st.one_of(
+    encoded,
+    st.tuples(encoded, st.binary(max_size=4)).map(lambda t: t[0] + t[1]),
+    st.tuples(encoded, st.integers(0, 40)).map(lambda t: t[0][: t[1]]),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=500)
+@given(scanned, st.integers(0, 3), st.integers(0, 6), st.integers(0, 12))
+def test_compiled_and_reference_scans_agree(data: bytes, at: int, depth: int, most: int) -> None:
+    at = min(at, len(data))
+    assert scan_value(data, at, depth, most) == py_scan_value(data, at, depth, most)
