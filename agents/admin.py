@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from agents.audit import AuditEvent
 from agents.errors import MembershipError
 from agents.liveness import Liveness
-from agents.tools import CallContext, Example, Tool, tool
+from agents.tools import NO_INPUT, CallContext, Example, Tool, tool
 
 if TYPE_CHECKING:
     from agents.runtime import Agent
@@ -77,12 +77,12 @@ class Removed(BaseModel):
 def admin_tools(agent: Agent) -> list[Tool]:
     """The three built-in tools of `agent`."""
 
-    @tool(pooled=False, audited=False, read_only=True)
+    @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
     async def describe(args: Nothing, ctx: CallContext) -> Described:
         """This agent's tools: description, input and output JSON schemas, examples."""
         return Described(agent=agent.id, role=agent.role, tools=agent.tools.specs())
 
-    @tool(pooled=False, audited=False, read_only=True)
+    @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
     async def members(args: Nothing, ctx: CallContext) -> ClusterView:
         """Every member with role, lifecycle state, liveness, last heartbeat and figures."""
         viability = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -246,13 +248,21 @@ def _print_call_error(exc: ToolCallError, as_json: bool) -> None:
         print("  (the call was refused, not queued: nothing ran)", file=sys.stderr)
 
 
+def tool_summary(description: str, width: int = 76) -> list[str]:
+    """A tool's description as `amcp tools` shows it: its first paragraph, whole sentences
+    wrapped to `width` (a docstring's own line breaks fall mid-sentence)."""
+    first = re.split(r"\n\s*\n", description.strip(), maxsplit=1)[0]
+    return textwrap.wrap(" ".join(first.split()), width)
+
+
 def cmd_tools(args: argparse.Namespace) -> int:
     async def tools(client: AgentClient) -> int:
         described = await client.describe(args.target)
         lines = [f"{described.agent} ({described.role}):"]
         for spec in described.tools:
-            summary = (spec["description"] or "").partition("\n")[0]
-            lines.append(f"  {spec['name']}: {summary}")
+            summary = tool_summary(spec["description"] or "", 72)
+            lines.append(f"  {spec['name']}: {summary[0] if summary else ''}".rstrip())
+            lines.extend(f"    {line}" for line in summary[1:])
             fields = spec["input_schema"].get("properties", {})
             lines.append(f"    input: {', '.join(fields) or '(none)'}")
             for ex in spec["examples"]:

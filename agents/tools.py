@@ -29,7 +29,7 @@ from agents.errors import ToolDefinitionError, ToolFailed, ToolInputError
 if TYPE_CHECKING:
     from agents.runtime import Agent
 
-__all__ = ["CallContext", "Example", "Tool", "ToolRegistry", "tool"]
+__all__ = ["NO_INPUT", "CallContext", "Example", "Tool", "ToolRegistry", "tool"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 Handler = Callable[[Any, "CallContext"], Awaitable[Any]]
@@ -60,6 +60,9 @@ class Example:
         if self.description:
             doc["description"] = self.description
         return doc
+
+
+NO_INPUT = (Example({}, description="no input"),)  # the examples of a tool that takes none
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:

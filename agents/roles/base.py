@@ -21,7 +21,7 @@ from agents.client import AgentClient
 from agents.extension import Role
 from agents.liveness import Liveness
 from agents.quorum import record_now
-from agents.tools import CallContext, Tool, tool
+from agents.tools import NO_INPUT, CallContext, Tool, tool
 from agents.viability import ADAPTATIONS, PREFIX, measure
 from amcp.errors import ConfigError
 
@@ -155,7 +155,7 @@ class VsmRole(Role):
     def tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(pooled=False, audited=False, read_only=True)
+        @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
         async def viability(args: Nothing, ctx: CallContext) -> ViabilityOut:
             """The cluster's viability metrics and active adaptations, from this agent's
             replica of the shared counters."""

@@ -19,13 +19,30 @@ from typing import TYPE_CHECKING
 from agents.executors import EXECUTORS, execute, resource_digest
 from agents.roles.base import VsmRole
 from agents.tasks import StepIn, StepOut
-from agents.tools import CallContext, Tool, tool
+from agents.tools import CallContext, Example, Tool, tool
 from agents.viability import S1_FAILED, S1_OK
 
 if TYPE_CHECKING:
     from agents.runtime import AgentConfig
 
 __all__ = ["OperationsRole"]
+
+EXAMPLES = [
+    Example(
+        {"task_id": "t-42", "step": 0, "text": "pytest -q", "cwd": "/srv/app", "timeout": 600},
+        description="a shell command, run by /bin/sh",
+    ),
+    Example(
+        {
+            "task_id": "t-42",
+            "step": 1,
+            "executor": "cli",
+            "template": ["claude", "-p", "{text}"],
+            "text": "summarise the failing tests",
+        },
+        description="an external CLI: the template's {text} becomes the step",
+    ),
+]
 
 
 class OperationsRole(VsmRole):
@@ -41,7 +58,7 @@ class OperationsRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool("execute", audited=False)
+        @tool("execute", audited=False, examples=EXAMPLES)
         async def execute_step(args: StepIn, ctx: CallContext) -> StepOut:
             """Run one task step with its executor (shell, python or cli): stdin closed,
             a timeout, output captured and capped."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from agents.oscillation import STRICT, Coordinator, Ruling, S2Settings
 from agents.roles.base import VsmRole
-from agents.tools import CallContext, Tool, tool
+from agents.tools import CallContext, Example, Tool, tool
 from agents.viability import CHECKS, OSCILLATIONS
 
 if TYPE_CHECKING:
@@ -44,6 +44,26 @@ class ReleaseIn(BaseModel):
     ok: bool = False
 
 
+CLAIM_EXAMPLES = [
+    Example(
+        {
+            "holder": "t-42:0:1",
+            "fingerprint": "9f2c4a1b0d3e5f67",
+            "attempt": "t-42:0:1",
+            "resource": "config/app.yaml",
+        },
+        {"decision": "grant", "reason": "config/app.yaml is free"},
+        description="step 0 of task t-42, first iteration, changes config/app.yaml",
+    )
+]
+RELEASE_EXAMPLES = [
+    Example(
+        {"holder": "t-42:0:1", "resource": "config/app.yaml", "ok": True},
+        description="the step succeeded: free its resource",
+    )
+]
+
+
 class RulingOut(BaseModel):
     decision: str
     reason: str
@@ -66,7 +86,7 @@ class CoordinationRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(audited=False)
+        @tool(audited=False, examples=CLAIM_EXAMPLES)
         async def claim(args: ClaimIn, ctx: CallContext) -> RulingOut:
             """May this step start now? grant, wait (serialised or backing off) or escalate."""
             ruling = role.coordinator.claim(
@@ -83,7 +103,7 @@ class CoordinationRole(VsmRole):
             await role.note(ruling, args.holder, args.resource)
             return RulingOut(**ruling.to_wire())
 
-        @tool(audited=False)
+        @tool(audited=False, examples=RELEASE_EXAMPLES)
         async def release(args: ReleaseIn, ctx: CallContext) -> RulingOut:
             """The step is done: free its resource (flapping content is escalated); a
             success ends any retry loop of its work."""

@@ -9,12 +9,29 @@ from typing import TYPE_CHECKING
 from agents.roles.base import VsmRole
 from agents.taskloop import TaskLoop
 from agents.tasks import CycleResult, TaskSpec
-from agents.tools import CallContext, Tool, tool
+from agents.tools import CallContext, Example, Tool, tool
 
 if TYPE_CHECKING:
     from agents.runtime import AgentConfig
 
 __all__ = ["ControlRole"]
+
+EXAMPLES = [
+    Example(
+        {"description": "run the test suite", "steps": ["pytest -q"], "cwd": "/srv/app"},
+        description="one shell step; S3* has no check command to run",
+    ),
+    Example(
+        {
+            "description": "fix the failing test in tests/test_api.py",
+            "executor": "cli",
+            "template": ["claude", "-p", "{text}"],
+            "check": "pytest -q tests/test_api.py",
+            "resource": "tests/test_api.py",
+        },
+        description="an LLM CLI does the work; S3* audits it with the check command",
+    ),
+]
 
 
 class ControlRole(VsmRole):
@@ -28,7 +45,7 @@ class ControlRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool("run-task", audited=False)
+        @tool("run-task", audited=False, examples=EXAMPLES)
         async def run_task(args: TaskSpec, ctx: CallContext) -> CycleResult:
             """Run a task through the loop: S4 analyses, S5 classifies (a critical action
             is voted on), S3 allocates, S2 coordinates, S1 runs, S3* audits."""

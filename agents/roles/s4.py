@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from agents.analysis import Analysis, AnalysisRules, TrafficPicture, analyse_task
 from agents.roles.base import Nothing, VsmRole
 from agents.tasks import TaskSpec
-from agents.tools import CallContext, Tool, tool
+from agents.tools import NO_INPUT, CallContext, Example, Tool, tool
 from amcp.batching import describe_traffic, subject_family
 from amcp.bus import Message
 from netopt.sampler import TrafficSampler
@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     from agents.runtime import AgentConfig
 
 __all__ = ["IntelligenceRole"]
+
+ANALYSE_EXAMPLES = [
+    Example(
+        {"description": "deploy the new schema to the production database"},
+        description="S4 finds the database and deployment domains and their risks",
+    ),
+    Example({"description": "run the test suite", "steps": ["pytest -q"]}),
+]
 
 BIN_SECONDS = 0.1
 BINS = 200  # 20 s of history
@@ -111,12 +119,12 @@ class IntelligenceRole(VsmRole):
     def role_tools(self) -> Iterable[Tool]:
         role = self
 
-        @tool(audited=False, read_only=True)
+        @tool(audited=False, read_only=True, examples=ANALYSE_EXAMPLES)
         async def analyse(args: TaskSpec, ctx: CallContext) -> Analysis:
             """Complexity, domains, risks, recommended approach and the bus traffic for a task."""
             return await role.analyse(args)
 
-        @tool(pooled=False, audited=False, read_only=True)
+        @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
         async def traffic(args: Nothing, ctx: CallContext) -> TrafficPicture:
             """What netopt's analyser makes of the cluster's traffic, per subject family."""
             return role.traffic(max_age=0.0)

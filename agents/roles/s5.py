@@ -28,7 +28,7 @@ from agents.policy import PolicyRules, Ruling
 from agents.quorum import QuorumVote, describe_decision
 from agents.roles.base import VsmRole
 from agents.tasks import Urgency
-from agents.tools import CallContext, Tool, tool
+from agents.tools import CallContext, Example, Tool, tool
 from agents.viability import ADAPTATIONS, WINDOW, measure, rotate
 
 if TYPE_CHECKING:
@@ -93,6 +93,54 @@ class RulingOut(BaseModel):
     reason: str
 
 
+# What S4's `analyse` answers for "run the test suite", as S3 passes it on.
+_ANALYSIS: dict[str, Any] = {
+    "complexity": "simple",
+    "score": 1.0,
+    "thresholds": [3.0, 6.0],
+    "reasons": ["domain testing (+1)"],
+    "domains": ["testing"],
+    "risks": [],
+    "risk_level": "low",
+    "approach": {"mode": "direct", "max_iterations": 1, "review": False, "parallel": False},
+}
+EXAMPLES = {
+    "classify": [
+        Example({"texts": ["drop the users table"]}, description="a destructive step"),
+        Example({"texts": ["run the test suite", "pytest -q"]}),
+    ],
+    "authorise": [
+        Example(
+            {
+                "task_id": "t-42",
+                "action": "restart",
+                "description": "restart the payment service",
+                "urgency": "high",
+                "resource": "payment-service",
+            },
+            description="a quorum of the registered voters decides",
+        )
+    ],
+    "resolve": [
+        Example(
+            {
+                "task_id": "t-42",
+                "conflict": {
+                    "kind": "ordering",
+                    "s4": "run the steps in order",
+                    "s3": "parallelise the steps (cycles need too many iterations)",
+                },
+                "analysis": _ANALYSIS,
+            }
+        )
+    ],
+    "approve": [Example({"task_id": "t-42", "analysis": _ANALYSIS, "agents": ["s1-3f2a9c01"]})],
+    "escalate": [
+        Example({"task_id": "t-42", "why": "config/app.yaml flipped between two contents"})
+    ],
+}
+
+
 class PolicyRole(VsmRole):
     role = "s5"
 
@@ -107,30 +155,30 @@ class PolicyRole(VsmRole):
         role = self
 
         # A ruling is a function of its input, logged; running it again changes nothing.
-        @tool(audited=False, read_only=True)
+        @tool(audited=False, read_only=True, examples=EXAMPLES["classify"])
         async def classify(args: ClassifyIn, ctx: CallContext) -> ClassifyOut:
             """Is this task a critical action (a quorum vote before it runs), and why."""
             return ClassifyOut(**role.policy.classify(args.texts, args.analysis).to_wire())
 
-        @tool(audited=False)
+        @tool(audited=False, examples=EXAMPLES["authorise"])
         async def authorise(args: AuthoriseIn, ctx: CallContext) -> VoteOut:
             """Put a critical action to a quorum vote of the registered voters."""
             return VoteOut(**await role.authorise(args))
 
-        @tool(audited=False, read_only=True)
+        @tool(audited=False, read_only=True, examples=EXAMPLES["resolve"])
         async def resolve(args: ResolveIn, ctx: CallContext) -> RulingOut:
             """Resolve a conflict between S3's allocation and S4's analysis."""
             conflict = Conflict(**args.conflict)
             ruling = role.policy.resolve(conflict, args.analysis)
             return RulingOut(**await role.ruled("resolved", args.task_id, ruling, conflict.kind))
 
-        @tool("approve-allocation", audited=False, read_only=True)
+        @tool("approve-allocation", audited=False, read_only=True, examples=EXAMPLES["approve"])
         async def approve_allocation(args: ApproveIn, ctx: CallContext) -> RulingOut:
             """Approve S3's allocation (while the s5_approval adaptation holds)."""
             ruling = role.policy.approve_allocation(args.analysis, args.agents, role.under_review())
             return RulingOut(**await role.ruled("approval", args.task_id, ruling, "allocation"))
 
-        @tool(audited=False, read_only=True)
+        @tool(audited=False, read_only=True, examples=EXAMPLES["escalate"])
         async def escalate(args: EscalateIn, ctx: CallContext) -> RulingOut:
             """Decide on an oscillation S2 escalated: stop the step, or proceed."""
             ruling = role.policy.escalation(args.why)

@@ -15,7 +15,9 @@ import pytest
 from agents.cluster import LocalCluster
 from amcp.errors import ConfigError
 from tests.conftest import amcp_bin
+from tests.integration.agent_support import Cluster, agent_cluster_fixture  # noqa: F401
 from tests.integration.test_deploy_cluster import amcp, env_of
+from tests.waiting import wait_until_sync
 
 
 def run_into_closed_pipe(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -109,3 +111,21 @@ def test_keys_help_shows_defaults_and_no_connection_options(action: str) -> None
     if action == "rotate":
         flat = " ".join(shown.stdout.split())
         assert "(default 10)" in flat and "(default 86400" in flat, shown.stdout
+
+
+def test_amcp_tools_prints_whole_descriptions_and_examples(
+    agent_cluster: Cluster, cli_env: dict[str, str]
+) -> None:
+    agent_cluster.spawn("s1", "tools-s1")
+    env = agent_cluster.env(cli_env)
+    shown: list[subprocess.CompletedProcess] = []
+
+    def described() -> bool:
+        shown.append(amcp("tools", "tools-s1", env=env))
+        return shown[-1].returncode == 0
+
+    wait_until_sync(described, 20, 0.2, what="the S1 agent to describe its tools")
+    flat = " ".join(shown[-1].stdout.split())
+    # the docstring's line break fell mid-sentence: the rest was cut
+    assert "stdin closed, a timeout, output captured and capped." in flat, shown[-1].stdout
+    assert flat.count("e.g.") >= 6, shown[-1].stdout  # every tool shows an example
