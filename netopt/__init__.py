@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         choose_policy,
     )
     from netopt.sampler import TrafficSampler
+    from netopt.stable import ClassHold, Hysteresis, stable_class
 
 # numpy and scipy take most of a second to import: the names that need them load on first
 # use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
@@ -46,6 +47,7 @@ _LAZY = {
         "policy",
     ),
     "TrafficSampler": "sampler",
+    **dict.fromkeys(("ClassHold", "Hysteresis", "stable_class"), "stable"),
 }
 
 
@@ -72,9 +74,11 @@ __all__ = [
     "Bulkhead",
     "BulkheadFull",
     "CircuitBreaker",
+    "ClassHold",
     "DecompressionError",
     "FixedBatching",
     "FlushReason",
+    "Hysteresis",
     "NetoptError",
     "PerKey",
     "PolicyLimits",
@@ -86,4 +90,5 @@ __all__ = [
     "choose_policy",
     "compress_if_smaller",
     "decompress_bounded",
+    "stable_class",
 ]

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
 from netopt.sampler import TrafficSampler
+from netopt.stable import ClassHold, Hysteresis
 
 __all__ = [
     "NO_BATCHING",
@@ -115,7 +116,12 @@ class AdaptiveBatching:
     """Per-family policies re-derived from the sampler at most once per `interval_seconds`.
 
     A family keeps natural batching until the sampler holds `min_bins` bins of its history.
-    Policies are kept only for families the sampler still tracks, so memory stays bounded.
+    Its class is the one a `ClassHold` keeps in force (hysteresis, confirmed over
+    `hysteresis.confirm` evaluations), so noise near a threshold does not flip it; its rates
+    are the latest window's. A new policy that differs from the one in force only by a
+    linger within `LINGER_SLACK` of it is not put in force (open batches would be cut for
+    nothing). Policies are kept only for families the sampler still tracks, so memory stays
+    bounded.
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class AdaptiveBatching:
         min_bins: int = 64,
         limits: PolicyLimits = PolicyLimits(),
         thresholds: Thresholds = Thresholds(),  # noqa: B008 (frozen, so safe to share)
+        hysteresis: Hysteresis = Hysteresis(),  # noqa: B008 (frozen, so safe to share)
     ) -> None:
         if min_bins < MIN_BINS:
             raise ValueError(f"min_bins must be >= {MIN_BINS}, got {min_bins}")
@@ -134,9 +141,11 @@ class AdaptiveBatching:
         self.min_bins = min_bins
         self.limits = limits
         self.thresholds = thresholds
+        self.hysteresis = hysteresis
         self._natural = limits.natural()
         self._policies: dict[str, BatchPolicy] = {}
         self._analyses: dict[str, Analysis] = {}
+        self._holds: dict[str, ClassHold] = {}
         self._next_update = -math.inf
 
     def policy_for(self, family: str) -> BatchPolicy:
@@ -144,7 +153,7 @@ class AdaptiveBatching:
         return self._policies.get(family, self._natural)
 
     def analysis_for(self, family: str) -> Analysis | None:
-        """The last analysis of `family`, if it has had one."""
+        """The last analysis of `family`, with the class in force, if it has had one."""
         return self._analyses.get(family)
 
     def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
@@ -157,14 +166,35 @@ class AdaptiveBatching:
         self._next_update = now + self.interval_seconds
         policies: dict[str, BatchPolicy] = {}
         analyses: dict[str, Analysis] = {}
+        holds: dict[str, ClassHold] = {}
         changed: dict[str, BatchPolicy] = {}
         for family in self.sampler.families():
             counts = self.sampler.series(family, now)
             if counts.size < self.min_bins:
                 continue
-            analysis = analyses[family] = analyse(counts, self.sampler.bin_seconds, self.thresholds)
-            policy = policies[family] = choose_policy(analysis, self.limits)
-            if policy != self.policy_for(family):
+            hold = holds[family] = self._holds.get(family) or ClassHold(
+                self.thresholds, self.hysteresis
+            )
+            raw = analyse(counts, self.sampler.bin_seconds, self.thresholds)
+            analysis = analyses[family] = hold.update(raw)
+            current = self.policy_for(family)
+            policy = choose_policy(analysis, self.limits)
+            if _same(policy, current):
+                policy = current
+            else:
                 changed[family] = policy
-        self._policies, self._analyses = policies, analyses
+            policies[family] = policy
+        self._policies, self._analyses, self._holds = policies, analyses, holds
         return changed
+
+
+LINGER_SLACK = 0.25
+"""A linger within this fraction of the one in force is the same policy (rate noise)."""
+
+
+def _same(new: BatchPolicy, current: BatchPolicy) -> bool:
+    if new.max_messages != current.max_messages or new.max_bytes != current.max_bytes:
+        return False
+    if not new.linger_seconds or not current.linger_seconds:
+        return new.linger_seconds == current.linger_seconds
+    return abs(new.linger_seconds - current.linger_seconds) <= LINGER_SLACK * current.linger_seconds
