@@ -949,9 +949,10 @@ scalar_end(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos)
 }
 
 /* Where the body of the envelope bytes starts, skipping the ten fixed fields without
- * decoding them (envelope.body_start), or -1: take the reference path, which says why. */
+ * decoding them, and in *header_bytes the UTF-8 bytes of the header strings
+ * (envelope.body_start); or -1: take the reference path, which says why. */
 static Py_ssize_t
-body_start_c(const unsigned char *buf, Py_ssize_t n)
+body_start_c(const unsigned char *buf, Py_ssize_t n, Py_ssize_t *header_bytes)
 {
     Py_ssize_t pos, count;
 
@@ -980,9 +981,19 @@ body_start_c(const unsigned char *buf, Py_ssize_t n)
         return -1; /* map32 holds more than MAX_HEADERS anyway; or no map at all */
     if (count > 64) /* MAX_HEADERS */
         return -1;
-    for (Py_ssize_t i = 0; i < 2 * count; i++)
+    *header_bytes = 0;
+    for (Py_ssize_t i = 0; i < 2 * count; i++) {
+        Py_ssize_t start = pos;
+        unsigned char b = buf[pos];
         if ((pos = scalar_end(buf, n, pos)) < 0)
             return -1;
+        if (b >= 0xa0 && b < 0xc0)
+            *header_bytes += pos - start - 1;
+        else if (b >= 0xd9 && b <= 0xdb)
+            *header_bytes += pos - start - (b == 0xd9 ? 2 : b == 0xda ? 3 : 5);
+        else
+            return -1; /* not a string: the reference refuses it */
+    }
     return pos < n ? pos : -1;
 }
 
@@ -1108,7 +1119,7 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
     PyObject *signed_part, *env = NULL, *now = NULL, *verify = NULL, *msg = NULL;
     PyObject *sender, *headers, *body, *entry, *mac, *per_subject, *state;
     const char *buf;
-    Py_ssize_t size, at;
+    Py_ssize_t size, at, header_bytes;
     uint64_t epoch, seq, ts;
     int64_t now_ms;
     unsigned char expected[TAG];
@@ -1129,8 +1140,8 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
 
     /* unpack_envelope: the fixed fields only (the body waits for the MAC), then the checks
      * the decoder cannot make */
-    at = body_start_c((const unsigned char *)buf, size - TAG);
-    if (at < 0)
+    at = body_start_c((const unsigned char *)buf, size - TAG, &header_bytes);
+    if (at < 0 || header_bytes > self->max_header)
         return NULL;
     signed_part = PyBytes_FromStringAndSize(NULL, at + 1);
     if (signed_part == NULL)
@@ -1160,17 +1171,6 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         !u64_field(SLOT(env, off_epoch), &epoch) || !u64_field(SLOT(env, off_seq), &seq) ||
         !u64_field(SLOT(env, off_ts), &ts))
         goto slow;
-    if (PyDict_GET_SIZE(headers) > 0) {
-        Py_ssize_t pos = 0, total = 0;
-        PyObject *k, *v;
-        while (PyDict_Next(headers, &pos, &k, &v)) {
-            if (!PyUnicode_Check(k) || !PyUnicode_Check(v))
-                goto slow;
-            total += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
-        }
-        if (total > self->max_header)
-            goto slow;
-    }
 
     /* key lookup, skew and replay check, MAC: the order of Opener._open */
     now = PyObject_CallNoArgs(self->clock);

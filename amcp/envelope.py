@@ -130,6 +130,7 @@ _FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4
 _FIXED.update({0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8})
 _SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin8..32, str8..32
 _MAP_SIZE = {0xDE: 2, 0xDF: 4}
+_STR_HEAD = {0xD9: 2, 0xDA: 3, 0xDB: 5}  # str8..32: type byte and length
 _ELEVEN = (b"\x9b", b"\xdc\x00\x0b", b"\xdd\x00\x00\x00\x0b")
 
 
@@ -155,11 +156,12 @@ def _scalar_end(buf: bytes, pos: int) -> int:
     return end if end <= len(buf) else -1
 
 
-def body_start(signed: bytes) -> int:
+def body_start(signed: bytes) -> tuple[int, int]:
     """Where the body (the 11th field) of the envelope bytes `signed` starts, found by
-    skipping the ten fixed fields without decoding anything: an array of exactly 11, nine
-    scalars, a map of at most MAX_HEADERS scalar pairs. Its work is bounded by the fields,
-    whatever the body holds. Raises FrameRejected(malformed)."""
+    skipping the ten fixed fields without decoding anything (an array of exactly 11, nine
+    scalars, a map of at most MAX_HEADERS scalar pairs), and the UTF-8 bytes of the header
+    strings. Its work is bounded by the fields, whatever the body holds. Raises
+    FrameRejected(malformed)."""
     for pos, head in ((1, _ELEVEN[0]), (3, _ELEVEN[1]), (5, _ELEVEN[2])):
         if signed[:pos] == head:
             break
@@ -180,13 +182,16 @@ def body_start(signed: bytes) -> int:
         raise FrameRejected(Reason.MALFORMED, "bad envelope: headers must be a map")
     if count > MAX_HEADERS:
         raise FrameRejected(Reason.MALFORMED, f"more than {MAX_HEADERS} headers")
+    size = 0
     for _ in range(2 * count):
-        pos = _scalar_end(signed, pos)
+        start, pos = pos, _scalar_end(signed, pos)
         if pos < 0:
             raise FrameRejected(Reason.MALFORMED, "bad envelope: headers must map str to str")
+        kind = signed[start]
+        size += pos - start - (1 if 0xA0 <= kind < 0xC0 else _STR_HEAD.get(kind, 1))
     if pos >= len(signed):
         raise FrameRejected(Reason.MALFORMED, "bad envelope: no body")
-    return pos
+    return pos, size
 
 
 _GC_PAUSE_BYTES = 4096  # smaller bodies hold too few lists for the collector to matter
@@ -301,12 +306,11 @@ def unpack_envelope(frame: bytes, limits: FrameLimits) -> tuple[Envelope, bytes,
     if size <= MAC_SIZE:
         raise FrameRejected(Reason.MALFORMED, "truncated frame")
     signed = frame[:-MAC_SIZE]
-    at = body_start(signed)
+    at, header_bytes = body_start(signed)
     try:
         env = decode_head(signed[:at] + b"\xc0")
     except Exception as exc:  # ValidationError, DecodeError, ...: all garbage
         raise FrameRejected(Reason.MALFORMED, f"bad envelope: {exc}") from None
-    headers = env.headers
-    if headers and sum(len(k) + len(v) for k, v in headers.items()) > limits.max_header_bytes:
+    if header_bytes > limits.max_header_bytes:  # UTF-8 bytes of names and values
         raise FrameRejected(Reason.MALFORMED, "headers too large")
     return env, signed, frame[-MAC_SIZE:], at

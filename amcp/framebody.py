@@ -163,7 +163,7 @@ def check_batch(body: Any, limits: FrameLimits) -> list[Inner]:
     cap = limits.max_header_bytes
     for inner in checked:
         headers = inner.headers
-        if headers and sum(len(k) + len(v) for k, v in headers.items()) > cap:
+        if headers and sum(len(k.encode()) + len(v.encode()) for k, v in headers.items()) > cap:
             raise FrameRejected(
                 Reason.MALFORMED, f"inner message seq {inner.seq}: headers too large"
             )

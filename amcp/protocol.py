@@ -278,6 +278,8 @@ class Opener(_OpenerBase):
         if env.flags & FLAG_COMPRESSED:
             env.body = inflate_body(env.body, env.flags, self.limits)
         if env.flags & FLAG_BATCH:
+            if env.kind != BATCH_KIND or env.headers:  # what each inner message has its own of
+                raise FrameRejected(Reason.MALFORMED, 'a batch frame has kind "batch", no headers')
             env.body = check_batch(env.body, self.limits)
 
     def split(self, batch: Message) -> tuple[list[Message], list[FrameRejected]]:

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amcp import Keyring
-from amcp.envelope import FrameLimits, py_scan_value
+from amcp.envelope import FLAG_BATCH, FrameLimits, py_scan_value
 from amcp.errors import FrameRejected
-from amcp.framebody import encode_item
+from amcp.framebody import batch_body, encode_item
 from amcp.protocol import Opener, Sealer
 
 if importlib.util.find_spec("amcp._speedups") is not None:
@@ -116,3 +116,30 @@ scanned = st.one_of(
 def test_compiled_and_reference_scans_agree(data: bytes, at: int, depth: int, most: int) -> None:
     at = min(at, len(data))
     assert scan_value(data, at, depth, most) == py_scan_value(data, at, depth, most)
+
+
+@pytest.mark.parametrize("open_", ["open", "_open"])
+def test_the_header_budget_counts_utf8_bytes(open_: str) -> None:
+    ring = Keyring.generate()
+    opener, sealer = Opener(ring), Sealer("s", ring)
+    fits = {"k": "\u00e9" * 2047}  # 1 + 4094 bytes
+    assert getattr(opener, open_)(SUBJECT, sealer.seal(SUBJECT, 1, "msg", fits)).headers == fits
+    over = {"k": "\u00e9" * 2048}  # 2049 characters, 4097 bytes
+    assert reason(opener, open_, sealer.seal(SUBJECT, 1, "msg", over)) == "malformed"
+    batch = sealer.seal_items(SUBJECT, [encode_item("msg", over, 1), encode_item("msg", None, 2)])
+    assert reason(opener, open_, batch) == "malformed"
+
+
+@pytest.mark.parametrize("open_", ["open", "_open"])
+@pytest.mark.parametrize("head", [("msg", None), ("batch", {"trace": "x"})])
+def test_a_batch_frame_has_kind_batch_and_no_headers(open_: str, head: tuple) -> None:
+    ring = Keyring.generate()
+    opener, sealer = Opener(ring), Sealer("s", ring)
+    now = time.time()
+    key = sealer.current_key(now)
+    items = [encode_item("msg", None, 1), encode_item("msg", None, 2)]
+    prefix = sealer._prefix(FLAG_BATCH, 1, now, key) + encode_item(*head, None)[0]
+    frame = key.mac.seal(SUBJECT, prefix + batch_body(2, items))
+    assert reason(opener, open_, frame) == "malformed"
+    good = sealer.seal_items(SUBJECT, items)
+    assert [m.body for m in opener.open_all(SUBJECT, good)] == [1, 2]
