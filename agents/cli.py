@@ -161,7 +161,7 @@ def _child_argv(argv: list[str], agent_id: str) -> list[str]:
 
 
 async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Event) -> int:
-    bus = await connect(args, sender=config.agent_id)
+    bus = await connect(args, sender=config.agent_id, batching="adaptive")
     try:
         agent = Agent(bus, config, extensions=load_extensions(config))
         await agent.start()

@@ -7,12 +7,14 @@ view = await client.members()                            # any agent answers
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from agents.admin import ClusterView, Described, Removed
 from agents.wire import ANY, ROLES, AgentSubjects, call_request, parse_reply
-from amcp.bus import Bus
-from amcp.errors import AmcpError, NoResponders
+from amcp.bus import Bus, Message
+from amcp.errors import AmcpError, NoResponders, RequestTimeout
 
 __all__ = ["AgentClient", "CallResult", "UnknownAgent"]
 
@@ -44,24 +46,37 @@ class AgentClient:
         self._targets: dict[str, str] = {}  # target -> subject, checked once
 
     async def call(
-        self, target: str, tool: str, args: Any = None, *, timeout: float | None = None
+        self,
+        target: str,
+        tool: str,
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = False,
     ) -> CallResult:
         """Call `tool` on an agent id, a role (load-balanced over its live agents) or `any`.
+
+        `idempotent=True` is for a quick read-only tool (describe, members): each attempt
+        waits the adaptive timeout of its destination family (RFC 6298, `bus.rtos`), and a
+        lost request or reply is retried with jittered backoff behind a circuit breaker
+        (`Bus.request_with_retry`), all within `timeout`. Any other call is sent once and
+        waits `timeout`: the agent may have acted, so it is never retried blindly.
 
         Raises the ToolCallError subclass the agent answered with (ToolInputError with the
         validation details, AgentBusy, UnknownTool, ...), NoResponders if no agent serves
         the target (UnknownAgent if no member has that id), RequestTimeout if none answered
-        in time.
+        in time, CircuitOpen while an idempotent target keeps failing.
         """
         subject = self._targets.get(target)
         if subject is None:
             subject = self._targets[target] = self.subjects.target(target)
+        body = call_request(tool, {} if args is None else args)
+        limit = self.timeout if timeout is None else timeout
         try:
-            reply = await self.bus.request(
-                subject,
-                call_request(tool, {} if args is None else args),
-                timeout=self.timeout if timeout is None else timeout,
-            )
+            if idempotent:
+                reply = await _within(limit, subject, self.bus.request_with_retry(subject, body))
+            else:
+                reply = await self.bus.request(subject, body, timeout=limit)
         except NoResponders:
             raise await self._nobody(target) from None
         agent, output = parse_reply(reply.body)
@@ -97,12 +112,23 @@ class AgentClient:
         )
 
     async def describe(self, target: str) -> Described:
-        return Described.model_validate((await self.call(target, "describe")).output)
+        described = await self.call(target, "describe", idempotent=True)
+        return Described.model_validate(described.output)
 
     async def members(self) -> ClusterView:
         """The cluster as one live agent sees it."""
-        return ClusterView.model_validate((await self.call(ANY, "members")).output)
+        view = await self.call(ANY, "members", idempotent=True)
+        return ClusterView.model_validate(view.output)
 
     async def remove_member(self, agent_id: str) -> Removed:
         result = await self.call(ANY, "remove-member", {"id": agent_id})
         return Removed.model_validate(result.output)
+
+
+async def _within(limit: float, subject: str, attempts: Awaitable[Message]) -> Message:
+    """The retried request's answer, or RequestTimeout once `limit` seconds have passed."""
+    try:
+        async with asyncio.timeout(limit):
+            return await attempts
+    except TimeoutError:
+        raise RequestTimeout(f"no verified reply on {subject} within {limit}s") from None

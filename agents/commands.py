@@ -372,7 +372,36 @@ def render_status(view: ClusterView) -> str:
         )
     lines = [_table(rows), _summary(view)]
     lines.append(render_viability(view.viability))
+    lines += _network(view)
     return "\n".join(lines)
+
+
+def _network(view: ClusterView) -> list[str]:
+    """Each member's batching policy per subject family and request timeout per family."""
+    lines = []
+    for m in view.members:
+        net = m.stats.get("network")
+        if not isinstance(net, dict):
+            continue
+        policies = "; ".join(
+            f"{f['family']} {f['class']} {f['rate']:g}/s -> {f['max_messages']} / "
+            f"{f['linger_ms']:g} ms"
+            for f in net.get("families") or []
+        )
+        rtos = "; ".join(
+            f"{family} {r['rto_ms']:g} ms"
+            + ("" if r["srtt_ms"] is None else f" (srtt {r['srtt_ms']:g})")
+            for family, r in (net.get("rto") or {}).items()
+        )
+        lines.append(
+            f"  {m.id}: batching {net.get('batching')}: {policies or 'no family analysed yet'}"
+        )
+        lines.append(f"  {' ' * len(m.id)}  request timeouts: {rtos or 'no request yet'}")
+    return (
+        ["network (batching per subject family; RFC 6298 timeout per family):", *lines]
+        if lines
+        else []
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

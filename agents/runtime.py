@@ -64,6 +64,7 @@ from amcp import __version__
 from amcp.bus import Bus, Message, Subscription
 from amcp.claims import ClaimUnavailable
 from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout
+from amcp.netstatus import network_status
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull
 
@@ -482,6 +483,7 @@ class Agent:
                 "stream_failures": self.audit.stream_failures,
             },
             "extensions": {e.name: s for e in self.extensions if (s := e.status())},
+            "network": network_status(self.bus),  # batching per family, RTO per family
         }
 
     async def _publish_heartbeat(self) -> None:

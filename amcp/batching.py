@@ -29,12 +29,14 @@ from typing import Any, Literal
 from amcp.envelope import MAC_SIZE
 from amcp.errors import AmcpError, ConfigError, EncodeError
 from amcp.framebody import Item, encode_item
+from amcp.message import INBOX_PREFIX
 from amcp.protocol import Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.subjects import validate_subject
 from netopt import (
     MIN_BINS,
     AdaptiveBatching,
+    Analysis,
     Batch,
     BatchAccumulator,
     BatchingStrategy,
@@ -161,6 +163,8 @@ class Batcher:
         self.frames = 0
         self.messages = 0
         self.flushes: Counter[str] = Counter()
+        self.immediate: Counter[str] = Counter()
+        """Messages sent at once past the batches (immediate, high-attention), by family."""
         self.send_errors = 0
         self.tune_seconds_used = 0.0  # wall time spent re-deriving policies
         self._send = send
@@ -215,6 +219,19 @@ class Batcher:
             lane.acc = None
             del self._open[subject]
         return self._send_all(subject, self._frames(subject, lane, acc.policy, full))
+
+    def bypass(self, subject: str) -> None:
+        """Count a message the bus sends at once, in a frame of its own. Replies count as
+        one family (each caller has its own inbox), and families past the lanes' bound as
+        "other", so the counter stays bounded."""
+        if subject.startswith(INBOX_PREFIX):
+            family = "_INBOX"
+        else:
+            lane = self._lanes.get(subject)
+            family = lane.family if lane else subject_family(subject)
+            if family not in self.immediate and len(self.immediate) >= _MAX_LANES:
+                family = "other"
+        self.immediate[family] += 1
 
     def _new_lane(self, subject: str) -> _Lane:
         validate_subject(subject)
@@ -366,7 +383,23 @@ class Batcher:
         """The analyser's view of each family this batcher sampled (adaptive only)."""
         if self.sampler is None or not isinstance(self.strategy, AdaptiveBatching):
             return []
-        return describe_traffic(self.sampler, self._clock(), self.strategy.limits)
+        held = self.strategy.in_force()  # the class and policy in force, not one window's
+        return [
+            replace(t, traffic_class=held[t.family][1].traffic_class, policy=held[t.family][0])
+            if t.family in held
+            else t
+            for t in describe_traffic(self.sampler, self._clock(), self.strategy.limits)
+        ]
+
+    def policies(self) -> list[FamilyTraffic]:
+        """The policy in force per analysed family, as the strategy last derived it (no
+        analysis is re-run: cheap enough for every heartbeat). Empty unless adaptive."""
+        if not isinstance(self.strategy, AdaptiveBatching) or self.sampler is None:
+            return []
+        return [
+            FamilyTraffic.of(family, analysis, policy)
+            for family, (policy, analysis) in self.strategy.in_force().items()
+        ]
 
     @property
     def queued(self) -> int:
@@ -424,6 +457,27 @@ class FamilyTraffic:
     policy: BatchPolicy
     """The batching an adaptive bus would put in force for this traffic."""
 
+    @classmethod
+    def of(
+        cls,
+        family: str,
+        analysis: Analysis,
+        policy: BatchPolicy,
+        messages: int = 0,
+        nbytes: int = 0,
+    ) -> FamilyTraffic:
+        return cls(
+            family,
+            messages,
+            nbytes,
+            analysis.mean_rate,
+            analysis.active_rate,
+            analysis.traffic_class,
+            analysis.period_seconds,
+            analysis.flatness,
+            policy,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "family": self.family,
@@ -469,18 +523,7 @@ def describe_traffic(
             )
             continue
         analysis = analyse(counts, sampler.bin_seconds)
-        out.append(
-            FamilyTraffic(
-                family,
-                messages,
-                nbytes,
-                analysis.mean_rate,
-                analysis.active_rate,
-                analysis.traffic_class,
-                analysis.period_seconds,
-                analysis.flatness,
-                choose_policy(analysis, limits),
-            )
-        )
+        policy = choose_policy(analysis, limits)
+        out.append(FamilyTraffic.of(family, analysis, policy, messages, nbytes))
     out.sort(key=lambda t: t.rate, reverse=True)
     return out

@@ -387,6 +387,7 @@ class Bus:
         if batcher is not None:
             if not immediate and (attention is None or attention < self.attention_threshold):
                 return batcher.submit(subject, body, kind, headers) or _queued()
+            batcher.bypass(subject)  # counted: status shows what skipped the batches
             if batcher.holds(subject):
                 return self._publish_after_batch(batcher, subject, body, kind, headers)
         return self.nc.publish(subject, self.sealer.seal(subject, body, kind, headers))

@@ -271,7 +271,9 @@ class Coordinator:
             propose = Propose(proposal=proposal, reply=self._inbox)
             # a proposer whose NATS user may not propose learns it now, not at the deadline
             with self.bus.fail_on_denial(self.subjects.propose, done):
-                await self.bus.publish(self.subjects.propose, propose.to_wire(), kind="propose")
+                await self.bus.publish(  # high attention: never waits in a batch
+                    self.subjects.propose, propose.to_wire(), kind="propose", immediate=True
+                )
                 return await done
         finally:
             timer.cancel()

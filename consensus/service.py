@@ -185,7 +185,8 @@ class VoterService:
         if proposal.resource is not None and self.state.holds(proposal.id, now_ms=_now_ms()):
             self._lease(proposal.id)  # before the ballot goes: its decision may come soon
         ballot = Ballot(decided=answer) if isinstance(answer, Decided) else Ballot(vote=answer)
-        await self.bus.publish(propose.reply, ballot.to_wire(), kind="ballot")
+        # high attention: a ballot never waits in a batch (DESIGN.md, netopt)
+        await self.bus.publish(propose.reply, ballot.to_wire(), kind="ballot", immediate=True)
         if isinstance(answer, Vote) and answer is not before:
             self.stats[f"voted_{answer.choice}"] += 1
             await _call(self.on_vote, proposal, answer)

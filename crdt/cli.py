@@ -253,7 +253,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
-        bus = await connect(args)
+        bus = await connect(args, batching="adaptive")  # long-lived: deltas may batch
         try:
             store = await ContextStore.open(
                 bus,

@@ -568,21 +568,23 @@ class Replicator:
             return
         self._syncing.add(peer)
         try:
-            await self._sync(peer)
+            # background and read-only: the adaptive timeout (RFC 6298) per family; a miss
+            # doubles it and the next gossip round tries again
+            await self._sync(peer, timeout=None)
         except (AmcpError, CrdtError) as exc:
             self.stats["syncs_failed"] += 1
             log.debug("replica %s: anti-entropy with %s failed: %s", self.replica_id, peer, exc)
         finally:
             self._syncing.discard(peer)
 
-    async def _request(self, peer: str, msg: Any, timeout: float = REQUEST_TIMEOUT) -> Any:
+    async def _request(self, peer: str, msg: Any, timeout: float | None = REQUEST_TIMEOUT) -> Any:
         reply = await self.bus.request(
             self._direct(peer), msg.to_wire(), timeout=timeout, kind=KIND
         )
         return parse(reply.body)
 
     async def _sync(
-        self, peer: str, summary: Summary | None = None, timeout: float = REQUEST_TIMEOUT
+        self, peer: str, summary: Summary | None = None, timeout: float | None = REQUEST_TIMEOUT
     ) -> None:
         """Make this replica and `peer` equal on every bucket that differs."""
         if summary is None:
@@ -599,7 +601,7 @@ class Replicator:
         peer: str,
         buckets: list[int] | None,
         keys: list[str] | None,
-        timeout: float = REQUEST_TIMEOUT,
+        timeout: float | None = REQUEST_TIMEOUT,
     ) -> None:
         """Fetch `peer`'s states of the keys in scope it holds differently, and push back
         the ones it wants. Pages until the peer has nothing more."""

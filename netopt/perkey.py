@@ -37,6 +37,10 @@ class PerKey(Generic[K, V]):
             value = self._items[key] = self._factory()
             return value
 
+    def peek(self, key: K) -> V | None:
+        """The state of `key` if it has one, without creating it or marking it used."""
+        return self._items.get(key)
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 

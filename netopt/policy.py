@@ -156,6 +156,10 @@ class AdaptiveBatching:
         """The last analysis of `family`, with the class in force, if it has had one."""
         return self._analyses.get(family)
 
+    def in_force(self) -> dict[str, tuple[BatchPolicy, Analysis]]:
+        """Every analysed family's policy in force and the analysis it came from."""
+        return {f: (p, self._analyses[f]) for f, p in self._policies.items()}
+
     def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
         """Re-analyse every tracked family if `interval_seconds` have passed since last time.
 

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
+from amcp.batching import BatchingMode
 from amcp.bus import Bus
 from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import (
@@ -127,7 +128,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ConfigError(first.removeprefix("Value error, ")) from None
 
 
-async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
+async def connect(
+    args: argparse.Namespace, sender: str | None = None, *, batching: BatchingMode = "off"
+) -> Bus:
+    """A bus from the connection options; `batching="adaptive"` for long-lived processes
+    (agents, `ctx serve`): a one-shot command sends too little for it to pay."""
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
     return await Bus.connect(
@@ -136,6 +141,7 @@ async def connect(args: argparse.Namespace, sender: str | None = None) -> Bus:
         sender=sender,
         cluster=settings.cluster,
         security=settings.security,
+        batching=batching,
         # the given order is a preference (an agent's own host's server first), so an
         # agent shares its host's fate in a partition instead of a random server's
         dont_randomize=True,
