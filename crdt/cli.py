@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,9 +30,10 @@ from amcp.cli.common import (
     run_until_stopped,
 )
 from amcp.errors import ConfigError
-from crdt.concern import LEVELS, ConcernError, ReadConcernError
+from crdt.concern import LEVELS, ConcernError, ReadConcernError, WriteResult
 from crdt.errors import CrdtError, CrdtValueError
 from crdt.messages import check_replica_id
+from crdt.replicator import MEMBERS_KEY
 from crdt.store import ContextStore
 from crdt.wire import as_name
 
@@ -145,6 +147,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("value", type=_value, metavar="VALUE", help="JSON, or else plain text")
     p.add_argument("--field", type=_key, help="write this field of an LWW map instead")
     concern(p, True)
+    p = command(
+        "delete",
+        "delete a register (a tombstone write: it reads as null) or a map field with --field",
+        cmd_write,
+    )
+    p.add_argument("key", type=_key)
+    p.add_argument("--field", type=_key, help="delete this field of an LWW map")
+    concern(p, True)
+    p = command(
+        "forget",
+        "remove a decommissioned durable replica from the members (it stops counting)",
+        cmd_forget,
+    )
+    p.add_argument("replica", type=_replica_id, metavar="ID")
+    concern(p, True)
     for name, verb in (("add", "add an item to"), ("remove", "remove an item from")):
         p = command(name, f"{verb} a set", cmd_write)
         p.add_argument("key", type=_key, metavar="SET")
@@ -155,7 +172,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     concern(p, False)
     p = command("dump", "print every key and value", cmd_get)
     concern(p, False)
-    p = command("replicas", "list the durable members and the replicas announcing", cmd_get)
+    p = command(
+        "replicas",
+        "list the durable members (live, stopped, or silent for how long) and the replicas "
+        "announcing; waits up to --listen S for their announcements",
+        cmd_get,
+    )
+    p.add_argument(
+        "--listen",
+        type=_positive,
+        default=1.5,
+        metavar="S",
+        help="seconds to listen for announcements (default 1.5: over a 1 s gossip interval)",
+    )
     concern(p, False)
 
 
@@ -197,6 +226,8 @@ def cmd_write(args: argparse.Namespace) -> int:
             result = await store.map_set(args.key, args.field, args.value, **opts)
         elif name == "set":
             result = await store.set(args.key, args.value, **opts)
+        elif name == "delete":
+            result = await _delete(store, args, opts)
         else:
             result = await getattr(store, name)(args.key, args.item, **opts)
         value = store.local(args.key)
@@ -218,6 +249,104 @@ def cmd_write(args: argparse.Namespace) -> int:
     return _client(args, op)
 
 
+async def _delete(store: ContextStore, args: argparse.Namespace, opts: dict) -> WriteResult:
+    """A tombstone write with a newer HLC timestamp, as the LWW CRDTs allow: a map field's
+    tombstone, or a register's never-written value (None). Counters and sets have none."""
+    await store.get(args.key, read="local" if args.write == "local" else "one")
+    kind = store.type_of(args.key)
+    if kind is None:
+        raise CrdtError(f"no key {args.key!r}")
+    if args.field is not None:
+        if kind != "lwwmap":
+            raise CrdtError(f"{args.key} is a {kind}, not a map: drop --field")
+        return await store.map_delete(args.key, args.field, **opts)
+    if kind == "lwwmap":
+        raise CrdtError(f"{args.key} is a map: name the field to delete with --field")
+    if kind == "orset":
+        raise CrdtError(f"{args.key} is a set: remove its items with `amcp ctx remove`")
+    if kind != "lwwreg":
+        raise CrdtError(f"{args.key}: a {kind} cannot be deleted (a CRDT counter has no tombstone)")
+    return await store.set(args.key, None, **opts)
+
+
+def replica_rows(records: Any, announcing: list[str], now_ms: int) -> list[dict[str, Any]]:
+    """Each member and each replica heard: "live" if announcing, else "stopped" (its record
+    says it stopped gracefully) or "silent" (crashed or cut off); `seconds` since it
+    stopped, or since its last sign of life on record."""
+    records = records if isinstance(records, dict) else {}
+    rows = []
+    for rid in sorted(set(records) | set(announcing)):
+        record = records.get(rid)
+        record = record if isinstance(record, dict) else {}
+        if rid in announcing:
+            state, since = "live", None
+        elif "stopped_ms" in record:
+            state, since = "stopped", record["stopped_ms"]
+        else:
+            state = "silent"
+            since = max(record.get("joined_ms", 0), record.get("seen_ms", 0)) or None
+        seconds = None if since is None else max(0, round((now_ms - since) / 1000))
+        rows.append({"id": rid, "member": rid in records, "state": state, "seconds": seconds})
+    return rows
+
+
+def _render_row(row: dict[str, Any]) -> str:
+    ago = "?" if row["seconds"] is None else f"{row['seconds']}s"
+    if row["state"] == "live":
+        return f"  {row['id']}  live"
+    if row["state"] == "stopped":
+        return f"  {row['id']}  stopped {ago} ago (`amcp ctx forget {row['id']}` if it is gone)"
+    return f"  {row['id']}  not seen for {ago} (last sign of life on record): crashed or cut off"
+
+
+async def _listen(store: ContextStore, wanted: set[str], seconds: float) -> list[str]:
+    """The replicas heard announcing within `seconds` (stop early once all of `wanted` are):
+    announcements come once per gossip interval, and this replica has just started."""
+    wanted = wanted - {store.replica_id}
+    for _ in range(max(1, round(seconds / 0.05))):
+        if wanted <= set(store.announcing()):
+            break
+        await asyncio.sleep(0.05)
+    return store.announcing()
+
+
+async def _replicas(store: ContextStore, args: argparse.Namespace) -> int:
+    await store.dump(read=args.read, timeout=args.timeout)
+    records = store.local(MEMBERS_KEY) or {}
+    heard = await _listen(store, set(records), args.listen)
+    rows = replica_rows(records, heard, int(time.time() * 1000))
+    doc = {"members": sorted(records), "replicas": heard, "status": rows}
+    members = [_render_row(r) for r in rows if r["member"]]
+    others = [r["id"] for r in rows if not r["member"]]
+    human = "\n".join(
+        [
+            "members (write and read concerns count them):",
+            *(members or ["  (none)"]),
+            f"other replicas announcing: {' '.join(others) or '(none)'}",
+        ]
+    )
+    emit(doc, args.json, human)
+    return EXIT_OK
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    async def op(store: ContextStore) -> int:
+        await store.get(MEMBERS_KEY, read="local" if args.write == "local" else "one")
+        if args.replica not in (store.local(MEMBERS_KEY) or {}):
+            raise CrdtError(f"{args.replica} is not a member")
+        if args.replica in await _listen(store, {args.replica}, min(args.timeout, 1.5)):
+            raise CrdtError(f"{args.replica} is running: stop it first (it stays a member)")
+        result = await store.forget(args.replica, write=args.write, timeout=args.timeout)
+        emit(
+            {"ok": True, "forgot": args.replica, "acks": result.acks, "needed": result.needed},
+            args.json,
+            f"forgot {args.replica} ({result.acks} acks, {result.needed} needed, {args.write})",
+        )
+        return EXIT_OK
+
+    return _client(args, op)
+
+
 def cmd_get(args: argparse.Namespace) -> int:
     async def op(store: ContextStore) -> int:
         opts = {"read": args.read, "timeout": args.timeout}
@@ -228,16 +357,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             emit(values, args.json, human or "(empty)")
             return EXIT_OK
         if name == "replicas":
-            await store.dump(**opts)
-            known = [r for r in store.replicas() if r != store.replica_id]
-            doc = {"members": store.members(), "replicas": known}
-            emit(
-                doc,
-                args.json,
-                f"members: {' '.join(doc['members']) or '(none)'}\n"
-                f"replicas: {' '.join(known) or '(none)'}",
-            )
-            return EXIT_OK
+            return await _replicas(store, args)
         missing = object()
         value = await store.get(args.key, default=missing, **opts)
         if value is missing:

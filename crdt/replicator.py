@@ -248,6 +248,10 @@ class Replicator:
         """Every replica known: members, live announcers and this one."""
         return sorted(self.members() | self._peers.keys() | {self.replica_id})
 
+    def announcing(self) -> list[str]:
+        """The other replicas heard announcing lately (a goodbye or silence drops one)."""
+        return sorted(self._peers)
+
     def _touched(self, key: str, changed: bool) -> None:
         self.forget_dropped()
         if key not in self.state:  # an expired register: refused, or dropped at once

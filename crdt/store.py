@@ -13,6 +13,7 @@ replicas that have a data directory, with write and read concerns and change wat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from amcp.bus import Bus
+from amcp.errors import AmcpError
 from crdt.concern import Level, UnseenRemoveError, WriteResult, check_level
 from crdt.errors import CrdtValueError
 from crdt.journal import Journal
@@ -34,6 +36,9 @@ __all__ = ["MAX_VALUE_BYTES", "ContextStore", "Watch"]
 
 log = logging.getLogger("amcp.crdt")
 MAX_VALUE_BYTES = 256 * 1024  # one value must fit a frame with room to spare
+# A durable member renews its record this often, so a listing can say how long one that
+# crashed has been silent; a graceful stop writes `stopped_ms` instead.
+ALIVE_EVERY = 60.0
 Callback = Callable[[str, Any], Awaitable[None] | None]
 
 
@@ -95,6 +100,7 @@ class ContextStore:
         self._journal = journal
         self._watches: list[Watch] = []
         self._callbacks: set[asyncio.Future[None]] = set()
+        self._alive: asyncio.Task[None] | None = None
         replicator.on_change = self._changed
 
     @classmethod
@@ -132,10 +138,11 @@ class ContextStore:
         store = cls(replicator, journal)
         try:
             await replicator.start(bootstrap_timeout)
-            if journal is not None and state.replica_id not in (state.get(MEMBERS_KEY) or {}):
-                joined = {"joined_ms": state.clock.now().wall_ms}
-                delta = state.map_set(MEMBERS_KEY, state.replica_id, joined)
-                await replicator.replicate(delta, "local", bootstrap_timeout)
+            if journal is not None:
+                record = (state.get(MEMBERS_KEY) or {}).get(state.replica_id)
+                if not isinstance(record, dict) or "stopped_ms" in record:
+                    await store._record({"joined_ms": state.clock.now().wall_ms})
+                store._alive = asyncio.get_running_loop().create_task(store._keep_alive())
         except BaseException:
             await store.close()
             raise
@@ -143,7 +150,14 @@ class ContextStore:
 
     async def close(self) -> None:
         """Send pending deltas, leave, and (durable) snapshot and release the directory.
-        A durable replica stays a member: it counts for concerns until `forget`."""
+        A durable replica stays a member: it counts for concerns until `forget`; its
+        record says when it stopped, so listings tell it from one that crashed."""
+        if self._alive is not None and not self._rep.closed:
+            self._alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alive
+            with contextlib.suppress(AmcpError):  # a failed journal: the stop goes unrecorded
+                await self._record({"stopped_ms": self._state.clock.now().wall_ms})
         await self._rep.close()
         if self._journal is not None:
             await self._journal.close()
@@ -153,6 +167,18 @@ class ContextStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def _record(self, fields: dict[str, int]) -> None:
+        """Write this member's record (joined, renewed, stopped), durably, here first."""
+        old = (self._state.get(MEMBERS_KEY) or {}).get(self.replica_id)
+        record = {"joined_ms": old.get("joined_ms", 0)} if isinstance(old, dict) else {}
+        delta = self._state.map_set(MEMBERS_KEY, self.replica_id, record | fields)
+        await self._rep.replicate(delta, "local", 2.0)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(ALIVE_EVERY)
+            await self._record({"seen_ms": self._state.clock.now().wall_ms})
 
     # -- identity ---------------------------------------------------------------------
 
@@ -171,6 +197,14 @@ class ContextStore:
     def members(self) -> list[str]:
         """The durable replicas that write and read concerns count (crashed ones too)."""
         return sorted(self._rep.members())
+
+    def announcing(self) -> list[str]:
+        """The other replicas heard announcing lately: running ones, members or not."""
+        return self._rep.announcing()
+
+    def type_of(self, key: str) -> str | None:
+        """The CRDT type of `key` here ("gcounter", "lwwreg", "lwwmap", ...), None if unknown."""
+        return self._state.type_of(key)
 
     @property
     def stats(self) -> dict[str, int]:
