@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 from agents.errors import DuplicateAgent
 from agents.extension import load_extensions
@@ -31,6 +32,8 @@ from amcp.logs import setup_logging
 __all__ = ["build_parser", "main"]
 
 HEARTBEAT_ENV = "AMCP_HEARTBEAT"
+BATCHING_ENV = "AMCP_BATCHING"
+BATCHING_MODES = ("adaptive", "off")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -38,6 +41,17 @@ def _env_float(name: str, default: float) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         raise ConfigError(f"${name} must be a number of seconds") from None
+
+
+def _batching(args: argparse.Namespace) -> Literal["adaptive", "off"]:
+    mode = args.batching or os.environ.get(BATCHING_ENV) or "adaptive"
+    if mode == "off":
+        return "off"
+    if mode != "adaptive":
+        raise ConfigError(
+            f"${BATCHING_ENV} must be one of {', '.join(BATCHING_MODES)}, not {mode!r}"
+        )
+    return "adaptive"
 
 
 def _executes(text: str) -> tuple[str, str]:
@@ -82,6 +96,13 @@ def build_parser() -> Parser:
         type=float,
         metavar="S",
         help=f"heartbeat interval (env {HEARTBEAT_ENV}; default 1.0)",
+    )
+    p.add_argument(
+        "--batching",
+        choices=BATCHING_MODES,
+        help=f"batch published messages per subject family as the traffic analyser finds best "
+        f"(adaptive, the default; ballots and replies never wait), or not at all (env "
+        f"{BATCHING_ENV})",
     )
     p.add_argument("--pool", type=int, default=8, metavar="N", help="calls run at once (8)")
     p.add_argument(
@@ -161,7 +182,7 @@ def _child_argv(argv: list[str], agent_id: str) -> list[str]:
 
 
 async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Event) -> int:
-    bus = await connect(args, sender=config.agent_id, batching="adaptive")
+    bus = await connect(args, sender=config.agent_id, batching=_batching(args))
     try:
         agent = Agent(bus, config, extensions=load_extensions(config))
         await agent.start()
