@@ -36,7 +36,14 @@ from agents.cluster.topology import DEFAULT_AGENTS, AgentSlot, place_agents
 from agents.processes import AgentProcess
 from agents.wire import AgentSubjects
 from amcp.bus import Bus
-from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout, ServerError
+from amcp.errors import (
+    AmcpError,
+    CircuitOpen,
+    ConfigError,
+    NoResponders,
+    RequestTimeout,
+    ServerError,
+)
 from amcp.files import private_folder
 from amcp.keyring import Keyring
 from amcp.server import NatsServer, free_port
@@ -336,7 +343,8 @@ class LocalCluster:
                             f"agent {agent_id} exited with {proc.returncode}:\n"
                             + "\n".join(proc.log_text().splitlines()[-15:])
                         )
-                with contextlib.suppress(NoResponders, RequestTimeout):
+                # while agents start, failed calls open the breaker: it refuses, then retries
+                with contextlib.suppress(NoResponders, RequestTimeout, CircuitOpen):
                     view = await client.members()
                     ready = {
                         m.id for m in view.members if m.state == "running" and m.liveness == "alive"

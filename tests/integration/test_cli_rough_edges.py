@@ -3,18 +3,15 @@ against a real nats-server."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agents.cluster import LocalCluster
-from amcp.errors import ConfigError
 from tests.conftest import amcp_bin
+from tests.integration import test_deploy_cluster
 from tests.integration.agent_support import Cluster, agent_cluster_fixture  # noqa: F401
 from tests.integration.test_deploy_cluster import amcp, env_of
 from tests.waiting import wait_until_sync
@@ -55,12 +52,7 @@ def test_a_closed_stdout_exits_quietly_with_the_commands_own_code(
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "cluster"
-    yield folder
-    with contextlib.suppress(ConfigError):  # whatever the test did, nothing stays running
-        LocalCluster.load(folder).down(timeout=10)
+data_dir = test_deploy_cluster.data_dir  # a cluster folder; nothing stays running after
 
 
 def test_a_one_node_tls_cluster_comes_up_and_commands_against_it_warn_nothing(
