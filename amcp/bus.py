@@ -186,8 +186,8 @@ class Bus:
         self.claims = Claims(nc, cluster, holder=sender, skew_seconds=skew_seconds)
         """At most once across a queue group (`claim`), in the cluster's JetStream bucket."""
         self.stats.counts[DUPLICATE] = 0
-        self._guard_args = (replay_window, int(skew_seconds * 1000), max_senders)
         self.stats.counts[BAD_REPLY] = 0
+        self._guard_args = (replay_window, int(skew_seconds * 1000), max_senders)
         self._ratelog = RateLimitedLog(log)
         self._subs: list[Subscription] = []
         self._inbox = f"{INBOX_PREFIX}{NUID().next().decode()}"
@@ -469,13 +469,13 @@ class Bus:
         self._note_rejection(FrameRejected(DUPLICATE, detail), msg.subject)
         return False
 
-    async def request(
     def refuse_reply(self, msg: Message) -> None:
         """A request whose reply-to is not an inbox gets no reply: counted as `bad_reply`."""
         self.stats.counts[BAD_REPLY] += 1
         detail = f"{msg.sender} asked for a reply on {msg.reply_to!r}, not an inbox"
         self._note_rejection(FrameRejected(BAD_REPLY, detail), msg.subject)
 
+    async def request(
         self,
         subject: str,
         body: Any,
