@@ -59,8 +59,9 @@ class AgentClient:
         `idempotent=True` is for a quick read-only tool (describe, members): each attempt
         waits the adaptive timeout of its destination family (RFC 6298, `bus.rtos`), and a
         lost request or reply is retried with jittered backoff behind a circuit breaker
-        (`Bus.request_with_retry`), all within `timeout`. Any other call is sent once and
-        waits `timeout`: the agent may have acted, so it is never retried blindly.
+        (`Bus.request_with_retry`), all within `timeout`; "no responders" is final at once.
+        Any other call is sent once and waits `timeout`: the agent may have acted, so it is
+        never retried blindly.
 
         Raises the ToolCallError subclass the agent answered with (ToolInputError with the
         validation details, AgentBusy, UnknownTool, ...), NoResponders if no agent serves
@@ -74,7 +75,8 @@ class AgentClient:
         limit = self.timeout if timeout is None else timeout
         try:
             if idempotent:
-                reply = await _within(limit, subject, self.bus.request_with_retry(subject, body))
+                attempts = self.bus.request_with_retry(subject, body, retry_no_responders=False)
+                reply = await _within(limit, subject, attempts)
             else:
                 reply = await self.bus.request(subject, body, timeout=limit)
         except NoResponders:

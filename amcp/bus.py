@@ -527,9 +527,12 @@ class Bus:
         timeout: float | None = None,
         kind: str = "req",
         headers: dict[str, str] | None = None,
+        retry_no_responders: bool = True,
     ) -> Message:
         """A request retried on timeout or no responders, for idempotent operations only
-        (the responder may see it more than once).
+        (the responder may see it more than once). `retry_no_responders=False`: NATS saying
+        at once that nobody serves the subject is raised at once and is no failure for the
+        breaker (nothing is slow; a caller polling for a service to start is not locked out).
 
         Up to `backoff.max_retries` retries after full-jitter delays; each attempt waits
         `timeout` (None: the adaptive RTO). A circuit breaker per destination subject
@@ -553,6 +556,9 @@ class Bus:
             try:
                 msg = await self.request(subject, body, timeout=timeout, kind=kind, headers=headers)
             except (RequestTimeout, NoResponders) as exc:
+                if isinstance(exc, NoResponders) and not retry_no_responders:
+                    breaker.on_success()  # an answer, if not the one hoped for
+                    raise
                 breaker.on_failure(loop.time())
                 failure = exc
                 continue

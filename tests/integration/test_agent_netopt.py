@@ -11,7 +11,7 @@ import pytest
 
 from agents import AgentClient
 from agents.wire import ANY, ok_reply
-from amcp.errors import RequestTimeout
+from amcp.errors import NoResponders, RequestTimeout
 from tests.integration.agent_support import (
     agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
     amcp_json,
@@ -101,3 +101,20 @@ async def test_an_idempotent_call_is_retried_past_a_lost_request_and_no_other(
             await client.call("any", "remove-member", {"id": "x"}, timeout=1.5)
         await responder.flush()
         assert drops.seen == ["remove-member"]
+
+
+async def test_no_responders_is_answered_at_once_and_locks_no_caller_out(make_bus) -> None:
+    """Polling `members` while no agent runs yet (what `amcp members` and a starting
+    cluster do): each poll fails at once with NoResponders, never CircuitOpen, and the
+    first poll after an agent starts gets its answer."""
+    client = AgentClient(await make_bus("caller", cluster="poll", batching="adaptive"))
+    for _ in range(8):  # past the breaker's five failures
+        with pytest.raises(NoResponders):
+            await client.members()
+    assert client.bus.breakers.peek(client.subjects.any).state == "closed"
+    responder = await make_bus("fake", cluster="poll", batching="adaptive")
+    drops = DropsFirst()
+    drops.seen.append("skip")  # answers every request
+    await responder.subscribe(client.subjects.any, drops, queue="any")
+    await responder.flush()
+    assert (await client.members()).observer == "fake"
