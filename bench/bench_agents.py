@@ -149,9 +149,11 @@ async def measure(
         paths = {"raw": (raw_call, pids["raw"])}
         paths.update({m: (amcp_call(m), pids[m]) for m in args.batching})
         names = list(paths)
+        warm = 2.0  # first: past each agent's start-up (its tuner imports scipy after 1 s)
         for concurrency in args.concurrency:
             for call, _ in paths.values():
-                await drive(call, 0.3, concurrency)  # warm up every path
+                await drive(call, warm, concurrency)  # warm up every path
+            warm = 0.3
             trials: dict[str, list[Trial]] = {name: [] for name in names}
             for i in range(args.trials):
                 for name in names[i % len(names) :] + names[: i % len(names)]:
