@@ -184,13 +184,14 @@ static PyTypeObject HmacType = {
 
 /* ---------------------------------------------------------------------------------------
  * ReplayGuard: the compiled twin of amcp.replay.PyReplayGuard (same methods, same answers,
- * same LRU order and eviction floor; tests/unit/test_replay_differential.py compares them).
+ * same table order and eviction floor; tests/unit/test_replay_differential.py compares them).
  *
  * A sender's window is a ring of 64-bit words addressed by seq (RFC 6479): bit
  * (seq mod 64*nwords) says whether seq was seen. nwords is a power of two with at least
  * one word more than the window needs, so moving the top only clears whole words and never
- * a bit still inside the window. The table is a dict sender -> window plus a doubly linked
- * list in recency order (head: least recent), as the OrderedDict of the Python version.
+ * a bit still inside the window. The table is a dict sender -> window plus, per segment of
+ * the segmented LRU (probationary, protected), a doubly linked list in recency order (head:
+ * least recent), as the two OrderedDicts of the Python version.
  * Senders must be exact str (the wire only carries str; no Python code runs in a lookup).
  */
 
@@ -200,6 +201,7 @@ typedef struct WindowObject {
     PyObject_VAR_HEAD
     PyObject *sender; /* the dict key, owned */
     struct WindowObject *prev, *next; /* recency list; borrowed (the dict owns windows) */
+    int seg; /* the segment whose list it is in: SEG_PROBATION or SEG_PROTECTED */
     uint64_t epoch, top, last_ts;
     uint64_t base; /* the first seq this window saw: older ones face the floor */
     uint64_t bits[1]; /* nwords (ob_size) words */
@@ -221,10 +223,13 @@ static PyTypeObject WindowType = {
     .tp_dealloc = (destructor)window_dealloc,
 };
 
+enum { SEG_PROBATION, SEG_PROTECTED };
+
 typedef struct {
     PyObject_HEAD
     PyObject *senders; /* dict: str -> WindowObject */
-    WindowObject *head, *tail; /* least and most recently committed */
+    WindowObject *head[2], *tail[2]; /* per segment: least and most recently committed */
+    Py_ssize_t nprotected, protected_max; /* max_senders * 4 / 5 */
     uint64_t window, skew_ms, evicted_floor_ms;
     Py_ssize_t max_senders, nwords;
 } GuardObject;
@@ -275,24 +280,42 @@ lru_unlink(GuardObject *g, WindowObject *w)
     if (w->prev)
         w->prev->next = w->next;
     else
-        g->head = w->next;
+        g->head[w->seg] = w->next;
     if (w->next)
         w->next->prev = w->prev;
     else
-        g->tail = w->prev;
+        g->tail[w->seg] = w->prev;
     w->prev = w->next = NULL;
+    g->nprotected -= w->seg == SEG_PROTECTED;
 }
 
+/* Put w (unlinked) at the most recent end of segment seg. */
 static void
-lru_append(GuardObject *g, WindowObject *w)
+lru_append(GuardObject *g, WindowObject *w, int seg)
 {
-    w->prev = g->tail;
+    w->seg = seg;
+    w->prev = g->tail[seg];
     w->next = NULL;
-    if (g->tail)
-        g->tail->next = w;
+    if (g->tail[seg])
+        g->tail[seg]->next = w;
     else
-        g->head = w;
-    g->tail = w;
+        g->head[seg] = w;
+    g->tail[seg] = w;
+    g->nprotected += seg == SEG_PROTECTED;
+}
+
+/* A later commit of w: to protected's most recent end; protected's least recent entry
+ * goes over its limit to probation's most recent end (demoted, not evicted). */
+static void
+lru_touch(GuardObject *g, WindowObject *w)
+{
+    lru_unlink(g, w);
+    lru_append(g, w, SEG_PROTECTED);
+    if (g->nprotected > g->protected_max) {
+        WindowObject *old = g->head[SEG_PROTECTED];
+        lru_unlink(g, old);
+        lru_append(g, old, SEG_PROBATION);
+    }
 }
 
 /* The window of sender, borrowed, or NULL (with no error set: sender is an exact str). */
@@ -346,8 +369,10 @@ guard_check_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, ui
     return guard_check_window(g, sender, epoch, seq, ts);
 }
 
-/* Record a verified frame; -1 with an exception (memory) else 0. An eviction raises the
- * floor to the evicted sender's newest timestamp, but never past now: a flood of
+/* Record a verified frame; -1 with an exception (memory) else 0. A first frame puts its
+ * sender on probation, whose least recent entry is evicted when the table is over
+ * max_senders (never empty then: protected is smaller than the table). An eviction raises
+ * the floor to the evicted sender's newest timestamp, but never past now: a flood of
  * future-stamped senders must not lock out current ones. */
 static int
 guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, uint64_t ts,
@@ -362,9 +387,8 @@ guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, u
                 w->last_ts = ts;
         }
         else
-            window_reset(w, epoch, seq, ts); /* a new epoch takes the same place first */
-        lru_unlink(g, w);
-        lru_append(g, w);
+            window_reset(w, epoch, seq, ts); /* a new epoch takes the same place */
+        lru_touch(g, w);
         return 0;
     }
     if (PyErr_Occurred())
@@ -381,9 +405,9 @@ guard_commit_c(GuardObject *g, PyObject *sender, uint64_t epoch, uint64_t seq, u
         return -1;
     }
     Py_DECREF(w); /* the dict holds it */
-    lru_append(g, w);
-    while (PyDict_GET_SIZE(g->senders) > g->max_senders) {
-        WindowObject *old = g->head;
+    lru_append(g, w, SEG_PROBATION);
+    if (PyDict_GET_SIZE(g->senders) > g->max_senders) {
+        WindowObject *old = g->head[SEG_PROBATION];
         PyObject *key = old->sender;
         uint64_t floor = now < 0 ? 0 : old->last_ts < (uint64_t)now ? old->last_ts
                                                                       : (uint64_t)now;
@@ -449,7 +473,9 @@ guard_init(GuardObject *self, PyObject *args, PyObject *kwds)
     self->senders = PyDict_New();
     if (self->senders == NULL)
         return -1;
-    self->head = self->tail = NULL;
+    self->head[0] = self->head[1] = self->tail[0] = self->tail[1] = NULL;
+    self->nprotected = 0;
+    self->protected_max = (Py_ssize_t)(max_v / 5 * 4 + max_v % 5 * 4 / 5);
     self->window = (uint64_t)win_v;
     self->skew_ms = (uint64_t)skew_v;
     self->max_senders = (Py_ssize_t)max_v;
@@ -464,7 +490,7 @@ static void
 guard_dealloc(GuardObject *self)
 {
     PyObject_GC_UnTrack(self);
-    self->head = self->tail = NULL;
+    self->head[0] = self->head[1] = self->tail[0] = self->tail[1] = NULL;
     Py_CLEAR(self->senders);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -479,7 +505,7 @@ guard_traverse(GuardObject *self, visitproc visit, void *arg)
 static int
 guard_clear(GuardObject *self)
 {
-    self->head = self->tail = NULL;
+    self->head[0] = self->head[1] = self->tail[0] = self->tail[1] = NULL;
     Py_CLEAR(self->senders);
     return 0;
 }
@@ -640,8 +666,9 @@ fail:
 }
 
 PyDoc_STRVAR(guard_windows_doc,
-             "windows() -> [(sender, epoch, top, bitmap, last_ts)], least recent first; bit i "
-             "of bitmap set means seq top - i was seen (i < window).");
+             "windows() -> [(sender, epoch, top, bitmap, last_ts)]: the probationary segment, "
+             "then the protected one, each least recent first; bit i of bitmap set means seq "
+             "top - i was seen (i < window).");
 
 static PyObject *
 guard_windows(GuardObject *self, PyObject *Py_UNUSED(ignored))
@@ -660,23 +687,25 @@ guard_windows(GuardObject *self, PyObject *Py_UNUSED(ignored))
         PyMem_Free(bytes);
         return PyErr_NoMemory();
     }
-    for (WindowObject *w = self->head; w != NULL; w = w->next) {
-        PyObject *bitmap, *item;
-        memset(bytes, 0, nbytes);
-        for (uint64_t i = 0; i < self->window && i <= w->top; i++)
-            if (window_seen(w, w->top - i))
-                bytes[i / 8] |= (unsigned char)(1u << (i % 8));
-        bitmap = _PyLong_FromByteArray(bytes, nbytes, 1, 0);
-        if (bitmap == NULL)
-            goto fail;
-        item = Py_BuildValue("(OKKNK)", w->sender, (unsigned long long)w->epoch,
-                             (unsigned long long)w->top, bitmap,
-                             (unsigned long long)w->last_ts);
-        if (item == NULL || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            goto fail;
+    for (int seg = SEG_PROBATION; seg <= SEG_PROTECTED; seg++) {
+        for (WindowObject *w = self->head[seg]; w != NULL; w = w->next) {
+            PyObject *bitmap, *item;
+            memset(bytes, 0, nbytes);
+            for (uint64_t i = 0; i < self->window && i <= w->top; i++)
+                if (window_seen(w, w->top - i))
+                    bytes[i / 8] |= (unsigned char)(1u << (i % 8));
+            bitmap = _PyLong_FromByteArray(bytes, nbytes, 1, 0);
+            if (bitmap == NULL)
+                goto fail;
+            item = Py_BuildValue("(OKKNK)", w->sender, (unsigned long long)w->epoch,
+                                 (unsigned long long)w->top, bitmap,
+                                 (unsigned long long)w->last_ts);
+            if (item == NULL || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
         }
-        Py_DECREF(item);
     }
     PyMem_Free(bytes);
     return out;
@@ -719,7 +748,7 @@ guard_get_floor(GuardObject *self, void *closure)
 static PyGetSetDef guard_getset[] = {
     {"window", (getter)guard_get_window, NULL, "Seqs a window spans below its top.", NULL},
     {"skew_ms", (getter)guard_get_skew, NULL, "Allowed |now - ts_ms|.", NULL},
-    {"max_senders", (getter)guard_get_max, NULL, "Senders tracked at most (LRU).", NULL},
+    {"max_senders", (getter)guard_get_max, NULL, "Senders tracked at most (segmented LRU).", NULL},
     {"evicted_floor_ms", (getter)guard_get_floor, NULL,
      "Untracked senders need a newer timestamp: the start floor, raised by evictions.",
      NULL},

@@ -4,11 +4,11 @@ Each sender numbers its frames within an epoch (its start time). The receiver ke
 sender, the highest sequence number seen and a bitmap of the `window` numbers below it.
 `check` is the cheap pre-MAC test; `commit` moves the window and must only be called
 after the MAC verified, so forged frames cannot advance it. Memory is bounded by the
-window size times the number of senders tracked (LRU), never by traffic volume.
+window size times the number of senders tracked (a segmented LRU), never by traffic volume.
 
 `ReplayGuard` is the compiled `amcp._speedups.ReplayGuard` when it was built (it lets the
 compiled `Opener.open` check and commit without a Python call), else `PyReplayGuard`, the
-reference: same methods, same answers, same LRU order (tests compare the two).
+reference: same methods, same answers, same table order (tests compare the two).
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ class SenderWindow:
     __slots__ = ("base", "bitmap", "epoch", "last_ts", "top")
 
     def __init__(self, epoch: int, seq: int, ts_ms: int) -> None:
+        self.reset(epoch, seq, ts_ms)
+
+    def reset(self, epoch: int, seq: int, ts_ms: int) -> None:
+        """Start the window over for an epoch, at its first seq."""
         self.epoch = epoch
         self.top = self.base = seq
         self.bitmap = 1
@@ -40,7 +44,14 @@ class SenderWindow:
 
 
 class PyReplayGuard:
-    """Per-sender windows with a bounded LRU table and a timestamp skew check.
+    """Per-sender windows with a bounded, scan-resistant table and a timestamp skew check.
+
+    The table is a segmented LRU (SLRU, Karedla et al. 1994): a sender's first committed
+    frame puts it on probation, any later commit promotes it to the protected segment (at
+    most `max_senders * 4 // 5`, whose least recent entry is then demoted to probation's
+    most recent end), and eviction takes probation's least recent entry (probation is never
+    empty then: protected is smaller than the table). So a flood of one-frame senders only
+    churns probation and never evicts a sender that sent two frames or more.
 
     A sender the table does not track is only accepted with a timestamp above
     `evicted_floor_ms`. It starts at `floor_ms` (a live receiver's start: it cannot know
@@ -73,16 +84,23 @@ class PyReplayGuard:
         self.max_senders = max_senders
         self.evicted_floor_ms = floor_ms
         self._mask = (1 << window) - 1
-        self._senders: OrderedDict[str, SenderWindow] = OrderedDict()
+        self._protected_max = max_senders * 4 // 5
+        # Each least recently committed first; a sender is in exactly one of them.
+        self._probation: OrderedDict[str, SenderWindow] = OrderedDict()
+        self._protected: OrderedDict[str, SenderWindow] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._senders)
+        return len(self._probation) + len(self._protected)
+
+    def _window(self, sender: str) -> SenderWindow | None:
+        win = self._protected.get(sender)
+        return self._probation.get(sender) if win is None else win
 
     def check(self, sender: str, epoch: int, seq: int, ts_ms: int, now_ms: int) -> str | None:
         """Pre-MAC test: None if the frame may be verified, else a rejection reason."""
         if ts_ms - now_ms > self.skew_ms or now_ms - ts_ms > self.skew_ms:
             return Reason.STALE
-        win = self._senders.get(sender)
+        win = self._window(sender)
         if win is None:
             return Reason.STALE if ts_ms <= self.evicted_floor_ms else None
         if epoch != win.epoch:
@@ -100,27 +118,36 @@ class PyReplayGuard:
     def commit(self, sender: str, epoch: int, seq: int, ts_ms: int, now_ms: int) -> None:
         """Record a verified frame (call only after the MAC checked out); `now_ms` is the
         receiver's clock, which an eviction's floor never passes."""
-        senders = self._senders
-        win = senders.get(sender)
-        if win is not None and win.epoch == epoch:
-            top = win.top
-            if seq > top:
-                shift = seq - top
-                win.bitmap = ((win.bitmap << shift) | 1) & self._mask if shift < self.window else 1
-                win.top = seq
-            elif top - seq < self.window:  # below the window: nothing to record
-                win.bitmap |= 1 << (top - seq)
-            if ts_ms > win.last_ts:
-                win.last_ts = ts_ms
-            senders.move_to_end(sender)
+        protected, probation = self._protected, self._probation
+        win = protected.get(sender)
+        if win is None:
+            win = probation.pop(sender, None)
+            if win is None:  # a first frame: on probation
+                probation[sender] = SenderWindow(epoch, seq, ts_ms)
+                if len(probation) + len(protected) > self.max_senders:
+                    _, old = probation.popitem(last=False)
+                    floor = min(old.last_ts, now_ms)  # past now it would lock out current senders
+                    if floor > self.evicted_floor_ms:
+                        self.evicted_floor_ms = floor
+                return
+            protected[sender] = win  # a later frame: promoted
+            if len(protected) > self._protected_max:
+                demoted, old = protected.popitem(last=False)
+                probation[demoted] = old
+        else:
+            protected.move_to_end(sender)
+        if win.epoch != epoch:
+            win.reset(epoch, seq, ts_ms)  # a new epoch takes the same place
             return
-        senders[sender] = SenderWindow(epoch, seq, ts_ms)
-        senders.move_to_end(sender)
-        while len(senders) > self.max_senders:
-            _, old = senders.popitem(last=False)
-            floor = min(old.last_ts, now_ms)  # past now it would lock out current senders
-            if floor > self.evicted_floor_ms:
-                self.evicted_floor_ms = floor
+        top = win.top
+        if seq > top:
+            shift = seq - top
+            win.bitmap = ((win.bitmap << shift) | 1) & self._mask if shift < self.window else 1
+            win.top = seq
+        elif top - seq < self.window:  # below the window: nothing to record
+            win.bitmap |= 1 << (top - seq)
+        if ts_ms > win.last_ts:
+            win.last_ts = ts_ms
 
     def admit(
         self, sender: str, epoch: int, seqs: list[int], ts_ms: int, now_ms: int
@@ -128,7 +155,7 @@ class PyReplayGuard:
         """Check and record, in order, the seqs of a batch's inner messages: True where
         new, False where a replay. Call only after the batch frame itself verified and was
         committed (its timestamp and epoch checks cover the inner messages)."""
-        win = self._senders.get(sender)
+        win = self._window(sender)
         if win is None or win.epoch != epoch:  # evicted since the commit: the general path
             out = []
             for seq in seqs:
@@ -160,11 +187,13 @@ class PyReplayGuard:
         return admitted
 
     def windows(self) -> list[tuple[str, int, int, int, int]]:
-        """(sender, epoch, top, bitmap, last_ts) of each tracked sender, least recently
-        committed first; bit i of bitmap set means seq top - i was seen (i < window)."""
+        """(sender, epoch, top, bitmap, last_ts) of each tracked sender: the probationary
+        segment, then the protected one, each least recently committed first (the order of
+        eviction); bit i of bitmap set means seq top - i was seen (i < window)."""
         return [
             (sender, w.epoch, w.top, w.bitmap & self._mask, w.last_ts)
-            for sender, w in self._senders.items()
+            for segment in (self._probation, self._protected)
+            for sender, w in segment.items()
         ]
 
 

@@ -45,7 +45,9 @@ commits = st.tuples(st.just("commit"), senders, epochs, seqs, times, nows)
 admits = st.tuples(st.just("admit"), senders, epochs, st.lists(seqs, max_size=12), times, nows)
 # A frame through an Opener: check, and commit only when it passed.
 frames = st.tuples(st.just("frame"), senders, epochs, seqs, times, nows)
-ops = st.lists(st.one_of(frames, frames, checks, commits, admits), max_size=120)
+# One-frame senders (names f<first>..): they churn the probationary segment.
+floods = st.tuples(st.just("flood"), st.integers(0, 20), st.integers(1, 6), times, nows)
+ops = st.lists(st.one_of(frames, frames, checks, commits, admits, floods), max_size=120)
 
 
 def run(guard: object, op: tuple) -> object:
@@ -56,6 +58,9 @@ def run(guard: object, op: tuple) -> object:
         if reason is None:
             guard.commit(sender, epoch, seq, ts, now)
         return reason
+    if name == "flood":
+        first, n, ts, now = args
+        return [run(guard, ("frame", f"f{first + i}", 1, 1, ts, now)) for i in range(n)]
     return getattr(guard, name)(*args)
 
 
@@ -67,7 +72,7 @@ def state(guard: object) -> tuple:
 @given(
     st.sampled_from([32, 33, 64, 100, 1024]),
     st.sampled_from([0, 30_000]),
-    st.integers(1, 4),
+    st.integers(1, 6),
     st.one_of(st.just(0), times),
     ops,
 )
@@ -81,12 +86,58 @@ def test_compiled_and_reference_guards_agree(
         assert state(fast) == state(ref), op
 
 
+# The table alone: many commits from a pool of senders larger than the table, so senders
+# are promoted, demoted and evicted in every order the segmented LRU allows.
+table_commits = st.tuples(st.just("commit"), st.sampled_from("abcdefghij"), st.integers(0, 40))
+table_ops = st.lists(
+    st.one_of(
+        *[table_commits] * 4, st.tuples(st.just("flood"), st.integers(0, 20), st.integers(1, 8))
+    ),
+    min_size=40,
+    max_size=300,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 10), table_ops)
+def test_compiled_and_reference_tables_agree(max_senders: int, script: list[tuple]) -> None:
+    fast = CReplayGuard(64, 30_000, max_senders)
+    ref = PyReplayGuard(64, 30_000, max_senders)
+    for i, (name, arg, n) in enumerate(script):
+        ts, now = NOW + n * 1000, NOW + i  # the floor: min(newest ts of the evicted, now)
+        for guard in (fast, ref):
+            if name == "commit":
+                guard.commit(arg, 1, i, ts, now)
+            else:
+                run(guard, ("flood", arg, n, ts, now))
+        assert state(fast) == state(ref), (i, name, arg, n)
+
+
 def test_windows_report_what_was_seen() -> None:
     for guard in (CReplayGuard(window=64), PyReplayGuard(window=64)):
         for seq in (10, 12, 75):
             guard.commit("s", 1, seq, NOW, NOW)
         # top 75: 75 is bit 0; 12 is 63 below it (bit 63); 10 fell out of the window.
         assert guard.windows() == [("s", 1, 75, 1 | 1 << 63, NOW)]
+
+
+def test_windows_order_is_probationary_then_protected_each_least_recent_first() -> None:
+    """The table is a segmented LRU: a second commit promotes a sender to the protected
+    segment (at most 4/5 of max_senders, 2 of 3 here), whose least recent entry is then
+    demoted to the probationary segment; eviction takes the probationary least recent."""
+    for guard in (CReplayGuard(64, 30_000, 3), PyReplayGuard(64, 30_000, 3)):
+        for seq, sender in enumerate("aabbc", 1):
+            guard.commit(sender, 1, seq, NOW + seq, NOW)
+        assert [w[0] for w in guard.windows()] == ["c", "a", "b"]
+        guard.commit("c", 1, 6, NOW + 6, NOW)  # promoted: a, the protected LRU, demoted
+        assert [w[0] for w in guard.windows()] == ["a", "b", "c"]
+        guard.commit("d", 1, 7, NOW + 7, NOW + 10)
+        assert [w[0] for w in guard.windows()] == ["d", "b", "c"]
+        assert guard.evicted_floor_ms == NOW + 2  # a's newest, under the clock
+        guard.commit("d", 1, 8, NOW + 8, NOW + 10)  # promoted: b demoted, then c and d
+        guard.commit("e", 1, 9, NOW + 9, NOW + 10)  # b, the probationary LRU, evicted
+        assert [w[0] for w in guard.windows()] == ["e", "c", "d"]
+        assert guard.evicted_floor_ms == NOW + 4
 
 
 def test_both_refuse_the_same_configurations() -> None:

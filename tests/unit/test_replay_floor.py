@@ -116,16 +116,17 @@ def test_no_frame_from_a_sender_not_ahead_of_the_receiver_is_accepted_twice(
         assert guard.evicted_floor_ms <= now
 
 
+# Floods of one-frame senders: (how many, stamped how far ahead, the pause after it in ms).
+floods = st.lists(
+    st.tuples(st.integers(1, 40), st.integers(0, SKEW), st.integers(1, 5_000)),
+    min_size=1,
+    max_size=6,
+)
+
+
 @GUARDS
 @settings(max_examples=100, deadline=None)
-@given(
-    max_senders=st.integers(1, 8),
-    floods=st.lists(
-        st.tuples(st.integers(1, 30), st.integers(0, SKEW), st.integers(1, 5_000)),
-        min_size=1,
-        max_size=6,
-    ),
-)
+@given(max_senders=st.integers(1, 8), floods=floods)
 def test_floods_of_future_stamped_senders_never_lock_out_current_ones(
     cls, max_senders: int, floods: list[tuple[int, int, int]]
 ) -> None:
@@ -143,3 +144,32 @@ def test_floods_of_future_stamped_senders_never_lock_out_current_ones(
         now += 1
         assert frame(guard, f"fresh{seq}", 3, 1, now, now) is None
         assert guard.evicted_floor_ms <= now
+
+
+@GUARDS
+@settings(max_examples=100, deadline=None)
+@given(max_senders=st.integers(2, 10), long_lived=st.integers(1, 8), floods=floods)
+def test_a_long_lived_sender_survives_any_number_of_one_frame_senders(
+    cls, max_senders: int, long_lived: int, floods: list[tuple[int, int, int]]
+) -> None:
+    """Senders that sent two frames or more (as many as the protected segment holds) stay
+    tracked through floods of one-frame senders, so their frames in flight across the
+    flood's evictions (stamped before the flood, arriving `lag` ms after it) are accepted."""
+    guard = cls(64, SKEW, max_senders, START - 1)
+    names = [f"long-lived-{i}" for i in range(min(long_lived, max_senders * 4 // 5))]
+    now, seq, flooder = START, 2, 0
+    for name in names:
+        assert frame(guard, name, 9, 1, now, now) is None
+        assert frame(guard, name, 9, 2, now, now) is None
+    for size, ahead, lag in floods:
+        sealed = now  # the long-lived senders stamp their next frames, then the flood
+        for _ in range(size):
+            flooder += 1
+            now += 1
+            assert frame(guard, f"f{flooder}", 1, 1, now + ahead, now) is None
+        now += lag
+        seq += 1
+        for name in names:
+            assert frame(guard, name, 9, seq, sealed, now) is None, name
+        assert {w[0] for w in guard.windows()} >= set(names)
+        assert len(guard) <= max_senders
