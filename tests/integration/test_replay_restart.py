@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -144,12 +145,18 @@ async def test_a_new_subscription_refuses_what_the_one_before_it_accepted(make_b
     sender = await make_bus("sender")
     receiver = await make_bus("receiver")
     sub = await receiver.subscribe("replay.bus")
+    await receiver.flush()  # the server has the subscription before anything is sent
     frame = sender.sealer.seal("replay.bus", {"n": 1})
     await sender.publish_frame("replay.bus", frame)
-    assert (await sub.next(5)).body == {"n": 1}
+    first = await sub.next(5)
+    assert first.body == {"n": 1}
     await sub.unsubscribe()
+    # The floor has millisecond resolution and admits a frame stamped in the very
+    # millisecond a receiver starts (no restart is that fast): start the next one later.
+    await wait_until(lambda: time.time() * 1000 >= first.ts_ms + 2, what="the next millisecond")
 
     again = await receiver.subscribe("replay.bus")  # a restarted receiver: a fresh window
+    await receiver.flush()
     await sender.publish_frame("replay.bus", frame)
     await sender.publish("replay.bus", {"n": 2})
     assert (await again.next(5)).body == {"n": 2}
