@@ -309,6 +309,8 @@ lru_append(GuardObject *g, WindowObject *w, int seg)
 static void
 lru_touch(GuardObject *g, WindowObject *w)
 {
+    if (w == g->tail[SEG_PROTECTED])
+        return; /* already there: one busy sender's frames in a row */
     lru_unlink(g, w);
     lru_append(g, w, SEG_PROTECTED);
     if (g->nprotected > g->protected_max) {
