@@ -117,6 +117,23 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU a process has used so far (/proc/PID/stat), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind(pids: dict[str, int], nodes: set[str]) -> dict[str, float]:
+    """CPU seconds used so far by the agents and by the nats-servers, summed."""
+    used = {"agents": 0.0, "servers": 0.0}
+    for name, pid in pids.items():
+        used["servers" if name in nodes else "agents"] += cpu_seconds(pid)
+    return used
+
+
 def jetstream(cluster: LocalCluster) -> dict[str, str]:
     """Each server's JetStream holdings (its /jsz monitoring endpoint): streams, consumers,
     messages, bytes, memory and file storage; and the process's memory as the server sees it."""
@@ -268,6 +285,7 @@ async def soak(
     horizon = DecisionRetention.from_env().horizon_s
     pids = {n["name"]: n["pid"] for n in cluster.state["nodes"]}
     pids |= {a["id"]: a["pid"] for a in cluster.state["agents"]}
+    nodes = {n["name"] for n in cluster.state["nodes"]}
     raw = await raw_request_reply(cluster, 3.0)
     bus = await cluster.connect(sender="soak")
     store = await ContextStore.open(bus)
@@ -339,6 +357,7 @@ async def soak(
                         runtime[name].append({"t": now, **found, **rss_parts_kib(pids[name])})
             if not warm and now >= WARM_UP * seconds:
                 warm.update(keys=dict(keys), committed=len(committed), at=now)
+                warm.update(cpu=cpu_by_kind(pids, nodes), ops=sum(d.acked for d in drivers))
                 warm["jetstream"] = await asyncio.to_thread(jetstream, cluster)
             await asyncio.sleep(sample)
 
@@ -355,6 +374,7 @@ async def soak(
     await asyncio.gather(*inflight)
     elapsed = time.monotonic() - began
     sampling.cancel()
+    cpu_end, ops_end = cpu_by_kind(pids, nodes), sum(d.acked for d in drivers)
 
     # effects: every replica, every committed decision
     lost = duplicated = 0
@@ -390,6 +410,16 @@ async def soak(
             f"  {d.name:<5} {d.acked:>6} ok {d.failed:>4} failed  p50 {p50:7.2f} ms  "
             f"p99 {p99:7.2f} ms  (p50 {p50 / pct(raw, 0.5):.1f}x raw)"
         )
+    measured = max(1, ops_end - warm["ops"])
+    print(
+        "  CPU per operation after warm-up: "
+        + ", ".join(
+            f"{kind} {(cpu_end[kind] - warm['cpu'][kind]) / measured * 1000:.2f} ms"
+            for kind in ("agents", "servers")
+        )
+        + f" (all processes summed, {measured} operations; AMCP_BATCHING="
+        + f"{os.environ.get('AMCP_BATCHING', 'adaptive (default)')})"
+    )
     print(
         f"  audit stream: {audit.state.messages} entries kept (cap {audit.config.max_msgs}), "
         f"{audit.state.last_seq} appended"
