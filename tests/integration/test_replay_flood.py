@@ -20,6 +20,7 @@ FLOOD = 3 * MAX_SENDERS
 async def test_a_flood_of_future_stamped_senders_locks_no_one_out(make_bus, keyring) -> None:
     receiver = await make_bus("receiver", max_senders=MAX_SENDERS)
     sub = await receiver.subscribe("flood.x")
+    await receiver.flush()  # the server has the subscription before anyone publishes
     insider = await make_bus("insider")
     regular = await make_bus("regular")
     got: list[object] = []
@@ -66,6 +67,7 @@ async def test_a_long_lived_sender_loses_nothing_while_one_frame_senders_flood(
     receiver = await make_bus("receiver", max_senders=MAX_SENDERS)
     got: list[tuple[str, dict]] = []
     await receiver.subscribe("flood.y", lambda msg: got.append((msg.sender, msg.body)))
+    await receiver.flush()
     insider = await make_bus("insider")
     relay = await make_bus("relay")  # carries the long-lived sender's frames
     long_lived = Sealer("long-lived", keyring)
