@@ -22,6 +22,7 @@ from amcp.cli.common import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
     add_connection_options,
+    batching_mode,
     connect,
     emit,
     fail,
@@ -373,7 +374,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     async def main(stop: asyncio.Event) -> int:
-        bus = await connect(args, batching="adaptive")  # long-lived: deltas may batch
+        bus = await connect(args, batching=batching_mode())  # $AMCP_BATCHING, off by default
         try:
             store = await ContextStore.open(
                 bus,

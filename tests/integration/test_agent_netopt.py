@@ -28,8 +28,9 @@ def _network(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def test_agents_batch_adaptively_ballots_and_replies_skip_batches_and_status_shows_it(
     agent_cluster, make_bus, cli_env
 ) -> None:
-    agent_cluster.spawn("s5", "v1")
-    agent_cluster.spawn("s1", "w1", capabilities=["echo"])
+    adaptive = ["--batching", "adaptive"]  # off by default: it did not pay in the soak
+    agent_cluster.spawn("s5", "v1", args=adaptive)
+    agent_cluster.spawn("s1", "w1", capabilities=["echo"], args=adaptive)
     client = AgentClient(await make_bus("caller", cluster=agent_cluster.name))
     for agent_id in ("v1", "w1"):
         await wait_until(lambda i=agent_id: _running(client, i), 20, what=f"{agent_id} running")
