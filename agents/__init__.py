@@ -6,11 +6,15 @@ group inside a bounded pool, writes an audit log, exports Prometheus metrics, an
 graceful stop drains and leaves. Roles and voters plug in as Extensions.
 """
 
-from agents.admin import ClusterView, Described, MemberView, Removed
-from agents.audit import AuditEntry, AuditEvent, AuditLog, read_cluster_log, read_local_log
-from agents.client import AgentClient, CallResult
-from agents.discovery import Discovery, MemberStatus
-from agents.errors import (
+from agents.process.child import AgentProcess
+from agents.process.restarts import RestartDecision, RestartPolicy, RestartTracker
+from agents.process.supervisor import Supervisor
+from agents.runtime.admin import ClusterView, Described, MemberView, Removed
+from agents.runtime.agent import Agent, AgentConfig
+from agents.runtime.audit import AuditEntry, AuditEvent, AuditLog, read_cluster_log, read_local_log
+from agents.runtime.client import AgentClient, CallResult
+from agents.runtime.discovery import Discovery, MemberStatus
+from agents.runtime.errors import (
     AgentBusy,
     AgentDraining,
     AgentError,
@@ -24,16 +28,12 @@ from agents.errors import (
     Unclaimed,
     UnknownTool,
 )
-from agents.extension import Extension, Role, load_extensions
-from agents.lifecycle import Lifecycle, LifecycleState
-from agents.liveness import Liveness, LivenessDetector, PhiSettings
-from agents.membership import MEMBERS_KEY, MemberRecord, Membership
-from agents.processes import AgentProcess
-from agents.restarts import RestartDecision, RestartPolicy, RestartTracker
-from agents.runtime import Agent, AgentConfig
-from agents.supervisor import Supervisor
-from agents.tools import CallContext, Example, Tool, ToolRegistry, tool
-from agents.wire import ANY, ROLES, AgentSubjects
+from agents.runtime.extension import Extension, Role, load_extensions
+from agents.runtime.lifecycle import Lifecycle, LifecycleState
+from agents.runtime.liveness import Liveness, LivenessDetector, PhiSettings
+from agents.runtime.membership import MEMBERS_KEY, MemberRecord, Membership
+from agents.runtime.subjects import ANY, ROLES, AgentSubjects
+from agents.runtime.tools import CallContext, Example, Tool, ToolRegistry, tool
 
 __all__ = [
     "ANY",

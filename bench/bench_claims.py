@@ -33,7 +33,7 @@ import nats
 from bench_agents import RAW_RESPONDER, RAW_SUBJECT  # bench/ is on sys.path as a script
 
 from agents import Agent, AgentClient, AgentConfig
-from agents.catalog import BUILTIN
+from agents.runtime.catalog import BUILTIN
 from amcp import Bus, Keyring, NatsServer
 
 CLUSTER = "bench"

@@ -50,7 +50,7 @@ from typing import Any
 import nats
 
 from agents import Agent, AgentConfig
-from agents.voting import VotingExtension
+from agents.vsm.voting import VotingExtension
 from amcp import Bus, Keyring, NatsServer
 from amcp.cli.common import run_until_stopped
 from amcp.server import free_port

@@ -69,10 +69,10 @@ from typing import Any
 
 import nats
 
-from agents.client import AgentClient
 from agents.cluster import ADMIN, LocalCluster
-from agents.tasks import CycleResult, TaskSpec
-from agents.wire import AgentSubjects
+from agents.runtime.client import AgentClient
+from agents.runtime.subjects import AgentSubjects
+from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp import Bus
 from amcp.errors import AmcpError
 from consensus.coordinator import Coordinator

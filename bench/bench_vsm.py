@@ -10,7 +10,7 @@ and S3* (audit), with six audit-log entries and six counter increments.
 
 - throughput: `--concurrency` callers loop for `--seconds`; median of `--trials`;
 - latency: tasks one at a time; median and p99 of the loop;
-- overhead: loop median minus the median of `agents.executors.execute` on the same step
+- overhead: loop median minus the median of `agents.vsm.s1.executors.execute` on the same step
   in this process (the executor alone); beside it the raw nats-py request/reply median,
   measured in the same run against a plain nats-py responder, for scale (one task is
   six request/replies between processes).
@@ -35,8 +35,8 @@ import nats
 from bench_agents import RAW_RESPONDER, RAW_SUBJECT  # bench/ is on sys.path as a script
 
 from agents import AgentClient, AgentProcess
-from agents.executors import execute
-from agents.tasks import StepIn, TaskSpec
+from agents.vsm.s1.executors import execute
+from agents.vsm.tasks import StepIn, TaskSpec
 from amcp import Bus, Keyring, NatsServer
 
 ROLES = (("s2", "s2-a"), ("s3", "s3-a"), ("s4", "s4-a"), ("s5", "s5-a"))

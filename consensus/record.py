@@ -62,7 +62,7 @@ log = logging.getLogger("amcp.consensus")
 DECISION_PREFIX = "consensus.decision."
 EXECUTION_PREFIX = "consensus.execution."
 VOTERS_KEY = "agents.members"
-"""The agent runtime's member map (agents.membership.MEMBERS_KEY; consensus cannot import
+"""The agent runtime's member map (agents.runtime.membership.MEMBERS_KEY; consensus cannot import
 agents, so the key is this shared constant, checked equal by a test)."""
 
 R = TypeVar("R", Decided, Execution)

@@ -65,7 +65,7 @@ def _now_ms() -> int:
 
 def roll_context(role: str, log_: DecisionLog) -> ContextFn:
     """A context from the voter roll alone: every registered voter counted live, no errors.
-    For voters without a liveness view; agents pass their own (agents.voting)."""
+    For voters without a liveness view; agents pass their own (agents.vsm.voting)."""
 
     def context(proposal: Proposal) -> VoterContext:
         members = max(1, len(log_.voters()))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.wire import ROLES, AgentSubjects
+from agents.runtime.subjects import ROLES, AgentSubjects
 from amcp.claims import claims_bucket
 from amcp.files import private_folder, write_private
 from amcp.subjects import Subjects

@@ -27,14 +27,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
-from agents.client import AgentClient
 from agents.cluster.auth import ADMIN
 from agents.cluster.natsconf import authenticated_node
 from agents.cluster.secrets import ClusterSecrets
 from agents.cluster.topology import DEFAULT_AGENTS, AgentSlot, place_agents
-from agents.processes import AgentProcess
-from agents.wire import AgentSubjects
+from agents.process.child import AgentProcess
+from agents.runtime.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
+from agents.runtime.client import AgentClient
+from agents.runtime.subjects import AgentSubjects
 from amcp.bus import Bus
 from amcp.errors import (
     AmcpError,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.wire import ROLES
+from agents.runtime.subjects import ROLES
 from amcp.errors import ConfigError
 
 __all__ = ["DEFAULT_AGENTS", "AgentSlot", "choose_agents", "parse_agents", "place_agents"]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agents.client import AgentClient
 from agents.cluster import LocalCluster
+from agents.runtime.client import AgentClient
 from amcp import Bus
 from amcp.errors import AmcpError
 from consensus.coordinator import Coordinator

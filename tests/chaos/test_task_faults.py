@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.client import AgentClient
-from agents.tasks import CycleResult, TaskSpec
+from agents.runtime.client import AgentClient
+from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp.errors import AmcpError
 from tests.chaos.conftest import Chaos
 from tests.waiting import wait_until

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents import Agent, AgentConfig, CallContext, Tool, tool
-from agents.voting import VotingExtension
+from agents.vsm.voting import VotingExtension
 from amcp import Bus, Keyring, NatsServer
 from consensus import Coordinator
 from tests.waiting import wait_until

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from agents import AgentClient, read_cluster_log, read_local_log
-from agents.audit import AUDIT_FILE
-from agents.wire import AgentSubjects
+from agents.runtime.audit import AUDIT_FILE
+from agents.runtime.subjects import AgentSubjects
 from tests.integration.agent_support import (
     agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
     run_amcp,

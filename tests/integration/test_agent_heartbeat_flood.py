@@ -5,10 +5,10 @@ alive once the record arrives (issue 14, point 6)."""
 
 from __future__ import annotations
 
-from agents.discovery import MAX_PENDING
-from agents.liveness import Liveness
-from agents.membership import MemberRecord, Membership
-from agents.wire import AgentSubjects
+from agents.runtime.discovery import MAX_PENDING
+from agents.runtime.liveness import Liveness
+from agents.runtime.membership import MemberRecord, Membership
+from agents.runtime.subjects import AgentSubjects
 from amcp import Keyring
 from amcp.protocol import Sealer
 from crdt import ContextStore

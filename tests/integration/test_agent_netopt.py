@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agents import AgentClient
-from agents.wire import ANY, ok_reply
+from agents.runtime.subjects import ANY, ok_reply
 from amcp.errors import NoResponders, RequestTimeout
 from tests.integration.agent_support import (
     agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture

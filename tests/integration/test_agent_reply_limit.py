@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from agents import AgentClient, CallContext, tool
-from agents.tasks import MAX_OUTPUT, StepIn
+from agents.vsm.tasks import MAX_OUTPUT, StepIn
 from tests.integration.agent_support import Cluster, agent_cluster_fixture
 from tests.integration.consensus_support import Members, members_fixture
 from tests.waiting import wait_until

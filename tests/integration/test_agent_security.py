@@ -4,7 +4,7 @@ they change nothing (no call runs twice, no log entry, no member change)."""
 from __future__ import annotations
 
 from agents import AgentClient, read_cluster_log
-from agents.wire import AgentSubjects, call_request
+from agents.runtime.subjects import AgentSubjects, call_request
 from amcp import Keyring
 from amcp.protocol import Sealer
 from tests.integration.agent_support import (

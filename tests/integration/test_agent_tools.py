@@ -31,7 +31,7 @@ from agents import (
     read_cluster_log,
     tool,
 )
-from agents.catalog import Text
+from agents.runtime.catalog import Text
 from amcp.errors import NoResponders
 from tests.conftest import amcp_bin
 from tests.waiting import wait_until

@@ -15,7 +15,7 @@ import pytest
 
 from agents import AgentClient, AgentProcess
 from agents.cluster import ADMIN, ClusterSecrets, authenticated_node
-from agents.wire import AgentSubjects
+from agents.runtime.subjects import AgentSubjects
 from amcp import Bus, Keyring, NatsServer
 from amcp.claims import claims_bucket
 from amcp.errors import AmcpError

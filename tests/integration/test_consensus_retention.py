@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agents.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS, AuditLog
-from agents.wire import AgentSubjects
+from agents.runtime.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS, AuditLog
+from agents.runtime.subjects import AgentSubjects
 from consensus import (
     Choice,
     Decided,

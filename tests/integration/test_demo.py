@@ -47,4 +47,4 @@ def test_demo_runs_and_cleans_up() -> None:
     assert steps["stop"]["exit_codes"] == dict.fromkeys(agents, 0)
     cluster = steps["agents"]["cluster"]
     assert _processes("amcp-demo", "nats-server") <= before
-    assert not _processes("agents.cli", cluster)
+    assert not _processes("agents.cli.agent", cluster)

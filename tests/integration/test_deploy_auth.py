@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agents.cluster import ADMIN, ClusterSecrets, authenticated_node
-from agents.wire import AgentSubjects
+from agents.runtime.subjects import AgentSubjects
 from amcp import Bus, ConnectError, Keyring, NatsServer
 from amcp.server import free_port
 from amcp.subjects import Subjects

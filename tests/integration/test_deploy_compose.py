@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from compose_spec import PyCompose, PyOptions
 
-from agents.cli import build_parser as agent_parser
+from agents.cli.agent import build_parser as agent_parser
 from agents.cluster import USERS, ClusterSecrets
-from agents.wire import ROLES
+from agents.runtime.subjects import ROLES
 from amcp.cli.main import build_parser as amcp_parser
 from amcp.server import find_nats_server
 

@@ -10,7 +10,7 @@ import os
 import time
 
 from agents import AgentClient
-from agents.wire import AgentSubjects
+from agents.runtime.subjects import AgentSubjects
 from amcp.envelope import MAC_SIZE, pack_envelope
 from tests.integration.agent_support import (
     agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture

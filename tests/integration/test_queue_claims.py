@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from agents import AgentClient, Unclaimed
-from agents.tasks import StepIn, TaskSpec
-from agents.wire import AgentSubjects
+from agents.runtime.subjects import AgentSubjects
+from agents.vsm.tasks import StepIn, TaskSpec
 from amcp import Bus, NatsServer
 from amcp.claims import ClaimUnavailable, claims_bucket
 from tests.integration.agent_support import (

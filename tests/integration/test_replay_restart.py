@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from agents import AgentClient, read_cluster_log
-from agents.tasks import StepIn
-from agents.wire import AgentSubjects, call_request
+from agents.runtime.subjects import AgentSubjects, call_request
+from agents.vsm.tasks import StepIn
 from amcp import NatsServer
 from tests.conftest import amcp_bin
 from tests.integration.agent_support import (

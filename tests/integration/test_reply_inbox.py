@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents import Agent, AgentClient, AgentConfig
-from agents.wire import AgentSubjects, call_request
+from agents.runtime.subjects import AgentSubjects, call_request
 from amcp import Message
 from amcp.message import BAD_REPLY, REPLY_HEADER
 from tests.waiting import wait_until

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from agents import AgentClient
-from agents.client import UnknownAgent
+from agents.runtime.client import UnknownAgent
 from amcp.errors import NoResponders
 from tests.integration.agent_support import (
     agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agents.executors import execute
-from agents.tasks import StepIn
+from agents.vsm.s1.executors import execute
+from agents.vsm.tasks import StepIn
 from tests.waiting import wait_until
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import AgentClient, read_cluster_log
-from agents.tasks import CycleResult, TaskSpec
+from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp import Bus
 from tests.integration.agent_support import Cluster, view_of
 from tests.waiting import wait_until

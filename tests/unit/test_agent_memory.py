@@ -1,10 +1,10 @@
-"""agents.memory: freed heap memory goes back to the OS (glibc), as the soak needs."""
+"""agents.runtime.memory: freed heap memory goes back to the OS (glibc), as the soak needs."""
 
 from __future__ import annotations
 
 import platform
 
-from agents.memory import can_release, release_free_memory
+from agents.runtime.memory import can_release, release_free_memory
 
 
 def _heap_rss_kib() -> int:

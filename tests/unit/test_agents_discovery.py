@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents.discovery import Discovery
-from agents.liveness import Liveness, LivenessDetector
-from agents.membership import MemberRecord
+from agents.runtime.discovery import Discovery
+from agents.runtime.liveness import Liveness, LivenessDetector
+from agents.runtime.membership import MemberRecord
 
 
 class Clock:

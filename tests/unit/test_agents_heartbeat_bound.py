@@ -7,9 +7,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.discovery import MAX_PENDING, Discovery
-from agents.liveness import Liveness, LivenessDetector
-from agents.membership import MemberRecord
+from agents.runtime.discovery import MAX_PENDING, Discovery
+from agents.runtime.liveness import Liveness, LivenessDetector
+from agents.runtime.membership import MemberRecord
 
 
 class Clock:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.liveness import Liveness, LivenessDetector, PhiSettings, phi
+from agents.runtime.liveness import Liveness, LivenessDetector, PhiSettings, phi
 
 
 @given(

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.wire import error_reply, fit_reply, ok_reply
+from agents.runtime.subjects import error_reply, fit_reply, ok_reply
 from amcp.envelope import FrameLimits, encode_envelope
 
 LIMITS = FrameLimits(max_frame_bytes=64 * 1024, max_header_bytes=1024)
@@ -48,7 +48,7 @@ def test_the_longest_strings_are_cut_first_and_short_fields_kept() -> None:
 
 
 def test_an_error_message_over_the_limit_is_cut_too() -> None:
-    from agents.errors import ToolFailed
+    from agents.runtime.errors import ToolFailed
 
     reply = error_reply("w1", ToolFailed("boom " * 50_000))
     fitted = fit_reply("w1", reply, LIMITS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.restarts import RestartPolicy, RestartTracker
-from agents.supervisor import describe_exit
+from agents.process.restarts import RestartPolicy, RestartTracker
+from agents.process.supervisor import describe_exit
 
 
 def test_backoff_doubles_until_the_budget_is_spent() -> None:

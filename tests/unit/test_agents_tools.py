@@ -23,8 +23,8 @@ from agents import (
     UnknownTool,
     tool,
 )
-from agents.errors import AgentError
-from agents.wire import AgentSubjects, error_reply, ok_reply, parse_call, parse_reply
+from agents.runtime.errors import AgentError
+from agents.runtime.subjects import AgentSubjects, error_reply, ok_reply, parse_call, parse_reply
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
 

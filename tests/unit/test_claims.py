@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.admin import admin_tools
-from agents.catalog import BUILTIN
-from agents.extension import load_extensions
-from agents.runtime import AgentConfig
-from agents.wire import ROLES
+from agents.runtime.admin import admin_tools
+from agents.runtime.agent import AgentConfig
+from agents.runtime.catalog import BUILTIN
+from agents.runtime.extension import load_extensions
+from agents.runtime.subjects import ROLES
 from amcp.claims import claim_key, claim_ttl, claims_bucket
 from amcp.envelope import MAX_NAME_CHARS
 from amcp.errors import ConfigError

@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.roles.s4 import OBSERVED, ReportedRates
-from agents.wire import AgentSubjects
+from agents.runtime.subjects import AgentSubjects
+from agents.vsm.s4.role import OBSERVED, ReportedRates
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
 

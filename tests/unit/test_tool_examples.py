@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from agents.admin import admin_tools
-from agents.catalog import BUILTIN
-from agents.commands import tool_summary
-from agents.extension import load_extensions
-from agents.runtime import AgentConfig
-from agents.tools import Tool
-from agents.wire import ROLES
+from agents.cli.commands import tool_summary
+from agents.runtime.admin import admin_tools
+from agents.runtime.agent import AgentConfig
+from agents.runtime.catalog import BUILTIN
+from agents.runtime.extension import load_extensions
+from agents.runtime.subjects import ROLES
+from agents.runtime.tools import Tool
 
 
 def tools_of(role: str) -> list[Tool]:

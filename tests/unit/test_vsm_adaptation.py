@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.adaptation import RULES, Adaptation, Changes, Threshold, evaluate
-from agents.viability import Viability
+from agents.vsm.adaptation import RULES, Adaptation, Changes, Threshold, evaluate
+from agents.vsm.viability import Viability
 
 
 def metrics(**fields) -> Viability:

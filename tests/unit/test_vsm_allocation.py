@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.allocation import Candidate, Need, allocate
+from agents.vsm.s3.allocation import Candidate, Need, allocate
 
 SHELL = frozenset({"shell"})
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.analysis import COMPLEXITIES, AnalysisRules, TrafficPicture, analyse_task
-from agents.ruledata import merge
+from agents.vsm.ruledata import merge
+from agents.vsm.s4.analysis import COMPLEXITIES, AnalysisRules, TrafficPicture, analyse_task
 from amcp.errors import ConfigError
 
 RULES = AnalysisRules.load()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.oscillation import STRICT, Coordinator, S2Settings
+from agents.vsm.s2.arbiter import STRICT, Coordinator, S2Settings
 
 
 def claim(c: Coordinator, holder: str, now: float, *, work: str = "w", attempt: str | None = None,

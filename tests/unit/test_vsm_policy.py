@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from agents.adaptation import RULES, Adaptation
-from agents.allocation import Conflict
-from agents.analysis import AnalysisRules, analyse_task
-from agents.audit_check import NORMAL_RULES, STRICT_RULES, audit
-from agents.policy import PolicyRules
-from agents.tasks import StepOut
+from agents.vsm.adaptation import RULES, Adaptation
+from agents.vsm.s3.allocation import Conflict
+from agents.vsm.s3.audit_checks import NORMAL_RULES, STRICT_RULES, audit
+from agents.vsm.s4.analysis import AnalysisRules, analyse_task
+from agents.vsm.s5.rules import PolicyRules
+from agents.vsm.tasks import StepOut
 from amcp.errors import ConfigError
 
 POLICY = PolicyRules.load()

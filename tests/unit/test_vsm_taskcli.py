@@ -7,8 +7,8 @@ import argparse
 
 import pytest
 
-from agents.taskcli import exit_code, register, render_result, spec_from
-from agents.tasks import CycleResult, StepOut, TaskSpec
+from agents.cli.task import exit_code, register, render_result, spec_from
+from agents.vsm.tasks import CycleResult, StepOut, TaskSpec
 from amcp.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.viability import (
+from agents.vsm.viability import (
     AUDITS_FAILED,
     AUDITS_PASSED,
     CHECKS,

@@ -1,0 +1,203 @@
+"""`amcp-agent`: run one agent (or supervise one with --supervise) until SIGTERM or Ctrl-C.
+
+Exit codes: 0 stopped gracefully, 1 failed, 2 bad arguments or an id already in use,
+4 NATS unreachable (amcp.cli.common's codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
+from agents.runtime.agent import Agent, AgentConfig
+from agents.runtime.errors import DuplicateAgent
+from agents.runtime.extension import load_extensions
+from agents.runtime.subjects import ROLES
+from amcp.cli.common import (
+    BATCHING_ENV,
+    BATCHING_MODES,
+    Parser,
+    add_connection_options,
+    batching_mode,
+    connect,
+    run_command,
+    run_until_stopped,
+)
+from amcp.errors import ConfigError
+from amcp.logs import setup_logging
+
+__all__ = ["build_parser", "main"]
+
+HEARTBEAT_ENV = "AMCP_HEARTBEAT"
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise ConfigError(f"${name} must be a number of seconds") from None
+
+
+def _executes(text: str) -> tuple[str, str]:
+    action, _, tool = text.partition("=")
+    if not action or not tool:
+        raise argparse.ArgumentTypeError(f"expected ACTION=TOOL, not {text!r}")
+    return action, tool
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="amcp-agent", description="Run one amcp agent in a VSM role.")
+    p.add_argument("--role", required=True, choices=ROLES, help="the agent's VSM role")
+    p.add_argument("--id", metavar="ID", help="agent id (default: <role>-<random>)")
+    p.add_argument(
+        "--data-dir", metavar="DIR", help="keep the CRDT replica and the audit JSONL here (durable)"
+    )
+    p.add_argument(
+        "--capability",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="advertise capabilities; catalogued ones (echo, sleep) become tools",
+    )
+    p.add_argument("--voter", action="store_true", help="vote on critical actions (S5 always)")
+    p.add_argument(
+        "--executes",
+        type=_executes,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ACTION=TOOL",
+        help="run TOOL once when a quorum commits ACTION (agents.vsm.voting)",
+    )
+    p.add_argument(
+        "--supervise",
+        action="store_true",
+        help="run the agent as a child and restart it when it crashes",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        metavar="S",
+        help=f"heartbeat interval (env {HEARTBEAT_ENV}; default 1.0)",
+    )
+    p.add_argument(
+        "--batching",
+        choices=BATCHING_MODES,
+        help=f"batch published messages per subject family as the traffic analyser finds best "
+        f"(adaptive; ballots and replies never wait), or not at all (off, the default: it did not "
+        f"pay for agents in the soak; env {BATCHING_ENV})",
+    )
+    p.add_argument("--pool", type=int, default=8, metavar="N", help="calls run at once (8)")
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=64,
+        metavar="N",
+        help="calls waiting for the pool before new ones are refused (64)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long a stop waits for in-flight calls (30)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus metrics on this port (0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="metrics listen address (default 127.0.0.1)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
+    add_connection_options(p, json_flag=False)
+    add_restart_options(p)
+    return p
+
+
+def config_from(args: argparse.Namespace) -> AgentConfig:
+    heartbeat = args.heartbeat or _env_float(HEARTBEAT_ENV, 1.0)
+    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
+        raise ConfigError(f"--metrics-port must be 0-65535, not {args.metrics_port}")
+    return AgentConfig(
+        role=args.role,
+        agent_id=args.id or "",
+        capabilities=tuple(dict.fromkeys(args.capability)),
+        data_dir=Path(args.data_dir).expanduser() if args.data_dir else None,
+        heartbeat=heartbeat,
+        pool_size=args.pool,
+        queue_size=args.queue,
+        drain_timeout=args.drain_timeout,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        voter=args.voter,
+        restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0),
+        extra={"executes": dict(args.executes)} if args.executes else {},
+    )
+
+
+class _AgentFields(logging.Filter):
+    """Adds the agent's id and role to every log record (fields of --log-json lines)."""
+
+    def __init__(self, agent_id: str, role: str) -> None:
+        super().__init__()
+        self.agent_id = agent_id
+        self.role = role
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.agent = self.agent_id
+        record.role = self.role
+        return True
+
+
+def _child_argv(argv: list[str], agent_id: str) -> list[str]:
+    """The same command line without --supervise, with a fixed id across restarts."""
+    child = [a for a in argv if a != "--supervise"]
+    if not any(a == "--id" or a.startswith("--id=") for a in child):
+        child += ["--id", agent_id]
+    return [sys.executable, "-m", "agents.cli.agent", *child]
+
+
+async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Event) -> int:
+    bus = await connect(args, sender=config.agent_id, batching=batching_mode(args.batching))
+    try:
+        agent = Agent(bus, config, extensions=load_extensions(config))
+        await agent.start()
+        return await agent.run(stop)
+    finally:
+        await bus.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+
+    def run() -> int:
+        config = config_from(args)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_AgentFields(config.agent_id, config.role))
+        if args.supervise:
+            supervisor = Supervisor(
+                _child_argv(argv, config.agent_id), restart_policy(args), name=config.agent_id
+            )
+            return run_until_stopped(supervisor.run)
+        return run_until_stopped(lambda stop: _serve(args, config, stop))
+
+    return run_command(run, usage_errors=(DuplicateAgent,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

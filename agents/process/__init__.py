@@ -1,0 +1,1 @@
+"""Agents as child processes: starting one, supervising it, and the restart budget."""

@@ -1,0 +1,594 @@
+"""The agent runtime: one agent's life on the bus.
+
+start: connect-side checks (no other live agent with this id), open its CRDT replica, join
+the membership, serve its tools on its own subject, its role's queue group and the cluster
+query group, heartbeat, report running. stop (SIGTERM, Ctrl-C): report draining, stop
+taking work, let its extensions stop, leave the membership, finish in-flight calls, report
+stopped. A crash leaves it a member, marked dead by the others.
+
+Each pooled call runs in a bounded pool (netopt's Bulkhead): past the running and waiting
+limits it is refused at once with a clear error rather than queued without bound.
+
+A call through a queue group (the role's, or `any`) of a tool that is not read-only is
+claimed first (amcp.claims), so a recorded frame replayed to the group runs at most once
+across it; with no JetStream to claim in, such a call is refused, never run unclaimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.runtime.admin import admin_tools
+from agents.runtime.audit import AuditEvent, AuditLog
+from agents.runtime.catalog import catalog_tool
+from agents.runtime.discovery import Discovery, MemberStatus
+from agents.runtime.errors import (
+    AgentBusy,
+    AgentDraining,
+    AgentError,
+    DuplicateAgent,
+    ToolCallError,
+    ToolFailed,
+    Unclaimed,
+    UnknownTool,
+)
+from agents.runtime.extension import Extension
+from agents.runtime.lifecycle import Lifecycle, LifecycleState
+from agents.runtime.liveness import LivenessDetector
+from agents.runtime.membership import MemberRecord, Membership, Store
+from agents.runtime.memory import TRIM_INTERVAL, can_release, release_free_memory
+from agents.runtime.metrics import AgentMetrics
+from agents.runtime.subjects import (
+    ROLES,
+    AgentSubjects,
+    call_request,
+    error_reply,
+    fit_reply,
+    ok_reply,
+    parse_call,
+    validate_agent_id,
+)
+from agents.runtime.tools import CallContext, Tool, ToolRegistry
+from amcp import __version__
+from amcp.bus import Bus, Message, Subscription
+from amcp.claims import ClaimUnavailable
+from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout
+from amcp.netstatus import network_status
+from netopt.bulkhead import Bulkhead
+from netopt.errors import BulkheadFull
+
+__all__ = ["Agent", "AgentConfig", "StoreFactory"]
+
+log = logging.getLogger("agents.runtime.agent")
+StoreFactory = Callable[[Bus, str, Path | None], Awaitable[Store]]
+
+
+@dataclass
+class AgentConfig:
+    """How one agent runs; the `amcp-agent` flags map onto these fields."""
+
+    role: str
+    agent_id: str = ""
+    capabilities: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    heartbeat: float = 1.0
+    pool_size: int = 8
+    queue_size: int = 64
+    drain_timeout: float = 30.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    voter: bool = False
+    restarts: int = 0  # how often a supervisor restarted this agent
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"unknown role {self.role!r}: one of {', '.join(ROLES)}")
+        self.agent_id = validate_agent_id(self.agent_id or f"{self.role}-{uuid.uuid4().hex[:8]}")
+        if self.heartbeat <= 0 or self.pool_size < 1 or self.queue_size < 0:
+            raise ConfigError("need heartbeat > 0, pool size >= 1 and queue size >= 0")
+        self.voter = self.voter or self.role == "s5"  # S5 always votes
+
+
+async def open_context_store(bus: Bus, replica_id: str, data_dir: Path | None) -> Store:
+    """crdt's ContextStore: durable under `data_dir/context`, with the agent's id as its
+    replica id, when there is a data dir."""
+    from crdt.store import ContextStore  # the replicator lives in crdt; imported on use
+
+    if data_dir is None:  # in memory: a fresh replica id each run (counters must not clash)
+        return await ContextStore.open(bus)
+    return await ContextStore.open(bus, replica_id=replica_id, data_dir=data_dir / "context")
+
+
+class Agent:
+    """One running agent. Build it, add tools and extensions, `start`, `run`, `stop`."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: AgentConfig,
+        *,
+        extensions: list[Extension] | None = None,
+        store_factory: StoreFactory = open_context_store,
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.id = config.agent_id
+        self.role = config.role
+        self.subjects = AgentSubjects(bus.subjects)
+        self.lifecycle = Lifecycle()
+        self.tools = ToolRegistry()
+        self.extensions: list[Extension] = list(extensions or [])
+        self.pool = Bulkhead(config.pool_size, config.queue_size, name=f"agent {self.id}")
+        self.detector = LivenessDetector(config.heartbeat)
+        self.discovery = Discovery(self.detector)
+        self.metrics = AgentMetrics(self.id, self.role, __version__)
+        self.audit = AuditLog(bus, self.id, self.role, config.data_dir)
+        # outcomes of pooled calls (tasks); every call is in the metrics by tool
+        self.calls: dict[str, int] = {"ok": 0, "failed": 0, "refused": 0, "invalid": 0}
+        self.store: Store | None = None
+        self.membership: Membership | None = None
+        self.failure: BaseException | None = None
+        self._store_factory = store_factory
+        self._record: MemberRecord | None = None
+        self._joined = False
+        self._subs: list[Subscription] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._failed = asyncio.Event()
+        self._liveness_counts: dict[str, int] = {}
+        for t in admin_tools(self):
+            self.tools.add(t)
+        for capability in config.capabilities:
+            catalogued = catalog_tool(capability)
+            if catalogued is not None and self.tools.get(catalogued.name) is None:
+                self.tools.add(catalogued)
+
+    # -- what extensions use ----------------------------------------------------------
+
+    @property
+    def state(self) -> LifecycleState:
+        return self.lifecycle.state
+
+    def add_tool(self, t: Tool) -> None:
+        """Serve one more tool; only before `start`."""
+        if self.state is not LifecycleState.STARTING:
+            raise AgentError("tools are added before the agent starts")
+        self.tools.add(t)
+
+    def install(self, extension: Extension) -> None:
+        self.extensions.append(extension)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run background work; if it dies with an error, the whole agent fails (and a
+        supervisor restarts it) rather than limping on without it."""
+        task = asyncio.create_task(coro, name=f"{self.id}:{name}")
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    async def subscribe(
+        self, subject: str, handler: Callable[[Message], Any], *, queue: str | None = None
+    ) -> Subscription:
+        """A subscription that ends when the agent starts draining."""
+        sub = await self.bus.subscribe(subject, handler, queue=queue)
+        self._subs.append(sub)
+        return sub
+
+    async def record(
+        self, event: str, *, then: Callable[[], Awaitable[Any]] | None = None, **fields: Any
+    ) -> None:
+        """Append to the audit log (vote, decision, adaptation, ...). `then` publishes the
+        consequence (a reply, a vote) right behind the entry, so the log shows the entry
+        first; `record` returns once the entry is queued, `then` runs soon after."""
+        await self.audit.record(event, then=then, **fields)
+
+    def members(self) -> list[MemberStatus]:
+        """Every member with its liveness, as this agent sees it."""
+        return self.discovery.view(self.membership.records() if self.membership else {})
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join and serve. If it cannot, it raises: before joining it leaves nothing behind;
+        after joining it reports failed and stays a member, as a crash would."""
+        try:
+            await self._start()
+        except BaseException as exc:
+            if not self._joined:
+                await self._close()
+            else:
+                await self.fail(exc)
+            raise
+
+    async def _start(self) -> None:
+        await self._refuse_duplicate()
+        data_dir = self.config.data_dir
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await self._store_factory(self.bus, self.id, data_dir)
+        self.membership = Membership(self.store)
+        await self.audit.open()
+        for extension in self.extensions:
+            for t in extension.tools():
+                self.tools.add(t)
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
+        self.metrics.watch(
+            self.pool,
+            lambda: self.bus.rejections,
+            lambda: self._liveness_counts,
+            lambda: self.audit.recorded,
+        )
+        self._record = MemberRecord(
+            id=self.id,
+            role=self.role,
+            version=__version__,
+            state=LifecycleState.STARTING.value,
+            capabilities=tuple(self.config.capabilities),
+            tools=tuple(self.tools.names()),
+            voter=self.config.voter,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            joined_ms=int(time.time() * 1000),
+            heartbeat=self.config.heartbeat,
+            metrics_port=self.metrics.port,
+            extra=dict(self.config.extra),
+        )
+        await self.membership.join(self._record)
+        self._joined = True
+        await self.record(
+            AuditEvent.STARTED,
+            version=__version__,
+            pid=os.getpid(),
+            restarts=self.config.restarts,
+            capabilities=list(self.config.capabilities),
+            tools=self.tools.names(),
+        )
+        await self.audit.flush()
+        self.membership.watch(self._on_members_changed)
+        self.discovery.sync(self.membership.records())
+        await self.bus.subscribe(self.subjects.heartbeats, self._on_heartbeat)
+        for extension in self.extensions:
+            await extension.start(self)
+        self._set_state(LifecycleState.RUNNING)
+        await self._open_claims()
+        # Calls come in only now: nothing is refused for arriving while the agent starts.
+        # A queue group's calls are claimed (at most once across the group); a call to
+        # this agent's own subject needs no claim: its replay window is the only one.
+        on_group_call = functools.partial(self._on_call, group=True)
+        await self.subscribe(self.subjects.call(self.id), self._on_call)
+        await self.subscribe(self.subjects.role(self.role), on_group_call, queue=self.role)
+        await self.subscribe(self.subjects.any, on_group_call, queue="any")
+        await self.membership.update(self._record.with_state(self.state.value))
+        self.spawn(self._heartbeat_loop(), "heartbeat")
+        if can_release():
+            self.spawn(self._release_memory_loop(), "malloc-trim")
+        await self.bus.flush()
+        log.info(
+            "agent %s (%s) running, tools: %s", self.id, self.role, ", ".join(self.tools.names())
+        )
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Serve until `stop` is set (graceful: exit code 0) or the agent fails (1)."""
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait([stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (stopping, failing):
+                waiter.cancel()
+        if self.failure is not None:
+            await self.fail(self.failure)
+            return 1
+        await self.stop()
+        return 0
+
+    async def stop(self) -> None:
+        """Graceful stop: draining, leave, finish in-flight work, stopped."""
+        if self.lifecycle.final or self.state is LifecycleState.DRAINING:
+            return
+        self._set_state(LifecycleState.DRAINING)
+        log.info("agent %s draining: %d calls in flight", self.id, len(self._inflight))
+        await self._stop_intake()
+        await self._publish_heartbeat()
+        if self._joined:
+            await self._leave()
+        await self._finish_inflight()
+        await self._stop_background()
+        self._set_state(LifecycleState.STOPPED)
+        await self._publish_heartbeat()
+        await self.record(AuditEvent.STOPPED, calls=dict(self.calls))
+        await self._close()
+        log.info("agent %s stopped", self.id)
+
+    async def fail(self, error: BaseException) -> None:
+        """Fatal error: report failed, stay a member (a supervisor may bring it back)."""
+        if self.lifecycle.final:
+            return
+        self._set_state(LifecycleState.FAILED)
+        log.error("agent %s failed: %s", self.id, error)
+        with contextlib.suppress(Exception):
+            await self._publish_heartbeat()
+            if self._joined and self.membership is not None and self._record is not None:
+                await self.membership.update(self._record.with_state(self.state.value))
+            await self.record(AuditEvent.FAILED, error=f"{type(error).__name__}: {error}")
+        await self._stop_intake()
+        for task in list(self._inflight):
+            task.cancel()
+        await self._stop_background()
+        await self._close()
+
+    # -- serving calls ----------------------------------------------------------------
+
+    async def _on_call(self, msg: Message, group: bool = False) -> None:
+        try:
+            name, raw = parse_call(msg.body)
+            t = self.tools.get(name)
+            if t is None:
+                raise UnknownTool(
+                    f"agent {self.id} has no tool {name!r}; tools: " + ", ".join(self.tools.names())
+                )
+            if t.pooled and not self.lifecycle.accepting:
+                raise AgentDraining(f"agent {self.id} is {self.state} and takes no new work")
+        except ToolCallError as exc:
+            self.calls["refused"] += 1
+            await self._reply(msg, error_reply(self.id, exc))
+            return
+        claim = group and not t.read_only
+        if not t.pooled:  # cheap queries answer inline, even when the pool is full
+            await self._serve(t, raw, msg, claim)
+            return
+        task = asyncio.create_task(self._serve(t, raw, msg, claim))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _serve(self, t: Tool, raw: Any, msg: Message, claim: bool = False) -> None:
+        started = time.perf_counter()
+        ctx = CallContext(self, msg.sender, t.name, msg.msg_id.hex())
+        outcome: dict[str, Any] | None = None  # the audit entry of the outcome
+        try:
+            if claim and not await self._claim(msg):
+                return  # a replayed copy: counted by the bus as `duplicate`, not answered
+            args = t.parse_input(raw)
+            if t.pooled:
+                self._check_pool()
+                if t.audited:
+                    await self.record(
+                        AuditEvent.TASK_RECEIVED, tool=t.name, call=ctx.call_id, caller=ctx.caller
+                    )
+                async with self.pool:
+                    reply, outcome = await self._run(t, args, ctx)
+            else:
+                reply, outcome = await self._run(t, args, ctx)
+            result = "ok" if reply["ok"] else "failed"
+        except ToolCallError as exc:
+            refused = {"invalid_input": "invalid", "busy": "refused", "unclaimed": "refused"}
+            result = refused.get(exc.code, "failed")
+            reply = error_reply(self.id, exc)
+        except BulkheadFull:
+            result = "refused"
+            reply = error_reply(self.id, self._busy())
+        if t.pooled:  # tasks, not the runtime's own queries
+            self.calls[result] += 1
+        self.metrics.call_done(t.name, result, time.perf_counter() - started)
+        if outcome is None or not t.audited:
+            await self._reply(msg, reply)
+            return
+        # The reply goes out right behind the outcome's log entry (one write to the socket):
+        # the log holds the outcome before the caller hears of it.
+        event = outcome.pop("event")
+        await self.record(event, then=lambda: self._reply(msg, reply), **outcome)
+
+    async def _run(
+        self, t: Tool, args: Any, ctx: CallContext
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the handler: the reply, and the audit entry of its outcome. Any exception
+        becomes a ToolFailed reply."""
+        started = time.perf_counter()
+        try:
+            output = t.dump_output(await t.handler(args, ctx))
+        except Exception as exc:
+            if isinstance(exc, ToolCallError):
+                error = exc
+            elif isinstance(exc, AmcpError):  # a refusal that explains itself
+                error = ToolFailed(str(exc))
+            else:
+                error = ToolFailed(f"{t.name} failed on {self.id}: {type(exc).__name__}: {exc}")
+            entry = {"event": AuditEvent.TASK_FAILED, "error": str(error)}
+            return error_reply(self.id, error), {**entry, "tool": t.name, "call": ctx.call_id}
+        ms = round((time.perf_counter() - started) * 1000, 3)
+        entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
+        return ok_reply(self.id, output), entry
+
+    async def _claim(self, msg: Message) -> bool:
+        """Whether this delivery is the first anywhere in the cluster. Fail closed: with no
+        JetStream to ask, the call is refused rather than run unclaimed."""
+        try:
+            return await self.bus.claim(msg)
+        except ClaimUnavailable as exc:
+            raise Unclaimed(
+                f"agent {self.id} did not run this call: it could not claim it for "
+                f"at-most-once delivery across its queue group ({exc}); call an agent by "
+                "its id, or retry once JetStream is back"
+            ) from None
+
+    async def _open_claims(self) -> None:
+        """Open the claims bucket now, so the first call does not wait for it; without
+        JetStream the agent still starts and serves read-only calls."""
+        try:
+            await self.bus.claims.ensure()
+        except ClaimUnavailable as exc:
+            log.warning(
+                "agent %s: %s; calls through its queue groups that are not read-only are "
+                "refused until JetStream answers",
+                self.id,
+                exc,
+            )
+
+    def _check_pool(self) -> None:
+        pool = self.pool
+        if pool.running >= pool.max_concurrent and pool.waiting >= pool.max_waiting:
+            raise self._busy()
+
+    def _busy(self) -> AgentBusy:
+        pool = self.pool
+        return AgentBusy(
+            f"agent {self.id} is busy: {pool.running} calls running and {pool.waiting} "
+            f"waiting, its limits ({pool.max_concurrent} and {pool.max_waiting}); refused, "
+            "try again later or call its role to reach another agent"
+        )
+
+    async def _reply(self, msg: Message, body: dict[str, Any]) -> None:
+        if msg.reply_to is None:
+            return  # a plain publish: nobody waits for an answer
+        try:
+            # too large or deep for a frame: cut and flagged, or an error reply, never silence
+            await msg.respond(fit_reply(self.id, body, self.bus.limits))
+        except AmcpError as exc:
+            log.warning("agent %s could not reply to %s: %s", self.id, msg.sender, exc)
+
+    # -- heartbeats and membership ------------------------------------------------------
+
+    def _heartbeat_body(self) -> dict[str, Any]:
+        pool = self.pool
+        return {
+            "id": self.id,
+            "role": self.role,
+            "state": self.state.value,
+            "ts": int(time.time() * 1000),
+            "interval": self.config.heartbeat,
+            "load": {
+                "running": pool.running,
+                "waiting": pool.waiting,
+                "max_running": pool.max_concurrent,
+                "max_waiting": pool.max_waiting,
+            },
+            "calls": dict(self.calls),
+            "rejections": self.bus.rejections,
+            "handler_errors": self.bus.handler_errors,
+            "audit": {
+                "recorded": self.audit.recorded,
+                "stream_failures": self.audit.stream_failures,
+            },
+            "extensions": {e.name: s for e in self.extensions if (s := e.status())},
+            "network": network_status(self.bus),  # batching per family, RTO per family
+        }
+
+    async def _publish_heartbeat(self) -> None:
+        with contextlib.suppress(AmcpError):
+            await self.bus.publish(
+                self.subjects.heartbeat(self.id), self._heartbeat_body(), kind="hb"
+            )
+            self.metrics.heartbeats.inc()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._publish_heartbeat()
+            if self.membership is not None:
+                self._liveness_counts = self.discovery.liveness_counts(self.membership.records())
+            await asyncio.sleep(self.config.heartbeat)
+
+    async def _release_memory_loop(self) -> None:
+        while True:  # in a thread: the trim holds the allocator's lock, not the event loop
+            await asyncio.sleep(TRIM_INTERVAL)
+            await asyncio.to_thread(release_free_memory)
+
+    def _on_heartbeat(self, msg: Message) -> None:
+        agent_id = msg.subject.rpartition(".")[2]
+        body = msg.body
+        if agent_id != msg.sender or not isinstance(body, dict) or body.get("id") != agent_id:
+            log.debug("ignored a heartbeat on %s signed by %s", msg.subject, msg.sender)
+            return
+        self.discovery.heartbeat(agent_id, body)
+
+    def _on_members_changed(self) -> None:
+        if self.membership is None:
+            return
+        records = self.membership.records()
+        self.discovery.sync(records)
+        if self.state is LifecycleState.RUNNING and self.id not in records and self._record:
+            log.warning("agent %s is no longer in the member list; joining again", self.id)
+            self.spawn(self.membership.join(self._record.with_state(self.state.value)), "rejoin")
+
+    async def _leave(self) -> None:
+        assert self.membership is not None
+        try:
+            await self.membership.leave(self.id)
+        except AmcpError as exc:  # e.g. a write concern not met: the others may not know yet
+            log.warning("agent %s left, but the leave may not be replicated: %s", self.id, exc)
+
+    async def _refuse_duplicate(self) -> None:
+        """Ask this id's call subject: anyone answering means the id is taken."""
+        try:
+            await self.bus.request(
+                self.subjects.call(self.id), call_request("describe", {}), timeout=1.0
+            )
+        except (NoResponders, RequestTimeout):
+            return
+        raise DuplicateAgent(f"an agent with id {self.id} is already running")
+
+    # -- internals --------------------------------------------------------------------
+
+    def _set_state(self, state: LifecycleState) -> None:
+        if state is not self.lifecycle.state:
+            self.lifecycle.move(state)
+        self.metrics.state.state(state.value)
+
+    async def _stop_intake(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        for extension in reversed(self.extensions):
+            try:
+                await extension.stop()
+            except Exception:
+                log.exception("extension %s of %s failed to stop", extension.name, self.id)
+
+    async def _finish_inflight(self) -> None:
+        if not self._inflight:
+            return
+        _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.drain_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "agent %s cancelled %d calls still running after %.1fs",
+                self.id,
+                len(pending),
+                self.config.drain_timeout,
+            )
+
+    async def _stop_background(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._background if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        if self.failure is None and not self.lifecycle.final:
+            self.failure = task.exception()
+            self._failed.set()
+
+    async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.audit.close()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.close()
+        self.metrics.close()

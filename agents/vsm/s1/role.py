@@ -1,0 +1,116 @@
+"""S1 operations: run task steps with an executor and count how they went.
+
+An S1 agent serves `execute` on its own subject and on the s1 queue group. Its executors
+are the capabilities among shell, python and cli it was started with (`--capability
+shell`), all three when none is named; they are announced in its member record so S3
+allocates only steps it can run. Each step's outcome goes to the replicated counters
+`vsm.s1.ok.<id>` / `vsm.s1.failed.<id>` (S3*'s check runs are not counted: a failed
+check says the work is wrong, not that this agent failed) and to the audit log, on
+record before S3 hears of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from agents.runtime.tools import CallContext, Example, Tool, tool
+from agents.vsm.role import VsmRole
+from agents.vsm.s1.executors import EXECUTORS, execute, resource_digest
+from agents.vsm.tasks import StepIn, StepOut
+from agents.vsm.viability import S1_FAILED, S1_OK
+
+if TYPE_CHECKING:
+    from agents.runtime.agent import AgentConfig
+
+__all__ = ["OperationsRole"]
+
+EXAMPLES = [
+    Example(
+        {"task_id": "t-42", "step": 0, "text": "pytest -q", "cwd": "/srv/app", "timeout": 600},
+        description="a shell command, run by /bin/sh",
+    ),
+    Example(
+        {
+            "task_id": "t-42",
+            "step": 1,
+            "executor": "cli",
+            "template": ["claude", "-p", "{text}"],
+            "text": "summarise the failing tests",
+        },
+        description="an external CLI: the template's {text} becomes the step",
+    ),
+]
+
+
+class OperationsRole(VsmRole):
+    role = "s1"
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__(config)
+        named = [c for c in config.capabilities if c in EXECUTORS]
+        self.executors = tuple(named or EXECUTORS)
+        config.extra["executors"] = list(self.executors)
+        self.steps = {"ok": 0, "failed": 0}
+
+    def role_tools(self) -> Iterable[Tool]:
+        role = self
+
+        @tool("execute", audited=False, examples=EXAMPLES)
+        async def execute_step(args: StepIn, ctx: CallContext) -> StepOut:
+            """Run one task step with its executor (shell, python or cli): stdin closed,
+            a timeout, output captured and capped."""
+            return await role.run(args)
+
+        return [execute_step]
+
+    async def run(self, step: StepIn) -> StepOut:
+        agent = self.agent
+        started = time.perf_counter()
+        if step.executor not in self.executors:
+            out = StepOut(
+                task_id=step.task_id,
+                step=step.step,
+                agent=agent.id,
+                ok=False,
+                error=f"{agent.id} runs {', '.join(self.executors)} steps, not {step.executor}",
+            )
+        else:
+            outcome = await execute(step)
+            digest = None
+            if step.resource:  # hashing a file may take a while: not on the event loop
+                digest = await asyncio.to_thread(resource_digest, step.resource, step.cwd)
+            out = StepOut(
+                task_id=step.task_id,
+                step=step.step,
+                agent=agent.id,
+                ok=outcome.ok,
+                exit_code=outcome.exit_code,
+                timed_out=outcome.timed_out,
+                stdout=outcome.stdout,
+                stderr=outcome.stderr,
+                truncated=outcome.truncated,
+                error=outcome.error,
+                ms=round((time.perf_counter() - started) * 1000, 3),
+                digest=digest,
+            )
+        if step.step >= 0:
+            self.steps["ok" if out.ok else "failed"] += 1
+            await self.count((S1_OK if out.ok else S1_FAILED) + agent.id)
+        await self.log(
+            "executed",
+            task=step.task_id,
+            step=step.step,
+            iteration=step.iteration,
+            executor=step.executor,
+            ok=out.ok,
+            exit_code=out.exit_code,
+            error=out.error,
+            ms=out.ms,
+        )
+        return out
+
+    def status(self) -> dict[str, object]:
+        return {"executors": list(self.executors), "steps": dict(self.steps)}

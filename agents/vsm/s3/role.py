@@ -1,0 +1,59 @@
+"""S3 control: takes tasks (`run-task`) and runs the loop across the cluster
+(agents/vsm/s3/taskloop.py): allocation by S4's analysis, capabilities and load, S3* audits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from agents.runtime.tools import CallContext, Example, Tool, tool
+from agents.vsm.role import VsmRole
+from agents.vsm.s3.taskloop import TaskLoop
+from agents.vsm.tasks import CycleResult, TaskSpec
+
+if TYPE_CHECKING:
+    from agents.runtime.agent import AgentConfig
+
+__all__ = ["ControlRole"]
+
+EXAMPLES = [
+    Example(
+        {"description": "run the test suite", "steps": ["pytest -q"], "cwd": "/srv/app"},
+        description="one shell step; S3* has no check command to run",
+    ),
+    Example(
+        {
+            "description": "fix the failing test in tests/test_api.py",
+            "executor": "cli",
+            "template": ["claude", "-p", "{text}"],
+            "check": "pytest -q tests/test_api.py",
+            "resource": "tests/test_api.py",
+        },
+        description="an LLM CLI does the work; S3* audits it with the check command",
+    ),
+]
+
+
+class ControlRole(VsmRole):
+    role = "s3"
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__(config)
+        self.loop = TaskLoop(self)
+        self.cycles = {"succeeded": 0, "failed": 0}
+
+    def role_tools(self) -> Iterable[Tool]:
+        role = self
+
+        @tool("run-task", audited=False, examples=EXAMPLES)
+        async def run_task(args: TaskSpec, ctx: CallContext) -> CycleResult:
+            """Run a task through the loop: S4 analyses, S5 classifies (a critical action
+            is voted on), S3 allocates, S2 coordinates, S1 runs, S3* audits."""
+            result = await role.loop.run(args)
+            role.cycles["succeeded" if result.success else "failed"] += 1
+            return result
+
+        return [run_task]
+
+    def status(self) -> dict[str, object]:
+        return {"cycles": dict(self.cycles), "dispatched": dict(self.loop.inflight)}

@@ -1,0 +1,1 @@
+"""S4, intelligence: the role and its analysis of tasks and traffic."""
