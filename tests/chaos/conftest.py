@@ -27,8 +27,8 @@ from consensus.model import Outcome
 from crdt import ContextStore
 from crdt.errors import CrdtError
 from tests.chaos.netns import Hosts, NetnsUnavailable
-from tests.integration.test_crdt_cluster import probe
-from tests.waiting import wait_until
+from tests.integration.crdt.test_cluster import probe
+from tests.support.waiting import wait_until
 
 NODES = 3
 AGENTS = {"s1": NODES, "s5": NODES}  # one of each per host; the S5s are the voters

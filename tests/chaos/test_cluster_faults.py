@@ -16,8 +16,8 @@ from consensus.model import Outcome
 from consensus.record import DECISION_PREFIX, _key
 from crdt import WriteConcernError
 from tests.chaos.conftest import Chaos, Load
-from tests.integration.test_crdt_cluster import probe
-from tests.waiting import wait_until
+from tests.integration.crdt.test_cluster import probe
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 

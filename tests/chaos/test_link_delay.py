@@ -15,7 +15,7 @@ import pytest
 
 from amcp import Bus
 from tests.chaos.conftest import Chaos, Load
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -24,7 +24,7 @@ from agents.runtime.client import AgentClient
 from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp.errors import AmcpError
 from tests.chaos.conftest import Chaos
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -1,0 +1,153 @@
+"""The `amcp` CLI as a user runs it: subprocesses against a real nats-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amcp import NatsServer
+from tests.conftest import amcp_bin
+from tests.support.waiting import wait_until_sync
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
+    return subprocess.run(
+        [amcp_bin(), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bogus"], "invalid choice"),
+        (["send"], "required"),
+        (["send", "a b", "{}"], "invalid publish subject"),
+        (["send", "x.y", "{oops"], "invalid JSON body"),
+        (["send", "x.y", "1", "--nats", "http://nope"], "is not a NATS URL"),
+        (["listen", "x", "--count", "0"], "--count must be at least 1"),
+        (["server", "--port", "70000"], "--port must be 1-65535"),
+        (["keys", "rotate", "--grace", "-1"], "must be >= 0"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    args: list[str], message: str, cli_env: dict[str, str]
+) -> None:
+    result = run(*args, env=cli_env)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_unreachable_nats_exits_4_naming_the_url(cli_env: dict[str, str]) -> None:
+    result = run("send", "x.y", "{}", "--nats", "nats://127.0.0.1:1", env=cli_env)
+    assert result.returncode == 4
+    assert "nats://127.0.0.1:1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_keys_new_rotate_list_never_print_secrets(tmp_path: Path) -> None:
+    env = dict(os.environ, AMCP_KEYRING=str(tmp_path / "ring.json"))
+    created = json.loads(run("keys", "new", "--json", env=env).stdout)
+    path = Path(created["path"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert run("keys", "new", env=env).returncode == 2  # refuses to overwrite
+    rotated = json.loads(run("keys", "rotate", "--activate-after", "0", "--json", env=env).stdout)
+    listing = run("keys", "list", "--json", env=env)
+    keys = json.loads(listing.stdout)["keys"]
+    assert [k["kid"] for k in keys] == [created["kid"], rotated["kid"]]
+    secrets = [k["secret"] for k in json.loads(path.read_text())["keys"]]
+    human = run("keys", "list", env=env).stdout
+    for secret in secrets:
+        assert secret not in listing.stdout and secret not in human
+    os.chmod(path, 0o644)
+    refused = run("keys", "list", env=env)
+    assert refused.returncode == 2 and "chmod 600" in refused.stderr
+
+
+def test_send_and_listen_json_and_rejections_on_stderr(
+    cli_env: dict[str, str], nats_server: NatsServer, tmp_path: Path
+) -> None:
+    listener = subprocess.Popen(
+        [amcp_bin(), "listen", "cli.>", "--count", "2", "--json", "--timeout", "20"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The listener is ready once the server reports its subscription.
+        wait_until_sync(
+            lambda: _subscriptions(nats_server) >= 1, timeout=10, what="the listener's subscription"
+        )
+        other_ring = dict(cli_env, AMCP_KEYRING=str(tmp_path / "other.json"))
+        assert run("keys", "new", env=other_ring).returncode == 0
+        assert run("send", "cli.a", '{"n": 1}', env=other_ring).returncode == 0  # forged
+        assert run("send", "cli.a", '{"n": 1}', env=cli_env).returncode == 0
+        sent = run("send", "cli.b", "[1, 2]", "--json", env=cli_env)
+        assert json.loads(sent.stdout)["seq"] == 1
+        out, err = listener.communicate(timeout=20)
+    finally:
+        listener.kill()
+    assert listener.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(m["subject"], m["body"]) for m in lines] == [("cli.a", {"n": 1}), ("cli.b", [1, 2])]
+    assert "rejected unknown_key on cli.a" in err
+
+
+def test_listen_times_out_with_exit_3(cli_env: dict[str, str]) -> None:
+    result = run("listen", "cli.quiet", "--count", "1", "--timeout", "0.5", env=cli_env)
+    assert result.returncode == 3
+    assert "got 0 of 1" in result.stderr
+
+
+def test_server_runs_until_sigterm_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    from amcp.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [amcp_bin(), "server", "--port", str(port), "--json", "--store-dir", str(tmp_path / "js")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert ready["url"] == f"nats://127.0.0.1:{port}"
+        nats_pid = ready["pid"]
+        conf = next((tmp_path / "js").glob("*.conf")).read_text()
+        assert "sync_interval: always" in conf  # every JetStream write synced to disk
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+    with pytest.raises(ProcessLookupError):
+        os.kill(nats_pid, 0)
+
+
+def _subscriptions(server: NatsServer) -> int:
+    import urllib.request
+
+    url = f"http://{server.host}:{server.http_port}/subsz"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.load(resp)["num_subscriptions"]
+
+
+def test_help_lists_every_core_command() -> None:
+    out = run("--help").stdout
+    for command in ("keys", "send", "listen", "server"):
+        assert command in out
+    assert subprocess.run(
+        [sys.executable, "-m", "amcp.cli.main", "--version"], capture_output=True, text=True
+    ).stdout.startswith("amcp ")
