@@ -23,7 +23,7 @@ from typing import Literal
 from consensus.locks import LockTable
 from netopt.retry import Backoff
 
-__all__ = ["STRICT", "Coordinator", "Ruling", "S2Settings"]
+__all__ = ["STRICT", "ArbiterRuling", "OscillationArbiter", "S2Settings"]
 
 Decision = Literal["grant", "wait", "escalate"]
 _MAX_TRACKED = 4096  # fingerprints and resources remembered at most (oldest forgotten)
@@ -49,7 +49,7 @@ STRICT = S2Settings(backoff_at=3, escalate_at=4, flips=1)
 
 
 @dataclass(frozen=True, slots=True)
-class Ruling:
+class ArbiterRuling:
     """S2's answer to a claim (or a release): what to do, and any oscillation it found."""
 
     decision: Decision
@@ -78,7 +78,7 @@ def _history(store: OrderedDict[str, deque[tuple[str, float]]], key: str) -> deq
     return value
 
 
-class Coordinator:
+class OscillationArbiter:
     """The state of one S2 agent: resource leases, attempts per work, digests per resource."""
 
     def __init__(self, settings: S2Settings | None = None) -> None:
@@ -100,13 +100,15 @@ class Coordinator:
         lease: float,
         resource: str | None = None,
         settings: S2Settings | None = None,
-    ) -> Ruling:
+    ) -> ArbiterRuling:
         """May `holder` (one step of one attempt) start now? `attempt` names the try of
         the work `fingerprint`; asking again for the same attempt is not a new try."""
         s = settings or self.settings
         frozen = self._frozen.get(resource or "")
         if frozen is not None and now < frozen:
-            return Ruling("escalate", f"resource {resource} is flapping; frozen", frozen - now)
+            return ArbiterRuling(
+                "escalate", f"resource {resource} is flapping; frozen", frozen - now
+            )
         tries = _history(self._attempts, fingerprint)
         while tries and now - tries[0][1] > s.window:
             tries.popleft()
@@ -116,7 +118,7 @@ class Coordinator:
         n = len(tries)
         loop = "retry_loop" if new_try and n == s.backoff_at else None
         if n >= s.escalate_at:
-            return Ruling(
+            return ArbiterRuling(
                 "escalate",
                 f"the same work attempted {n} times in {s.window:g}s",
                 oscillation=loop,
@@ -128,25 +130,27 @@ class Coordinator:
                 self._backoff_until[attempt] = now + delay
                 if len(self._backoff_until) > _MAX_TRACKED:
                     self._backoff_until.popitem(last=False)
-                return Ruling("wait", f"attempt {n} of the same work: backing off", delay, loop)
+                return ArbiterRuling(
+                    "wait", f"attempt {n} of the same work: backing off", delay, loop
+                )
             if now < until:
-                return Ruling("wait", "backing off", until - now)
+                return ArbiterRuling("wait", "backing off", until - now)
         if resource is None:
-            return Ruling("grant", "no resource to coordinate")
+            return ArbiterRuling("grant", "no resource to coordinate")
         now_ms = int(now * 1000)
         held = self._locks.acquire(
             resource, holder, now_ms=now_ms, expires_ms=now_ms + max(1, int(lease * 1000))
         )
         if held is None:
             self._blocked.pop(holder, None)
-            return Ruling("grant", f"{resource} is free")
+            return ArbiterRuling("grant", f"{resource} is free")
         first = holder not in self._blocked
         if first:
             self._blocked[holder] = None
             if len(self._blocked) > _MAX_TRACKED:
                 self._blocked.popitem(last=False)
         delay = min(s.poll, (held.expires_ms - now_ms) / 1000)
-        return Ruling(
+        return ArbiterRuling(
             "wait",
             f"{resource} is held by {held.proposal_id}: serialised",
             delay,
@@ -163,34 +167,34 @@ class Coordinator:
         fingerprint: str | None = None,
         ok: bool = False,
         settings: S2Settings | None = None,
-    ) -> Ruling:
+    ) -> ArbiterRuling:
         """`holder` is done; `digest` is the resource's content after its step. A step of
         the work `fingerprint` that went `ok` ends any retry loop of that work."""
         s = settings or self.settings
         if ok and fingerprint is not None:
             self._attempts.pop(fingerprint, None)
         if resource is None:
-            return Ruling("grant", "nothing held")
+            return ArbiterRuling("grant", "nothing held")
         self._locks.release(resource, holder)
         if digest is None:
-            return Ruling("grant", f"released {resource}")
+            return ArbiterRuling("grant", f"released {resource}")
         seen = _history(self._digests, resource)
         while seen and now - seen[0][1] > s.window:
             seen.popleft()
         if seen and seen[-1][0] == digest:
-            return Ruling("grant", f"released {resource} (unchanged)")
+            return ArbiterRuling("grant", f"released {resource} (unchanged)")
         seen.append((digest, now))
         values = [d for d, _ in seen]
         flips = sum(values[i] == values[i - 2] for i in range(2, len(values)))
         if flips >= s.flips and now >= self._frozen.get(resource, 0.0):
             self._frozen[resource] = now + s.window
             seen.clear()
-            return Ruling(
+            return ArbiterRuling(
                 "escalate",
                 f"{resource} changed back and forth {flips} times: frozen for {s.window:g}s",
                 oscillation="flapping",
             )
-        return Ruling("grant", f"released {resource}")
+        return ArbiterRuling("grant", f"released {resource}")
 
     def expire(self, now: float) -> None:
         """Forget expired leases and freezes (the agent calls this now and then)."""

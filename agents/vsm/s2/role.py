@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field
 
 from agents.runtime.tools import CallContext, Example, Tool, tool
 from agents.vsm.role import VsmRole
-from agents.vsm.s2.arbiter import STRICT, Coordinator, Ruling, S2Settings
+from agents.vsm.s2.arbiter import STRICT, ArbiterRuling, OscillationArbiter, S2Settings
 from agents.vsm.viability import CHECKS, OSCILLATIONS
 
 if TYPE_CHECKING:
     from agents.runtime.agent import AgentConfig
 
-__all__ = ["ClaimIn", "CoordinationRole", "ReleaseIn", "RulingOut"]
+__all__ = ["ArbiterRulingOut", "ClaimIn", "CoordinationRole", "ReleaseIn"]
 
 
 class ClaimIn(BaseModel):
@@ -64,7 +64,7 @@ RELEASE_EXAMPLES = [
 ]
 
 
-class RulingOut(BaseModel):
+class ArbiterRulingOut(BaseModel):
     decision: str
     reason: str
     delay: float = 0.0
@@ -76,7 +76,7 @@ class CoordinationRole(VsmRole):
 
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)
-        self.coordinator = Coordinator()
+        self.arbiter = OscillationArbiter()
         self.found: dict[str, int] = {}
 
     def _settings(self) -> S2Settings | None:
@@ -87,9 +87,9 @@ class CoordinationRole(VsmRole):
         role = self
 
         @tool(audited=False, examples=CLAIM_EXAMPLES)
-        async def claim(args: ClaimIn, ctx: CallContext) -> RulingOut:
+        async def claim(args: ClaimIn, ctx: CallContext) -> ArbiterRulingOut:
             """May this step start now? grant, wait (serialised or backing off) or escalate."""
-            ruling = role.coordinator.claim(
+            ruling = role.arbiter.claim(
                 holder=args.holder,
                 fingerprint=args.fingerprint,
                 attempt=args.attempt,
@@ -101,13 +101,13 @@ class CoordinationRole(VsmRole):
             if args.first:
                 await role.count(CHECKS)
             await role.note(ruling, args.holder, args.resource)
-            return RulingOut(**ruling.to_wire())
+            return ArbiterRulingOut(**ruling.to_wire())
 
         @tool(audited=False, examples=RELEASE_EXAMPLES)
-        async def release(args: ReleaseIn, ctx: CallContext) -> RulingOut:
+        async def release(args: ReleaseIn, ctx: CallContext) -> ArbiterRulingOut:
             """The step is done: free its resource (flapping content is escalated); a
             success ends any retry loop of its work."""
-            ruling = role.coordinator.release(
+            ruling = role.arbiter.release(
                 holder=args.holder,
                 resource=args.resource,
                 digest=args.digest,
@@ -117,11 +117,11 @@ class CoordinationRole(VsmRole):
                 settings=role._settings(),
             )
             await role.note(ruling, args.holder, args.resource)
-            return RulingOut(**ruling.to_wire())
+            return ArbiterRulingOut(**ruling.to_wire())
 
         return [claim, release]
 
-    async def note(self, ruling: Ruling, holder: str, resource: str | None) -> None:
+    async def note(self, ruling: ArbiterRuling, holder: str, resource: str | None) -> None:
         if ruling.oscillation is None:
             return
         self.found[ruling.oscillation] = self.found.get(ruling.oscillation, 0) + 1
@@ -141,7 +141,7 @@ class CoordinationRole(VsmRole):
     async def _expire_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.coordinator.expire(time.monotonic())
+            self.arbiter.expire(time.monotonic())
 
     def status(self) -> dict[str, object]:
         return {"oscillations": dict(self.found)}

@@ -6,17 +6,17 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.vsm.s2.arbiter import STRICT, Coordinator, S2Settings
+from agents.vsm.s2.arbiter import STRICT, OscillationArbiter, S2Settings
 
 
-def claim(c: Coordinator, holder: str, now: float, *, work: str = "w", attempt: str | None = None,
-          resource: str | None = "r", **kw):  # fmt: skip
+def claim(c: OscillationArbiter, holder: str, now: float, *, work: str = "w",
+          attempt: str | None = None, resource: str | None = "r", **kw):  # fmt: skip
     return c.claim(holder=holder, fingerprint=work, attempt=attempt or holder, now=now,
                    lease=10.0, resource=resource, **kw)  # fmt: skip
 
 
 def test_two_steps_on_one_resource_are_serialised_and_counted_once() -> None:
-    c = Coordinator()
+    c = OscillationArbiter()
     assert claim(c, "t1", 0.0).decision == "grant"
     waiting = claim(c, "t2", 0.1, work="v")
     assert waiting.decision == "wait" and waiting.oscillation == "contention"
@@ -28,14 +28,14 @@ def test_two_steps_on_one_resource_are_serialised_and_counted_once() -> None:
 
 
 def test_a_crashed_holder_cannot_block_past_its_lease() -> None:
-    c = Coordinator()
+    c = OscillationArbiter()
     assert claim(c, "t1", 0.0).decision == "grant"
     assert claim(c, "t2", 9.9, work="v").decision == "wait"
     assert claim(c, "t2", 10.0, work="v").decision == "grant"
 
 
 def test_the_same_work_retried_backs_off_then_escalates() -> None:
-    c = Coordinator(S2Settings(backoff_at=3, escalate_at=5))
+    c = OscillationArbiter(S2Settings(backoff_at=3, escalate_at=5))
     rulings = [claim(c, f"h{n}", float(n), resource=None) for n in range(4)]
     assert [r.decision for r in rulings] == ["grant", "grant", "wait", "wait"]
     assert [r.oscillation for r in rulings] == [None, None, "retry_loop", None]
@@ -49,14 +49,14 @@ def test_the_same_work_retried_backs_off_then_escalates() -> None:
 
 
 def test_retries_outside_the_window_are_forgotten() -> None:
-    c = Coordinator(S2Settings(window=10, backoff_at=2, escalate_at=3))
+    c = OscillationArbiter(S2Settings(window=10, backoff_at=2, escalate_at=3))
     assert claim(c, "a", 0.0, resource=None).decision == "grant"
     assert claim(c, "b", 11.0, resource=None).decision == "grant"
     assert claim(c, "c", 12.0, resource=None).decision == "wait"
 
 
 def test_a_flapping_resource_is_frozen_and_escalated() -> None:
-    c = Coordinator()
+    c = OscillationArbiter()
     results = []
     for n, digest in enumerate(["A", "B", "A", "B"]):
         assert claim(c, f"h{n}", float(n), work=f"w{n}").decision == "grant"
@@ -70,7 +70,7 @@ def test_a_flapping_resource_is_frozen_and_escalated() -> None:
 
 
 def test_unchanged_content_is_no_flip() -> None:
-    c = Coordinator()
+    c = OscillationArbiter()
     for n, digest in enumerate(["A", "A", "B", "B", "B"]):
         claim(c, f"h{n}", float(n), work=f"w{n}")
         ruling = c.release(holder=f"h{n}", resource="r", digest=digest, now=float(n))
@@ -78,9 +78,9 @@ def test_unchanged_content_is_no_flip() -> None:
 
 
 def test_strict_settings_damp_sooner() -> None:
-    c = Coordinator()
+    c = OscillationArbiter()
     normal = [claim(c, f"h{n}", float(n), resource=None).decision for n in range(4)]
-    s = Coordinator()
+    s = OscillationArbiter()
     strict = [claim(s, f"h{n}", float(n), resource=None, settings=STRICT).decision
               for n in range(4)]  # fmt: skip
     assert normal == ["grant", "grant", "grant", "wait"]
@@ -89,7 +89,7 @@ def test_strict_settings_damp_sooner() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=40))
 def test_never_two_holders_of_one_resource_at_once(ops) -> None:
-    c = Coordinator(S2Settings(backoff_at=100, escalate_at=100))
+    c = OscillationArbiter(S2Settings(backoff_at=100, escalate_at=100))
     holder = None
     for n, (who, release) in enumerate(ops):
         now = n * 0.01
@@ -103,7 +103,7 @@ def test_never_two_holders_of_one_resource_at_once(ops) -> None:
 
 
 def test_a_success_ends_the_retry_loop() -> None:
-    c = Coordinator(S2Settings(backoff_at=3, escalate_at=4))
+    c = OscillationArbiter(S2Settings(backoff_at=3, escalate_at=4))
     for n in range(2):
         assert claim(c, f"h{n}", float(n), resource=None).decision == "grant"
     c.release(holder="h1", now=1.5, fingerprint="w", ok=False)
