@@ -26,7 +26,7 @@ from agents.vsm.adaptation import Adaptation, evaluate
 from agents.vsm.role import VsmRole
 from agents.vsm.s3.allocation import Conflict
 from agents.vsm.s4.analysis import Analysis
-from agents.vsm.s5.rules import PolicyRules, Ruling
+from agents.vsm.s5.rules import PolicyRules, PolicyRuling
 from agents.vsm.s5.vote import QuorumVote, describe_decision
 from agents.vsm.tasks import Urgency
 from agents.vsm.viability import ADAPTATIONS, WINDOW, measure, rotate
@@ -87,7 +87,7 @@ class EscalateIn(BaseModel):
     why: str = Field(max_length=2048)
 
 
-class RulingOut(BaseModel):
+class PolicyRulingOut(BaseModel):
     ok: bool
     side: str
     reason: str
@@ -166,27 +166,33 @@ class PolicyRole(VsmRole):
             return VoteOut(**await role.authorise(args))
 
         @tool(audited=False, read_only=True, examples=EXAMPLES["resolve"])
-        async def resolve(args: ResolveIn, ctx: CallContext) -> RulingOut:
+        async def resolve(args: ResolveIn, ctx: CallContext) -> PolicyRulingOut:
             """Resolve a conflict between S3's allocation and S4's analysis."""
             conflict = Conflict(**args.conflict)
             ruling = role.policy.resolve(conflict, args.analysis)
-            return RulingOut(**await role.ruled("resolved", args.task_id, ruling, conflict.kind))
+            return PolicyRulingOut(
+                **await role.ruled("resolved", args.task_id, ruling, conflict.kind)
+            )
 
         @tool("approve-allocation", audited=False, read_only=True, examples=EXAMPLES["approve"])
-        async def approve_allocation(args: ApproveIn, ctx: CallContext) -> RulingOut:
+        async def approve_allocation(args: ApproveIn, ctx: CallContext) -> PolicyRulingOut:
             """Approve S3's allocation (while the s5_approval adaptation holds)."""
             ruling = role.policy.approve_allocation(args.analysis, args.agents, role.under_review())
-            return RulingOut(**await role.ruled("approval", args.task_id, ruling, "allocation"))
+            return PolicyRulingOut(
+                **await role.ruled("approval", args.task_id, ruling, "allocation")
+            )
 
         @tool(audited=False, read_only=True, examples=EXAMPLES["escalate"])
-        async def escalate(args: EscalateIn, ctx: CallContext) -> RulingOut:
+        async def escalate(args: EscalateIn, ctx: CallContext) -> PolicyRulingOut:
             """Decide on an oscillation S2 escalated: stop the step, or proceed."""
             ruling = role.policy.escalation(args.why)
-            return RulingOut(**await role.ruled("escalation", args.task_id, ruling, args.why))
+            return PolicyRulingOut(**await role.ruled("escalation", args.task_id, ruling, args.why))
 
         return [classify, authorise, resolve, approve_allocation, escalate]
 
-    async def ruled(self, event: str, task_id: str, ruling: Ruling, about: str) -> dict[str, Any]:
+    async def ruled(
+        self, event: str, task_id: str, ruling: PolicyRuling, about: str
+    ) -> dict[str, Any]:
         await self.log(event, task=task_id, about=about, **ruling.to_wire())
         return ruling.to_wire()
 

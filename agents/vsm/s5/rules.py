@@ -22,7 +22,7 @@ from amcp.errors import ConfigError
 from consensus.errors import QuorumSpecError
 from consensus.quorum import parse_quorum
 
-__all__ = ["Classification", "PolicyRules", "Ruling"]
+__all__ = ["Classification", "PolicyRules", "PolicyRuling"]
 
 RULES_ENV = "AMCP_POLICY_RULES"
 
@@ -38,7 +38,7 @@ class Classification:
 
 
 @dataclass(frozen=True, slots=True)
-class Ruling:
+class PolicyRuling:
     """S5's word on a conflict, an adaptation, an allocation or an escalation."""
 
     ok: bool  # approved / proceed; for a conflict: S3's view wins
@@ -141,34 +141,34 @@ class PolicyRules:
             )
         return Classification(False, None, ("no critical pattern and no high risk",))
 
-    def resolve(self, conflict: Conflict, analysis: Analysis) -> Ruling:
+    def resolve(self, conflict: Conflict, analysis: Analysis) -> PolicyRuling:
         """Whose view wins a conflict between S3's allocation and S4's analysis."""
         rule = self.conflicts.get(conflict.kind, _ConflictRule("s4", frozenset(), frozenset()))
         if analysis.risk_level in rule.s4_when_risk:
-            return Ruling(False, "s4", f"S4's view: the risk is {analysis.risk_level}")
+            return PolicyRuling(False, "s4", f"S4's view: the risk is {analysis.risk_level}")
         if analysis.complexity in rule.s4_when_complexity:
-            return Ruling(False, "s4", f"S4's view: the task is {analysis.complexity}")
+            return PolicyRuling(False, "s4", f"S4's view: the task is {analysis.complexity}")
         ok = rule.prefer == "s3"
-        return Ruling(ok, rule.prefer, f"policy prefers {rule.prefer} on {conflict.kind}")
+        return PolicyRuling(ok, rule.prefer, f"policy prefers {rule.prefer} on {conflict.kind}")
 
-    def approve_adaptation(self, adaptation: Adaptation) -> Ruling:
+    def approve_adaptation(self, adaptation: Adaptation) -> PolicyRuling:
         if adaptation.kind in self.approve:
-            return Ruling(True, "s5", f"{adaptation.kind} is an approved adaptation")
-        return Ruling(False, "s5", f"{adaptation.kind} is not in the approved adaptations")
+            return PolicyRuling(True, "s5", f"{adaptation.kind} is an approved adaptation")
+        return PolicyRuling(False, "s5", f"{adaptation.kind} is not in the approved adaptations")
 
     def approve_allocation(
         self, analysis: Analysis, agents: Sequence[str], under_review: Sequence[str]
-    ) -> Ruling:
+    ) -> PolicyRuling:
         flagged = sorted(set(agents) & set(under_review))
         if flagged and analysis.risk_level in self.refuse_review_at_risk:
-            return Ruling(
+            return PolicyRuling(
                 False,
                 "s5",
                 f"{', '.join(flagged)} under review may not take a {analysis.risk_level}-risk task",
             )
-        return Ruling(True, "s5", "allocation approved")
+        return PolicyRuling(True, "s5", "allocation approved")
 
-    def escalation(self, why: str) -> Ruling:
+    def escalation(self, why: str) -> PolicyRuling:
         if self.stop_on_escalation:
-            return Ruling(False, "s5", f"stopped: {why}")
-        return Ruling(True, "s5", f"proceeding despite: {why}")
+            return PolicyRuling(False, "s5", f"stopped: {why}")
+        return PolicyRuling(True, "s5", f"proceeding despite: {why}")
