@@ -4,7 +4,7 @@ The public API of the protocol core; everything else in this package is an imple
 detail that may change.
 """
 
-from amcp.batching import Batcher, BatchingMode, FamilyTraffic
+from amcp.batching import Batcher, BatchingMode
 from amcp.bus import Bus, Subscription
 from amcp.envelope import Envelope, FrameLimits, Reason
 from amcp.errors import (
@@ -41,7 +41,6 @@ __all__ = [
     "ConnectionSecurity",
     "EncodeError",
     "Envelope",
-    "FamilyTraffic",
     "FrameLimits",
     "FrameRejected",
     "Key",

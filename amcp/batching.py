@@ -23,7 +23,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from amcp.envelope import MAC_SIZE
@@ -34,20 +34,17 @@ from amcp.protocol import Sealer
 from amcp.ratelog import RateLimitedLog
 from amcp.subjects import validate_subject
 from netopt import (
-    MIN_BINS,
     AdaptiveBatching,
-    Analysis,
     Batch,
     BatchAccumulator,
     BatchingStrategy,
     BatchPolicy,
+    FamilyTraffic,
     FixedBatching,
     FlushReason,
     PolicyLimits,
-    TrafficClass,
     TrafficSampler,
-    analyse,
-    choose_policy,
+    describe_traffic,
 )
 
 __all__ = [
@@ -55,8 +52,6 @@ __all__ = [
     "NATURAL_MAX_MESSAGES",
     "Batcher",
     "BatchingMode",
-    "FamilyTraffic",
-    "describe_traffic",
     "make_strategy",
     "subject_family",
 ]
@@ -438,92 +433,3 @@ class Batcher:
             batches = lane.acc.set_policy(changed[lane.family])
             if batches:
                 await self._send_off_path(subject, lane, batches)
-
-
-@dataclass(frozen=True, slots=True)
-class FamilyTraffic:
-    """What the analyser makes of one subject family's traffic."""
-
-    family: str
-    messages: int
-    bytes: int
-    rate: float
-    """Messages per second over the observed window."""
-    active_rate: float
-    traffic_class: TrafficClass | None
-    """None when fewer than MIN_BINS bins were observed (too short to classify)."""
-    period_seconds: float | None
-    flatness: float | None
-    policy: BatchPolicy
-    """The batching an adaptive bus would put in force for this traffic."""
-
-    @classmethod
-    def of(
-        cls,
-        family: str,
-        analysis: Analysis,
-        policy: BatchPolicy,
-        messages: int = 0,
-        nbytes: int = 0,
-    ) -> FamilyTraffic:
-        return cls(
-            family,
-            messages,
-            nbytes,
-            analysis.mean_rate,
-            analysis.active_rate,
-            analysis.traffic_class,
-            analysis.period_seconds,
-            analysis.flatness,
-            policy,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "family": self.family,
-            "messages": self.messages,
-            "bytes": self.bytes,
-            "rate": self.rate,
-            "active_rate": self.active_rate,
-            "class": None if self.traffic_class is None else str(self.traffic_class),
-            "period_seconds": self.period_seconds,
-            "flatness": self.flatness,
-            "policy": {
-                "max_messages": self.policy.max_messages,
-                "max_bytes": self.policy.max_bytes,
-                "linger_ms": self.policy.linger_seconds * 1000,
-            },
-        }
-
-
-def describe_traffic(
-    sampler: TrafficSampler, now: float, limits: PolicyLimits | None = None
-) -> list[FamilyTraffic]:
-    """Every family the sampler tracks, busiest first, analysed as AdaptiveBatching would."""
-    limits = limits or BUS_LIMITS
-    out = []
-    for family in sampler.families():
-        counts = sampler.series(family, now)
-        nbytes = int(sampler.bytes_series(family, now).sum())
-        messages = int(counts.sum())
-        seconds = max(counts.size, 1) * sampler.bin_seconds
-        if counts.size < MIN_BINS:
-            out.append(
-                FamilyTraffic(
-                    family,
-                    messages,
-                    nbytes,
-                    messages / seconds,
-                    messages / seconds,
-                    None,
-                    None,
-                    None,
-                    limits.natural(),
-                )
-            )
-            continue
-        analysis = analyse(counts, sampler.bin_seconds)
-        policy = choose_policy(analysis, limits)
-        out.append(FamilyTraffic.of(family, analysis, policy, messages, nbytes))
-    out.sort(key=lambda t: t.rate, reverse=True)
-    return out

@@ -30,7 +30,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg as NatsMsg
 from nats.nuid import NUID
 
-from amcp.batching import Batcher, BatchingMode, FamilyTraffic, make_strategy, subject_family
+from amcp.batching import Batcher, BatchingMode, make_strategy, subject_family
 from amcp.claims import DUPLICATE, Claims
 from amcp.envelope import FLAG_BATCH, FrameLimits
 from amcp.errors import (
@@ -50,7 +50,7 @@ from amcp.ratelog import RateLimitedLog
 from amcp.replay import live_guard
 from amcp.security import ConnectionSecurity
 from amcp.subjects import Subjects, validate_subject
-from netopt import Backoff, CircuitBreaker, PerKey, RtoEstimator, TrafficSampler
+from netopt import Backoff, CircuitBreaker, FamilyTraffic, PerKey, RtoEstimator, TrafficSampler
 
 __all__ = ["Bus", "Message", "Subscription"]
 

@@ -17,7 +17,7 @@ def compiled(name: str) -> Any:
     if os.environ.get("AMCP_NO_SPEEDUPS"):
         return None
     try:
-        from amcp import _speedups
+        import amcp._speedups as _speedups
     except ImportError:
         return None
     return getattr(_speedups, name, None)

@@ -16,8 +16,7 @@ from netopt.rto import RtoEstimator
 
 if TYPE_CHECKING:
     from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
-    from netopt.batcher import Batch, BatchAccumulator, FlushReason
-    from netopt.policy import (
+    from netopt.batch_policy import (
         NO_BATCHING,
         AdaptiveBatching,
         BatchingStrategy,
@@ -26,8 +25,10 @@ if TYPE_CHECKING:
         PolicyLimits,
         choose_policy,
     )
+    from netopt.batcher import Batch, BatchAccumulator, FlushReason
     from netopt.sampler import TrafficSampler
     from netopt.stable import ClassHold, Hysteresis, stable_class
+    from netopt.traffic import FamilyTraffic, describe_traffic
 
 # numpy and scipy take most of a second to import: the names that need them load on first
 # use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
@@ -44,10 +45,11 @@ _LAZY = {
             "PolicyLimits",
             "choose_policy",
         ),
-        "policy",
+        "batch_policy",
     ),
     "TrafficSampler": "sampler",
     **dict.fromkeys(("ClassHold", "Hysteresis", "stable_class"), "stable"),
+    **dict.fromkeys(("FamilyTraffic", "describe_traffic"), "traffic"),
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "CircuitBreaker",
     "ClassHold",
     "DecompressionError",
+    "FamilyTraffic",
     "FixedBatching",
     "FlushReason",
     "Hysteresis",
@@ -90,5 +93,6 @@ __all__ = [
     "choose_policy",
     "compress_if_smaller",
     "decompress_bounded",
+    "describe_traffic",
     "stable_class",
 ]

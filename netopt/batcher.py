@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from netopt.policy import BatchPolicy
+from netopt.batch_policy import BatchPolicy
 
 __all__ = ["Batch", "BatchAccumulator", "FlushReason"]
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from amcp.batching import FamilyTraffic, describe_traffic, subject_family
+from amcp.batching import BUS_LIMITS, subject_family
 from amcp.bus import Message
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
 from amcp.errors import ConfigError
 from amcp.subjects import validate_subject
-from netopt import MIN_BINS, BatchPolicy, TrafficSampler
+from netopt import MIN_BINS, BatchPolicy, FamilyTraffic, TrafficSampler, describe_traffic
 
 BIN_SECONDS = 0.1
 MIN_SECONDS = MIN_BINS * BIN_SECONDS + 0.4  # room for the partly filled first and last bins
@@ -90,7 +90,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
         finally:
             await bus.close()
         now = clock()
-        report = describe_traffic(sampler, now)
+        report = describe_traffic(sampler, now, BUS_LIMITS)
         if args.plot:
             _plot(sampler, report, now, Path(args.plot))
         doc = {

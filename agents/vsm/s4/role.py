@@ -25,9 +25,10 @@ from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, tool
 from agents.vsm.role import Nothing, VsmRole
 from agents.vsm.s4.analysis import Analysis, AnalysisRules, TrafficPicture, analyse_task
 from agents.vsm.tasks import TaskSpec
-from amcp.batching import describe_traffic, subject_family
+from amcp.batching import BUS_LIMITS, subject_family
 from amcp.bus import Message
 from netopt.sampler import TrafficSampler
+from netopt.traffic import describe_traffic
 
 if TYPE_CHECKING:
     from agents.runtime.agent import AgentConfig
@@ -169,7 +170,7 @@ class IntelligenceRole(VsmRole):
         now = time.monotonic()
         if now - self._picture_at < max_age:
             return self._picture
-        report = describe_traffic(self.sampler, now)
+        report = describe_traffic(self.sampler, now, BUS_LIMITS)
         seconds = min(now - self._since, BIN_SECONDS * BINS)
         total = sum(f.messages for f in report)
         rate = total / seconds if seconds > 0 else 0.0

@@ -1,17 +1,15 @@
 """The bus-side Batcher with an in-memory send: coalescing, flush triggers, the natural
-batching floor, policy changes, close; and subject families and traffic descriptions."""
+batching floor, policy changes, close; and subject families."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 
-import numpy as np
 import pytest
 import scipy.signal  # noqa: F401 - loaded up front, as the bus's tuner does in a thread
 
 from amcp import Keyring
-from amcp.batching import BUS_LIMITS, Batcher, describe_traffic, make_strategy, subject_family
+from amcp.batching import BUS_LIMITS, Batcher, make_strategy, subject_family
 from amcp.envelope import FrameLimits
 from amcp.errors import ConfigError, EncodeError
 from amcp.protocol import Opener, Sealer
@@ -20,7 +18,6 @@ from netopt import (
     BatchPolicy,
     FixedBatching,
     PolicyLimits,
-    TrafficClass,
     TrafficSampler,
 )
 from tests.support.waiting import wait_until
@@ -262,30 +259,3 @@ def test_make_strategy():
     assert make_strategy(custom, sampler) is custom
     with pytest.raises(ConfigError):
         make_strategy("fast", sampler)  # type: ignore[arg-type]
-
-
-def test_describe_traffic_classifies_and_chooses_a_policy():
-    sampler = TrafficSampler(bin_seconds=0.1, bins=128)
-    rng = np.random.default_rng(7)
-    for b in range(100):
-        now = b * 0.1
-        for _ in range(rng.poisson(1000)):  # 10 000 msg/s, steady
-            sampler.record("busy.lane", 100, now)
-        if b % 20 < 3:  # pulses every 2 s
-            for _ in range(30):
-                sampler.record("pulse.lane", 50, now)
-    sampler.record("new.lane", 10, 9.95)
-    report = {t.family: t for t in describe_traffic(sampler, 10.0)}
-    busy, pulse, new = report["busy.lane"], report["pulse.lane"], report["new.lane"]
-    assert busy.traffic_class is TrafficClass.STEADY and 9500 < busy.rate < 10500
-    assert busy.policy.linger_seconds > 0
-    # 1 ms of budget gathers ~10 messages at 10 000 msg/s: the batch is sized to that
-    assert busy.policy.max_messages == math.ceil(busy.rate * BUS_LIMITS.max_linger_seconds)
-    assert busy.policy.linger_seconds == pytest.approx(
-        min(BUS_LIMITS.max_linger_seconds, busy.policy.max_messages / busy.rate)
-    )
-    assert pulse.traffic_class is TrafficClass.PERIODIC
-    assert pulse.period_seconds == pytest.approx(2.0, rel=0.1)
-    assert new.traffic_class is None and new.policy.linger_seconds == 0
-    assert next(iter(report)) == "busy.lane"  # busiest first
-    assert busy.as_dict()["policy"]["linger_ms"] == busy.policy.linger_seconds * 1000
