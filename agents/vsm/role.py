@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from agents.runtime.admin import Nothing
 from agents.runtime.client import AgentClient
 from agents.runtime.extension import Role
 from agents.runtime.liveness import Liveness
@@ -68,10 +69,6 @@ class ViabilityOut(BaseModel):
     agent: str
     metrics: dict[str, Any]
     adaptations: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class Nothing(BaseModel):
-    """No input."""
 
 
 class VsmRole(Role):

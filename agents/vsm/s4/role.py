@@ -21,8 +21,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from agents.runtime.admin import Nothing
 from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, tool
-from agents.vsm.role import Nothing, VsmRole
+from agents.vsm.role import VsmRole
 from agents.vsm.s4.analysis import Analysis, AnalysisRules, TrafficPicture, analyse_task
 from agents.vsm.tasks import TaskSpec
 from amcp.batching import BUS_LIMITS, subject_family
