@@ -7,8 +7,13 @@ on top, the coordinator and voter service that carry them over a Bus.
 Semantics, formulas and the protocol: docs/CONSENSUS.md.
 """
 
-from consensus.coordinator import Coordination, Coordinator, ProposalConflict, coordinate_action
-from consensus.errors import ConsensusDecodeError, ConsensusError, QuorumSpecError
+from consensus.coordinator import Coordination, Coordinator, coordinate_action
+from consensus.errors import (
+    ConsensusDecodeError,
+    ConsensusError,
+    ProposalConflict,
+    QuorumSpecError,
+)
 from consensus.locks import Lease, LockTable
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import (

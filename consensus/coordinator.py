@@ -20,32 +20,29 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import consensus._validate as check
 from amcp.bus import Bus, Message, Subscription
-from consensus import _validate as check
-from consensus.errors import ConsensusDecodeError, ConsensusError
+from consensus.errors import ConsensusDecodeError, ProposalConflict
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
 from consensus.record import DecisionLog, DecisionRetention, Roll, default_concern, execution_key
 from consensus.round import Round
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import verify
-from crdt.concern import Level, WriteConcernError, WriteResult, check_level
+from crdt.concern import Level, WriteResult, check_level
+from crdt.errors import WriteConcernError
+from crdt.hlc import epoch_ms
 from crdt.store import ContextStore, Watch
 
-__all__ = ["Coordination", "Coordinator", "ProposalConflict", "coordinate_action"]
+__all__ = ["Coordination", "Coordinator", "coordinate_action"]
 
 log = logging.getLogger("amcp.consensus")
-
-
-class ProposalConflict(ConsensusError):
-    """A proposal id was proposed again for a different action, payload or rule."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,6 @@ class Coordination:
     @property
     def outcome(self) -> Outcome:
         return self.decision.outcome
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _same_request(a: Proposal, b: Proposal) -> bool:
@@ -209,7 +202,7 @@ class Coordinator:
         PermissionDenied (amcp) if the bus's NATS user may not propose.
         """
         timeout = check.positive("timeout", timeout)
-        now = _now_ms()
+        now = epoch_ms()
         proposal = Proposal(
             id=uuid.uuid4().hex if proposal_id is None else proposal_id,
             action=action,
@@ -248,7 +241,7 @@ class Coordinator:
         committed = result.outcome is Outcome.COMMITTED
         executor = roll.executors.get(proposal.action) if committed else None
         decided = Decided(
-            proposal=proposal, decision=result, executor=executor, decided_ms=_now_ms()
+            proposal=proposal, decision=result, executor=executor, decided_ms=epoch_ms()
         )
         waiter = self._ack_waiter(decided) if executor is not None and wait else None
         # Which announces it. With no members known nothing is final: recorded, it would
@@ -265,7 +258,7 @@ class Coordinator:
         done: asyncio.Future[Decision | Decided] = loop.create_future()
         self._rounds[proposal.id] = (round_, done, fresh)
         timer = loop.call_later(
-            max(0.0, (proposal.deadline_ms - _now_ms()) / 1000), self._expire, proposal.id
+            max(0.0, (proposal.deadline_ms - epoch_ms()) / 1000), self._expire, proposal.id
         )
         try:
             propose = Propose(proposal=proposal, reply=self._inbox)
@@ -282,7 +275,7 @@ class Coordinator:
     def _expire(self, proposal_id: str) -> None:
         entry = self._rounds.get(proposal_id)
         if entry is not None and not entry[1].done():
-            entry[1].set_result(entry[0].expire(now_ms=_now_ms()))
+            entry[1].set_result(entry[0].expire(now_ms=epoch_ms()))
 
     async def _replay(
         self, known: Decided, requested: Proposal, timeout: float, wait: bool, *, record: bool
@@ -371,7 +364,7 @@ class Coordinator:
                 round_.refused["unverifiable_decision"] += 1
             return
         assert ballot.vote is not None
-        decision = round_.offer(ballot.vote, msg.sender, now_ms=_now_ms())
+        decision = round_.offer(ballot.vote, msg.sender, now_ms=epoch_ms())
         if decision is not None:
             done.set_result(decision)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.errors import ConsensusError
 from consensus.model import (
     MAX_ID_LENGTH,

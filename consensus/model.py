@@ -14,7 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Self
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.quorum import parse_quorum
 

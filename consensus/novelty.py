@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from consensus import _validate as check
+import consensus._validate as check
 
 __all__ = ["NoveltyTracker"]
 

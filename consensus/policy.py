@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.errors import ConsensusError
 from consensus.model import Choice, Proposal, Scores, Urgency, Vote
 

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Decided, Execution, Executor
 from crdt.concern import Level, WriteResult

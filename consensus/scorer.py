@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.errors import ConsensusError
 from consensus.model import DIMENSIONS, Proposal, Scores, Urgency
 

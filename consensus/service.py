@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import consensus._validate as check
 from amcp.bus import Bus, Message, Subscription
 from amcp.errors import AmcpError
-from consensus import _validate as check
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
@@ -45,7 +44,9 @@ from consensus.scorer import VoterContext
 from consensus.subjects import ConsensusSubjects
 from consensus.tally import tally, verify
 from consensus.voterstate import VoterState
-from crdt.concern import Level, WriteConcernError, check_level
+from crdt.concern import Level, check_level
+from crdt.errors import WriteConcernError
+from crdt.hlc import epoch_ms
 from crdt.store import ContextStore, Watch
 
 __all__ = ["ContextFn", "RunFn", "VoterService", "roll_context"]
@@ -59,17 +60,13 @@ RunFn = Callable[[Executor, Decided], Awaitable[Any]]
 Hook = Callable[..., Awaitable[None] | None]
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def roll_context(role: str, log_: DecisionLog) -> ContextFn:
     """A context from the voter roll alone: every registered voter counted live, no errors.
     For voters without a liveness view; agents pass their own (agents.vsm.voting)."""
 
     def context(proposal: Proposal) -> VoterContext:
         members = max(1, len(log_.voters()))
-        return VoterContext(role=role, members=members, live=members, now_ms=_now_ms())
+        return VoterContext(role=role, members=members, live=members, now_ms=epoch_ms())
 
     return context
 
@@ -182,7 +179,7 @@ class VoterService:
         if answer is None:
             self.stats["too_late"] += 1
             return
-        if proposal.resource is not None and self.state.holds(proposal.id, now_ms=_now_ms()):
+        if proposal.resource is not None and self.state.holds(proposal.id, now_ms=epoch_ms()):
             self._lease(proposal.id)  # before the ballot goes: its decision may come soon
         ballot = Ballot(decided=answer) if isinstance(answer, Decided) else Ballot(vote=answer)
         # high attention: a ballot never waits in a batch (DESIGN.md, netopt)
@@ -232,7 +229,7 @@ class VoterService:
             log.error("execution of %s on %s: %s", decided.id, self.id, exc)
 
     async def _run_once(self, decided: Decided, executor: Executor) -> Execution:
-        started = _now_ms()
+        started = epoch_ms()
         base = {"proposal_id": decided.id, "executor": self.id, "tool": executor.tool}
         refusal = self._refusal(decided, executor, started)
         if refusal is not None:
@@ -248,13 +245,13 @@ class VoterService:
             try:
                 result = await self.run(executor, decided)  # type: ignore[misc]
                 final = Execution(
-                    **base, state=ExecState.DONE, started_ms=started, finished_ms=_now_ms(),
+                    **base, state=ExecState.DONE, started_ms=started, finished_ms=epoch_ms(),
                     result=result,
                 )  # fmt: skip
             except Exception as exc:
                 error = str(exc) if isinstance(exc, AmcpError) else f"{type(exc).__name__}: {exc}"
                 final = Execution(
-                    **base, state=ExecState.FAILED, started_ms=started, finished_ms=_now_ms(),
+                    **base, state=ExecState.FAILED, started_ms=started, finished_ms=epoch_ms(),
                     error=error[:MAX_REASON_LENGTH],
                 )  # fmt: skip
         self.stats[f"executed_{final.state}"] += 1

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from consensus import _validate as check
+import consensus._validate as check
 from consensus.locks import LockTable
 from consensus.messages import Decided, Execution
 from consensus.model import Choice, Outcome, Proposal, Vote

@@ -4,22 +4,18 @@ with write and read concerns."""
 
 from crdt.base import Crdt
 from crdt.causal import CausalContext
-from crdt.concern import (
-    LEVELS,
-    ConcernError,
-    Level,
-    ReadConcernError,
-    WriteConcernError,
-    WriteResult,
-)
+from crdt.concern import LEVELS, Level, WriteResult
 from crdt.errors import (
     ClockDriftError,
+    ConcernError,
     CorruptStoreError,
     CrdtDecodeError,
     CrdtError,
     CrdtTypeMismatch,
     CrdtValueError,
     PersistenceError,
+    ReadConcernError,
+    WriteConcernError,
 )
 from crdt.gcounter import GCounter
 from crdt.hlc import HybridClock, Timestamp

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,8 +30,9 @@ from amcp.cli.common import (
     run_until_stopped,
 )
 from amcp.errors import ConfigError
-from crdt.concern import LEVELS, ConcernError, ReadConcernError, WriteResult
-from crdt.errors import CrdtError, CrdtValueError
+from crdt.concern import LEVELS, WriteResult
+from crdt.errors import ConcernError, CrdtError, CrdtValueError, ReadConcernError
+from crdt.hlc import epoch_ms
 from crdt.messages import check_replica_id
 from crdt.replicator import MEMBERS_KEY
 from crdt.store import ContextStore
@@ -315,7 +315,7 @@ async def _replicas(store: ContextStore, args: argparse.Namespace) -> int:
     await store.dump(read=args.read, timeout=args.timeout)
     records = store.local(MEMBERS_KEY) or {}
     heard = await _listen(store, set(records), args.listen)
-    rows = replica_rows(records, heard, int(time.time() * 1000))
+    rows = replica_rows(records, heard, epoch_ms())
     doc = {"members": sorted(records), "replicas": heard, "status": rows}
     members = [_render_row(r) for r in rows if r["member"]]
     others = [r["id"] for r in rows if not r["member"]]

@@ -17,7 +17,7 @@ from typing import Any
 from crdt.errors import ClockDriftError, CrdtDecodeError, CrdtValueError
 from crdt.wire import as_array, as_name
 
-__all__ = ["MAX_LOGICAL", "MAX_WALL_MS", "HybridClock", "Timestamp"]
+__all__ = ["MAX_LOGICAL", "MAX_WALL_MS", "HybridClock", "Timestamp", "epoch_ms"]
 
 MAX_WALL_MS = (1 << 48) - 1  # year 10889: anything larger is garbage
 MAX_LOGICAL = (1 << 32) - 1  # on overflow the clock borrows one millisecond instead
@@ -46,7 +46,8 @@ class Timestamp:
         return cls(wall_ms, logical, as_name(replica, "timestamp replica"))
 
 
-def _wall_ms() -> int:
+def epoch_ms() -> int:
+    """Wall-clock milliseconds since the Unix epoch: the one clock for crdt and consensus."""
     return time.time_ns() // 1_000_000
 
 
@@ -58,7 +59,7 @@ class HybridClock:
     def __init__(
         self,
         replica_id: str,
-        wall: Callable[[], int] = _wall_ms,
+        wall: Callable[[], int] = epoch_ms,
         max_offset_ms: int = 60_000,
     ) -> None:
         self.replica_id = as_name(replica_id, "replica id", CrdtValueError)

@@ -29,13 +29,15 @@ from typing import Any
 from amcp.bus import Bus, Message, Subscription
 from amcp.errors import AmcpError, EncodeError, NoResponders, RequestTimeout
 from amcp.ratelog import RateLimitedLog
-from crdt.concern import Level, ReadConcernError, WriteConcernError, WriteResult, needed
+from crdt.concern import Level, WriteResult, needed
 from crdt.errors import (
     ClockDriftError,
     CrdtDecodeError,
     CrdtError,
     CrdtTypeMismatch,
     PersistenceError,
+    ReadConcernError,
+    WriteConcernError,
 )
 from crdt.journal import Journal
 from crdt.messages import (

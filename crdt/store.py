@@ -23,8 +23,8 @@ from typing import Any
 
 from amcp.bus import Bus
 from amcp.errors import AmcpError
-from crdt.concern import Level, UnseenRemoveError, WriteResult, check_level
-from crdt.errors import CrdtValueError
+from crdt.concern import Level, WriteResult, check_level
+from crdt.errors import CrdtValueError, UnseenRemoveError
 from crdt.journal import Journal
 from crdt.lwwregister import MAX_TTL_MS
 from crdt.messages import check_replica_id
