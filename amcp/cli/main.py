@@ -13,6 +13,8 @@ from amcp.logs import setup_logging
 COMMANDS = [keys, messaging, server, traffic]
 # Higher layers (crdt, consensus, agents) add their own commands through this entry-point
 # group, so the protocol core never imports them (the arrows of DESIGN.md point one way).
+# They are registered by name, so `amcp --help` lists them in the same order wherever
+# they are installed from.
 PLUGIN_GROUP = "amcp.commands"
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agents.cli.commands import tool_summary
+from agents.cli.tools import tool_summary
 from agents.runtime.admin import admin_tools
 from agents.runtime.agent import AgentConfig
 from agents.runtime.catalog import BUILTIN

@@ -1,0 +1,97 @@
+"""`amcp call AGENT_OR_ROLE TOOL [JSON]`: call one tool and print its output.
+
+Exit 0 done, 1 the tool failed or the agent is busy, 2 bad input or unknown tool, 3 no
+agent answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from agents.cli.session import with_client
+from agents.runtime.client import AgentClient
+from agents.runtime.errors import AgentBusy, ToolCallError, ToolInputError, UnknownTool
+from agents.runtime.subjects import call_request
+from amcp.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_connection_options,
+    emit,
+    jsonable,
+    parse_json_arg,
+)
+from amcp.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    call = sub.add_parser(
+        "call",
+        help="call a tool on an agent or a role",
+        description="Call TOOL on an agent id, a role (s1..s5: any of its live agents) or "
+        "'any'. Exit 0 done, 1 the tool failed or the agent is busy, 2 bad input or unknown "
+        "tool, 3 no agent answered.",
+    )
+    call.add_argument("target", metavar="AGENT_OR_ROLE")
+    call.add_argument("tool", metavar="TOOL")
+    call.add_argument(
+        "input", metavar="JSON", nargs="?", default="{}", help="the tool's input (default {})"
+    )
+    call.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for the answer (default 10)",
+    )
+    add_connection_options(call)
+    call.set_defaults(func=cmd_call)
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    payload = parse_json_arg(
+        args.input, "JSON input", wrap=lambda value: call_request(args.tool, value)
+    )
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be > 0")
+
+    async def call(client: AgentClient) -> int:
+        try:
+            result = await client.call(args.target, args.tool, payload)
+        except (ToolInputError, UnknownTool) as exc:
+            _print_call_error(exc, args.json)
+            return EXIT_USAGE
+        except ToolCallError as exc:
+            _print_call_error(exc, args.json)
+            return EXIT_FAILED
+        emit(
+            {"agent": result.agent, "output": result.output},
+            args.json,
+            json.dumps(jsonable(result.output), indent=2),
+        )
+        return EXIT_OK
+
+    return with_client(args, call)
+
+
+def _print_call_error(exc: ToolCallError, as_json: bool) -> None:
+    if as_json:
+        emit(
+            {
+                "agent": exc.agent,
+                "error": {"code": exc.code, "message": str(exc), "details": exc.details},
+            },
+            True,
+        )
+        return
+    print(f"amcp: {exc}", file=sys.stderr)
+    if isinstance(exc, ToolInputError):
+        for d in exc.details or []:
+            where = ".".join(str(p) for p in d.get("loc", [])) or "input"
+            print(f"  {where}: {d.get('msg')} ({d.get('type')})", file=sys.stderr)
+    if isinstance(exc, AgentBusy):
+        print("  (the call was refused, not queued: nothing ran)", file=sys.stderr)

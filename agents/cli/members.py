@@ -1,0 +1,104 @@
+"""`amcp members [remove ID]`: the cluster's members and their liveness as a live agent sees
+them, and the removal of a dead one. `amcp status` shows the same view with more columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from agents.cli.session import with_client
+from agents.runtime.admin import ClusterView
+from agents.runtime.client import AgentClient
+from agents.runtime.errors import ToolCallError
+from agents.runtime.subjects import validate_agent_id
+from amcp.cli.common import EXIT_FAILED, EXIT_OK, add_connection_options, emit
+from amcp.cli.table import format_table
+
+__all__ = ["heartbeat_age", "register", "render_members", "show_view", "summary"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    members = sub.add_parser(
+        "members",
+        help="list the cluster's members and their liveness",
+        description="List members (role, lifecycle state, liveness, last heartbeat) as a live "
+        "agent sees them; `members remove ID` removes a dead one.",
+    )
+    add_connection_options(members)
+    actions = members.add_subparsers(dest="action", metavar="ACTION")
+    remove = actions.add_parser("remove", help="remove a dead member")
+    remove.add_argument("agent_id", metavar="ID")
+    add_connection_options(remove)
+    members.set_defaults(func=cmd_members)
+
+
+def cmd_members(args: argparse.Namespace) -> int:
+    if args.action == "remove":
+        return _remove(args)
+    return show_view(args, render_members)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    validate_agent_id(args.agent_id)
+
+    async def remove(client: AgentClient) -> int:
+        try:
+            removed = await client.remove_member(args.agent_id)
+        except ToolCallError as exc:
+            print(f"amcp: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        emit(
+            removed.model_dump(),
+            args.json,
+            f"removed {removed.removed} ({removed.role}, {removed.liveness})",
+        )
+        return EXIT_OK
+
+    return with_client(args, remove)
+
+
+def show_view(args: argparse.Namespace, render: Callable[[Any], str]) -> int:
+    """Fetch the cluster view from a live agent and print it (JSON, or `render`'s text)."""
+
+    async def show(client: AgentClient) -> int:
+        view = await client.members()
+        emit(view.model_dump(), args.json, render(view))
+        return EXIT_OK
+
+    return with_client(args, show)
+
+
+def heartbeat_age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s ago"
+
+
+def summary(view: ClusterView) -> str:
+    """`6 members (1 suspect, 5 alive) in cluster default, as s3-ab12 sees them`."""
+    counts: dict[str, int] = {}
+    for m in view.members:
+        counts[m.liveness] = counts.get(m.liveness, 0) + 1
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return (
+        f"{len(view.members)} members ({parts or 'none'}) in cluster {view.cluster}, "
+        f"as {view.observer} sees them"
+    )
+
+
+def render_members(view: ClusterView) -> str:
+    rows = [["ID", "ROLE", "STATE", "LIVENESS", "LAST HEARTBEAT", "VOTER", "CAPABILITIES"]]
+    for m in view.members:
+        rows.append(
+            [
+                m.id,
+                m.role,
+                m.state,
+                m.liveness,
+                heartbeat_age(m.heartbeat_age),
+                "yes" if m.voter else "no",
+                ", ".join(m.capabilities) or "-",
+            ]
+        )
+    return format_table(rows) + "\n" + summary(view)
