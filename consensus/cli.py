@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from amcp.cli.common import (
@@ -27,11 +28,12 @@ from amcp.cli.common import (
     jsonable,
     parse_json_arg,
 )
+from amcp.cli.table import format_table
 from amcp.errors import ConfigError
 from consensus.coordinator import Coordination, Coordinator
 from consensus.errors import ConsensusError, QuorumSpecError
 from consensus.messages import ExecState
-from consensus.model import DIMENSIONS, Outcome, Urgency
+from consensus.model import DIMENSIONS, Outcome, Urgency, Vote
 from consensus.quorum import QuorumKind, parse_quorum
 
 __all__ = ["exit_code", "register", "render", "to_json"]
@@ -175,22 +177,7 @@ def render(result: Coordination) -> str:
             "--voter, then propose again"
         )
     if decision.votes:
-        header = ["VOTER", "CHOICE", *_SHORT, "ATTN", "REASON"]
-        rows = [header] + [
-            [
-                v.voter,
-                str(v.choice),
-                *(f"{getattr(v.scores, d):.2f}" for d in DIMENSIONS),
-                f"{v.combined:.2f}",
-                v.reason,
-            ]
-            for v in decision.votes
-        ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-        lines += [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
-            for r in rows
-        ]
+        lines.append(_ballots(decision.votes))
     voted = {v.voter for v in decision.votes}
     silent = [m for m in decision.members if m not in voted]
     if silent:
@@ -205,6 +192,15 @@ def render(result: Coordination) -> str:
         )
     lines += _execution_lines(result)
     return "\n".join(lines)
+
+
+def _ballots(votes: Sequence[Vote]) -> str:
+    """One row per ballot: voter, choice, the five scores, the combined attention, reason."""
+    rows = [["VOTER", "CHOICE", *_SHORT, "ATTN", "REASON"]]
+    for v in votes:
+        scores = (f"{getattr(v.scores, d):.2f}" for d in DIMENSIONS)
+        rows.append([v.voter, str(v.choice), *scores, f"{v.combined:.2f}", v.reason])
+    return format_table(rows)
 
 
 def _execution_lines(result: Coordination) -> list[str]:

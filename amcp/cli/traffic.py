@@ -22,6 +22,7 @@ import numpy as np
 from amcp.batching import BUS_LIMITS, subject_family
 from amcp.bus import Message
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
+from amcp.cli.table import format_table
 from amcp.errors import ConfigError
 from amcp.subjects import validate_subject
 from netopt import MIN_BINS, BatchPolicy, FamilyTraffic, TrafficSampler, describe_traffic
@@ -100,7 +101,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             "rejected": rejected,
             "plot": args.plot,
         }
-        emit(doc, args.json, _table(report, args.subject, rejected))
+        emit(doc, args.json, _render(report, args.subject, rejected))
         return EXIT_OK
 
     return run_until_stopped(main)
@@ -118,24 +119,30 @@ def _policy_text(policy: BatchPolicy) -> str:
     return f"up to {policy.max_messages} per frame, linger {policy.linger_seconds * 1000:.2f} ms"
 
 
-def _table(report: list[FamilyTraffic], subject: str, rejected: dict[str, int]) -> str:
-    if not report:
-        lines = [f"no verified traffic on {subject}"]
-    else:
-        width = max(6, *(len(t.family) for t in report))
-        lines = [
-            f"{'family':{width}}  {'msgs':>9}  {'msg/s':>10}  {'class':9}  {'period':>8}  batching"
-        ]
-        for t in report:
-            cls = "too short" if t.traffic_class is None else str(t.traffic_class)
-            period = "-" if t.period_seconds is None else f"{t.period_seconds:.2f} s"
-            lines.append(
-                f"{t.family:{width}}  {t.messages:9d}  {t.rate:10.1f}  {cls:9}  "
-                f"{period:>8}  {_policy_text(t.policy)}"
-            )
+def _render(report: list[FamilyTraffic], subject: str, rejected: dict[str, int]) -> str:
+    lines = [_table(report) if report else f"no verified traffic on {subject}"]
     if rejected:
         lines.append("rejected frames: " + ", ".join(f"{k} {v}" for k, v in rejected.items()))
     return "\n".join(lines)
+
+
+def _table(report: list[FamilyTraffic]) -> str:
+    rows = [["family", "msgs", "msg/s", "class", "period", "batching"]]
+    for t in report:
+        cls = "too short" if t.traffic_class is None else str(t.traffic_class)
+        period = "-" if t.period_seconds is None else f"{t.period_seconds:.2f} s"
+        # fixed widths, so columns keep their place from one run to the next
+        rows.append(
+            [
+                t.family,
+                f"{t.messages:9d}",
+                f"{t.rate:10.1f}",
+                f"{cls:9}",
+                f"{period:>8}",
+                _policy_text(t.policy),
+            ]
+        )
+    return format_table(rows, right={1, 2, 4})
 
 
 def _plot(sampler: TrafficSampler, report: list[FamilyTraffic], now: float, path: Path) -> None:
