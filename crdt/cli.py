@@ -92,7 +92,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replica; the other commands read or write through a short-lived replica.",
     )
     cmds = ctx.add_subparsers(dest="ctx_command", required=True, metavar="COMMAND")
+    _add_serve(cmds)
+    _add_counter(cmds, "incr", "add N (default 1) to")
+    _add_counter(cmds, "decr", "subtract N from")
+    _add_set(cmds)
+    _add_delete(cmds)
+    _add_forget(cmds)
+    _add_set_item(cmds, "add", "add an item to")
+    _add_set_item(cmds, "remove", "remove an item from")
+    _add_get(cmds)
+    _add_dump(cmds)
+    _add_replicas(cmds)
 
+
+def _add_serve(cmds: argparse._SubParsersAction) -> None:
     serve = cmds.add_parser(
         "serve",
         help="run a durable replica until SIGTERM",
@@ -113,67 +126,101 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connection_options(serve)
     serve.set_defaults(func=cmd_serve)
 
-    def command(name: str, help: str, func: Callable[..., Any]) -> Any:
-        parser = cmds.add_parser(name, help=help, description=help)
-        parser.set_defaults(func=func)
-        return parser
 
-    def concern(parser: argparse.ArgumentParser, write: bool) -> None:
-        if write:
-            parser.add_argument(
-                "--write",
-                choices=LEVELS,
-                default="one",
-                help="acknowledgements to wait for (default one: a durable replica)",
-            )
-        else:
-            parser.add_argument(
-                "--read",
-                choices=LEVELS,
-                default="local",
-                help="replicas whose state is merged before answering (default local)",
-            )
-        parser.add_argument(
-            "--timeout", type=_positive, default=2.0, metavar="S", help="seconds (default 2)"
-        )
-        add_connection_options(parser)
+def _command(
+    cmds: argparse._SubParsersAction, name: str, help: str, func: Callable[..., int]
+) -> argparse.ArgumentParser:
+    """A read or write command: its help is its description too."""
+    parser = cmds.add_parser(name, help=help, description=help)
+    parser.set_defaults(func=func)
+    return parser
 
-    for name, verb in (("incr", "add N (default 1) to"), ("decr", "subtract N from")):
-        p = command(name, f"{verb} a counter", cmd_write)
-        p.add_argument("key", type=_key)
-        p.add_argument("n", type=_amount, nargs="?", default=1, metavar="N")
-        concern(p, True)
-    p = command("set", "write a register (or a map field with --field)", cmd_write)
+
+def _write_concern(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--write",
+        choices=LEVELS,
+        default="one",
+        help="acknowledgements to wait for (default one: a durable replica)",
+    )
+    _timeout_and_connection(parser)
+
+
+def _read_concern(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--read",
+        choices=LEVELS,
+        default="local",
+        help="replicas whose state is merged before answering (default local)",
+    )
+    _timeout_and_connection(parser)
+
+
+def _timeout_and_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=_positive, default=2.0, metavar="S", help="seconds (default 2)"
+    )
+    add_connection_options(parser)
+
+
+def _add_counter(cmds: argparse._SubParsersAction, name: str, verb: str) -> None:
+    p = _command(cmds, name, f"{verb} a counter", cmd_write)
+    p.add_argument("key", type=_key)
+    p.add_argument("n", type=_amount, nargs="?", default=1, metavar="N")
+    _write_concern(p)
+
+
+def _add_set(cmds: argparse._SubParsersAction) -> None:
+    p = _command(cmds, "set", "write a register (or a map field with --field)", cmd_write)
     p.add_argument("key", type=_key)
     p.add_argument("value", type=_value, metavar="VALUE", help="JSON, or else plain text")
     p.add_argument("--field", type=_key, help="write this field of an LWW map instead")
-    concern(p, True)
-    p = command(
+    _write_concern(p)
+
+
+def _add_delete(cmds: argparse._SubParsersAction) -> None:
+    p = _command(
+        cmds,
         "delete",
         "delete a register (a tombstone write: it reads as null) or a map field with --field",
         cmd_write,
     )
     p.add_argument("key", type=_key)
     p.add_argument("--field", type=_key, help="delete this field of an LWW map")
-    concern(p, True)
-    p = command(
+    _write_concern(p)
+
+
+def _add_forget(cmds: argparse._SubParsersAction) -> None:
+    p = _command(
+        cmds,
         "forget",
         "remove a decommissioned durable replica from the members (it stops counting)",
         cmd_forget,
     )
     p.add_argument("replica", type=_replica_id, metavar="ID")
-    concern(p, True)
-    for name, verb in (("add", "add an item to"), ("remove", "remove an item from")):
-        p = command(name, f"{verb} a set", cmd_write)
-        p.add_argument("key", type=_key, metavar="SET")
-        p.add_argument("item", type=_value, metavar="ITEM", help="JSON, or else plain text")
-        concern(p, True)
-    p = command("get", "print one key's value", cmd_get)
+    _write_concern(p)
+
+
+def _add_set_item(cmds: argparse._SubParsersAction, name: str, verb: str) -> None:
+    p = _command(cmds, name, f"{verb} a set", cmd_write)
+    p.add_argument("key", type=_key, metavar="SET")
+    p.add_argument("item", type=_value, metavar="ITEM", help="JSON, or else plain text")
+    _write_concern(p)
+
+
+def _add_get(cmds: argparse._SubParsersAction) -> None:
+    p = _command(cmds, "get", "print one key's value", cmd_get)
     p.add_argument("key", type=_key)
-    concern(p, False)
-    p = command("dump", "print every key and value", cmd_get)
-    concern(p, False)
-    p = command(
+    _read_concern(p)
+
+
+def _add_dump(cmds: argparse._SubParsersAction) -> None:
+    _read_concern(_command(cmds, "dump", "print every key and value", cmd_get))
+
+
+def _add_replicas(cmds: argparse._SubParsersAction) -> None:
+    p = _command(
+        cmds,
         "replicas",
         "list the durable members (live, stopped, or silent for how long) and the replicas "
         "announcing; waits up to --listen S for their announcements",
@@ -186,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="seconds to listen for announcements (default 1.5: over a 1 s gossip interval)",
     )
-    concern(p, False)
+    _read_concern(p)
 
 
 def _client(args: argparse.Namespace, op: Callable[[ContextStore], Awaitable[int]]) -> int:
