@@ -22,6 +22,7 @@ from amcp.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_connection_options,
+    add_json_option,
     connect,
     emit,
 )
@@ -56,7 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "deploy/docker-compose.yml without Docker.",
     )
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_up(actions)
+    _add_status(actions)
+    _add_env(actions)
+    _add_down(actions)
+    _add_secrets(actions)
+    _add_prepare(actions)
 
+
+def _add_up(actions: argparse._SubParsersAction) -> None:
     up = actions.add_parser("up", help="start servers and agents, return once all are running")
     up.add_argument("--nodes", type=int, default=3, metavar="N", help="NATS nodes (default 3)")
     default = ",".join(f"{r}={n}" for r, n in DEFAULT_AGENTS.items())
@@ -69,15 +78,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--name", default="default", metavar="NAME", help="amcp cluster name")
     up.add_argument("--tls", action="store_true", help="mutual TLS on client and route ports")
     up.add_argument("--timeout", type=float, default=60.0, metavar="S", help="start deadline (60)")
-    up.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    add_json_option(up)
     _data_dir(up)
     up.set_defaults(func=cmd_up)
 
+
+def _add_status(actions: argparse._SubParsersAction) -> None:
     status = actions.add_parser("status", help="nodes, agents, health and membership")
-    status.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    add_json_option(status)
     _data_dir(status)
     status.set_defaults(func=cmd_status)
 
+
+def _add_env(actions: argparse._SubParsersAction) -> None:
     env = actions.add_parser(
         "env", help="print the environment that points amcp commands at the cluster"
     )
@@ -85,15 +98,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     _data_dir(env)
     env.set_defaults(func=cmd_env)
 
+
+def _add_down(actions: argparse._SubParsersAction) -> None:
     down = actions.add_parser("down", help="stop agents, then servers; nothing is left running")
     down.add_argument(
         "--timeout", type=float, default=30.0, metavar="S", help="SIGKILL after S seconds (30)"
     )
     down.add_argument("--purge", action="store_true", help="also delete the data directory")
-    down.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    add_json_option(down)
     _data_dir(down)
     down.set_defaults(func=cmd_down)
 
+
+def _add_secrets(actions: argparse._SubParsersAction) -> None:
     secrets = actions.add_parser(
         "secrets",
         help="write the keyring, NATS users and TLS files a docker-compose cluster needs",
@@ -121,6 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     secrets.add_argument("--force", action="store_true", help="replace existing secrets")
     secrets.set_defaults(func=cmd_secrets)
 
+
+def _add_prepare(actions: argparse._SubParsersAction) -> None:
     prepare = actions.add_parser(
         "prepare",
         help="create the cluster's JetStream streams with N replicas (before agents start)",

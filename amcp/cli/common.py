@@ -40,6 +40,7 @@ __all__ = [
     "EXIT_USAGE",
     "Parser",
     "add_connection_options",
+    "add_json_option",
     "add_keyring_option",
     "connect",
     "emit",
@@ -112,7 +113,11 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
     for flag, name, meta, text in SECURITY_FLAGS:
         secure.add_argument(flag, dest=f"security_{name}", metavar=meta, help=text)
     if json_flag:
-        parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+        add_json_option(parser)
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_keyring_option, emit, fail, settings_from
+from amcp.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_json_option,
+    add_keyring_option,
+    emit,
+    fail,
+    settings_from,
+)
 from amcp.keyring import Keyring
 
 
@@ -54,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _options(parser: argparse.ArgumentParser) -> None:
     # the keyring is a local file: these commands never connect, so take no NATS options
     add_keyring_option(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    add_json_option(parser)
 
 
 def _path(args: argparse.Namespace) -> Path:
