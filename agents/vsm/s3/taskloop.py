@@ -17,15 +17,19 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from agents.runtime.client import CallResult
+from pydantic import BaseModel, ValidationError
+
+from agents.runtime.client import AgentClient, CallResult
 from agents.runtime.errors import AgentBusy, AgentDraining, ToolCallError
 from agents.runtime.liveness import Liveness
 from agents.vsm.s1.executors import EXECUTORS, KILL_GRACE
+from agents.vsm.s2.role import ArbiterRulingOut
 from agents.vsm.s3.allocation import Allocation, Candidate, Need, allocate
 from agents.vsm.s3.audit_checks import Verdict, audit
 from agents.vsm.s4.analysis import Analysis
+from agents.vsm.s5.role import ClassifyOut, PolicyRulingOut, VoteOut
 from agents.vsm.tasks import CycleResult, StepIn, StepOut, TaskSpec
 from agents.vsm.viability import (
     AUDITS_FAILED,
@@ -38,10 +42,11 @@ from agents.vsm.viability import (
 from amcp.errors import AmcpError, NoResponders, RequestTimeout
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import Agent
-    from agents.vsm.s3.role import ControlRole
+    from agents.runtime.agent import AgentConfig
+    from agents.runtime.discovery import MemberStatus
+    from agents.vsm.adaptation import Adaptation
 
-__all__ = ["TaskLoop"]
+__all__ = ["TaskLoop", "TaskLoopHost"]
 
 log = logging.getLogger("agents.vsm.s3.taskloop")
 
@@ -50,8 +55,49 @@ VOTE_WAIT = 60.0  # seconds S3 waits for S5's authorisation (the vote has its ow
 CALL_WAIT = 10.0  # seconds S3 waits for S2, S4 and S5 answers
 
 
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+class TaskLoopHost(Protocol):
+    """What the loop needs of the S3 agent that runs it (`ControlRole` is one): the
+    agent's config (its id; its heartbeat paces the watch on a step's worker), a client to
+    call the other roles, the audit log and counters, adaptations and the members it sees."""
+
+    config: AgentConfig
+
+    @property
+    def client(self) -> AgentClient: ...
+
+    async def log(self, event: str, **fields: Any) -> None: ...
+
+    async def count(self, key: str, n: int = 1) -> None: ...
+
+    def adaptations(self) -> dict[str, Adaptation]: ...
+
+    def active(self, kind: str, target: str = "") -> bool: ...
+
+    def under_review(self) -> list[str]: ...
+
+    def view(self) -> list[MemberStatus]: ...
+
+    def leader(self, role: str) -> str | None: ...
+
+
 class _Stop(Exception):
     """The cycle ends here, unsuccessfully, for the reason given."""
+
+
+def _read(model: type[Reply], result: CallResult, tool: str) -> Reply:
+    """The reply as the tool declares it; one that does not fit ends the cycle."""
+    try:
+        return model.model_validate(result.output)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the reply"
+        more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        raise _Stop(
+            f"{result.agent} answered {tool} with a malformed reply ({where}: {first['msg']}{more})"
+        ) from None
 
 
 @dataclass
@@ -79,30 +125,27 @@ class _Cycle:
 class TaskLoop:
     """The cycles of one S3 agent."""
 
-    def __init__(self, role: ControlRole) -> None:
-        self.role = role
+    def __init__(self, host: TaskLoopHost) -> None:
+        self.host = host
+        self.agent_id = host.config.agent_id
         self.inflight: dict[str, int] = {}
 
-    @property
-    def agent(self) -> Agent:
-        return self.role.agent
-
     async def call(self, target: str, tool: str, args: Any, timeout: float) -> CallResult:
-        return await self.role.client.call(target, tool, args, timeout=timeout)
+        return await self.host.client.call(target, tool, args, timeout=timeout)
 
     # -- the cycle ------------------------------------------------------------------------
 
     async def run(self, spec: TaskSpec) -> CycleResult:
         task = spec if spec.id else spec.model_copy(update={"id": f"t-{uuid.uuid4().hex[:12]}"})
         c = _Cycle(task)
-        await self.role.log(
+        await self.host.log(
             "cycle_started",
             task=task.id,
             description=task.description[:200],
             steps=len(task.step_texts()),
             executor=task.executor,
         )
-        c.note(self.agent.id, "took the task")
+        c.note(self.agent_id, "took the task")
         try:
             success, summary = await self._cycle(c)
         except _Stop as stop:
@@ -110,9 +153,9 @@ class TaskLoop:
         except Exception as exc:  # every cycle is counted and logged, whatever went wrong
             log.exception("cycle of %s failed", task.id)
             success, summary = False, f"the loop failed: {type(exc).__name__}: {exc}"
-        await self.role.count(FINISHED)
-        await self.role.count(SUCCEEDED, int(success))
-        await self.role.count(ITERATIONS, c.iterations)
+        await self.host.count(FINISHED)
+        await self.host.count(SUCCEEDED, int(success))
+        await self.host.count(ITERATIONS, c.iterations)
         result = CycleResult(
             task_id=task.id,
             success=success,
@@ -133,11 +176,11 @@ class TaskLoop:
             },
             conflicts=c.conflicts,
             damping=c.damping,
-            adaptations=[a.to_wire() for _, a in sorted(self.role.adaptations().items())],
+            adaptations=[a.to_wire() for _, a in sorted(self.host.adaptations().items())],
             requeued=c.requeued,
             seconds=round(time.perf_counter() - c.started, 4),
         )
-        await self.role.log(
+        await self.host.log(
             "cycle_completed",
             task=task.id,
             success=success,
@@ -178,8 +221,11 @@ class TaskLoop:
 
     # -- S4, S5 ---------------------------------------------------------------------------
 
-    async def _ask(self, c: _Cycle, role: str, tool: str, args: Any, timeout: float) -> Any:
-        """Call a role that the loop cannot do without."""
+    async def _ask(
+        self, c: _Cycle, role: str, tool: str, args: Any, timeout: float, reply: type[Reply]
+    ) -> tuple[str, Reply]:
+        """Call a role that the loop cannot do without: the agent that answered, and its
+        reply as `reply`."""
         try:
             result = await self.call(role, tool, args, timeout)
         except NoResponders:
@@ -187,13 +233,12 @@ class TaskLoop:
         except (RequestTimeout, ToolCallError) as exc:
             raise _Stop(f"{role} could not {tool} the task: {exc}") from None
         c.agents.setdefault(result.agent, None)
-        return result
+        return result.agent, _read(reply, result, tool)
 
     async def _analyse(self, c: _Cycle) -> Analysis:
-        result = await self._ask(c, "s4", "analyse", c.task.model_dump(), CALL_WAIT)
-        a = Analysis.model_validate(result.output)
+        agent, a = await self._ask(c, "s4", "analyse", c.task.model_dump(), CALL_WAIT, Analysis)
         c.note(
-            result.agent,
+            agent,
             f"analysed: {a.complexity} (score {a.score:g}), risk {a.risk_level}, "
             f"approach {a.approach.mode}"
             + (f", domains {', '.join(a.domains)}" if a.domains else ""),
@@ -203,14 +248,14 @@ class TaskLoop:
     async def _authorise(self, c: _Cycle, analysis: Analysis) -> None:
         texts = [c.task.description, *c.task.steps]
         args = {"texts": texts, "analysis": analysis.model_dump()}
-        result = await self._ask(c, "s5", "classify", args, CALL_WAIT)
-        reasons = "; ".join(result.output["reasons"])
-        if not result.output["critical"]:
-            c.note(result.agent, f"not critical ({reasons})")
+        s5, classified = await self._ask(c, "s5", "classify", args, CALL_WAIT, ClassifyOut)
+        reasons = "; ".join(classified.reasons)
+        if not classified.critical:
+            c.note(s5, f"not critical ({reasons})")
             return
         c.critical = True
-        action = result.output["action"]
-        c.note(result.agent, f"critical ({reasons})")
+        action = classified.action
+        c.note(s5, f"critical ({reasons})")
         vote_args = {
             "task_id": c.task.id,
             "action": action,
@@ -218,21 +263,21 @@ class TaskLoop:
             "urgency": c.task.urgency,
             "resource": c.task.resource,
         }
-        voted = await self._ask(c, result.agent, "authorise", vote_args, VOTE_WAIT)
-        vote = c.vote = voted.output
-        tally = f"{vote['yes']} yes, {vote['no']} no, {vote['abstain']} abstain of " + (
-            f"{len(vote['members'])} voters; {vote['needed']:g} needed"
+        voter, vote = await self._ask(c, s5, "authorise", vote_args, VOTE_WAIT, VoteOut)
+        c.vote = vote.model_dump()
+        tally = f"{vote.yes} yes, {vote.no} no, {vote.abstain} abstain of " + (
+            f"{len(vote.members)} voters; {vote.needed:g} needed"
         )
-        c.note(voted.agent, f"put {action} to a {vote['quorum']} vote: {vote['outcome']} ({tally})")
-        if not vote["committed"]:
-            raise _Stop(f"critical action {action} not executed: {vote['outcome']} ({tally})")
+        c.note(voter, f"put {action} to a {vote.quorum} vote: {vote.outcome} ({tally})")
+        if not vote.committed:
+            raise _Stop(f"critical action {action} not executed: {vote.outcome} ({tally})")
 
     # -- S3: allocation and conflicts -----------------------------------------------------
 
     def candidates(self) -> list[Candidate]:
-        review = set(self.role.under_review())
+        review = set(self.host.under_review())
         out = []
-        for m in self.role.view():
+        for m in self.host.view():
             record = m.record
             if record.role != "s1" or m.liveness is not Liveness.ALIVE or m.state != "running":
                 continue
@@ -259,40 +304,41 @@ class TaskLoop:
             preferred=analysis.approach.capabilities,
             required=analysis.approach.required,
             parallel=analysis.approach.parallel,
-            parallelise=self.role.active("parallelise"),
+            parallelise=self.host.active("parallelise"),
         )
         allocation = allocate(need, self.candidates())
         if not allocation.agents:
             raise _Stop("; ".join(allocation.notes))
         for conflict in allocation.conflicts:
-            await self.role.count(CONFLICTS)
+            await self.host.count(CONFLICTS)
             args = {
                 "task_id": c.task.id,
                 "conflict": conflict.to_wire(),
                 "analysis": analysis.model_dump(),
             }
-            result = await self._ask(c, "s5", "resolve", args, CALL_WAIT)
-            ruling = result.output
-            c.conflicts.append({**conflict.to_wire(), "resolution": ruling})
-            c.note(result.agent, f"resolved the {conflict.kind} conflict: {ruling['reason']}")
-            if ruling["side"] == "s4" and conflict.kind == "capability":
-                raise _Stop(f"refused: S4 {conflict.s4}; S5: {ruling['reason']}")
-            if ruling["side"] == "s4" and conflict.kind == "ordering":
+            s5, ruling = await self._ask(c, "s5", "resolve", args, CALL_WAIT, PolicyRulingOut)
+            c.conflicts.append({**conflict.to_wire(), "resolution": ruling.model_dump()})
+            c.note(s5, f"resolved the {conflict.kind} conflict: {ruling.reason}")
+            if ruling.side == "s4" and conflict.kind == "capability":
+                raise _Stop(f"refused: S4 {conflict.s4}; S5: {ruling.reason}")
+            if ruling.side == "s4" and conflict.kind == "ordering":
                 allocation = allocation.in_order()
-        if self.role.active("s5_approval"):
+        if self.host.active("s5_approval"):
             args = {
                 "task_id": c.task.id,
                 "analysis": analysis.model_dump(),
                 "agents": list(allocation.agents),
             }
-            result = await self._ask(c, "s5", "approve-allocation", args, CALL_WAIT)
-            c.note(result.agent, f"allocation: {result.output['reason']}")
-            if not result.output["ok"]:
-                raise _Stop(f"S5 refused the allocation: {result.output['reason']}")
+            s5, approval = await self._ask(
+                c, "s5", "approve-allocation", args, CALL_WAIT, PolicyRulingOut
+            )
+            c.note(s5, f"allocation: {approval.reason}")
+            if not approval.ok:
+                raise _Stop(f"S5 refused the allocation: {approval.reason}")
         mode = "at once" if allocation.parallel else "in order"
         placed = ", ".join(f"step {pending[i] + 1} -> {a}" for i, a in enumerate(allocation.agents))
-        c.note(self.agent.id, f"allocated (iteration {iteration}, {mode}): {placed}")
-        await self.role.log(
+        c.note(self.agent_id, f"allocated (iteration {iteration}, {mode}): {placed}")
+        await self.host.log(
             "allocated",
             task=c.task.id,
             iteration=iteration,
@@ -308,13 +354,13 @@ class TaskLoop:
     def _resource(self, task: TaskSpec) -> str | None:
         if task.resource:
             return f"{task.cwd or '.'}::{task.resource}"
-        return task.cwd or "." if self.role.active("more_s2") else None
+        return task.cwd or "." if self.host.active("more_s2") else None
 
     async def _coordinate(
         self, c: _Cycle, holder: str, attempt: str, resource: str | None
     ) -> str | None:
         """Wait for S2's go; the reason if the step must not run. Without S2, go at once."""
-        s2 = self.role.leader("s2")
+        s2 = self.host.leader("s2")
         if s2 is None:
             return None
         args = {
@@ -330,30 +376,29 @@ class TaskLoop:
             try:
                 result = await self.call(s2, "claim", args, CALL_WAIT)
             except AmcpError as exc:
-                c.note(self.agent.id, f"S2 unavailable ({exc}); step uncoordinated")
+                c.note(self.agent_id, f"S2 unavailable ({exc}); step uncoordinated")
                 return None
             c.agents.setdefault(result.agent, None)
-            ruling = result.output
-            if ruling["oscillation"]:
-                c.damping.append({"holder": holder, **ruling})
-                c.note(result.agent, f"{ruling['oscillation']}: {ruling['reason']}")
-            if ruling["decision"] == "grant":
+            ruling = _read(ArbiterRulingOut, result, "claim")
+            if ruling.oscillation:
+                c.damping.append({"holder": holder, **ruling.model_dump()})
+                c.note(result.agent, f"{ruling.oscillation}: {ruling.reason}")
+            if ruling.decision == "grant":
                 step = int(holder.split(":")[1]) + 1
-                c.note(result.agent, f"step {step} may start ({ruling['reason']})")
+                c.note(result.agent, f"step {step} may start ({ruling.reason})")
                 return None
-            if ruling["decision"] == "escalate":
-                return await self._escalate(c, ruling["reason"])
-            if time.monotonic() + ruling["delay"] > deadline:
-                return (
-                    f"damped: still waiting for S2 after {c.task.timeout:g}s ({ruling['reason']})"
-                )
-            await asyncio.sleep(ruling["delay"])
+            if ruling.decision == "escalate":
+                return await self._escalate(c, ruling.reason)
+            if time.monotonic() + ruling.delay > deadline:
+                return f"damped: still waiting for S2 after {c.task.timeout:g}s ({ruling.reason})"
+            await asyncio.sleep(ruling.delay)
             args["first"] = False
 
     async def _escalate(self, c: _Cycle, why: str) -> str | None:
-        result = await self._ask(c, "s5", "escalate", {"task_id": c.task.id, "why": why}, CALL_WAIT)
-        c.note(result.agent, f"escalation: {result.output['reason']}")
-        return None if result.output["ok"] else f"damped: {result.output['reason']}"
+        args = {"task_id": c.task.id, "why": why}
+        s5, ruling = await self._ask(c, "s5", "escalate", args, CALL_WAIT, PolicyRulingOut)
+        c.note(s5, f"escalation: {ruling.reason}")
+        return None if ruling.ok else f"damped: {ruling.reason}"
 
     async def _step(
         self, c: _Cycle, analysis: Analysis, index: int, worker: str, iteration: int
@@ -381,7 +426,7 @@ class TaskLoop:
             out.agent,
             f"{verb} step {index + 1} ({out.error or f'exit {out.exit_code}'}, {out.ms:g} ms)",
         )
-        s2 = self.role.leader("s2")
+        s2 = self.host.leader("s2")
         if s2 is not None:
             args = {
                 "holder": holder,
@@ -391,12 +436,13 @@ class TaskLoop:
                 "ok": out.ok,
             }
             try:
-                released = (await self.call(s2, "release", args, CALL_WAIT)).output
+                result = await self.call(s2, "release", args, CALL_WAIT)
             except AmcpError:
                 return  # the lease expires by itself
-            if released["oscillation"]:
-                c.damping.append({"holder": holder, **released})
-                c.note(s2, f"{released['oscillation']}: {released['reason']}")
+            released = _read(ArbiterRulingOut, result, "release")
+            if released.oscillation:
+                c.damping.append({"holder": holder, **released.model_dump()})
+                c.note(s2, f"{released.oscillation}: {released.reason}")
 
     async def _run_requeued(self, c: _Cycle, step: StepIn, worker: str) -> StepOut:
         """Run a step on `worker`; if it dies or refuses before running it, on another."""
@@ -409,11 +455,11 @@ class TaskLoop:
             need = Need(steps=1, executor=step.executor, exclude=frozenset(tried))
             nxt = allocate(need, self.candidates())
             c.requeued.append({"step": step.step, "from": worker, "why": out})
-            await self.role.log(
+            await self.host.log(
                 "requeued", task=step.task_id, step=step.step, worker=worker, why=out
             )
             if not nxt.agents:
-                c.note(self.agent.id, f"step {step.step + 1}: {out}; no other S1 left")
+                c.note(self.agent_id, f"step {step.step + 1}: {out}; no other S1 left")
                 return StepOut(
                     task_id=step.task_id,
                     step=step.step,
@@ -421,7 +467,7 @@ class TaskLoop:
                     ok=False,
                     error=f"{out}; no other S1 agent to take it",
                 )
-            c.note(self.agent.id, f"step {step.step + 1}: {out}; re-queued to {nxt.agents[0]}")
+            c.note(self.agent_id, f"step {step.step + 1}: {out}; re-queued to {nxt.agents[0]}")
             worker = nxt.agents[0]
         return StepOut(
             task_id=step.task_id,
@@ -434,7 +480,7 @@ class TaskLoop:
     def _lost(self, agent_id: str) -> str | None:
         """Why `agent_id` can no longer finish a step, if it cannot. An agent that left is
         not lost: a graceful stop leaves first and then finishes its calls in flight."""
-        for m in self.role.view():
+        for m in self.host.view():
             if m.record.id == agent_id:
                 if m.liveness is Liveness.DEAD:
                     return f"{agent_id} died mid-step"
@@ -447,14 +493,14 @@ class TaskLoop:
         self.inflight[worker] = self.inflight.get(worker, 0) + 1
         wait = step.timeout + KILL_GRACE + CALL_WAIT
         call = asyncio.ensure_future(self.call(worker, "execute", step.model_dump(), wait))
-        poll = self.agent.config.heartbeat
+        poll = self.host.config.heartbeat
         try:
             while not call.done():
                 await asyncio.wait({call}, timeout=poll)
                 if not call.done() and (lost := self._lost(worker)) is not None:
                     return lost
             try:
-                return StepOut.model_validate(call.result().output)
+                return _read(StepOut, call.result(), "execute")
             except NoResponders:
                 return f"{worker} is not on the bus"
             except (AgentBusy, AgentDraining) as exc:
@@ -471,22 +517,22 @@ class TaskLoop:
 
     async def _audit(self, c: _Cycle, analysis: Analysis, iteration: int) -> Verdict:
         workers = {o.agent for o in c.outs.values()}
-        reviewed = sorted(workers & set(self.role.under_review()))
-        strict = self.role.active("tighten_audits") or analysis.approach.review or bool(reviewed)
+        reviewed = sorted(workers & set(self.host.under_review()))
+        strict = self.host.active("tighten_audits") or analysis.approach.review or bool(reviewed)
         c.check = None
         if c.task.check and all(o.ok for o in c.outs.values()):
             c.check = await self._check(c, workers, iteration)
         verdict = audit([c.outs[i] for i in sorted(c.outs)], c.check, strict=strict)
-        await self.role.count(AUDITS_PASSED if verdict.passed else AUDITS_FAILED)
+        await self.host.count(AUDITS_PASSED if verdict.passed else AUDITS_FAILED)
         why = [
             "strict" if strict else "normal",
-            *(["tighten_audits"] if self.role.active("tighten_audits") else []),
+            *(["tighten_audits"] if self.host.active("tighten_audits") else []),
             *([f"review of {', '.join(reviewed)}"] if reviewed else []),
             *(["check " + c.check.agent] if c.check else []),
         ]
         result = "passed" if verdict.passed else "failed: " + "; ".join(verdict.failures[:3])
-        c.path.append(f"{self.agent.id} (S3*): audited ({', '.join(why)}): {result}")
-        await self.role.log(
+        c.path.append(f"{self.agent_id} (S3*): audited ({', '.join(why)}): {result}")
+        await self.host.log(
             "audited",
             task=c.task.id,
             iteration=iteration,
@@ -506,7 +552,7 @@ class TaskLoop:
             return StepOut(
                 task_id=c.task.id,
                 step=-1,
-                agent=self.agent.id,
+                agent=self.agent_id,
                 ok=False,
                 error="no S1 agent to run the check",
             )
