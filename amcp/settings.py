@@ -1,4 +1,5 @@
-"""Connection settings shared by the CLIs and agents: flags override environment variables."""
+"""Settings shared by the CLIs and agents: flags override environment variables, and a
+number read from the environment that does not parse is a ConfigError naming the variable."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from amcp.errors import ConfigError
 from amcp.keyring import DEFAULT_KEYRING_PATH
 from amcp.security import ConnectionSecurity
 from amcp.subjects import validate_token
 
-__all__ = ["DEFAULT_NATS_URL", "Settings"]
+__all__ = ["DEFAULT_NATS_URL", "Settings", "env_number"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -63,3 +65,18 @@ class Settings(BaseModel):
             cluster=cluster or env.get("AMCP_CLUSTER") or "default",
             security=ConnectionSecurity.from_env(**security),
         )
+
+
+def env_number(name: str, default: float, minimum: float | None = None) -> float:
+    """$`name` as a number, `default` when it is unset or empty (as for every AMCP_*
+    variable); refused with a ConfigError when it is not a number or is below `minimum`."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"${name} must be a number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"${name} must be at least {minimum:g}")
+    return value

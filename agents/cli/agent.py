@@ -30,17 +30,11 @@ from amcp.cli.common import (
 )
 from amcp.errors import ConfigError
 from amcp.logs import setup_logging
+from amcp.settings import env_number
 
 __all__ = ["build_parser", "main"]
 
 HEARTBEAT_ENV = "AMCP_HEARTBEAT"
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise ConfigError(f"${name} must be a number of seconds") from None
 
 
 def _executes(text: str) -> tuple[str, str]:
@@ -52,6 +46,16 @@ def _executes(text: str) -> tuple[str, str]:
 
 def build_parser() -> Parser:
     p = Parser(prog="amcp-agent", description="Run one amcp agent in a VSM role.")
+    _identity_options(p)
+    _runtime_options(p)
+    _observability_options(p)
+    add_connection_options(p, json_flag=False)
+    add_restart_options(p)
+    return p
+
+
+def _identity_options(p: argparse.ArgumentParser) -> None:
+    """Who the agent is: role, id, state directory, what it offers and what it votes on."""
     p.add_argument("--role", required=True, choices=ROLES, help="the agent's VSM role")
     p.add_argument("--id", metavar="ID", help="agent id (default: <role>-<random>)")
     p.add_argument(
@@ -75,6 +79,10 @@ def build_parser() -> Parser:
         metavar="ACTION=TOOL",
         help="run TOOL once when a quorum commits ACTION (agents.vsm.voting)",
     )
+
+
+def _runtime_options(p: argparse.ArgumentParser) -> None:
+    """How it runs: supervised or not, heartbeat, batching, call pool and queue, drain."""
     p.add_argument(
         "--supervise",
         action="store_true",
@@ -108,6 +116,10 @@ def build_parser() -> Parser:
         metavar="S",
         help="how long a stop waits for in-flight calls (30)",
     )
+
+
+def _observability_options(p: argparse.ArgumentParser) -> None:
+    """Metrics endpoint and logs."""
     p.add_argument(
         "--metrics-port",
         type=int,
@@ -122,13 +134,10 @@ def build_parser() -> Parser:
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
-    add_connection_options(p, json_flag=False)
-    add_restart_options(p)
-    return p
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
-    heartbeat = args.heartbeat or _env_float(HEARTBEAT_ENV, 1.0)
+    heartbeat = args.heartbeat or env_number(HEARTBEAT_ENV, 1.0)
     if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
         raise ConfigError(f"--metrics-port must be 0-65535, not {args.metrics_port}")
     return AgentConfig(

@@ -8,7 +8,6 @@ serves `viability`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from agents.runtime.tools import NO_INPUT, CallContext, Tool, tool
 from agents.vsm.adaptation import Adaptation
 from agents.vsm.s5.vote import record_now
 from agents.vsm.viability import ADAPTATIONS, PREFIX, measure
-from amcp.errors import ConfigError
+from amcp.settings import env_number
 
 if TYPE_CHECKING:
     from agents.runtime.agent import Agent, AgentConfig
@@ -37,19 +36,6 @@ INTERVAL = 0.5
 VIEW_TTL = 0.05
 
 
-def _env_number(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"${name} must be a number, not {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"${name} must be at least {minimum:g}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class VsmSettings:
     """Knobs of the loop, from the environment (so `amcp-agent` needs no new flags)."""
@@ -60,8 +46,8 @@ class VsmSettings:
     @classmethod
     def from_env(cls) -> VsmSettings:
         return cls(
-            window=int(_env_number("AMCP_VSM_WINDOW", WINDOW, 1)),
-            interval=_env_number("AMCP_VSM_INTERVAL", INTERVAL, 0.01),
+            window=int(env_number("AMCP_VSM_WINDOW", WINDOW, 1)),
+            interval=env_number("AMCP_VSM_INTERVAL", INTERVAL, 0.01),
         )
 
 
