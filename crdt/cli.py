@@ -34,7 +34,7 @@ from crdt.concern import LEVELS, WriteResult
 from crdt.errors import ConcernError, CrdtError, CrdtValueError, ReadConcernError
 from crdt.hlc import epoch_ms
 from crdt.messages import check_replica_id
-from crdt.replicator import MEMBERS_KEY
+from crdt.peers import MEMBERS_KEY
 from crdt.store import ContextStore
 from crdt.wire import as_name
 

@@ -28,7 +28,8 @@ from crdt.errors import CrdtValueError, UnseenRemoveError
 from crdt.journal import Journal
 from crdt.lwwregister import MAX_TTL_MS
 from crdt.messages import check_replica_id
-from crdt.replicator import MEMBERS_KEY, RESERVED_PREFIX, Replicator
+from crdt.peers import MEMBERS_KEY, RESERVED_PREFIX
+from crdt.replicator import Replicator
 from crdt.state import Delta, ReplicaState
 from crdt.wire import normalize, pack
 

@@ -1,0 +1,150 @@
+"""Delta gossip: local mutations' deltas coalesced per key into batches, put on disk
+(durable replicas), sent to every replica in frames of bounded size; and the deltas other
+replicas send, merged and acknowledged once on disk.
+
+Kept apart from anti-entropy, which repairs whatever this fast path lost, and from the
+write-concern bookkeeping (`crdt.acks`), which only a waiting writer needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from crdt.acks import Acks, WriteBatch
+from crdt.errors import CrdtError
+from crdt.link import Link
+from crdt.messages import Ack, Deltas
+from crdt.state import TYPES, Delta
+from crdt.wire import pack
+
+__all__ = ["DeltaGossip"]
+
+
+class DeltaGossip:
+    """The outbox of local deltas, its one flushing task, and the inbound deltas."""
+
+    def __init__(self, link: Link, acks: Acks) -> None:
+        self.link = link
+        self.acks = acks
+        self._outbox: dict[str, list[Any]] = {}  # key -> [tag, wire or None, Crdt or None]
+        self._open: WriteBatch | None = None
+        self._last: WriteBatch | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    def submit(self, delta: Delta, wants_ack: bool = False) -> WriteBatch:
+        """Queue a local mutation's delta for the next batch (coalesced with any pending
+        delta of the same key) and return that batch."""
+        link = self.link
+        if link.closed:
+            raise CrdtError("the context store is closed")
+        key = delta.key
+        pending = self._outbox.get(key)
+        if pending is None:
+            self._outbox[key] = [delta.type_tag, delta.wire, None]
+        else:
+            cls = TYPES[delta.type_tag]
+            crdt = pending[2] if pending[2] is not None else cls.from_wire(pending[1])
+            crdt.merge(cls.from_wire(delta.wire))
+            pending[1], pending[2] = None, crdt
+        link.touched(key, delta.changed)
+        batch = self._open
+        if batch is None:
+            batch = self._open = self._last = WriteBatch(link.loop)
+        batch.wants_ack = batch.wants_ack or wants_ack
+        if self._flusher is None:
+            self._flusher = link.loop.create_task(self._flush())
+        return batch
+
+    async def drain(self) -> None:
+        """Wait until every delta submitted so far has been sent (or failed)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        link = self.link
+        try:
+            while self._outbox:
+                batch, self._open = self._open, None
+                outbox, self._outbox = self._outbox, {}
+                assert batch is not None
+                records = [
+                    [key, tag, wire if wire is not None else crdt.to_wire()]
+                    for key, (tag, wire, crdt) in outbox.items()
+                ]
+                if link.journal is not None and not await link.journal.append(records):
+                    batch.failed = True
+                batch.done.set_result(None)
+                batch.event.set()
+                if batch.failed:
+                    continue  # never send what is not on disk; the writer gets an error
+                try:
+                    await self.send_records(link.area("ctx", "delta"), records, batch)
+                except Exception as exc:  # nats-py raises its own types when disconnected
+                    link.stats["send_failed"] += 1
+                    link.ratelog.log(
+                        logging.WARNING,
+                        "send",
+                        "replica %s could not send deltas (anti-entropy will): %s",
+                        link.replica_id,
+                        exc,
+                    )
+        finally:
+            self._flusher = None
+
+    async def send_records(
+        self, subject: str, records: list[Any], batch: WriteBatch | None
+    ) -> None:
+        """Publish records in frames of at most the byte budget; numbered for acks when a
+        writer waits for them."""
+        link = self.link
+        for chunk in self._chunks(records):
+            wid = self.acks.number(batch, chunk) if batch is not None else 0
+            await link.publish(subject, Deltas(link.replica_id, link.instance, chunk, wid))
+            link.stats["deltas_out"] += len(chunk)
+
+    def _chunks(self, records: list[Any]) -> Iterable[list[Any]]:
+        if len(records) == 1:
+            yield records
+            return
+        chunk: list[Any] = []
+        size = 0
+        for record in records:
+            cost = len(pack(record))
+            if chunk and size + cost > self.link.budget:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(record)
+            size += cost
+        if chunk:
+            yield chunk
+
+    async def barrier(self) -> None:
+        """Wait until every local mutation made so far is on disk (durable replicas only),
+        before any state leaves this replica."""
+        journal = self.link.journal
+        if journal is not None:
+            if self._last is not None:
+                await asyncio.shield(self._last.done)
+            if journal.failure is not None:
+                raise journal.failure  # what is not on disk must not leave
+
+    # -- inbound ----------------------------------------------------------------------
+
+    def on_deltas(self, m: Deltas, sender: str) -> None:
+        link = self.link
+        if link.is_self(m.sender, m.instance):
+            return
+        link.stats["batches_in"] += 1
+        good, bad = link.apply(m.records, sender)
+        stored = link.store(good)
+        if m.wid and link.journal is not None:
+            link.spawn(self._ack(stored, m, bad))
+
+    async def _ack(self, stored: asyncio.Future[bool] | None, m: Deltas, bad: list[str]) -> None:
+        if stored is not None and not await stored:
+            return  # not on disk: never acknowledge
+        link = self.link
+        await link.publish(link.direct(m.sender), Ack(link.replica_id, m.instance, m.wid, bad))
