@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -58,13 +56,7 @@ async def make_bus(nats_server: NatsServer, keyring: Keyring) -> AsyncIterator:
 
 @pytest.fixture
 def cli_env(nats_server: NatsServer, keyring_file: Path) -> dict[str, str]:
-    """Environment for running the `amcp` CLI as a subprocess against the test server."""
+    """Environment for the `amcp` CLI (tests/support/cli.py) against the test server."""
     env = dict(os.environ)
     env.update(AMCP_NATS_URL=nats_server.url, AMCP_KEYRING=str(keyring_file))
     return env
-
-
-def amcp_bin() -> str:
-    """The installed `amcp` console script of this environment."""
-    path = Path(sys.executable).parent / "amcp"
-    return str(path) if path.exists() else (shutil.which("amcp") or "amcp")

@@ -15,8 +15,8 @@ from amcp import Bus
 from consensus.model import Outcome
 from consensus.record import DECISION_PREFIX, _key
 from crdt import WriteConcernError
-from tests.chaos.conftest import Chaos, Load
-from tests.integration.crdt.test_cluster import probe
+from tests.support.chaos import Chaos, Load
+from tests.support.crdt import probe
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from amcp import Bus
-from tests.chaos.conftest import Chaos, Load
+from tests.support.chaos import Chaos, Load
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos

@@ -23,7 +23,7 @@ import pytest
 from agents.runtime.client import AgentClient
 from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp.errors import AmcpError
-from tests.chaos.conftest import Chaos
+from tests.support.chaos import Chaos
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos

@@ -1,21 +1,14 @@
 """Helpers of the agent integration tests: agents as child processes in a fresh cluster
-namespace, the `amcp` CLI as a subprocess, each agent's own view of the members."""
+namespace (the `agent_cluster` fixture), each agent's own view of the members."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from agents import AgentClient, AgentProcess, ClusterView
 from amcp import NatsServer
-from tests.conftest import amcp_bin
 
 HEARTBEAT = 0.2
 
@@ -50,33 +43,6 @@ class Cluster:
     def close(self) -> None:
         for proc in self.procs:
             proc.close()
-
-
-@pytest.fixture(name="agent_cluster")
-def agent_cluster_fixture(
-    nats_server: NatsServer, keyring_file: Path, tmp_path: Path
-) -> Iterator[Cluster]:
-    """Import as `agent_cluster_fixture`; tests ask for `agent_cluster`."""
-    cluster = Cluster(nats_server, keyring_file, tmp_path)
-    yield cluster
-    cluster.close()
-
-
-async def run_amcp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [amcp_bin(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-async def amcp_json(env: dict[str, str], *args: str) -> Any:
-    done = await run_amcp(env, *args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 async def view_of(client: AgentClient, agent_id: str) -> ClusterView | None:

@@ -1,20 +1,19 @@
 """Helpers of the consensus integration tests: real Agents (runtime, replicated member
 list, the voting extension) in this process, each on its own Bus, in a fresh cluster
-namespace; coordinators on their own buses; a tool that counts its runs."""
+namespace (the `members` fixture); coordinators on their own buses; a tool that counts
+its runs."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from agents import Agent, AgentConfig, CallContext, Tool, tool
 from agents.vsm.voting import VotingExtension
-from amcp import Bus, Keyring, NatsServer
+from amcp import Bus, Keyring
 from consensus import Coordinator
 from tests.support.waiting import wait_until
 
@@ -106,13 +105,3 @@ class Members:
                 await agent.stop()
         for bus in self._buses:
             await bus.close()
-
-
-@pytest.fixture(name="members")
-async def members_fixture(nats_server: NatsServer, keyring: Keyring) -> AsyncIterator[Members]:
-    """Import as `members_fixture`; tests ask for `members`."""
-    group = Members(nats_server.url, keyring)
-    try:
-        yield group
-    finally:
-        await group.close()

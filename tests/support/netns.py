@@ -30,7 +30,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.chaos.nfqueue import Delayer
+from tests.support.nfqueue import Delayer
 
 __all__ = ["PREFIX", "Hosts", "NetnsUnavailable", "sweep_stale"]
 

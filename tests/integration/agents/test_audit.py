@@ -9,11 +9,8 @@ import json
 from agents import AgentClient, read_cluster_log, read_local_log
 from agents.runtime.audit import AUDIT_FILE
 from agents.runtime.subjects import AgentSubjects
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    run_amcp,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
 
@@ -58,7 +55,7 @@ async def test_the_log_holds_what_happened_in_order(
     last_two = await amcp_json_lines(env, "log", "--count", "2")
     assert [e["event"] for e in last_two] == ["stopped", "stopped"]
 
-    human = await run_amcp(env, "log", "--agent", "bob", "--count", "1")
+    human = await amcp_async("log", "--agent", "bob", "--count", "1", env=env)
     assert human.returncode == 0 and "bob (s2) stopped" in human.stdout
 
 
@@ -73,7 +70,7 @@ async def test_forged_misattributed_and_replayed_entries_are_skipped(
     subject = subjects.audit("eve-target")
     await wait_until(lambda: _logged(bus, "eve-target"), 15, what="the started entry")
 
-    genuine = (await bus.read_stream(subjects.audit_stream, subject=subject))[0][2]
+    genuine = (await bus.streams.read(subjects.audit_stream, subject=subject))[0][2]
     await bus.publish_frame(subject, genuine)  # replayed into the stream
     tampered = bytearray(
         bus.sealer.seal(subject, {"agent": "eve-target", "event": "stopped"}, "audit")
@@ -81,11 +78,13 @@ async def test_forged_misattributed_and_replayed_entries_are_skipped(
     tampered[-1] ^= 1
     await bus.publish_frame(subject, bytes(tampered))  # forged
     # signed by mallory, but claiming to be the agent's entry
-    await bus.publish_durable(subject, {"agent": "eve-target", "event": "stopped"}, kind="audit")
+    await bus.streams.publish(subject, {"agent": "eve-target", "event": "stopped"}, kind="audit")
     await bus.flush()
     await wait_until(lambda: _stored(bus, subjects, subject, 4), 15, what="4 stored frames")
 
-    done = await run_amcp(agent_cluster.env(cli_env), "log", "--agent", "eve-target", "--json")
+    done = await amcp_async(
+        "log", "--agent", "eve-target", "--json", env=agent_cluster.env(cli_env)
+    )
     assert done.returncode == 0
     events = [json.loads(line)["event"] for line in done.stdout.splitlines()]
     assert events == ["started"]
@@ -94,7 +93,7 @@ async def test_forged_misattributed_and_replayed_entries_are_skipped(
 
 
 async def amcp_json_lines(env: dict[str, str], *args: str) -> list[dict]:
-    done = await run_amcp(env, *args, "--json")
+    done = await amcp_async(*args, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -108,4 +107,4 @@ async def _logged(bus, agent_id: str) -> bool:
 
 
 async def _stored(bus, subjects: AgentSubjects, subject: str, n: int) -> bool:
-    return len(await bus.read_stream(subjects.audit_stream, subject=subject)) >= n
+    return len(await bus.streams.read(subjects.audit_stream, subject=subject)) >= n

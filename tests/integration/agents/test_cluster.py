@@ -8,13 +8,8 @@ import os
 import signal
 
 from agents import ROLES, AgentClient
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    amcp_json,
-    liveness,
-    run_amcp,
-    view_of,
-)
+from tests.support.agents import liveness, view_of
+from tests.support.cli import amcp_async, amcp_json
 from tests.support.waiting import wait_until
 
 
@@ -46,21 +41,21 @@ async def test_five_agents_join_one_crashes_one_leaves(agent_cluster, make_bus, 
     left = {i: s for i, s in dead.items() if i != leaving}
     await wait_until(lambda: everyone_sees(left, survivors), 30, what="s3 gone from all")
 
-    shown = await amcp_json(env, "members")
+    shown = await amcp_json("members", env=env)
     members = {m["id"]: m for m in shown["members"]}
     assert members[crashed]["liveness"] == "dead" and members[crashed]["state"] == "running"
     assert leaving not in members and len(members) == 4
     assert members["s5-a"]["voter"] and not members["s1-a"]["voter"]
     assert members["s1-a"]["pid"] == procs["s1-a"].pid
 
-    refused = await run_amcp(env, "members", "remove", "s1-a")
+    refused = await amcp_async("members", "remove", "s1-a", env=env)
     assert refused.returncode == 1 and "only a dead member can be removed" in refused.stderr
-    removed = await amcp_json(env, "members", "remove", crashed)
+    removed = await amcp_json("members", "remove", crashed, env=env)
     assert removed == {"removed": crashed, "role": "s2", "liveness": "dead"}
     gone = {i: s for i, s in left.items() if i != crashed}
     await wait_until(lambda: everyone_sees(gone, survivors), 30, what="s2 removed everywhere")
 
-    human = await run_amcp(env, "members")
+    human = await amcp_async("members", env=env)
     assert human.returncode == 0 and "3 members (3 alive)" in human.stdout
 
     # --log-json: every line a JSON object naming the agent
@@ -69,7 +64,7 @@ async def test_five_agents_join_one_crashes_one_leaves(agent_cluster, make_bus, 
 
 
 async def test_members_with_no_live_agent_says_so(agent_cluster, cli_env) -> None:
-    done = await run_amcp(agent_cluster.env(cli_env), "members")
+    done = await amcp_async("members", env=agent_cluster.env(cli_env))
     assert done.returncode == 3
     assert "no live agent answered" in done.stderr
 

@@ -12,10 +12,8 @@ from agents.runtime.subjects import AgentSubjects
 from amcp import Keyring
 from amcp.protocol import Sealer
 from crdt import ContextStore
-from tests.support.consensus import HEARTBEAT, Members, members_fixture
+from tests.support.consensus import HEARTBEAT, Members
 from tests.support.waiting import wait_until
-
-__all__ = ["members_fixture"]
 
 FORGED = 3000
 

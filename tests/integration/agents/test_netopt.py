@@ -12,12 +12,8 @@ import pytest
 from agents import AgentClient
 from agents.runtime.subjects import ANY, ok_reply
 from amcp.errors import NoResponders, RequestTimeout
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    amcp_json,
-    run_amcp,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_async, amcp_json
 from tests.support.waiting import wait_until
 
 
@@ -36,7 +32,7 @@ async def test_agents_batch_adaptively_ballots_and_replies_skip_batches_and_stat
         await wait_until(lambda i=agent_id: _running(client, i), 20, what=f"{agent_id} running")
     assert (await client.call("w1", "echo", {"text": "hi"})).output == {"text": "hi"}
     env = agent_cluster.env(cli_env)
-    coordinated = await run_amcp(env, "coordinate", "--action", "restart", "--json")
+    coordinated = await amcp_async("coordinate", "--action", "restart", "--json", env=env)
     assert coordinated.returncode == 0, coordinated.stderr
 
     ballots = f"amcp.{agent_cluster.name}.vote.ballot"
@@ -44,7 +40,7 @@ async def test_agents_batch_adaptively_ballots_and_replies_skip_batches_and_stat
     seen: dict[str, dict[str, Any]] = {}
 
     async def analysed() -> bool:  # 6.4 s of heartbeats, then the next evaluation
-        seen.update(_network(await amcp_json(env, "status")))
+        seen.update(_network(await amcp_json("status", env=env)))
         return all(any(f["family"] == heartbeats for f in seen[i]["families"]) for i in seen)
 
     await wait_until(analysed, 30, interval=0.5, what="each agent's heartbeat family analysed")
@@ -59,7 +55,7 @@ async def test_agents_batch_adaptively_ballots_and_replies_skip_batches_and_stat
     for net in (v1, w1):  # every agent asked once whether its id was taken
         assert net["rto"] and all(r["rto_ms"] >= 100 for r in net["rto"].values())
 
-    text = await run_amcp(env, "status")
+    text = await amcp_async("status", env=env)
     assert text.returncode == 0, text.stderr
     assert "batching adaptive:" in text.stdout and heartbeats in text.stdout
     assert "request timeouts:" in text.stdout

@@ -25,11 +25,7 @@ from agents.runtime.subjects import AgentSubjects
 from agents.vsm.tasks import StepIn, TaskSpec
 from amcp import Bus, NatsServer
 from amcp.claims import ClaimUnavailable, claims_bucket
-from tests.support.agents import (
-    Cluster,
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    view_of,
-)
+from tests.support.agents import Cluster, view_of
 from tests.support.vsm import start_vsm
 from tests.support.waiting import wait_until
 

@@ -9,11 +9,9 @@ from pydantic import BaseModel
 
 from agents import AgentClient, CallContext, tool
 from agents.vsm.tasks import MAX_OUTPUT, StepIn
-from tests.support.agents import Cluster, agent_cluster_fixture
-from tests.support.consensus import Members, members_fixture
+from tests.support.agents import Cluster
+from tests.support.consensus import Members
 from tests.support.waiting import wait_until
-
-__all__ = ["agent_cluster_fixture", "members_fixture"]
 
 FF = f"head -c {MAX_OUTPUT} /dev/zero | tr '\\0' '\\377'"
 

@@ -12,11 +12,8 @@ import pytest
 from agents import AgentClient
 from agents.runtime.client import UnknownAgent
 from amcp.errors import NoResponders
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    run_amcp,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
 SLOW = 20.0  # the timeout each request is given; answers must come long before it
@@ -34,7 +31,9 @@ async def test_with_s4_running_unknown_targets_are_answered_at_once(
     env = agent_cluster.env(cli_env)
 
     began = time.monotonic()
-    done = await run_amcp(env, "call", "nobody", "echo", '{"text": "x"}', "--timeout", str(SLOW))
+    done = await amcp_async(
+        "call", "nobody", "echo", '{"text": "x"}', "--timeout", str(SLOW), env=env
+    )
     took = time.monotonic() - began
     assert done.returncode == 3, done.stderr
     assert f"no agent has id 'nobody' in cluster {agent_cluster.name}" in done.stderr
@@ -53,7 +52,7 @@ async def test_with_s4_running_unknown_targets_are_answered_at_once(
 
     # A ctx command with no durable replica: its bootstrap requests fail at once.
     began = time.monotonic()
-    done = await run_amcp(env, "ctx", "dump", "--timeout", str(SLOW))
+    done = await amcp_async("ctx", "dump", "--timeout", str(SLOW), env=env)
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - began < SLOW / 2
 

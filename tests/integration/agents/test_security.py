@@ -7,11 +7,8 @@ from agents import AgentClient, read_cluster_log
 from agents.runtime.subjects import AgentSubjects, call_request
 from amcp import Keyring
 from amcp.protocol import Sealer
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    amcp_json,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_json
 from tests.support.waiting import wait_until
 
 
@@ -25,7 +22,7 @@ async def test_forged_and_replayed_frames_are_counted_and_change_nothing(
     for agent_id in ("target", "witness"):
         await wait_until(lambda i=agent_id: _up(client, i), 15, what=f"{agent_id} up")
     env = agent_cluster.env(cli_env)
-    before = await amcp_json(env, "status")
+    before = await amcp_json("status", env=env)
 
     subjects = AgentSubjects(bus.subjects)
     subject = subjects.call("target")
@@ -58,7 +55,7 @@ async def test_forged_and_replayed_frames_are_counted_and_change_nothing(
     await bus.flush()
 
     async def counted() -> dict[str, int]:
-        status = await amcp_json(env, "status")
+        status = await amcp_json("status", env=env)
         target = next(m for m in status["members"] if m["id"] == "target")
         return target["stats"]["rejections"]
 
@@ -68,7 +65,7 @@ async def test_forged_and_replayed_frames_are_counted_and_change_nothing(
 
     await wait_until(all_counted, 20, what="the rejections in amcp status")
 
-    after = await amcp_json(env, "status")
+    after = await amcp_json("status", env=env)
     target = next(m for m in after["members"] if m["id"] == "target")
     assert target["stats"]["calls"]["ok"] == 1  # the echo ran once
     assert {m["id"] for m in after["members"]} == {m["id"] for m in before["members"]}

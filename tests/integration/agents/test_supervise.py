@@ -8,11 +8,8 @@ import signal
 import sys
 
 from agents import AgentClient, read_cluster_log
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    run_amcp,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
 
@@ -55,8 +52,8 @@ async def _new_pid(running_pid, old: int) -> bool:
 
 async def test_a_crash_loop_spends_the_budget_and_gives_up(cli_env) -> None:
     crash = [sys.executable, "-c", "raise SystemExit(3)"]
-    done = await run_amcp(
-        cli_env, "supervise", "--max-restarts", "2", "--backoff-base", "0.01", "--", *crash
+    done = await amcp_async(
+        "supervise", "--max-restarts", "2", "--backoff-base", "0.01", "--", *crash, env=cli_env
     )
     assert done.returncode == 1
     assert done.stderr.count("crashed (exit code 3)") == 2
@@ -65,11 +62,13 @@ async def test_a_crash_loop_spends_the_budget_and_gives_up(cli_env) -> None:
 
 
 async def test_bad_configuration_is_not_restarted(cli_env) -> None:
-    done = await run_amcp(cli_env, "supervise", "--", sys.executable, "-c", "raise SystemExit(2)")
+    done = await amcp_async(
+        "supervise", "--", sys.executable, "-c", "raise SystemExit(2)", env=cli_env
+    )
     assert done.returncode == 2
     assert "crashed" not in done.stderr and "bad configuration" in done.stderr
 
 
 async def test_supervise_needs_a_command(cli_env) -> None:
-    done = await run_amcp(cli_env, "supervise")
+    done = await amcp_async("supervise", env=cli_env)
     assert done.returncode == 2 and "give the command to supervise" in done.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -33,7 +32,7 @@ from agents import (
 )
 from agents.runtime.catalog import Text
 from amcp.errors import NoResponders
-from tests.conftest import amcp_bin
+from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
 HEARTBEAT = 0.2
@@ -108,24 +107,10 @@ async def test_bad_input_through_amcp_call_exits_2_with_the_reasons(
 ) -> None:
     agent = await start_agent(capabilities=("echo",))
     env = {**cli_env, "AMCP_CLUSTER": cluster}
-    bad = await asyncio.to_thread(
-        subprocess.run,
-        [amcp_bin(), "call", agent.id, "echo", '{"text": 5}'],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    bad = await amcp_async("call", agent.id, "echo", '{"text": 5}', env=env, timeout=30)
     assert bad.returncode == 2, bad.stderr
     assert "invalid input for echo: text: Input should be a valid string" in bad.stderr
-    good = await asyncio.to_thread(
-        subprocess.run,
-        [amcp_bin(), "call", "s1", "echo", '{"text": "ok"}', "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
+    good = await amcp_async("call", "s1", "echo", '{"text": "ok"}', "--json", env=env, timeout=30)
     assert good.returncode == 0, good.stderr
     assert '"output": {"text": "ok"}' in good.stdout
 

@@ -12,11 +12,8 @@ import time
 from agents import AgentClient
 from agents.runtime.subjects import AgentSubjects
 from amcp.envelope import MAC_SIZE, pack_envelope
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    amcp_json,
-    view_of,
-)
+from tests.support.agents import view_of
+from tests.support.cli import amcp_json
 from tests.support.waiting import wait_until
 
 SIZE = 1_000_000  # under the server's max_payload (1 MiB)
@@ -49,7 +46,7 @@ async def test_a_flood_of_costly_forged_frames_leaves_genuine_calls_answered(
     env = agent_cluster.env(cli_env)
 
     async def counted() -> bool:
-        status = await amcp_json(env, "status")
+        status = await amcp_json("status", env=env)
         member = next((m for m in status["members"] if m["id"] == "w1"), None)
         return member is not None and member["stats"]["rejections"]["bad_signature"] == (
             ROUNDS * PER_ROUND

@@ -19,8 +19,8 @@ from amcp import Bus, Keyring, NatsServer
 from amcp.errors import PermissionDenied
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
-from tests.conftest import amcp_bin
-from tests.integration.cluster.test_deploy_auth import _start
+from tests.support.cli import amcp
+from tests.support.cluster import secured_nodes
 
 CLUSTER = "permc"
 PROPOSE = ConsensusSubjects(Subjects(CLUSTER)).propose
@@ -29,12 +29,8 @@ ALLOWED = Subjects(CLUSTER).area("ctx", "delta")
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory) -> Iterator[tuple[ClusterSecrets, list[NatsServer]]]:
-    secrets, servers = _start(tmp_path_factory.mktemp("perm"), tls=False)
-    try:
-        yield secrets, servers
-    finally:
-        for server in servers:
-            server.close()
+    with secured_nodes(tmp_path_factory.mktemp("perm"), "auth") as made:
+        yield made
 
 
 @pytest.fixture
@@ -57,9 +53,7 @@ def _send_as_s1(secured, subject: str) -> subprocess.CompletedProcess:
     secrets, servers = secured
     env = dict(os.environ) | secrets.env("s1")
     env |= {"AMCP_NATS_URL": servers[0].url, "AMCP_CLUSTER": CLUSTER}
-    return subprocess.run(
-        [amcp_bin(), "send", subject, "{}"], capture_output=True, text=True, env=env, timeout=60
-    )
+    return amcp("send", subject, "{}", env=env)
 
 
 def test_s1_send_to_the_vote_subject_exits_5_with_one_line(secured) -> None:

@@ -18,11 +18,7 @@ from agents import AgentClient, read_cluster_log
 from agents.runtime.subjects import AgentSubjects, call_request
 from agents.vsm.tasks import StepIn
 from amcp import NatsServer
-from tests.conftest import amcp_bin
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    amcp_json,
-)
+from tests.support.cli import amcp_json, start
 from tests.support.waiting import wait_until, wait_until_sync
 
 
@@ -36,7 +32,7 @@ async def _answers(client: AgentClient, agent_id: str) -> bool:
 
 
 async def _rejections(env: dict[str, str], agent_id: str) -> dict[str, int]:
-    status = await amcp_json(env, "status")
+    status = await amcp_json("status", env=env)
     member = next((m for m in status["members"] if m["id"] == agent_id), None)
     return {} if member is None else member["stats"]["rejections"]
 
@@ -100,13 +96,7 @@ def _listeners(server: NatsServer) -> int:
 
 
 def _listen(env: dict[str, str], count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [amcp_bin(), "listen", "replay.>", "--count", str(count), "--json", "--timeout", "20"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start("listen", "replay.>", "--count", str(count), "--json", "--timeout", "20", env=env)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])

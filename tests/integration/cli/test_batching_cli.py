@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import amcp_bin
+from tests.support.cli import amcp, amcp_async
 
 
 async def publish_until(bus, done: asyncio.Event) -> dict[str, int]:
@@ -31,24 +30,10 @@ async def publish_until(bus, done: asyncio.Event) -> dict[str, int]:
 
 
 async def run_traffic(cli_env, plot) -> dict:
-    proc = await asyncio.create_subprocess_exec(
-        amcp_bin(),
-        "traffic",
-        "--seconds",
-        "3",
-        "--json",
-        "--plot",
-        str(plot),
-        "--subject",
-        "tr.>",
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return json.loads(out)
+    args = ["--seconds", "3", "--json", "--plot", str(plot), "--subject", "tr.>"]
+    done = await amcp_async("traffic", *args, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 async def test_traffic_json_and_plot(make_bus, cli_env, tmp_path):
@@ -94,14 +79,7 @@ async def test_traffic_json_and_plot(make_bus, cli_env, tmp_path):
     ],
 )
 def test_traffic_usage_errors_exit_2_with_one_line(args, message, cli_env):
-    result = subprocess.run(
-        [amcp_bin(), "traffic", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    result = amcp("traffic", *args, env=cli_env, timeout=30)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -112,13 +90,6 @@ def test_plot_without_matplotlib_says_what_to_install(cli_env):
         "import sys; sys.modules['matplotlib'] = None; from amcp.cli.main import main; "
         "sys.exit(main(['traffic', '--plot', 'x.png', '--seconds', '3']))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", hide],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    result = amcp(program=[sys.executable, "-c", hide], env=cli_env, timeout=30)
     assert result.returncode == 2, result.stderr
     assert "pip install 'amcp[plot]'" in result.stderr

@@ -6,26 +6,14 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from amcp import NatsServer
-from tests.conftest import amcp_bin
+from tests.support.cli import amcp, start
 from tests.support.waiting import wait_until_sync
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
-    return subprocess.run(
-        [amcp_bin(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.mark.parametrize(
@@ -44,14 +32,14 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
 def test_usage_errors_exit_2_with_one_line(
     args: list[str], message: str, cli_env: dict[str, str]
 ) -> None:
-    result = run(*args, env=cli_env)
+    result = amcp(*args, env=cli_env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_unreachable_nats_exits_4_naming_the_url(cli_env: dict[str, str]) -> None:
-    result = run("send", "x.y", "{}", "--nats", "nats://127.0.0.1:1", env=cli_env)
+    result = amcp("send", "x.y", "{}", "--nats", "nats://127.0.0.1:1", env=cli_env)
     assert result.returncode == 4
     assert "nats://127.0.0.1:1" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -59,43 +47,37 @@ def test_unreachable_nats_exits_4_naming_the_url(cli_env: dict[str, str]) -> Non
 
 def test_keys_new_rotate_list_never_print_secrets(tmp_path: Path) -> None:
     env = dict(os.environ, AMCP_KEYRING=str(tmp_path / "ring.json"))
-    created = json.loads(run("keys", "new", "--json", env=env).stdout)
+    created = json.loads(amcp("keys", "new", "--json", env=env).stdout)
     path = Path(created["path"])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert run("keys", "new", env=env).returncode == 2  # refuses to overwrite
-    rotated = json.loads(run("keys", "rotate", "--activate-after", "0", "--json", env=env).stdout)
-    listing = run("keys", "list", "--json", env=env)
+    assert amcp("keys", "new", env=env).returncode == 2  # refuses to overwrite
+    rotated = json.loads(amcp("keys", "rotate", "--activate-after", "0", "--json", env=env).stdout)
+    listing = amcp("keys", "list", "--json", env=env)
     keys = json.loads(listing.stdout)["keys"]
     assert [k["kid"] for k in keys] == [created["kid"], rotated["kid"]]
     secrets = [k["secret"] for k in json.loads(path.read_text())["keys"]]
-    human = run("keys", "list", env=env).stdout
+    human = amcp("keys", "list", env=env).stdout
     for secret in secrets:
         assert secret not in listing.stdout and secret not in human
     os.chmod(path, 0o644)
-    refused = run("keys", "list", env=env)
+    refused = amcp("keys", "list", env=env)
     assert refused.returncode == 2 and "chmod 600" in refused.stderr
 
 
 def test_send_and_listen_json_and_rejections_on_stderr(
     cli_env: dict[str, str], nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    listener = subprocess.Popen(
-        [amcp_bin(), "listen", "cli.>", "--count", "2", "--json", "--timeout", "20"],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    listener = start("listen", "cli.>", "--count", "2", "--json", "--timeout", "20", env=cli_env)
     try:
         # The listener is ready once the server reports its subscription.
         wait_until_sync(
             lambda: _subscriptions(nats_server) >= 1, timeout=10, what="the listener's subscription"
         )
         other_ring = dict(cli_env, AMCP_KEYRING=str(tmp_path / "other.json"))
-        assert run("keys", "new", env=other_ring).returncode == 0
-        assert run("send", "cli.a", '{"n": 1}', env=other_ring).returncode == 0  # forged
-        assert run("send", "cli.a", '{"n": 1}', env=cli_env).returncode == 0
-        sent = run("send", "cli.b", "[1, 2]", "--json", env=cli_env)
+        assert amcp("keys", "new", env=other_ring).returncode == 0
+        assert amcp("send", "cli.a", '{"n": 1}', env=other_ring).returncode == 0  # forged
+        assert amcp("send", "cli.a", '{"n": 1}', env=cli_env).returncode == 0
+        sent = amcp("send", "cli.b", "[1, 2]", "--json", env=cli_env)
         assert json.loads(sent.stdout)["seq"] == 1
         out, err = listener.communicate(timeout=20)
     finally:
@@ -107,7 +89,7 @@ def test_send_and_listen_json_and_rejections_on_stderr(
 
 
 def test_listen_times_out_with_exit_3(cli_env: dict[str, str]) -> None:
-    result = run("listen", "cli.quiet", "--count", "1", "--timeout", "0.5", env=cli_env)
+    result = amcp("listen", "cli.quiet", "--count", "1", "--timeout", "0.5", env=cli_env)
     assert result.returncode == 3
     assert "got 0 of 1" in result.stderr
 
@@ -116,12 +98,7 @@ def test_server_runs_until_sigterm_and_leaves_nothing_behind(tmp_path: Path) -> 
     from amcp.server import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
-        [amcp_bin(), "server", "--port", str(port), "--json", "--store-dir", str(tmp_path / "js")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start("server", "--port", str(port), "--json", "--store-dir", str(tmp_path / "js"))
     try:
         ready = json.loads(proc.stdout.readline())
         assert ready["url"] == f"nats://127.0.0.1:{port}"
@@ -145,9 +122,8 @@ def _subscriptions(server: NatsServer) -> int:
 
 
 def test_help_lists_every_core_command() -> None:
-    out = run("--help").stdout
+    out = amcp("--help").stdout
     for command in ("keys", "send", "listen", "server"):
         assert command in out
-    assert subprocess.run(
-        [sys.executable, "-m", "amcp.cli.main", "--version"], capture_output=True, text=True
-    ).stdout.startswith("amcp ")
+    module = [sys.executable, "-m", "amcp.cli.main"]
+    assert amcp("--version", program=module, timeout=30).stdout.startswith("amcp ")

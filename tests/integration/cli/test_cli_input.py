@@ -4,7 +4,6 @@ the receiver followed by a timeout. Real CLI subprocesses against a real nats-se
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 import uuid
@@ -15,7 +14,7 @@ import pytest
 
 from agents import Agent, AgentConfig
 from amcp import Reason
-from tests.conftest import amcp_bin
+from tests.support.cli import amcp, amcp_async
 
 MAX_DEPTH = 32  # FrameLimits().max_depth: a frame's body nests at most this deep
 
@@ -23,17 +22,6 @@ MAX_DEPTH = 32  # FrameLimits().max_depth: a frame's body nests at most this dee
 def nested(levels: int, leaf: str = "1") -> str:
     """JSON lists nested `levels` deep around `leaf` (`[[1]]` is 2 levels)."""
     return "[" * levels + leaf + "]" * levels
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [amcp_bin(), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 # (what is wrong, the JSON, the words of the one-line error)
@@ -63,7 +51,7 @@ def test_json_the_wire_refuses_exits_2_in_one_line_before_sending(
     command: str, why: str, text: str, words: str, cli_env: dict[str, str]
 ) -> None:
     started = time.monotonic()
-    result = run(cli_env, *COMMANDS[command](text))
+    result = amcp(*COMMANDS[command](text), env=cli_env)
     assert result.returncode == 2, (why, result.returncode, result.stderr[-300:])
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-300:]
     assert words in result.stderr
@@ -84,7 +72,7 @@ async def echo_agent(make_bus: Callable[..., Any]) -> AsyncIterator[Agent]:
 
 async def call(env: dict[str, str], agent: Agent, payload: str) -> subprocess.CompletedProcess:
     env = {**env, "AMCP_CLUSTER": agent.bus.cluster}
-    return await asyncio.to_thread(run, env, "call", agent.id, "echo", payload)
+    return await amcp_async("call", agent.id, "echo", payload, env=env)
 
 
 async def test_the_limits_are_exact_an_answer_at_the_depth_limit_a_refusal_past_it(
@@ -107,7 +95,7 @@ async def test_the_limits_are_exact_an_answer_at_the_depth_limit_a_refusal_past_
     # the limits are exact, not stricter: a body at the depth limit holding the extreme
     # integers msgpack carries is sent, and a ctx VALUE that is not JSON is still text
     edge = nested(MAX_DEPTH - 1, "18446744073709551615, -9223372036854775808")
-    assert (await asyncio.to_thread(run, cli_env, "send", "cli.input", edge)).returncode == 0
-    text = await asyncio.to_thread(run, cli_env, "ctx", "set", "k", "not json", "--timeout", "0.2")
+    assert (await amcp_async("send", "cli.input", edge, env=cli_env)).returncode == 0
+    text = await amcp_async("ctx", "set", "k", "not json", "--timeout", "0.2", env=cli_env)
     assert "invalid VALUE" not in text.stderr
     assert text.returncode == 3, text.stderr  # sent as text; no durable replica to ack it

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from agents import AgentClient
-from tests.support.agents import Cluster, agent_cluster_fixture, amcp_json
+from tests.support.agents import Cluster
+from tests.support.cli import amcp_json
 from tests.support.waiting import wait_until
-
-__all__ = ["agent_cluster_fixture"]
 
 
 def execute(template: list[str], text: str, cwd: Path) -> str:
@@ -30,7 +29,7 @@ async def test_step_text_is_never_an_option_of_the_template_command(
     target = tmp_path / "FILE"
 
     refused: Any = await amcp_json(
-        env, "call", "w1", "execute", execute(["sort", "{text}"], f"-o{target}", tmp_path)
+        "call", "w1", "execute", execute(["sort", "{text}"], f"-o{target}", tmp_path), env=env
     )
     out = refused["output"]
     assert not out["ok"] and "read as an option" in out["error"], out
@@ -38,7 +37,7 @@ async def test_step_text_is_never_an_option_of_the_template_command(
 
     # with `--` before it the text is an operand: a file name sort cannot open
     ended: Any = await amcp_json(
-        env, "call", "w1", "execute", execute(["sort", "--", "{text}"], f"-o{target}", tmp_path)
+        "call", "w1", "execute", execute(["sort", "--", "{text}"], f"-o{target}", tmp_path), env=env
     )
     assert "No such file" in ended["output"]["stderr"], ended
     assert not target.exists()
@@ -46,7 +45,7 @@ async def test_step_text_is_never_an_option_of_the_template_command(
     # text that is no option still runs, and an option the template itself has still works
     (tmp_path / "in").write_text("b\na\n")
     fine: Any = await amcp_json(
-        env, "call", "w1", "execute", execute(["sort", "-r", "{text}"], "in", tmp_path)
+        "call", "w1", "execute", execute(["sort", "-r", "{text}"], "in", tmp_path), env=env
     )
     assert fine["output"]["ok"] and fine["output"]["stdout"] == "b\na\n"
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import amcp_bin
-from tests.integration.cluster import test_deploy_cluster
-from tests.integration.cluster.test_deploy_cluster import amcp, env_of
-from tests.support.agents import Cluster, agent_cluster_fixture  # noqa: F401
+from tests.support.agents import Cluster
+from tests.support.cli import amcp
+from tests.support.cluster import env_of
 from tests.support.waiting import wait_until_sync
 
 
@@ -22,15 +21,7 @@ def run_into_closed_pipe(args: list[str], env: dict[str, str]) -> subprocess.Com
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        return subprocess.run(
-            args,
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        return amcp(*args, env=env, stdout=writer)
     finally:
         os.close(writer)
 
@@ -47,12 +38,9 @@ def test_a_closed_stdout_exits_quietly_with_the_commands_own_code(
     args: list[str], code: int, cli_env: dict[str, str]
 ) -> None:
     env = {**cli_env, "AMCP_CLUSTER": "pipe-test"}
-    done = run_into_closed_pipe([amcp_bin(), *args], env)
+    done = run_into_closed_pipe(args, env)
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
-
-
-data_dir = test_deploy_cluster.data_dir  # a cluster folder; nothing stays running after
 
 
 def test_a_one_node_tls_cluster_comes_up_and_commands_against_it_warn_nothing(
@@ -71,6 +59,7 @@ def test_a_one_node_tls_cluster_comes_up_and_commands_against_it_warn_nothing(
         "--tls",
         "--timeout",
         "30",
+        timeout=90,
     )
     assert up.returncode == 0, up.stderr
     env = env_of(data_dir)

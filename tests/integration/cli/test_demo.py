@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import amcp_bin
+from tests.support.cli import amcp
 
 
 def _processes(*needles: str) -> set[str]:
@@ -16,13 +16,7 @@ def _processes(*needles: str) -> set[str]:
 
 def test_demo_runs_and_cleans_up() -> None:
     before = _processes("amcp-demo", "nats-server")
-    result = subprocess.run(
-        [amcp_bin(), "demo", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = amcp("demo", "--json", timeout=120)
     summary = json.loads(result.stdout.splitlines()[-1])
     story = "\n".join(f"{s['step']}: {s['text']}" for s in summary["steps"])
     assert result.returncode == 0 and summary["ok"] is True, f"{story}\n{result.stderr}"

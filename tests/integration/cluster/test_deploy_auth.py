@@ -12,49 +12,25 @@ had got through would have arrived first.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from agents.cluster import ADMIN, ClusterSecrets, authenticated_node
+from agents.cluster import ADMIN, ClusterSecrets
 from agents.runtime.subjects import AgentSubjects
 from amcp import Bus, ConnectError, Keyring, NatsServer
-from amcp.server import free_port
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
+from tests.support.cluster import secured_nodes
 from tests.support.waiting import wait_until
 
 CLUSTER = "authc"
 
 
-def _start(base: Path, tls: bool) -> tuple[ClusterSecrets, list[NatsServer]]:
-    ports = [free_port() for _ in range(3)]
-    secrets = ClusterSecrets.create(
-        base / "secrets",
-        routes=[("127.0.0.1", p) for p in ports],
-        tls_hosts=["127.0.0.1"] if tls else None,
-    )
-    servers = [
-        authenticated_node(
-            secrets, name=f"auth-n{i}", host="127.0.0.1", store_dir=base / f"n{i}", route_port=p
-        )
-        for i, p in enumerate(ports)
-    ]
-    for server in servers:
-        server.start(wait=False)
-    for server in servers:
-        server.wait_ready()
-    return secrets, servers
-
-
 @pytest.fixture(scope="module", params=["plain", "tls"])
 def secured(request, tmp_path_factory) -> Iterator[tuple[ClusterSecrets, list[NatsServer]]]:
-    secrets, servers = _start(tmp_path_factory.mktemp(request.param), request.param == "tls")
-    try:
-        yield secrets, servers
-    finally:
-        for server in servers:
-            server.close()
+    base = tmp_path_factory.mktemp(request.param)
+    with secured_nodes(base, "auth", tls=request.param == "tls") as made:
+        yield made
 
 
 async def _connect(secured, user: str, node: int = 0, **security_changes) -> Bus:

@@ -6,51 +6,19 @@ and after `down` nothing left running. Usage errors exit 2 with one line.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agents.cluster import LocalCluster
 from agents.cluster.local import STATE_FILE, _agent_marker, _alive
-from amcp.errors import ConfigError
-from tests.conftest import amcp_bin
-
-
-def amcp(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 90
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [amcp_bin(), *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "cluster"
-    yield folder
-    with contextlib.suppress(ConfigError):  # whatever the test did, nothing stays running
-        LocalCluster.load(folder).down(timeout=10)
-
-
-def env_of(data_dir: Path, user: str = "admin") -> dict[str, str]:
-    """The environment `amcp cluster env` gives: amcp commands connect as `user`."""
-    out = amcp("cluster", "env", "--data-dir", str(data_dir), "--user", user)
-    assert out.returncode == 0, out.stderr
-    env = dict(os.environ)
-    for line in out.stdout.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value.strip("'")
-    return env
+from tests.support.cli import amcp
+from tests.support.cluster import env_of
 
 
 def test_up_status_members_down(data_dir: Path) -> None:
-    up = amcp("cluster", "up", "--data-dir", str(data_dir), "--name", "cli", "--json")
+    up = amcp("cluster", "up", "--data-dir", str(data_dir), "--name", "cli", "--json", timeout=90)
     assert up.returncode == 0, up.stderr
     started = json.loads(up.stdout)
     assert started["up"] and len(started["nodes"]) == 3
@@ -58,7 +26,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
     assert roles == ["s1", "s1", "s2", "s3", "s4", "s5", "s5", "s5"]  # three voters
     assert {a["node"] for a in started["agents"]} == {n["name"] for n in started["nodes"]}
 
-    again = amcp("cluster", "up", "--data-dir", str(data_dir))
+    again = amcp("cluster", "up", "--data-dir", str(data_dir), timeout=90)
     assert again.returncode == 2 and "already running" in again.stderr
 
     status = amcp("cluster", "status", "--data-dir", str(data_dir), "--json")
@@ -84,7 +52,7 @@ def test_up_status_members_down(data_dir: Path) -> None:
     assert streams["AUDIT_cli"]["config"]["num_replicas"] == 3
     assert streams["KV_AMCP_CLAIMS_cli"]["config"]["num_replicas"] == 3  # claims survive a node
 
-    down = amcp("cluster", "down", "--data-dir", str(data_dir), "--json")
+    down = amcp("cluster", "down", "--data-dir", str(data_dir), "--json", timeout=90)
     assert down.returncode == 0, down.stderr
     assert json.loads(down.stdout) == {"stopped": 11, "killed": 0}
     assert not any(_alive(n["pid"], n["conf"]) for n in state["nodes"])

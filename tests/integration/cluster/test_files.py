@@ -5,24 +5,11 @@ password, the keyring, a TLS private key), or includes one, is mode 0600 in fold
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from agents.cluster import LocalCluster
-from amcp.errors import ConfigError
-from tests.conftest import amcp_bin
-
-
-def amcp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [amcp_bin(), *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
+from tests.support.cli import amcp
 
 
 def secrets_in(folder: Path) -> list[str]:
@@ -54,18 +41,11 @@ def exposed(root: Path, secrets: list[str]) -> list[str]:
     return sorted(set(problems))
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "cluster"
-    yield folder
-    with contextlib.suppress(ConfigError):
-        LocalCluster.load(folder).down(timeout=10)
-
-
 def test_cluster_up_leaves_no_secret_readable_by_others(data_dir: Path) -> None:
     up = amcp(
-        "cluster", "up", "--data-dir", str(data_dir), "--nodes", "2", "--agents", "s1=1", "--tls"
-    )
+        "cluster", "up", "--data-dir", str(data_dir), "--nodes", "2", "--agents", "s1=1", "--tls",
+        timeout=120,
+    )  # fmt: skip
     assert up.returncode == 0, up.stderr
     secrets = secrets_in(data_dir / "secrets")
     node_confs = sorted(data_dir.glob("n*/*.conf"))
@@ -76,7 +56,7 @@ def test_cluster_up_leaves_no_secret_readable_by_others(data_dir: Path) -> None:
 
 def test_cluster_secrets_leaves_no_secret_readable_by_others(tmp_path: Path) -> None:
     folder = tmp_path / "deploy" / "secrets"
-    made = amcp("cluster", "secrets", str(folder), "--tls")
+    made = amcp("cluster", "secrets", str(folder), "--tls", timeout=120)
     assert made.returncode == 0, made.stderr
     assert (folder / "tls" / "server-key.pem").exists()
     assert exposed(folder, secrets_in(folder)) == []

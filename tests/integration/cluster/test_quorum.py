@@ -19,7 +19,8 @@ from agents.cluster import LocalCluster
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
-from tests.integration.cluster.test_deploy_cluster import amcp, env_of
+from tests.support.cli import amcp
+from tests.support.cluster import env_of
 
 NAME = "quorum"
 VOTERS = ["s5-1", "s5-2", "s5-3"]
@@ -28,7 +29,7 @@ VOTERS = ["s5-1", "s5-2", "s5-3"]
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("quorum") / "cluster"
-    up = amcp("cluster", "up", "--data-dir", str(folder), "--name", NAME)
+    up = amcp("cluster", "up", "--data-dir", str(folder), "--name", NAME, timeout=90)
     try:
         assert up.returncode == 0, up.stderr
         yield folder

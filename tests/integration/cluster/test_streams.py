@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from agents import AgentClient, AgentProcess
-from agents.cluster import ADMIN, ClusterSecrets, authenticated_node
+from agents.cluster import ADMIN, ClusterSecrets
 from agents.runtime.subjects import AgentSubjects
 from amcp import Bus, Keyring, NatsServer
 from amcp.claims import claims_bucket
 from amcp.errors import AmcpError
-from amcp.server import free_port
 from amcp.subjects import Subjects
-from tests.support.agents import run_amcp
+from tests.support.cli import amcp_async
+from tests.support.cluster import secured_nodes
 from tests.support.waiting import wait_until
 
 CLUSTERS = ("streams-a", "streams-b")
@@ -29,26 +29,8 @@ CLUSTERS = ("streams-a", "streams-b")
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory) -> Iterator[tuple[ClusterSecrets, list[NatsServer]]]:
-    base = tmp_path_factory.mktemp("streams")
-    ports = [free_port() for _ in range(3)]
-    secrets = ClusterSecrets.create(
-        base / "secrets", routes=[("127.0.0.1", p) for p in ports], clusters=CLUSTERS
-    )
-    servers = [
-        authenticated_node(
-            secrets, name=f"st-n{i}", host="127.0.0.1", store_dir=base / f"n{i}", route_port=p
-        )
-        for i, p in enumerate(ports)
-    ]
-    for server in servers:
-        server.start(wait=False)
-    try:
-        for server in servers:
-            server.wait_ready()
-        yield secrets, servers
-    finally:
-        for server in servers:
-            server.close()
+    with secured_nodes(tmp_path_factory.mktemp("streams"), "st", clusters=CLUSTERS) as made:
+        yield made
 
 
 async def connect(secured, user: str, cluster: str) -> Bus:
@@ -76,10 +58,10 @@ async def test_s1_creates_its_own_streams_and_no_other(secured) -> None:
     try:
         subjects = AgentSubjects(Subjects(cluster))
         with pytest.raises(AmcpError):  # every heartbeat of the cluster, stored
-            await s1.ensure_stream("HEARTBEATS", [f"amcp.{cluster}.hb.>"])
+            await s1.streams.ensure("HEARTBEATS", [f"amcp.{cluster}.hb.>"])
         with pytest.raises(AmcpError):  # a cluster these servers were not made for
-            await s1.ensure_stream("AUDIT_elsewhere", ["amcp.elsewhere.audit.>"])
-        await s1.ensure_stream(subjects.audit_stream, [subjects.audit_all])
+            await s1.streams.ensure("AUDIT_elsewhere", ["amcp.elsewhere.audit.>"])
+        await s1.streams.ensure(subjects.audit_stream, [subjects.audit_all])
         await s1.claims.ensure()
         assert await s1.claims.claim("someone", 1, 1)  # the bucket's keys are writable
         assert not await s1.claims.claim("someone", 1, 1)
@@ -120,7 +102,7 @@ async def test_an_agent_of_a_fresh_cluster_makes_both_uses_claims_and_amcp_log_r
         assert {f"AUDIT_{cluster}", f"KV_{claims_bucket(cluster)}"} <= made
         for user in ("s1", ADMIN):  # the consumers `amcp log` makes, with either's rights
             env = {**os.environ, **secrets.env(user), "AMCP_NATS_URL": servers[2].url}
-            log = await run_amcp(env, "log", "--cluster", cluster, "--agent", "w1", "--json")
+            log = await amcp_async("log", "--cluster", cluster, "--agent", "w1", "--json", env=env)
             assert log.returncode == 0, (user, log.stderr)
             assert '"started"' in log.stdout, (user, log.stdout[:300])
     finally:

@@ -4,7 +4,6 @@ SIGKILLed right after its commit still gets the action executed, once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
@@ -17,11 +16,9 @@ import pytest
 from amcp import Bus, Keyring, NatsServer
 from consensus import Decided, DecisionLog, ExecState
 from crdt import ContextStore
-from tests.conftest import amcp_bin
-from tests.support.agents import Cluster, agent_cluster_fixture, run_amcp
+from tests.support.agents import Cluster
+from tests.support.cli import amcp_async, start_async
 from tests.support.waiting import wait_until
-
-__all__ = ["agent_cluster_fixture"]
 
 
 @pytest.fixture
@@ -60,8 +57,8 @@ async def test_five_voters_commit_and_three_killed_leave_no_quorum(
     voters = [agent_cluster.spawn("s5", f"v{i}") for i in range(1, 6)]
     await running_voters(observer, 5)
     env = agent_cluster.env(cli_env)
-    done = await run_amcp(
-        env, "coordinate", "--action", "restart", "--payload", '{"targets": ["w1"]}', "--json"
+    done = await amcp_async(
+        "coordinate", "--action", "restart", "--payload", '{"targets": ["w1"]}', "--json", env=env
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
@@ -71,7 +68,7 @@ async def test_five_voters_commit_and_three_killed_leave_no_quorum(
         assert set(vote["scores"]) == {"urgency", "importance", "risk", "confidence", "novelty"}
         assert vote["choice"] == "yes" and vote["reason"].startswith("yes: attention")
 
-    human = await run_amcp(env, "coordinate", "--action", "restart", "--urgency", "high")
+    human = await amcp_async("coordinate", "--action", "restart", "--urgency", "high", env=env)
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith("committed: restart")
     assert "tally: 3 yes, 0 no, 0 abstain of 5 members; majority needs 3 yes" in human.stdout
@@ -80,7 +77,7 @@ async def test_five_voters_commit_and_three_killed_leave_no_quorum(
 
     for proc in voters[:3]:
         proc.kill()
-    lost = await run_amcp(env, "coordinate", "--action", "restart", "--timeout", "1.5")
+    lost = await amcp_async("coordinate", "--action", "restart", "--timeout", "1.5", env=env)
     assert lost.returncode == 3, (lost.stdout, lost.stderr)
     assert lost.stdout.startswith("no_quorum: restart")
     assert "of 5 members; majority needs 3 yes" in lost.stdout  # the dead still count
@@ -104,14 +101,14 @@ async def test_usage_errors_are_one_line_and_exit_2(
     args: list[str], cli_env: dict[str, str]
 ) -> None:
     argv = args if "--action" in args else ["--action", "restart", *args]
-    done = await run_amcp(cli_env, "coordinate", *argv)
+    done = await amcp_async("coordinate", *argv, env=cli_env)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
 
 
 async def test_no_registered_voters_is_no_quorum_and_says_so(cli_env: dict[str, str]) -> None:
     env = {**cli_env, "AMCP_CLUSTER": "empty-cluster"}
-    done = await run_amcp(env, "coordinate", "--action", "restart", "--timeout", "0.5")
+    done = await amcp_async("coordinate", "--action", "restart", "--timeout", "0.5", env=env)
     assert done.returncode == 3
     assert "no registered voters" in done.stdout
 
@@ -140,9 +137,9 @@ async def test_a_proposer_killed_after_its_commit_still_gets_it_executed_once(
     env = agent_cluster.env(cli_env)
     decided: list[Decided] = []
     DecisionLog(store).watch_decisions(decided.append)  # the decision as it is announced
-    argv = [amcp_bin(), "coordinate", "--action", "restart", "--payload", '{"seconds": 1.0}']
+    argv = ["coordinate", "--action", "restart", "--payload", '{"seconds": 1.0}']
     argv += ["--id", "crash-1", "--timeout", "5"]
-    proposer = await asyncio.create_subprocess_exec(
+    proposer = await start_async(
         *argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
@@ -160,10 +157,8 @@ async def test_a_proposer_killed_after_its_commit_still_gets_it_executed_once(
         return execution is not None and execution.state is ExecState.DONE
 
     await wait_until(executed, 20, what="the execution, without its proposer")
-    again = await run_amcp(
-        env, "coordinate", "--action", "restart", "--payload", '{"seconds": 1.0}',
-        "--id", "crash-1", "--json",
-    )  # fmt: skip
+    again = await amcp_async("coordinate", "--action", "restart", "--payload", '{"seconds": 1.0}',
+        "--id", "crash-1", "--json", env=env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     doc: dict[str, Any] = json.loads(again.stdout)
     assert doc["replayed"] is True and doc["outcome"] == "committed"

@@ -4,10 +4,8 @@ stays free: proposed again once voters are known, it is voted on (issue 14, poin
 from __future__ import annotations
 
 from consensus import Outcome
-from tests.support.consensus import Members, members_fixture
+from tests.support.consensus import Members
 from tests.support.waiting import wait_until
-
-__all__ = ["members_fixture"]
 
 
 async def test_no_members_is_no_quorum_and_the_id_can_be_proposed_again(

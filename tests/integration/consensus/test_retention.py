@@ -29,10 +29,8 @@ from consensus import (
 )
 from consensus.record import decision_key
 from crdt import ContextStore, LWWRegister
-from tests.support.consensus import Members, members_fixture
+from tests.support.consensus import Members
 from tests.support.waiting import wait_until
-
-__all__ = ["members_fixture"]
 
 GOSSIP = 0.2
 

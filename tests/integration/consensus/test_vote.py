@@ -37,10 +37,8 @@ from consensus import (
     verify,
 )
 from consensus.record import decision_key
-from tests.support.consensus import Members, counting_tool, members_fixture
+from tests.support.consensus import Members, counting_tool
 from tests.support.waiting import wait_until
-
-__all__ = ["members_fixture"]
 
 FIVE = ("v1", "v2", "v3", "v4", "v5")
 

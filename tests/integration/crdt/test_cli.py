@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,46 +16,10 @@ import pytest
 from amcp import Bus
 from amcp.cli.main import main
 from crdt import ContextStore
-from tests.conftest import amcp_bin
+from tests.support.cli import start_async
+from tests.support.crdt import ctx
 
 MakeBus = Callable[..., Awaitable[Bus]]
-
-
-@pytest.fixture
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    return {**cli_env, "AMCP_CLUSTER": f"t{uuid.uuid4().hex[:10]}"}
-
-
-@pytest.fixture
-async def members(
-    make_bus: MakeBus, env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[list[ContextStore]]:
-    """Three durable members in this process (the event loop keeps serving them while a
-    CLI subprocess runs)."""
-    stores = []
-    for i in range(3):
-        bus = await make_bus(f"m{i}", cluster=env["AMCP_CLUSTER"])
-        stores.append(await ContextStore.open(bus, replica_id=f"m{i}", data_dir=tmp_path / f"m{i}"))
-    yield stores
-    for store in stores:
-        await store.close()
-
-
-async def ctx(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run `amcp ctx ARGS` (a generous --timeout unless given: the machine may be busy)."""
-    if args[0] != "serve" and "--timeout" not in args:
-        args = (*args, "--timeout", "10")
-    proc = await asyncio.create_subprocess_exec(
-        amcp_bin(),
-        "ctx",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_writes_and_reads_under_concerns(
@@ -148,18 +111,8 @@ async def test_failed_operations_exit_1(members: list[ContextStore], env: dict[s
 
 async def test_serve_runs_until_sigterm_and_exits_0(env: dict[str, str], tmp_path: Path) -> None:
     data_dir = str(tmp_path / "r")
-    proc = await asyncio.create_subprocess_exec(
-        amcp_bin(),
-        "ctx",
-        "serve",
-        "--data-dir",
-        data_dir,
-        "--id",
-        "r1",
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await start_async(
+        "ctx", "serve", "--data-dir", data_dir, "--id", "r1", "--json", env=env
     )
     try:
         assert proc.stdout is not None

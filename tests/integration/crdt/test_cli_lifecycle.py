@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 from crdt import ContextStore
-from tests.conftest import amcp_bin
-from tests.integration.crdt import test_cli as test_crdt_cli
-from tests.integration.crdt.test_cli import ctx
+from tests.support.cli import start_async
+from tests.support.crdt import ctx
 from tests.support.waiting import wait_until
-
-# test_crdt_cli's fixtures: a cluster namespace of its own, three durable members m0..m2
-env = test_crdt_cli.env
-members = test_crdt_cli.members
 
 
 async def test_delete_a_map_field_and_a_register(
@@ -60,19 +56,10 @@ async def test_delete_refuses_what_the_crdts_cannot_delete(
 async def test_replicas_tell_live_stopped_and_silent_apart_and_forget_the_gone(
     members: list[ContextStore], env: dict[str, str], tmp_path: Path
 ) -> None:
-    serve = await asyncio.create_subprocess_exec(
-        amcp_bin(),
-        "ctx",
-        "serve",
-        "--data-dir",
-        str(tmp_path / "m3"),
-        "--id",
-        "m3",
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    serve = await start_async(
+        "ctx", "serve", "--data-dir", str(tmp_path / "m3"), "--id", "m3", "--json",
+        env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     assert serve.stdout is not None
     await asyncio.wait_for(serve.stdout.readline(), 20)
     serve.kill()  # crashed: it never says goodbye

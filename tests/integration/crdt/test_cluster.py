@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ import pytest
 
 from amcp import Bus, Keyring
 from amcp.settings import Settings
-from crdt import ContextStore, Delta, ReplicaState, WriteConcernError
-from crdt.messages import Pull, PullReply, parse
-from tests.conftest import amcp_bin
+from crdt import ContextStore, WriteConcernError
+from tests.support.cli import start
+from tests.support.crdt import probe
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -46,24 +45,11 @@ class Replica:
 
     def start(self) -> None:
         log = open(self.data_dir.with_suffix(".log"), "a")  # noqa: SIM115 (kept by Popen)
-        self.proc = subprocess.Popen(
-            [
-                amcp_bin(),
-                "ctx",
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--id",
-                self.name,
-                "--gossip-interval",
-                "0.2",
-                "--json",
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+        self.proc = start(
+            "ctx", "serve", "--data-dir", str(self.data_dir), "--id", self.name,
+            "--gossip-interval", "0.2", "--json",
+            env=self.env, stderr=log,
+        )  # fmt: skip
         log.close()
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -90,12 +76,6 @@ class Replica:
 
 
 @pytest.fixture
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    """The CLI environment on a cluster namespace of its own."""
-    return {**cli_env, "AMCP_CLUSTER": f"t{uuid.uuid4().hex[:10]}"}
-
-
-@pytest.fixture
 def replicas(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[[str], Replica]]:
     """`replicas(name)` starts a replica; every one is stopped after the test."""
     started: list[Replica] = []
@@ -109,20 +89,6 @@ def replicas(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[[str], Re
     yield start
     for replica in started:
         replica.stop()
-
-
-async def probe(bus: Bus, replica: str, key: str) -> Any:
-    """The value of `key` held by one particular replica, asked over its own subject."""
-    pull = Pull("probe", None, [key], {})
-    reply = await bus.request(
-        bus.subjects.area("ctx", "rep", replica), pull.to_wire(), timeout=2.0, kind="ctx"
-    )
-    answer = parse(reply.body)
-    assert isinstance(answer, PullReply)
-    state = ReplicaState("probe")
-    for record in answer.records:
-        state.apply(Delta.from_wire(record))
-    return state.get(key)
 
 
 def writer(w: int, env: dict[str, str], marker: Path) -> subprocess.Popen[str]:

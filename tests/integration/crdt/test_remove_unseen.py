@@ -16,15 +16,10 @@ import pytest
 
 from amcp import Bus
 from crdt import ContextStore
-from tests.integration.crdt.test_cli import ctx
+from tests.support.crdt import ctx
 from tests.support.waiting import wait_until
 
 MakeBus = Callable[..., Awaitable[Bus]]
-
-
-@pytest.fixture
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    return {**cli_env, "AMCP_CLUSTER": f"t{uuid.uuid4().hex[:10]}"}
 
 
 class Members:

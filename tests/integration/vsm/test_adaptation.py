@@ -6,7 +6,6 @@ falls under 50% and S4 lowers its complexity thresholds."""
 from __future__ import annotations
 
 from agents import read_cluster_log
-from tests.support.agents import agent_cluster_fixture  # noqa: F401
 from tests.support.vsm import (
     adaptations,
     run_task,

@@ -15,10 +15,7 @@ import json
 
 import pytest
 
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401 - the agent_cluster fixture
-    run_amcp,
-)
+from tests.support.cli import amcp_async
 from tests.support.vsm import (
     FULL,
     run_task,
@@ -38,8 +35,7 @@ async def vsm(agent_cluster, make_bus):
 
 async def test_a_task_runs_through_the_loop_in_log_order(vsm, cli_env, tmp_path) -> None:
     cluster, bus = vsm
-    done = await run_amcp(
-        cluster.env(cli_env),
+    done = await amcp_async(
         "task",
         "write a file",
         "--step",
@@ -49,6 +45,7 @@ async def test_a_task_runs_through_the_loop_in_log_order(vsm, cli_env, tmp_path)
         "--cwd",
         str(tmp_path),
         "--json",
+        env=cluster.env(cli_env),
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -75,8 +72,8 @@ async def test_a_task_runs_through_the_loop_in_log_order(vsm, cli_env, tmp_path)
         ("s3-a", "cycle_completed", None),
     ]
 
-    human = await run_amcp(
-        cluster.env(cli_env), "task", "echo from the cli", "--cwd", str(tmp_path)
+    human = await amcp_async(
+        "task", "echo from the cli", "--cwd", str(tmp_path), env=cluster.env(cli_env)
     )
     assert human.returncode == 0, human.stderr
     assert "succeeded" in human.stdout and "| from the cli" in human.stdout
@@ -118,18 +115,18 @@ async def test_failures_usage_errors_and_no_s3_have_their_exit_codes(
     vsm, agent_cluster, cli_env, tmp_path
 ) -> None:
     env = agent_cluster.env(cli_env)
-    failed = await run_amcp(env, "task", "exit 3", "--cwd", str(tmp_path), "--json")
+    failed = await amcp_async("task", "exit 3", "--cwd", str(tmp_path), "--json", env=env)
     assert failed.returncode == 1
     result = json.loads(failed.stdout)
     assert not result["success"] and "exit code 3" in result["summary"]
     assert result["steps"][0]["exit_code"] == 3
 
-    usage = await run_amcp(env, "task", "x", "--timeout", "0")
+    usage = await amcp_async("task", "x", "--timeout", "0", env=env)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
-    both = await run_amcp(env, "task", "x", "--simple", "--complex")
+    both = await amcp_async("task", "x", "--simple", "--complex", env=env)
     assert both.returncode == 2
 
-    nobody = await run_amcp({**env, "AMCP_CLUSTER": "nobody-here"}, "task", "true")
+    nobody = await amcp_async("task", "true", env={**env, "AMCP_CLUSTER": "nobody-here"})
     assert nobody.returncode == 3 and "no live s3 agent" in nobody.stderr
 
 
@@ -157,9 +154,9 @@ async def test_metrics_read_the_same_on_every_agent(vsm, cli_env, tmp_path) -> N
     }
     assert sum(metrics["samples"]["s1"].values()) == 4
 
-    status = await run_amcp(cluster.env(cli_env), "status", "--json")
+    status = await amcp_async("status", "--json", env=cluster.env(cli_env))
     assert status.returncode == 0, status.stderr
     shown = json.loads(status.stdout)["viability"]
     assert shown["metrics"]["totals"]["tasks"] == 4 and shown["adaptations"] == []
-    human = await run_amcp(cluster.env(cli_env), "status")
+    human = await amcp_async("status", env=cluster.env(cli_env))
     assert "completion rate 0.75" in human.stdout and "adaptations: none" in human.stdout

@@ -9,10 +9,7 @@ import json
 
 import pytest
 
-from tests.support.agents import (
-    agent_cluster_fixture,  # noqa: F401
-    run_amcp,
-)
+from tests.support.cli import amcp_async
 from tests.support.vsm import run_task, start_vsm, task_log, vsm_env
 
 pytestmark = pytest.mark.chaos
@@ -58,8 +55,7 @@ async def test_s5_resolves_conflicts_and_a_critical_action_without_quorum_is_not
 
     for voter in ("s2-a", "s2-b"):
         procs[voter].kill()  # crashed voters stay members: majority is still 2 of 3
-    done = await run_amcp(
-        agent_cluster.env(cli_env),
+    done = await amcp_async(
         "task",
         "deploy version 2",
         "--step",
@@ -67,6 +63,7 @@ async def test_s5_resolves_conflicts_and_a_critical_action_without_quorum_is_not
         "--cwd",
         str(tmp_path),
         "--json",
+        env=agent_cluster.env(cli_env),
     )
     assert done.returncode == 3, done.stderr
     result = json.loads(done.stdout)

@@ -9,7 +9,6 @@ import os
 import pytest
 
 from agents import AgentProcess
-from tests.support.agents import agent_cluster_fixture  # noqa: F401
 from tests.support.vsm import run_task, start_vsm, task_log
 from tests.support.waiting import wait_until
 

@@ -13,18 +13,19 @@ from agents import (
     AgentBusy,
     CallContext,
     Example,
-    Lifecycle,
     LifecycleState,
     Tool,
     ToolDefinitionError,
     ToolFailed,
     ToolInputError,
-    ToolRegistry,
     UnknownTool,
+    load_extensions,
     tool,
 )
 from agents.runtime.errors import AgentError
+from agents.runtime.lifecycle import Lifecycle
 from agents.runtime.subjects import AgentSubjects, error_reply, ok_reply, parse_call, parse_reply
+from agents.runtime.tools import ToolRegistry
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
 
@@ -148,7 +149,13 @@ def test_targets_and_reserved_ids() -> None:
         agents.AgentConfig(role="s1", agent_id="s2")
     with pytest.raises(ConfigError, match="unknown role"):
         agents.AgentConfig(role="s9")
-    assert agents.AgentConfig(role="s5").voter  # S5 always votes
+    s5 = agents.AgentConfig(role="s5")
+    assert not s5.voter  # the runtime has no role policy of its own
+    load_extensions(s5)
+    assert s5.voter  # S5 always votes: its role says so (PolicyRole.voter)
+    s1 = agents.AgentConfig(role="s1")
+    load_extensions(s1)
+    assert not s1.voter
     assert agents.AgentConfig(role="s1").agent_id.startswith("s1-")
 
 
