@@ -5,7 +5,7 @@ detail that may change.
 """
 
 from amcp.batching import Batcher, BatchingMode
-from amcp.bus import Bus, Subscription
+from amcp.bus import Bus
 from amcp.envelope import Envelope, FrameLimits, Reason
 from amcp.errors import (
     AmcpError,
@@ -20,13 +20,16 @@ from amcp.errors import (
     RequestTimeout,
     ServerError,
 )
+from amcp.jetstream import Streams
 from amcp.keyring import Key, Keyring
 from amcp.message import Message
+from amcp.options import BusOptions
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.replay import ReplayGuard
 from amcp.security import ConnectionSecurity
 from amcp.server import NatsCluster, NatsServer
 from amcp.subjects import Subjects
+from amcp.subscription import Subscription
 
 __version__ = "0.1.0"
 
@@ -35,6 +38,7 @@ __all__ = [
     "Batcher",
     "BatchingMode",
     "Bus",
+    "BusOptions",
     "CircuitOpen",
     "ConfigError",
     "ConnectError",
@@ -58,6 +62,7 @@ __all__ = [
     "RequestTimeout",
     "Sealer",
     "ServerError",
+    "Streams",
     "Subjects",
     "Subscription",
 ]

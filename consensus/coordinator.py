@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import consensus._validate as check
-from amcp.bus import Bus, Message, Subscription
+from amcp import Bus, Message, Subscription
 from consensus.errors import ConsensusDecodeError, ProposalConflict
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw

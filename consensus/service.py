@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import consensus._validate as check
-from amcp.bus import Bus, Message, Subscription
+from amcp import Bus, Message, Subscription
 from amcp.errors import AmcpError
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose

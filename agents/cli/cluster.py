@@ -221,7 +221,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         bus = await connect(args, sender="cluster-prepare")
         try:
             subjects = AgentSubjects(bus.subjects)
-            await bus.ensure_stream(
+            await bus.streams.ensure(
                 subjects.audit_stream,
                 [subjects.audit_all],
                 max_msgs=STREAM_MAX_MSGS,

@@ -247,7 +247,7 @@ class LocalCluster:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    await bus.ensure_stream(
+                    await bus.streams.ensure(
                         subjects.audit_stream,
                         [subjects.audit_all],
                         max_msgs=max_msgs,

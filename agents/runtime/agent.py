@@ -60,8 +60,7 @@ from agents.runtime.subjects import (
     validate_agent_id,
 )
 from agents.runtime.tools import CallContext, Tool, ToolRegistry
-from amcp import __version__
-from amcp.bus import Bus, Message, Subscription
+from amcp import Bus, Message, Subscription, __version__
 from amcp.claims import ClaimUnavailable
 from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout
 from amcp.netstatus import network_status

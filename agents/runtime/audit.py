@@ -124,7 +124,7 @@ class AuditLog:
 
     async def open(self) -> None:
         """Make sure the cluster stream exists and start the writer."""
-        await self.bus.ensure_stream(
+        await self.bus.streams.ensure(
             self.subjects.audit_stream,
             [self.subjects.audit_all],
             max_msgs=STREAM_MAX_MSGS,
@@ -244,7 +244,7 @@ class AuditLog:
     async def _send(self, entries: list[dict[str, Any]]) -> list[tuple[Awaitable[int], int]]:
         """Hand a batch to the stream as one signed frame (halved if too big for one)."""
         try:
-            stored = await self.bus.send_durable(self.subject, entries, kind="audit")
+            stored = await self.bus.streams.send(self.subject, entries, kind="audit")
         except EncodeError:
             if len(entries) == 1:
                 self._failed(1, "an entry too large for a frame")
@@ -290,7 +290,7 @@ async def read_cluster_log(
     counts of stored frames that failed verification, by reason."""
     subjects = AgentSubjects(bus.subjects)
     subject = subjects.audit(agent) if agent else None
-    frames = await bus.read_stream(
+    frames = await bus.streams.read(
         subjects.audit_stream, subject=subject, last=count, timeout=timeout
     )
     stats = RejectionStats()
