@@ -16,18 +16,19 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agents.runtime.client import AgentClient, CallResult
+from agents.runtime.client import CallResult
 from agents.runtime.errors import AgentBusy, AgentDraining, ToolCallError
 from agents.runtime.liveness import Liveness
 from agents.vsm.s1.executors import EXECUTORS, KILL_GRACE
 from agents.vsm.s2.role import ArbiterRulingOut
 from agents.vsm.s3.allocation import Allocation, Candidate, Need, allocate
 from agents.vsm.s3.audit_checks import Verdict, audit
+from agents.vsm.s3.cycle import Cycle
+from agents.vsm.s3.host import TaskLoopHost
 from agents.vsm.s4.analysis import Analysis
 from agents.vsm.s5.role import ClassifyOut, PolicyRulingOut, VoteOut
 from agents.vsm.tasks import CycleResult, StepIn, StepOut, TaskSpec
@@ -41,12 +42,7 @@ from agents.vsm.viability import (
 )
 from amcp.errors import AmcpError, NoResponders, RequestTimeout
 
-if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
-    from agents.runtime.discovery import MemberStatus
-    from agents.vsm.adaptation import Adaptation
-
-__all__ = ["TaskLoop", "TaskLoopHost"]
+__all__ = ["TaskLoop"]
 
 log = logging.getLogger("agents.vsm.s3.taskloop")
 
@@ -56,31 +52,6 @@ CALL_WAIT = 10.0  # seconds S3 waits for S2, S4 and S5 answers
 
 
 Reply = TypeVar("Reply", bound=BaseModel)
-
-
-class TaskLoopHost(Protocol):
-    """What the loop needs of the S3 agent that runs it (`ControlRole` is one): the
-    agent's config (its id; its heartbeat paces the watch on a step's worker), a client to
-    call the other roles, the audit log and counters, adaptations and the members it sees."""
-
-    config: AgentConfig
-
-    @property
-    def client(self) -> AgentClient: ...
-
-    async def log(self, event: str, **fields: Any) -> None: ...
-
-    async def count(self, key: str, n: int = 1) -> None: ...
-
-    def adaptations(self) -> dict[str, Adaptation]: ...
-
-    def active(self, kind: str, target: str = "") -> bool: ...
-
-    def under_review(self) -> list[str]: ...
-
-    def view(self) -> list[MemberStatus]: ...
-
-    def leader(self, role: str) -> str | None: ...
 
 
 class _Stop(Exception):
@@ -100,28 +71,6 @@ def _read(model: type[Reply], result: CallResult, tool: str) -> Reply:
         ) from None
 
 
-@dataclass
-class _Cycle:
-    task: TaskSpec
-    started: float = field(default_factory=time.perf_counter)
-    agents: dict[str, None] = field(default_factory=dict)
-    path: list[str] = field(default_factory=list)
-    analysis: Analysis | None = None
-    critical: bool = False
-    vote: dict[str, Any] | None = None
-    iterations: int = 0
-    outs: dict[int, StepOut] = field(default_factory=dict)
-    verdict: Verdict | None = None
-    check: StepOut | None = None
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    damping: list[dict[str, Any]] = field(default_factory=list)
-    requeued: list[dict[str, Any]] = field(default_factory=list)
-
-    def note(self, agent: str, what: str) -> None:
-        self.agents.setdefault(agent, None)
-        self.path.append(f"{agent}: {what}")
-
-
 class TaskLoop:
     """The cycles of one S3 agent."""
 
@@ -137,7 +86,7 @@ class TaskLoop:
 
     async def run(self, spec: TaskSpec) -> CycleResult:
         task = spec if spec.id else spec.model_copy(update={"id": f"t-{uuid.uuid4().hex[:12]}"})
-        c = _Cycle(task)
+        c = Cycle(task)
         await self.host.log(
             "cycle_started",
             task=task.id,
@@ -156,30 +105,8 @@ class TaskLoop:
         await self.host.count(FINISHED)
         await self.host.count(SUCCEEDED, int(success))
         await self.host.count(ITERATIONS, c.iterations)
-        result = CycleResult(
-            task_id=task.id,
-            success=success,
-            summary=summary,
-            complexity=c.analysis.complexity if c.analysis else None,
-            critical=c.critical,
-            iterations=c.iterations,
-            agents=list(c.agents),
-            path=c.path,
-            analysis=c.analysis,
-            vote=c.vote,
-            steps=[c.outs[i] for i in sorted(c.outs)],
-            audit={}
-            if c.verdict is None
-            else {
-                **c.verdict.to_wire(),
-                "check": None if c.check is None else c.check.model_dump(),
-            },
-            conflicts=c.conflicts,
-            damping=c.damping,
-            adaptations=[a.to_wire() for _, a in sorted(self.host.adaptations().items())],
-            requeued=c.requeued,
-            seconds=round(time.perf_counter() - c.started, 4),
-        )
+        adaptations = [a.to_wire() for _, a in sorted(self.host.adaptations().items())]
+        result = c.result(success, summary, adaptations)
         await self.host.log(
             "cycle_completed",
             task=task.id,
@@ -189,7 +116,7 @@ class TaskLoop:
         )
         return result
 
-    async def _cycle(self, c: _Cycle) -> tuple[bool, str]:
+    async def _cycle(self, c: Cycle) -> tuple[bool, str]:
         task = c.task
         analysis = c.analysis = await self._analyse(c)
         await self._authorise(c, analysis)
@@ -222,7 +149,7 @@ class TaskLoop:
     # -- S4, S5 ---------------------------------------------------------------------------
 
     async def _ask(
-        self, c: _Cycle, role: str, tool: str, args: Any, timeout: float, reply: type[Reply]
+        self, c: Cycle, role: str, tool: str, args: Any, timeout: float, reply: type[Reply]
     ) -> tuple[str, Reply]:
         """Call a role that the loop cannot do without: the agent that answered, and its
         reply as `reply`."""
@@ -235,7 +162,7 @@ class TaskLoop:
         c.agents.setdefault(result.agent, None)
         return result.agent, _read(reply, result, tool)
 
-    async def _analyse(self, c: _Cycle) -> Analysis:
+    async def _analyse(self, c: Cycle) -> Analysis:
         agent, a = await self._ask(c, "s4", "analyse", c.task.model_dump(), CALL_WAIT, Analysis)
         c.note(
             agent,
@@ -245,7 +172,7 @@ class TaskLoop:
         )
         return a
 
-    async def _authorise(self, c: _Cycle, analysis: Analysis) -> None:
+    async def _authorise(self, c: Cycle, analysis: Analysis) -> None:
         texts = [c.task.description, *c.task.steps]
         args = {"texts": texts, "analysis": analysis.model_dump()}
         s5, classified = await self._ask(c, "s5", "classify", args, CALL_WAIT, ClassifyOut)
@@ -296,7 +223,7 @@ class TaskLoop:
         return out
 
     async def _allocate(
-        self, c: _Cycle, analysis: Analysis, pending: Sequence[int], iteration: int
+        self, c: Cycle, analysis: Analysis, pending: Sequence[int], iteration: int
     ) -> Allocation:
         need = Need(
             steps=len(pending),
@@ -357,7 +284,7 @@ class TaskLoop:
         return task.cwd or "." if self.host.active("more_s2") else None
 
     async def _coordinate(
-        self, c: _Cycle, holder: str, attempt: str, resource: str | None
+        self, c: Cycle, holder: str, attempt: str, resource: str | None
     ) -> str | None:
         """Wait for S2's go; the reason if the step must not run. Without S2, go at once."""
         s2 = self.host.leader("s2")
@@ -394,14 +321,14 @@ class TaskLoop:
             await asyncio.sleep(ruling.delay)
             args["first"] = False
 
-    async def _escalate(self, c: _Cycle, why: str) -> str | None:
+    async def _escalate(self, c: Cycle, why: str) -> str | None:
         args = {"task_id": c.task.id, "why": why}
         s5, ruling = await self._ask(c, "s5", "escalate", args, CALL_WAIT, PolicyRulingOut)
         c.note(s5, f"escalation: {ruling.reason}")
         return None if ruling.ok else f"damped: {ruling.reason}"
 
     async def _step(
-        self, c: _Cycle, analysis: Analysis, index: int, worker: str, iteration: int
+        self, c: Cycle, analysis: Analysis, index: int, worker: str, iteration: int
     ) -> None:
         task = c.task
         holder = f"{task.id}:{index}:{iteration}"
@@ -444,7 +371,7 @@ class TaskLoop:
                 c.damping.append({"holder": holder, **released.model_dump()})
                 c.note(s2, f"{released.oscillation}: {released.reason}")
 
-    async def _run_requeued(self, c: _Cycle, step: StepIn, worker: str) -> StepOut:
+    async def _run_requeued(self, c: Cycle, step: StepIn, worker: str) -> StepOut:
         """Run a step on `worker`; if it dies or refuses before running it, on another."""
         tried: set[str] = set()
         for _ in range(MAX_REQUEUES + 1):
@@ -515,7 +442,7 @@ class TaskLoop:
 
     # -- S3* ------------------------------------------------------------------------------
 
-    async def _audit(self, c: _Cycle, analysis: Analysis, iteration: int) -> Verdict:
+    async def _audit(self, c: Cycle, analysis: Analysis, iteration: int) -> Verdict:
         workers = {o.agent for o in c.outs.values()}
         reviewed = sorted(workers & set(self.host.under_review()))
         strict = self.host.active("tighten_audits") or analysis.approach.review or bool(reviewed)
@@ -543,7 +470,7 @@ class TaskLoop:
         )
         return verdict
 
-    async def _check(self, c: _Cycle, workers: set[str], iteration: int) -> StepOut:
+    async def _check(self, c: Cycle, workers: set[str], iteration: int) -> StepOut:
         """Run the task's check command on an S1 agent, another than the workers if any."""
         pool = self.candidates()
         others = [x for x in pool if x.id not in workers and "shell" in x.executors]

@@ -14,8 +14,9 @@ from agents.runtime.discovery import MemberStatus
 from agents.runtime.liveness import Liveness
 from agents.runtime.membership import MemberRecord
 from agents.vsm.adaptation import Adaptation
+from agents.vsm.s3.host import TaskLoopHost
 from agents.vsm.s3.role import ControlRole
-from agents.vsm.s3.taskloop import TaskLoop, TaskLoopHost
+from agents.vsm.s3.taskloop import TaskLoop
 from agents.vsm.tasks import StepIn, TaskSpec
 from agents.vsm.viability import FINISHED, SUCCEEDED
 
