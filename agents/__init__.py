@@ -1,19 +1,22 @@
-"""agents: the runtime every amcp agent shares.
+"""agents: the runtime every amcp agent shares, and what its users need of it.
 
 An Agent joins the cluster's replicated member list, heartbeats, serves tools (pydantic
 input and output models, discoverable schemas) on its own subject and its role's queue
 group inside a bounded pool, writes an audit log, exports Prometheus metrics, and on a
-graceful stop drains and leaves. Roles and voters plug in as Extensions.
+graceful stop drains and leaves. Roles and voters plug in as Extensions, which see the
+agent through an AgentHandle. AgentClient calls agents; AgentProcess and Supervisor run
+them as child processes. The VSM roles live in agents.vsm, the command lines in agents.cli.
 """
 
 from agents.process.child import AgentProcess
-from agents.process.restarts import RestartDecision, RestartPolicy, RestartTracker
+from agents.process.restarts import RestartPolicy
 from agents.process.supervisor import Supervisor
 from agents.runtime.admin import ClusterView, Described, MemberView, Removed
-from agents.runtime.agent import Agent, AgentConfig
-from agents.runtime.audit import AuditEntry, AuditEvent, AuditLog, read_cluster_log, read_local_log
+from agents.runtime.agent import Agent
+from agents.runtime.audit import AuditEntry, AuditEvent, read_cluster_log, read_local_log
 from agents.runtime.client import AgentClient, CallResult
-from agents.runtime.discovery import Discovery, MemberStatus
+from agents.runtime.config import AgentConfig
+from agents.runtime.discovery import MemberStatus
 from agents.runtime.errors import (
     AgentBusy,
     AgentDraining,
@@ -29,11 +32,12 @@ from agents.runtime.errors import (
     UnknownTool,
 )
 from agents.runtime.extension import Extension, Role, load_extensions
-from agents.runtime.lifecycle import Lifecycle, LifecycleState
-from agents.runtime.liveness import Liveness, LivenessDetector, PhiSettings
-from agents.runtime.membership import MEMBERS_KEY, MemberRecord, Membership
-from agents.runtime.subjects import ANY, ROLES, AgentSubjects
-from agents.runtime.tools import CallContext, Example, Tool, ToolRegistry, tool
+from agents.runtime.handle import AgentHandle
+from agents.runtime.lifecycle import LifecycleState
+from agents.runtime.liveness import Liveness
+from agents.runtime.membership import MEMBERS_KEY, MemberRecord
+from agents.runtime.subjects import ANY, ROLES
+from agents.runtime.tools import CallContext, Example, Tool, tool
 
 __all__ = [
     "ANY",
@@ -45,34 +49,26 @@ __all__ = [
     "AgentConfig",
     "AgentDraining",
     "AgentError",
+    "AgentHandle",
     "AgentProcess",
-    "AgentSubjects",
     "AuditEntry",
     "AuditEvent",
-    "AuditLog",
     "BadRequest",
     "CallContext",
     "CallResult",
     "ClusterView",
     "Described",
-    "Discovery",
     "DuplicateAgent",
     "Example",
     "Extension",
-    "Lifecycle",
     "LifecycleState",
     "Liveness",
-    "LivenessDetector",
     "MemberRecord",
     "MemberStatus",
     "MemberView",
-    "Membership",
     "MembershipError",
-    "PhiSettings",
     "Removed",
-    "RestartDecision",
     "RestartPolicy",
-    "RestartTracker",
     "Role",
     "Supervisor",
     "Tool",
@@ -80,7 +76,6 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFailed",
     "ToolInputError",
-    "ToolRegistry",
     "Unclaimed",
     "UnknownTool",
     "load_extensions",

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
-from agents.runtime.agent import Agent, AgentConfig
+from agents.runtime.agent import Agent
+from agents.runtime.config import AgentConfig
 from agents.runtime.errors import DuplicateAgent
 from agents.runtime.extension import load_extensions
 from agents.runtime.subjects import ROLES

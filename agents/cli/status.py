@@ -78,7 +78,7 @@ def render_status(view: ClusterView) -> str:
             ]
         )
     lines = [format_table(rows), summary(view)]
-    lines.append(render_viability(view.viability))
+    lines.append(render_viability(view.section("viability")))
     lines += _network(view)
     return "\n".join(lines)
 

@@ -8,19 +8,33 @@ agent still answers questions about itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from agents.runtime.audit import AuditEvent
 from agents.runtime.errors import MembershipError
+from agents.runtime.extension import Extension
+from agents.runtime.handle import AgentHandle
 from agents.runtime.liveness import Liveness
-from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, tool
+from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, ToolRegistry, tool
 
-if TYPE_CHECKING:
-    from agents.runtime.agent import Agent
-
-__all__ = ["ClusterView", "Described", "MemberView", "RemoveMember", "Removed", "admin_tools"]
+__all__ = [
+    "ClusterView",
+    "Described",
+    "MemberView",
+    "RemoveMember",
+    "Removed",
+    "admin_tools",
+    "cluster_sections",
+]
 
 
 class Nothing(BaseModel):
@@ -57,11 +71,27 @@ class MemberView(BaseModel):
 
 
 class ClusterView(BaseModel):
+    """The cluster as one agent sees it. Its extensions' cluster-wide sections (a VSM
+    role's `viability`) are further keys, read with `section(name)`."""
+
+    model_config = ConfigDict(extra="allow")
+
     cluster: str
     observer: str  # the agent that answered
     members: list[MemberView]
-    viability: dict[str, Any] | None = None  # filled by the VSM loop once it exists
-    extensions: dict[str, Any] = Field(default_factory=dict)
+    extensions: dict[str, Any] = Field(default_factory=dict)  # each one's own figures
+
+    def section(self, name: str) -> Any:
+        """A cluster-wide section by name; None if no extension gave it."""
+        return (self.model_extra or {}).get(name)
+
+    @model_serializer(mode="wrap")
+    def _sections_first(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # the sections before `extensions`, in the order `amcp status --json` always printed
+        doc: dict[str, Any] = dump(self)
+        if "extensions" in doc:
+            doc["extensions"] = doc.pop("extensions")
+        return doc
 
 
 class RemoveMember(BaseModel):
@@ -74,26 +104,35 @@ class Removed(BaseModel):
     liveness: str
 
 
-def admin_tools(agent: Agent) -> list[Tool]:
-    """The three built-in tools of `agent`."""
+def cluster_sections(extensions: Sequence[Extension]) -> dict[str, Any]:
+    """The extensions' cluster-wide sections by name, the first with a value winning."""
+    sections: dict[str, Any] = {}
+    for extension in extensions:
+        for name, value in extension.sections().items():
+            if not sections.get(name):
+                sections[name] = value
+    return sections
+
+
+def admin_tools(
+    agent: AgentHandle, tools: ToolRegistry, extensions: Sequence[Extension]
+) -> list[Tool]:
+    """The three built-in tools of `agent`, which serves `tools` and runs `extensions`."""
 
     @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
     async def describe(args: Nothing, ctx: CallContext) -> Described:
         """This agent's tools: description, input and output JSON schemas, examples."""
-        return Described(agent=agent.id, role=agent.role, tools=agent.tools.specs())
+        return Described(agent=agent.id, role=agent.role, tools=tools.specs())
 
     @tool(pooled=False, audited=False, read_only=True, examples=NO_INPUT)
     async def members(args: Nothing, ctx: CallContext) -> ClusterView:
         """Every member with role, lifecycle state, liveness, last heartbeat and figures."""
-        viability = None
-        for extension in agent.extensions:
-            viability = viability or extension.viability()
         return ClusterView(
             cluster=agent.bus.cluster,
             observer=agent.id,
             members=[MemberView(**m.to_wire()) for m in agent.members()],
-            viability=viability,
-            extensions={e.name: s for e in agent.extensions if (s := e.status())},
+            extensions={e.name: s for e in extensions if (s := e.status())},
+            **cluster_sections(extensions),
         )
 
     @tool(

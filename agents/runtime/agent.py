@@ -23,15 +23,14 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.runtime.admin import admin_tools
 from agents.runtime.audit import AuditEvent, AuditLog
 from agents.runtime.catalog import catalog_tool
+from agents.runtime.config import AgentConfig
 from agents.runtime.discovery import Discovery, MemberStatus
 from agents.runtime.errors import (
     AgentBusy,
@@ -50,54 +49,25 @@ from agents.runtime.membership import MemberRecord, Membership, Store
 from agents.runtime.memory import TRIM_INTERVAL, can_release, release_free_memory
 from agents.runtime.metrics import AgentMetrics
 from agents.runtime.subjects import (
-    ROLES,
     AgentSubjects,
     call_request,
     error_reply,
     fit_reply,
     ok_reply,
     parse_call,
-    validate_agent_id,
 )
 from agents.runtime.tools import CallContext, Tool, ToolRegistry
 from amcp import Bus, Message, Subscription, __version__
 from amcp.claims import ClaimUnavailable
-from amcp.errors import AmcpError, ConfigError, NoResponders, RequestTimeout
+from amcp.errors import AmcpError, NoResponders, RequestTimeout
 from amcp.netstatus import network_status
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull
 
-__all__ = ["Agent", "AgentConfig", "StoreFactory"]
+__all__ = ["Agent", "StoreFactory"]
 
 log = logging.getLogger("agents.runtime.agent")
 StoreFactory = Callable[[Bus, str, Path | None], Awaitable[Store]]
-
-
-@dataclass
-class AgentConfig:
-    """How one agent runs; the `amcp-agent` flags map onto these fields."""
-
-    role: str
-    agent_id: str = ""
-    capabilities: tuple[str, ...] = ()
-    data_dir: Path | None = None
-    heartbeat: float = 1.0
-    pool_size: int = 8
-    queue_size: int = 64
-    drain_timeout: float = 30.0
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    voter: bool = False
-    restarts: int = 0  # how often a supervisor restarted this agent
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ConfigError(f"unknown role {self.role!r}: one of {', '.join(ROLES)}")
-        self.agent_id = validate_agent_id(self.agent_id or f"{self.role}-{uuid.uuid4().hex[:8]}")
-        if self.heartbeat <= 0 or self.pool_size < 1 or self.queue_size < 0:
-            raise ConfigError("need heartbeat > 0, pool size >= 1 and queue size >= 0")
-        self.voter = self.voter or self.role == "s5"  # S5 always votes
 
 
 async def open_context_store(bus: Bus, replica_id: str, data_dir: Path | None) -> Store:
@@ -147,7 +117,7 @@ class Agent:
         self._background: set[asyncio.Task[Any]] = set()
         self._failed = asyncio.Event()
         self._liveness_counts: dict[str, int] = {}
-        for t in admin_tools(self):
+        for t in admin_tools(self, self.tools, self.extensions):
             self.tools.add(t)
         for capability in config.capabilities:
             catalogued = catalog_tool(capability)
@@ -186,16 +156,42 @@ class Agent:
         return sub
 
     async def record(
-        self, event: str, *, then: Callable[[], Awaitable[Any]] | None = None, **fields: Any
+        self,
+        event: str,
+        *,
+        then: Callable[[], Awaitable[Any]] | None = None,
+        lazy: bool = False,
+        **fields: Any,
     ) -> None:
         """Append to the audit log (vote, decision, adaptation, ...). `then` publishes the
         consequence (a reply, a vote) right behind the entry, so the log shows the entry
-        first; `record` returns once the entry is queued, `then` runs soon after."""
-        await self.audit.record(event, then=then, **fields)
+        first; `record` returns once the entry is queued, `then` runs soon after. A `lazy`
+        entry (one per ballot) may linger to share a stream frame with others."""
+        await self.audit.record(event, then=then, lazy=lazy, **fields)
+
+    async def flush_audit(self) -> None:
+        """Return once every entry recorded so far is on the connection to the cluster log:
+        what the agent sends next reaches the stream after it (cause before effect)."""
+        await self.audit.flush()
 
     def members(self) -> list[MemberStatus]:
         """Every member with its liveness, as this agent sees it."""
         return self.discovery.view(self.membership.records() if self.membership else {})
+
+    def has_tool(self, name: str) -> bool:
+        return self.tools.get(name) is not None
+
+    async def execute(self, tool: str, raw: Any, *, caller: str, call_id: str) -> Any:
+        """Run one of this agent's tools once inside its pool, with `raw` as its input and
+        no reply or audit entry of its own (a voter executing a committed action): its
+        output as plain data. Bad input, an unknown tool or a failure raises."""
+        t = self.tools.get(tool)
+        if t is None:
+            raise AgentError(f"agent {self.id} has no tool {tool!r}")
+        args = t.parse_input(raw)
+        ctx = CallContext(self, caller, t.name, call_id)
+        async with self.pool:
+            return t.dump_output(await t.handler(args, ctx))
 
     # -- lifecycle --------------------------------------------------------------------
 

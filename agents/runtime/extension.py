@@ -1,28 +1,29 @@
-"""Extension points: how roles (S1 to S5) and voters plug into the runtime.
+"""Extension points: how roles and voters plug into the runtime.
 
-An Extension brings tools, starts its own subscriptions and loops on the running agent,
-stops while the agent drains, and adds a section to `amcp status`. A Role is the extension
-that gives an agent its VSM behaviour; this module's plain Role has none yet.
+An Extension brings tools, starts its own subscriptions and loops on the running agent
+(through its AgentHandle), stops while the agent drains, adds a section of its own figures
+to the agent's status and may add cluster-wide sections to the cluster view (`amcp
+status`). A Role is the extension that gives an agent its role's behaviour; this module's
+plain Role has none.
 
 Other packages register theirs through entry points, so the runtime never imports them:
 
     [project.entry-points."amcp.roles"]             # name: the role; value: a Role subclass
-    s1 = "agents.s1:OperationsRole"
+    s1 = "agents.vsm.s1.role:OperationsRole"
     [project.entry-points."amcp.agent_extensions"]  # value: f(AgentConfig) -> Extension | None
     voter = "agents.vsm.voting:extension_for"
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from agents.runtime.config import AgentConfig
 from agents.runtime.errors import AgentError
-
-if TYPE_CHECKING:
-    from agents.runtime.agent import Agent, AgentConfig
-    from agents.runtime.tools import Tool
+from agents.runtime.handle import AgentHandle
+from agents.runtime.tools import Tool
 
 __all__ = ["EXTENSION_GROUP", "ROLE_GROUP", "Extension", "Role", "load_extensions"]
 
@@ -39,7 +40,7 @@ class Extension:
         """Tools to serve; registered before the agent starts answering."""
         return ()
 
-    async def start(self, agent: Agent) -> None:
+    async def start(self, agent: AgentHandle) -> None:
         """Called once the agent is connected and a member, before it reports running.
         Long-running work belongs in `agent.spawn(...)`, which fails the agent if it dies."""
 
@@ -50,15 +51,18 @@ class Extension:
         """A section of this agent's status (its own figures)."""
         return {}
 
-    def viability(self) -> dict[str, Any] | None:
-        """Cluster viability metrics, for the one extension that computes them (issue 7)."""
-        return None
+    def sections(self) -> Mapping[str, Any]:
+        """Cluster-wide sections of the cluster view (`amcp members`, `amcp status`), by
+        name: what the extension knows of the whole cluster rather than of itself. Where
+        several extensions give a name, the first with a value wins."""
+        return {}
 
 
 class Role(Extension):
-    """The behaviour of one VSM role. This base serves only the runtime's own tools."""
+    """The behaviour of one role. This base serves only the runtime's own tools."""
 
     role: ClassVar[str] = ""
+    voter: ClassVar[bool] = False  # every agent of this role votes, --voter or not
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
@@ -67,7 +71,8 @@ class Role(Extension):
 
 def load_extensions(config: AgentConfig) -> list[Extension]:
     """The role registered for `config.role` (or a plain Role), then every extension whose
-    factory accepts this agent."""
+    factory accepts this agent. A `voter` role makes the config a voter's first, so the
+    member record and the extension factories see it."""
     role_cls: type[Role] = Role
     for ep in entry_points(group=ROLE_GROUP):
         if ep.name == config.role:
@@ -75,6 +80,7 @@ def load_extensions(config: AgentConfig) -> list[Extension]:
             if not (isinstance(loaded, type) and issubclass(loaded, Role)):
                 raise AgentError(f"entry point {ep.value} for role {ep.name} is not a Role")
             role_cls = loaded
+    config.voter = config.voter or role_cls.voter
     extensions: list[Extension] = [role_cls(config)]
     for ep in sorted(entry_points(group=EXTENSION_GROUP), key=lambda e: e.name):
         extension = ep.load()(config)

@@ -20,14 +20,12 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
 from agents.runtime.errors import ToolDefinitionError, ToolFailed, ToolInputError
-
-if TYPE_CHECKING:
-    from agents.runtime.agent import Agent
+from agents.runtime.handle import AgentHandle
 
 __all__ = ["NO_INPUT", "CallContext", "Example", "Tool", "ToolRegistry", "tool"]
 
@@ -39,7 +37,7 @@ Handler = Callable[[Any, "CallContext"], Awaitable[Any]]
 class CallContext:
     """Who called and on which agent; handed to every tool handler."""
 
-    agent: Agent | None
+    agent: AgentHandle | None
     caller: str  # the verified sender of the request
     tool: str
     call_id: str  # the request's message id, hex; ties audit entries of one call together

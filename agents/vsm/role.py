@@ -26,8 +26,9 @@ from agents.vsm.viability import ADAPTATIONS, PREFIX, measure
 from amcp.settings import env_number
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import Agent, AgentConfig
+    from agents.runtime.config import AgentConfig
     from agents.runtime.discovery import MemberStatus
+    from agents.runtime.handle import AgentHandle
 
 __all__ = ["ViabilityOut", "VsmRole", "VsmSettings"]
 
@@ -64,14 +65,14 @@ class VsmRole(Role):
         super().__init__(config)
         self.settings = VsmSettings.from_env()
         self.values: dict[str, Any] = {}
-        self._agent: Agent | None = None
+        self._agent: AgentHandle | None = None
         self._view: tuple[float, list[MemberStatus]] | None = None
         self._client: AgentClient | None = None
 
     # -- what the roles use -------------------------------------------------------------
 
     @property
-    def agent(self) -> Agent:
+    def agent(self) -> AgentHandle:
         if self._agent is None:
             raise RuntimeError(f"{self.name} is not started")
         return self._agent
@@ -146,7 +147,7 @@ class VsmRole(Role):
 
         return [viability, *self.role_tools()]
 
-    async def start(self, agent: Agent) -> None:
+    async def start(self, agent: AgentHandle) -> None:
         self._agent = agent
         store = agent.store
         assert store is not None
@@ -168,5 +169,5 @@ class VsmRole(Role):
             "adaptations": [a.to_wire() for _, a in sorted(self.adaptations().items())],
         }
 
-    def viability(self) -> dict[str, Any] | None:
-        return self.report() if self._agent is not None else None
+    def sections(self) -> dict[str, Any]:
+        return {"viability": self.report() if self._agent is not None else None}

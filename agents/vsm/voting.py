@@ -2,7 +2,8 @@
 declares so, the executor of some of them (consensus.VoterService on the agent's bus and
 replica).
 
-- Voters: S5 agents always, other roles with `--voter` (AgentConfig.voter). A voter
+- Voters: every agent of a role that always votes (S5: PolicyRole.voter), others with
+  `--voter` (AgentConfig.voter, which load_extensions sets for the former). A voter
   scores each proposal from its own view: the registered voters and how many it sees
   alive, its own failure rate, the age of the heartbeats it relies on, cluster health.
 - Executors: `executes` maps an action to one of the agent's tools (amcp-agent
@@ -21,13 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agents.runtime.audit import AuditEvent
+from agents.runtime.config import AgentConfig
 from agents.runtime.errors import AgentError
 from agents.runtime.extension import Extension
+from agents.runtime.handle import AgentHandle
 from agents.runtime.liveness import Liveness
-from agents.runtime.tools import CallContext
 from consensus import (
     Decided,
     Execution,
@@ -42,9 +44,6 @@ from consensus import (
     VoterState,
 )
 from crdt.store import ContextStore
-
-if TYPE_CHECKING:
-    from agents.runtime.agent import Agent, AgentConfig
 
 __all__ = ["EXECUTES", "VotingExtension", "extension_for"]
 
@@ -85,14 +84,14 @@ class VotingExtension(Extension):
         self.scorer = scorer
         self.policy = policy
         self.settings = settings
-        self.agent: Agent | None = None
+        self.agent: AgentHandle | None = None
         self.service: VoterService | None = None
         self._view: VoterContext | None = None
         self._view_at = 0.0
 
-    async def start(self, agent: Agent) -> None:
+    async def start(self, agent: AgentHandle) -> None:
         for action, tool_name in self.executes.items():
-            if agent.tools.get(tool_name) is None:
+            if not agent.has_tool(tool_name):
                 raise AgentError(
                     f"agent {agent.id} cannot execute {action}: it has no tool {tool_name!r}"
                 )
@@ -133,7 +132,7 @@ class VotingExtension(Extension):
         return replace(self._view, now_ms=time.time_ns() // 1_000_000)
 
     @staticmethod
-    def _cluster_view(agent: Agent) -> VoterContext:
+    def _cluster_view(agent: AgentHandle) -> VoterContext:
         members = agent.members()
         alive = [m for m in members if m.record.id == agent.id or m.liveness is Liveness.ALIVE]
         voters = [m for m in members if m.record.voter]
@@ -153,19 +152,17 @@ class VotingExtension(Extension):
 
     async def _run(self, executor: Executor, decided: Decided) -> Any:
         """Run the declared tool once, with the proposal's payload as its input."""
-        agent = self.agent
-        assert agent is not None
-        t = agent.tools.get(executor.tool)
-        if t is None:
-            raise AgentError(f"agent {agent.id} has no tool {executor.tool!r}")
-        args = t.parse_input(decided.proposal.to_wire()["payload"])
-        ctx = CallContext(agent, decided.proposal.proposer, t.name, decided.id)
-        async with agent.pool:
-            return t.dump_output(await t.handler(args, ctx))
+        assert self.agent is not None
+        return await self.agent.execute(
+            executor.tool,
+            decided.proposal.to_wire()["payload"],
+            caller=decided.proposal.proposer,
+            call_id=decided.id,
+        )
 
     async def _audit_vote(self, proposal: Proposal, vote: Vote) -> None:
         assert self.agent is not None
-        await self.agent.audit.record(
+        await self.agent.record(
             AuditEvent.VOTE,
             lazy=True,  # one per ballot: many share a stream frame, off the ballot's path
             proposal=proposal.id,

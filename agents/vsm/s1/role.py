@@ -23,7 +23,7 @@ from agents.vsm.tasks import StepIn, StepOut
 from agents.vsm.viability import S1_FAILED, S1_OK
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
+    from agents.runtime.config import AgentConfig
 
 __all__ = ["OperationsRole"]
 

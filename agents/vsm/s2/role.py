@@ -22,7 +22,7 @@ from agents.vsm.s2.arbiter import STRICT, ArbiterRuling, OscillationArbiter, S2S
 from agents.vsm.viability import CHECKS, OSCILLATIONS
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
+    from agents.runtime.config import AgentConfig
 
 __all__ = ["ArbiterRulingOut", "ClaimIn", "CoordinationRole", "ReleaseIn"]
 

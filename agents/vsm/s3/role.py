@@ -12,7 +12,7 @@ from agents.vsm.s3.taskloop import TaskLoop
 from agents.vsm.tasks import CycleResult, TaskSpec
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
+    from agents.runtime.config import AgentConfig
 
 __all__ = ["ControlRole"]
 

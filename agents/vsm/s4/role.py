@@ -32,7 +32,7 @@ from netopt.sampler import TrafficSampler
 from netopt.traffic import describe_traffic
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
+    from agents.runtime.config import AgentConfig
 
 __all__ = ["IntelligenceRole"]
 

@@ -32,7 +32,7 @@ from agents.vsm.tasks import Urgency
 from agents.vsm.viability import ADAPTATIONS, WINDOW, measure, rotate
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
+    from agents.runtime.config import AgentConfig
 
 __all__ = ["PolicyRole"]
 
@@ -143,6 +143,7 @@ EXAMPLES = {
 
 class PolicyRole(VsmRole):
     role = "s5"
+    voter = True  # S5 decides critical actions: every S5 agent votes
 
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)

@@ -18,28 +18,28 @@ from agents.runtime.audit import AuditEvent
 from consensus import Coordinator, Decision, Outcome
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import Agent
+    from agents.runtime.handle import AgentHandle
 
 __all__ = ["QuorumVote", "describe_decision", "record_now"]
 
 
-async def record_now(agent: Agent, event: str, **fields: Any) -> None:
+async def record_now(agent: AgentHandle, event: str, **fields: Any) -> None:
     """An audit entry that is on the connection to the cluster log before the caller goes
     on: what the agent sends next (a reply, a call) reaches the stream after it, so the
     log keeps cause before effect across agents."""
     await agent.record(event, **fields)
-    await agent.audit.flush()
+    await agent.flush_audit()
 
 
 class QuorumVote:
     """Votes proposed by one agent. `await QuorumVote.open(agent)`, `put`, `close`."""
 
-    def __init__(self, agent: Agent, coordinator: Coordinator) -> None:
+    def __init__(self, agent: AgentHandle, coordinator: Coordinator) -> None:
         self.agent = agent
         self.coordinator = coordinator
 
     @classmethod
-    async def open(cls, agent: Agent) -> QuorumVote:
+    async def open(cls, agent: AgentHandle) -> QuorumVote:
         assert agent.store is not None
         return cls(agent, await Coordinator.open(agent.bus, store=agent.store))
 

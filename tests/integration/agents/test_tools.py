@@ -243,12 +243,12 @@ async def test_extensions_add_tools_status_and_fail_the_agent_when_their_loop_di
     start_agent, client
 ) -> None:
     probe = Probe()
-    agent = await start_agent("s5", extensions=[probe])
+    agent = await start_agent("s5", extensions=[probe], voter=True)
     assert probe.events == ["start starting"]
     assert (await client.call("s5", "probe.ping", {"text": "x"})).output == {"text": "pong x"}
     view = await client.members()
     assert view.extensions == {"probe": {"events": 1}}
-    assert view.members[0].voter  # S5 votes
+    assert view.members[0].voter  # the config says so (no role here to require it)
     probe.crash.set()
     assert await asyncio.wait_for(agent.run(asyncio.Event()), 5) == 1
     assert agent.state is LifecycleState.FAILED and probe.events[-1] == "stop"

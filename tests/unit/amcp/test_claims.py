@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.runtime.admin import admin_tools
-from agents.runtime.agent import AgentConfig
 from agents.runtime.catalog import BUILTIN
+from agents.runtime.config import AgentConfig
 from agents.runtime.extension import load_extensions
 from agents.runtime.subjects import ROLES
+from agents.runtime.tools import ToolRegistry
 from amcp.claims import claim_key, claim_ttl, claims_bucket
 from amcp.envelope import MAX_NAME_CHARS
 from amcp.errors import ConfigError
@@ -61,7 +62,7 @@ ACTS = {"remove-member", "execute", "claim", "release", "run-task", "authorise"}
 
 
 def test_the_built_in_tools_say_honestly_whether_they_are_read_only() -> None:
-    tools = {t.name: t for t in admin_tools(None)}  # type: ignore[arg-type]
+    tools = {t.name: t for t in admin_tools(None, ToolRegistry(), ())}  # type: ignore[arg-type]
     tools.update(BUILTIN)
     for role in ROLES:
         for extension in load_extensions(AgentConfig(role=role)):

@@ -9,17 +9,18 @@ import pytest
 
 from agents.cli.tools import tool_summary
 from agents.runtime.admin import admin_tools
-from agents.runtime.agent import AgentConfig
 from agents.runtime.catalog import BUILTIN
+from agents.runtime.config import AgentConfig
 from agents.runtime.extension import load_extensions
 from agents.runtime.subjects import ROLES
-from agents.runtime.tools import Tool
+from agents.runtime.tools import Tool, ToolRegistry
 
 
 def tools_of(role: str) -> list[Tool]:
     extensions = load_extensions(AgentConfig(role=role, agent_id=f"{role}-x"))
     # admin tools only close over the agent; none of them runs here
-    return [*admin_tools(None), *(t for e in extensions for t in e.tools())]  # type: ignore[arg-type]
+    admin = admin_tools(None, ToolRegistry(), extensions)  # type: ignore[arg-type]
+    return [*admin, *(t for e in extensions for t in e.tools())]
 
 
 @pytest.mark.parametrize("role", ROLES)
