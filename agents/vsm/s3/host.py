@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from agents.runtime.agent import AgentConfig
     from agents.runtime.client import AgentClient
+    from agents.runtime.config import AgentConfig
     from agents.runtime.discovery import MemberStatus
     from agents.vsm.adaptation import Adaptation
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agents.runtime.agent import AgentConfig
 from agents.runtime.client import CallResult
+from agents.runtime.config import AgentConfig
 from agents.runtime.discovery import MemberStatus
 from agents.runtime.liveness import Liveness
 from agents.runtime.membership import MemberRecord
