@@ -1,7 +1,7 @@
 """S2 coordination: S3 asks before each step starts (`claim`) and tells when it is done
 (`release`); S2 detects oscillation and damps it (agents/vsm/s2/arbiter.py).
 
-Claims go to the S2 leader (the live S2 agent with the lowest id), so one coordinator sees
+Claims go to the S2 leader (the live S2 agent with the lowest id), so one arbiter sees
 every claim. Each first claim counts in `vsm.s2.checks`, each oscillation found in
 `vsm.s2.oscillations`: their ratio is the oscillation rate. While the more_s2 adaptation
 holds, S2 uses its strict thresholds.
