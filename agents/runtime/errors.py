@@ -1,5 +1,19 @@
 """Errors of the agent runtime, rooted in amcp's one hierarchy so callers catch AmcpError.
 
+    AmcpError (amcp.errors)
+    └── AgentError                  raised by the runtime on purpose
+        ├── ToolDefinitionError     a tool declared wrongly
+        ├── DuplicateAgent          another live agent has this id
+        ├── MembershipError         a membership change refused
+        └── ToolCallError           a call answered with an error (its `code`)
+            ├── ToolInputError      invalid_input: the input does not fit the model
+            ├── UnknownTool         unknown_tool
+            ├── AgentBusy           busy: pool and queue full, refused
+            ├── AgentDraining       draining: shutting down, no new work
+            ├── BadRequest          bad_request: not a tool call
+            ├── Unclaimed           unclaimed: could not claim it, not run
+            └── ToolFailed          failed: the tool raised or its output did not fit
+
 The tool-call errors mirror the `code` of an error reply, so a caller gets the same class
 the serving agent meant (`error_for_code`).
 """

@@ -1,13 +1,10 @@
 """Give freed heap memory back to the OS now and then (glibc's `malloc_trim`).
 
 A long-running agent churns through small allocations (frames in, replies out). glibc keeps
-freed chunks inside its main heap, and as the pattern of what is live shifts, the heap's
-resident size creeps up while the bytes in use stay flat. Measured in the soak
-(bench/bench_soak.py): the S4 agent, which verifies every message of its cluster, rose
-~0.5 MiB per 100 s with mallinfo2's in-use bytes flat, and one `malloc_trim(0)` gave the
-last five minutes' growth back. `malloc_trim` returns free pages inside the heap to the
-OS (madvise), so the agent's RSS follows what it really uses. Without glibc (musl, macOS)
-there is no `malloc_trim` and this does nothing.
+freed chunks inside its main heap, so the heap's resident size creeps up while the bytes in
+use stay flat. `malloc_trim` returns free pages inside the heap to the OS (madvise), so the
+agent's RSS follows what it really uses. Without glibc (musl, macOS) there is no
+`malloc_trim` and this does nothing. What the soak measured: docs/AGENTS.md, "Memory".
 """
 
 from __future__ import annotations
