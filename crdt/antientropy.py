@@ -18,7 +18,7 @@ from amcp.errors import AmcpError
 from crdt.deltas import DeltaGossip
 from crdt.errors import CrdtDecodeError, CrdtError
 from crdt.link import KIND, REQUEST_TIMEOUT, Link
-from crdt.messages import Hello, Pull, PullReply, Summary, SumRequest
+from crdt.messages import BucketSummary, Hello, Pull, PullReply, SumRequest
 from crdt.sync import answer_pull, differing, group_buckets
 
 __all__ = ["MAX_PULL_KEYS", "MAX_PULL_ROUNDS", "AntiEntropy"]
@@ -43,9 +43,9 @@ class AntiEntropy:
             link.replica_id, link.instance, link.durable, link.index.top(), len(link.state), bye
         )
 
-    def summary(self) -> Summary:
+    def summary(self) -> BucketSummary:
         link = self.link
-        return Summary(link.replica_id, link.instance, link.durable, link.index.buckets())
+        return BucketSummary(link.replica_id, link.instance, link.durable, link.index.buckets())
 
     async def run(self) -> None:
         """Each round: announce, forget silent peers, and repair with one random peer
@@ -85,13 +85,16 @@ class AntiEntropy:
             self._syncing.discard(peer)
 
     async def sync(
-        self, peer: str, summary: Summary | None = None, timeout: float | None = REQUEST_TIMEOUT
+        self,
+        peer: str,
+        summary: BucketSummary | None = None,
+        timeout: float | None = REQUEST_TIMEOUT,
     ) -> None:
         """Make this replica and `peer` equal on every bucket that differs."""
         link = self.link
         if summary is None:
             summary = await link.request(peer, SumRequest(link.replica_id), timeout)
-            if not isinstance(summary, Summary):
+            if not isinstance(summary, BucketSummary):
                 raise CrdtDecodeError("expected a summary")
         diff = differing(link.index.buckets(), summary.buckets)
         for group in group_buckets(link.index, diff, MAX_PULL_KEYS):

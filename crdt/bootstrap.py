@@ -14,7 +14,7 @@ from amcp.errors import AmcpError, NoResponders, RequestTimeout
 from crdt.antientropy import AntiEntropy
 from crdt.errors import CrdtDecodeError, CrdtError
 from crdt.link import KIND, Link
-from crdt.messages import Summary, SumRequest, parse
+from crdt.messages import BucketSummary, SumRequest, parse
 
 __all__ = ["Bootstrap"]
 
@@ -55,7 +55,7 @@ class Bootstrap:
                     "replica %s: bootstrap from %s peers failed: %s", link.replica_id, group, exc
                 )
                 continue
-            if isinstance(summary, Summary) and summary.sender != link.replica_id:
+            if isinstance(summary, BucketSummary) and summary.sender != link.replica_id:
                 try:
                     await self.antientropy.sync(summary.sender, summary)
                 except (AmcpError, CrdtError) as exc:

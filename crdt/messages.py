@@ -15,13 +15,13 @@ from crdt.wire import as_array, as_map, as_name
 
 __all__ = [
     "Ack",
+    "BucketSummary",
+    "CtxMessage",
     "Deltas",
     "Hello",
-    "Message",
     "Pull",
     "PullReply",
     "SumRequest",
-    "Summary",
     "check_replica_id",
     "parse",
 ]
@@ -118,7 +118,7 @@ class SumRequest(NamedTuple):
         return {"op": "sum", "r": self.sender}
 
 
-class Summary(NamedTuple):
+class BucketSummary(NamedTuple):
     """A replica's BUCKETS bucket hashes."""
 
     sender: str
@@ -189,7 +189,7 @@ class Ack(NamedTuple):
         return {"op": "ack", "r": self.sender, "i": self.instance, "w": self.wid, "bad": self.bad}
 
 
-Message = Deltas | Hello | SumRequest | Summary | Pull | PullReply | Ack
+CtxMessage = Deltas | Hello | SumRequest | BucketSummary | Pull | PullReply | Ack
 
 
 def _deltas(b: dict[Any, Any], r: str) -> Deltas:
@@ -214,12 +214,12 @@ def _hello(b: dict[Any, Any], r: str) -> Hello:
     )
 
 
-def _summary(b: dict[Any, Any], r: str) -> Summary:
+def _summary(b: dict[Any, Any], r: str) -> BucketSummary:
     packed = b["s"]
     if type(packed) is not bytes or len(packed) != BUCKETS * HASH_BYTES:
         raise CrdtDecodeError(f"summary must be {BUCKETS * HASH_BYTES} bytes")
     buckets = [packed[i : i + HASH_BYTES] for i in range(0, len(packed), HASH_BYTES)]
-    return Summary(r, _uint(b["i"], "instance"), _flag(b["d"], "durable"), buckets)
+    return BucketSummary(r, _uint(b["i"], "instance"), _flag(b["d"], "durable"), buckets)
 
 
 def _pull(b: dict[Any, Any], r: str) -> Pull:
@@ -266,7 +266,7 @@ _PARSERS = {
 }
 
 
-def parse(body: Any) -> Message:
+def parse(body: Any) -> CtxMessage:
     """The message `body` encodes; CrdtDecodeError if it is not exactly one of them."""
     if type(body) is not dict:
         raise CrdtDecodeError("a ctx message must be a map")

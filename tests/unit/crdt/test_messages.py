@@ -14,11 +14,11 @@ from crdt import CrdtDecodeError, CrdtValueError, WriteConcernError
 from crdt.concern import LEVELS, check_level, needed
 from crdt.messages import (
     Ack,
+    BucketSummary,
     Deltas,
     Hello,
     Pull,
     PullReply,
-    Summary,
     SumRequest,
     check_replica_id,
     parse,
@@ -32,7 +32,7 @@ EXAMPLES = [
     Deltas("r1", 0, [["k", "gcounter", {"r1": 2}]]),
     Hello("r-2", 1, True, H, 10, False),
     SumRequest("a_b"),
-    Summary("r1", 5, False, [H] * BUCKETS),
+    BucketSummary("r1", 5, False, [H] * BUCKETS),
     Pull("r1", [0, 63], None, {"k": H}),
     Pull("r1", None, ["k", "j"], {}),
     PullReply("r1", True, [["k", "gcounter", {"r1": 2}]], ["j"], True),
