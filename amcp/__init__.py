@@ -10,6 +10,7 @@ from amcp.envelope import Envelope, FrameLimits, Reason
 from amcp.errors import (
     AmcpError,
     CircuitOpen,
+    ClaimUnavailable,
     ConfigError,
     ConnectError,
     EncodeError,
@@ -40,6 +41,7 @@ __all__ = [
     "Bus",
     "BusOptions",
     "CircuitOpen",
+    "ClaimUnavailable",
     "ConfigError",
     "ConnectError",
     "ConnectionSecurity",

@@ -30,12 +30,11 @@ from nats.js.errors import (
     ServiceUnavailableError,
 )
 
-from amcp.errors import AmcpError
+from amcp.errors import ClaimUnavailable
 from amcp.subjects import validate_token
 
 __all__ = [
     "DUPLICATE",
-    "ClaimUnavailable",
     "Claims",
     "claim_key",
     "claim_ttl",
@@ -53,10 +52,6 @@ claim's whole life at the default skew. Past it new claims fail and calls are re
 
 _EXPECT_NEW = {"Nats-Expected-Last-Subject-Sequence": "0"}
 _WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream's "wrong last sequence" error codes
-
-
-class ClaimUnavailable(AmcpError):
-    """JetStream could not say whether a frame was claimed before; do not act on it."""
 
 
 def claims_bucket(cluster: str) -> str:

@@ -1,10 +1,29 @@
-"""The amcp exception hierarchy: every error amcp raises on purpose derives from AmcpError."""
+"""The amcp exception hierarchy: every error amcp raises on purpose derives from AmcpError.
+
+The whole tree (crdt, consensus and agents root their own errors at AmcpError too):
+
+    Exception
+    └── AmcpError                 base of every error raised on purpose
+        ├── ConfigError           a setting or argument is invalid
+        ├── KeyringError          the keyring file is missing, unreadable or malformed
+        ├── EncodeError           a value cannot be put on the wire
+        ├── FrameRejected         an inbound frame failed a check (counted, never raised
+        │                         into handlers)
+        ├── ConnectError          no NATS server could be reached
+        ├── RequestTimeout        no verified reply before the deadline
+        ├── NoResponders          nobody serves the request's subject
+        ├── PermissionDenied      the server refused a publish or subscription
+        ├── CircuitOpen           the destination's circuit breaker refused the request
+        ├── ClaimUnavailable      JetStream cannot tell whether a frame was claimed
+        └── ServerError           the embedded nats-server failed to start or stop
+"""
 
 from __future__ import annotations
 
 __all__ = [
     "AmcpError",
     "CircuitOpen",
+    "ClaimUnavailable",
     "ConfigError",
     "ConnectError",
     "EncodeError",
@@ -75,3 +94,8 @@ class ServerError(AmcpError):
 class CircuitOpen(AmcpError):
     """A request was refused without sending: its destination's circuit breaker is open
     after repeated failures (Bus.request_with_retry)."""
+
+
+class ClaimUnavailable(AmcpError):
+    """JetStream could not say whether a frame was claimed before; do not act on it
+    (amcp.claims)."""

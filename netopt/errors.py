@@ -1,4 +1,13 @@
-"""The netopt exception hierarchy: every error netopt raises on purpose derives from NetoptError."""
+"""The netopt exception hierarchy: every error netopt raises on purpose derives from NetoptError.
+
+The whole tree (netopt imports no amcp, so its root is its own; invalid arguments raise
+the standard ValueError):
+
+    Exception
+    └── NetoptError               base of every error raised on purpose
+        ├── DecompressionError    a compressed payload is malformed or inflates too far
+        └── BulkheadFull          every slot and the waiting queue are taken
+"""
 
 from __future__ import annotations
 

@@ -58,8 +58,7 @@ from agents.runtime.subjects import (
 )
 from agents.runtime.tools import CallContext, Tool, ToolRegistry
 from amcp import Bus, Message, Subscription, __version__
-from amcp.claims import ClaimUnavailable
-from amcp.errors import AmcpError, NoResponders, RequestTimeout
+from amcp.errors import AmcpError, ClaimUnavailable, NoResponders, RequestTimeout
 from amcp.netstatus import network_status
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull

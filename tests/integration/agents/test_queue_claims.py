@@ -23,8 +23,8 @@ import pytest
 from agents import AgentClient, Unclaimed
 from agents.runtime.subjects import AgentSubjects
 from agents.vsm.tasks import StepIn, TaskSpec
-from amcp import Bus, NatsServer
-from amcp.claims import ClaimUnavailable, claims_bucket
+from amcp import Bus, ClaimUnavailable, NatsServer
+from amcp.claims import claims_bucket
 from tests.support.agents import Cluster, view_of
 from tests.support.vsm import start_vsm
 from tests.support.waiting import wait_until
