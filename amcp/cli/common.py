@@ -138,9 +138,9 @@ BATCHING_MODES = ("off", "adaptive")
 
 
 def batching_mode(flag: str | None = None) -> BatchingMode:
-    """A long-lived process's batching: `flag`, else $AMCP_BATCHING, else off. Off by default:
-    in two soak pairs (60 ops/s of calls, tasks, votes and majority writes) adaptive agents
-    used 4-8% more CPU an operation and had a higher p99 in every driver (docs/NETOPT.md)."""
+    """A long-lived process's batching: `flag`, else $AMCP_BATCHING, else off. Off by default
+    because adaptive batching did not pay for agents in the soaks (figures in docs/NETOPT.md,
+    "In the running system")."""
     mode = flag or os.environ.get(BATCHING_ENV) or "off"
     if mode not in BATCHING_MODES:
         modes = ", ".join(BATCHING_MODES)
