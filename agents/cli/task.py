@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "current directory. Exit 0 succeeded, 1 failed, 3 no S3 or no quorum.",
     )
     task.add_argument("description", metavar="DESCRIPTION")
+    _task_options(task)
+    _executor_options(task)
+    task.add_argument("--id", default="", metavar="ID", help="task id (default: S3 assigns)")
+    add_connection_options(task)
+    task.set_defaults(func=cmd_task)
+
+
+def _task_options(task: argparse.ArgumentParser) -> None:
+    """What the task is: its complexity, where and how long its steps run, its steps, its
+    audit, what it changes and how urgent it is."""
     level = task.add_mutually_exclusive_group()
     for name in ("simple", "medium", "complex"):
         level.add_argument(
@@ -64,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     task.add_argument("--check", metavar="CMD", help="S3* audit command: must exit 0")
     task.add_argument("--resource", metavar="NAME", help="what the task changes (for S2)")
     task.add_argument("--urgency", choices=["low", "normal", "high", "critical"], default="normal")
+
+
+def _executor_options(task: argparse.ArgumentParser) -> None:
+    """How S1 runs the steps: a shell (the default), a Python entry point or an external CLI."""
     how = task.add_mutually_exclusive_group()
     how.add_argument(
         "--python", metavar="NAME", help="run steps with the amcp.executors entry point NAME"
@@ -74,9 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run steps with an external CLI, e.g. 'claude -p -- {text}' (no shell; a "
         "step text starting with '-' is refused where no -- before it ends the options)",
     )
-    task.add_argument("--id", default="", metavar="ID", help="task id (default: S3 assigns)")
-    add_connection_options(task)
-    task.set_defaults(func=cmd_task)
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
