@@ -65,16 +65,13 @@ Send = Callable[[str, bytes], Awaitable[None]]
 
 BUS_LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.001)
 """The adaptive bus's bounds: a batch lingers 1 ms at most, only where that gathers 4
-messages (4,000 msg/s and up), and holds 32 at most. The bus's frame cost is ~35 us against
-~9 us a message (bench/bench_batching.py), so 16-32 a frame already spreads it thin, and a
-longer wait only adds latency: on bursty traffic (17k msg/s inside bursts) a 5 ms budget
-chose 32 / 1.9 ms and a p99 of 2.3 ms, 1 ms chooses 16 / 1 ms and 1.6 ms at the same
-throughput (fixed 16 / 0.5 ms: 1.7-1.9 ms). See docs/NETOPT.md."""
+messages (4,000 msg/s and up), and holds 32 at most: 16-32 a frame already spread the frame
+cost thin, and a longer wait only adds latency (the measurements: docs/NETOPT.md, "The
+bus's budget is 1 ms, not 5")."""
 NATURAL_MAX_MESSAGES = 64
 """Without linger, a batch may hold this many: a tight loop fills it without waiting. 64,
-not 256: by 64 the frame cost is amortised (bench/bench_batching.py, steady stream: 3.9
-us a message CPU at 64 a frame, 4.1 at 256), and 256-message frames arrive in lumps that
-quadruple the p99 (14 ms against 31-55 ms at the same throughput)."""
+not 256: by 64 the frame cost is amortised, and bigger frames arrive in lumps that raise
+the p99 (docs/NETOPT.md, "Natural batch size on the bus, and why not 256")."""
 FAMILY_TOKENS = 2
 _NAMESPACE = "amcp"
 _MAX_LANES = 4096

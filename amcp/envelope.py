@@ -82,11 +82,10 @@ class FrameLimits:
     """A compressed body may inflate to at most this many times its size (and never past
     max_frame_bytes): past either it is a decompression bomb, `oversize`."""
     max_containers: int = 1 << 17
-    """Lists and maps in one body (inflated, batch included), checked before decoding.
-    Each costs a receiver an allocation the garbage collector tracks: a million empty
-    arrays in 1 MiB took a key holder's receiver ~0.47 s; at this bound (one per 8 bytes
-    of a full frame; real bodies carry their containers in far more bytes) it is ~30 ms,
-    decode and free (bench/bench_hostile.py)."""
+    """Lists and maps in one body (inflated, batch included), checked before decoding:
+    each costs a receiver an allocation the garbage collector tracks. One per 8 bytes of
+    a full frame; real bodies carry their containers in far more bytes (the cost:
+    docs/PROTOCOL.md, "Receiving: the order of checks", step 7)."""
 
 
 _Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS)]

@@ -5,7 +5,7 @@ back into verified envelopes. Neither touches a socket; the Bus wires them to NA
 `seal` and `open` are the compiled `amcp._speedups.SealerCore.seal` and `OpenerCore.open`:
 the same steps in C for the common message (no flags, a compiled ReplayGuard, a subject
 already bound), handing everything else, and every rejection, to the reference; the
-differential tests (tests/unit/test_*_differential.py) check that both give the same
+differential tests (tests/unit/amcp/test_*_differential.py) check that both give the same
 frames, accept, reject and count alike, and leave the same replay windows.
 """
 

@@ -77,10 +77,6 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     @property
-    def route_url(self) -> str:
-        return f"nats-route://{self.host}:{self.cluster_port}"
-
-    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
