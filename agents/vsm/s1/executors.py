@@ -38,7 +38,7 @@ from agents.vsm.tasks import StepIn
 __all__ = [
     "EXECUTORS",
     "EXECUTOR_GROUP",
-    "Outcome",
+    "RunOutcome",
     "execute",
     "noop",
     "render_template",
@@ -56,7 +56,7 @@ _DIGEST_MAX = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RunOutcome:
     ok: bool
     exit_code: int | None = None
     timed_out: bool = False
@@ -133,7 +133,9 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-async def run_argv(argv: list[str], *, cwd: str | None, timeout: float, max_output: int) -> Outcome:
+async def run_argv(
+    argv: list[str], *, cwd: str | None, timeout: float, max_output: int
+) -> RunOutcome:
     """Run a command with stdin closed; the exit status and capped output, or why not."""
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -146,7 +148,7 @@ async def run_argv(argv: list[str], *, cwd: str | None, timeout: float, max_outp
             preexec_fn=_PREEXEC,
         )
     except OSError as exc:
-        return Outcome(False, error=f"cannot run {argv[0]!r}: {exc.strerror or exc}")
+        return RunOutcome(False, error=f"cannot run {argv[0]!r}: {exc.strerror or exc}")
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Capped(max_output), _Capped(max_output)
     readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
@@ -178,7 +180,7 @@ async def run_argv(argv: list[str], *, cwd: str | None, timeout: float, max_outp
     with contextlib.suppress(TimeoutError):  # pipes closed: let the transport finish
         await asyncio.wait_for(proc.wait(), PIPE_GRACE)
     code = proc.returncode
-    return Outcome(
+    return RunOutcome(
         ok=code == 0 and not timed_out,
         exit_code=code,
         timed_out=timed_out,
@@ -233,11 +235,11 @@ def _load_callable(name: str) -> Callable[..., Any]:
     )
 
 
-async def _run_python(step: StepIn) -> Outcome:
+async def _run_python(step: StepIn) -> RunOutcome:
     try:
         fn = _load_callable(step.entry_point or "")
     except Exception as exc:
-        return Outcome(False, error=str(exc))
+        return RunOutcome(False, error=str(exc))
     payload = step.model_dump()
     try:
         if inspect.iscoroutinefunction(fn):
@@ -245,19 +247,19 @@ async def _run_python(step: StepIn) -> Outcome:
         else:  # a thread cannot be killed: past the timeout it is abandoned, not stopped
             result = await asyncio.wait_for(asyncio.to_thread(fn, payload), step.timeout)
     except TimeoutError:
-        return Outcome(False, timed_out=True, error=f"timed out after {step.timeout:g}s")
+        return RunOutcome(False, timed_out=True, error=f"timed out after {step.timeout:g}s")
     except Exception as exc:
-        return Outcome(False, exit_code=1, stderr=f"{type(exc).__name__}: {exc}")
+        return RunOutcome(False, exit_code=1, stderr=f"{type(exc).__name__}: {exc}")
     text = "" if result is None else str(result)
     data = text.encode()
     kept = data[: step.max_output].decode("utf-8", errors="ignore")  # a cut character
-    return Outcome(True, exit_code=0, stdout=kept, truncated=len(data) > step.max_output)
+    return RunOutcome(True, exit_code=0, stdout=kept, truncated=len(data) > step.max_output)
 
 
-async def execute(step: StepIn) -> Outcome:
+async def execute(step: StepIn) -> RunOutcome:
     """Run one step with the executor it names."""
     if step.cwd is not None and not await asyncio.to_thread(os.path.isdir, step.cwd):
-        return Outcome(False, error=f"working directory {step.cwd} does not exist")
+        return RunOutcome(False, error=f"working directory {step.cwd} does not exist")
     if step.executor == "python":
         return await _run_python(step)
     if step.executor == "cli":
@@ -271,7 +273,7 @@ async def execute(step: StepIn) -> Outcome:
         try:
             argv = render_template(step.template or [], fields)
         except ValueError as exc:
-            return Outcome(False, error=str(exc))
+            return RunOutcome(False, error=str(exc))
     else:
         argv = ["/bin/sh", "-c", step.text]
     return await run_argv(argv, cwd=step.cwd, timeout=step.timeout, max_output=step.max_output)

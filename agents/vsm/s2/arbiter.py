@@ -25,7 +25,7 @@ from netopt.retry import Backoff
 
 __all__ = ["STRICT", "ArbiterRuling", "OscillationArbiter", "S2Settings"]
 
-Decision = Literal["grant", "wait", "escalate"]
+ArbiterDecision = Literal["grant", "wait", "escalate"]
 _MAX_TRACKED = 4096  # fingerprints and resources remembered at most (oldest forgotten)
 
 
@@ -52,7 +52,7 @@ STRICT = S2Settings(backoff_at=3, escalate_at=4, flips=1)
 class ArbiterRuling:
     """S2's answer to a claim (or a release): what to do, and any oscillation it found."""
 
-    decision: Decision
+    decision: ArbiterDecision
     reason: str
     delay: float = 0.0
     oscillation: str | None = None  # "contention", "retry_loop" or "flapping", when new

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from agents.vsm.tasks import StepOut
 
-__all__ = ["NORMAL_RULES", "STRICT_RULES", "Verdict", "audit"]
+__all__ = ["NORMAL_RULES", "STRICT_RULES", "AuditVerdict", "audit"]
 
 NORMAL_RULES = ("ran", "in_time", "exit_zero", "check")
 STRICT_RULES = (*NORMAL_RULES, "quiet_stderr", "whole_output")
@@ -22,7 +22,7 @@ _ERROR_LINE = re.compile(r"^.*\b(error|exception|traceback|fatal|panic)\b.*$", r
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class AuditVerdict:
     passed: bool
     failures: tuple[str, ...]
     rules: tuple[str, ...]
@@ -55,7 +55,7 @@ def _step_failures(out: StepOut, name: str, strict: bool) -> list[str]:
     return failures
 
 
-def audit(steps: Sequence[StepOut], check: StepOut | None = None, *, strict: bool) -> Verdict:
+def audit(steps: Sequence[StepOut], check: StepOut | None = None, *, strict: bool) -> AuditVerdict:
     """The verdict on one iteration's step results and check run."""
     failures: list[str] = []
     for out in steps:
@@ -63,4 +63,4 @@ def audit(steps: Sequence[StepOut], check: StepOut | None = None, *, strict: boo
     if check is not None:
         failures += [f"check {f}" for f in _step_failures(check, "command", False)]
     rules = STRICT_RULES if strict else NORMAL_RULES
-    return Verdict(not failures, tuple(failures), rules, strict)
+    return AuditVerdict(not failures, tuple(failures), rules, strict)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.vsm.s3.audit_checks import Verdict
+from agents.vsm.s3.audit_checks import AuditVerdict
 from agents.vsm.s4.analysis import Analysis
 from agents.vsm.tasks import CycleResult, StepOut, TaskSpec
 
@@ -25,7 +25,7 @@ class Cycle:
     vote: dict[str, Any] | None = None
     iterations: int = 0
     outs: dict[int, StepOut] = field(default_factory=dict)
-    verdict: Verdict | None = None
+    verdict: AuditVerdict | None = None
     check: StepOut | None = None
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     damping: list[dict[str, Any]] = field(default_factory=list)

@@ -26,7 +26,7 @@ from agents.runtime.liveness import Liveness
 from agents.vsm.s1.executors import EXECUTORS, KILL_GRACE
 from agents.vsm.s2.role import ArbiterRulingOut
 from agents.vsm.s3.allocation import Allocation, Candidate, Need, allocate
-from agents.vsm.s3.audit_checks import Verdict, audit
+from agents.vsm.s3.audit_checks import AuditVerdict, audit
 from agents.vsm.s3.cycle import Cycle
 from agents.vsm.s3.host import TaskLoopHost
 from agents.vsm.s4.analysis import Analysis
@@ -442,7 +442,7 @@ class TaskLoop:
 
     # -- S3* ------------------------------------------------------------------------------
 
-    async def _audit(self, c: Cycle, analysis: Analysis, iteration: int) -> Verdict:
+    async def _audit(self, c: Cycle, analysis: Analysis, iteration: int) -> AuditVerdict:
         workers = {o.agent for o in c.outs.values()}
         reviewed = sorted(workers & set(self.host.under_review()))
         strict = self.host.active("tighten_audits") or analysis.approach.review or bool(reviewed)
