@@ -4,7 +4,7 @@ Pure and sans-I/O: every object takes explicit `now` times and returns decisions
 bulkhead touches asyncio. Depends on the standard library, numpy and scipy alone.
 """
 
-from typing import TYPE_CHECKING
+import typing
 
 from netopt.breaker import BreakerState, CircuitBreaker
 from netopt.bulkhead import Bulkhead
@@ -14,7 +14,7 @@ from netopt.perkey import PerKey
 from netopt.retry import Backoff
 from netopt.rto import RtoEstimator
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
     from netopt.batch_policy import (
         NO_BATCHING,
