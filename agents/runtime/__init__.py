@@ -1,3 +1,4 @@
-"""The runtime every agent shares, whatever its role: the agent, its tools and extensions,
-lifecycle, liveness, membership, discovery, subjects, client, audit, metrics, errors.
-It knows no role by name: the VSM roles plug in from agents.vsm."""
+"""The runtime every agent shares, whatever its role: the agent and its config, its tools
+and extensions and the handle they see it through, lifecycle, liveness, membership,
+discovery, subjects, client, audit, metrics, errors. It knows no role by name: the VSM
+roles plug in from agents.vsm."""

@@ -37,6 +37,8 @@ __all__ = [
     "validate_agent_id",
 ]
 
+# The role tokens a role subject may carry (agents.role.<role>), reserved as agent ids;
+# what a role does is its extension's business (agents.vsm), not the runtime's.
 ROLES = ("s1", "s2", "s3", "s4", "s5")
 ANY = "any"  # the target that any agent answers
 _RESERVED = frozenset((*ROLES, ANY))
