@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from agents.vsm.s4.analysis import Analysis, Complexity
+from agents.vsm.s4.analysis import Complexity, TaskAnalysis
 
 __all__ = [
     "MAX_OUTPUT",
@@ -125,7 +125,7 @@ class CycleResult(BaseModel):
     iterations: int = 0
     agents: list[str] = Field(default_factory=list, description="every agent invoked")
     path: list[str] = Field(default_factory=list, description="what happened, in order")
-    analysis: Analysis | None = None
+    analysis: TaskAnalysis | None = None
     vote: dict[str, Any] | None = None
     steps: list[StepOut] = Field(default_factory=list)
     audit: dict[str, Any] = Field(default_factory=dict)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.vsm.s3.audit_checks import AuditVerdict
-from agents.vsm.s4.analysis import Analysis
+from agents.vsm.s4.analysis import TaskAnalysis
 from agents.vsm.tasks import CycleResult, StepOut, TaskSpec
 
 __all__ = ["Cycle"]
@@ -20,7 +20,7 @@ class Cycle:
     started: float = field(default_factory=time.perf_counter)
     agents: dict[str, None] = field(default_factory=dict)
     path: list[str] = field(default_factory=list)
-    analysis: Analysis | None = None
+    analysis: TaskAnalysis | None = None
     critical: bool = False
     vote: dict[str, Any] | None = None
     iterations: int = 0

@@ -29,7 +29,7 @@ from agents.vsm.s3.allocation import Allocation, Candidate, Need, allocate
 from agents.vsm.s3.audit_checks import AuditVerdict, audit
 from agents.vsm.s3.cycle import Cycle
 from agents.vsm.s3.host import TaskLoopHost
-from agents.vsm.s4.analysis import Analysis
+from agents.vsm.s4.analysis import TaskAnalysis
 from agents.vsm.s5.role import ClassifyOut, PolicyRulingOut, VoteOut
 from agents.vsm.tasks import CycleResult, StepIn, StepOut, TaskSpec
 from agents.vsm.viability import (
@@ -162,8 +162,8 @@ class TaskLoop:
         c.agents.setdefault(result.agent, None)
         return result.agent, _read(reply, result, tool)
 
-    async def _analyse(self, c: Cycle) -> Analysis:
-        agent, a = await self._ask(c, "s4", "analyse", c.task.model_dump(), CALL_WAIT, Analysis)
+    async def _analyse(self, c: Cycle) -> TaskAnalysis:
+        agent, a = await self._ask(c, "s4", "analyse", c.task.model_dump(), CALL_WAIT, TaskAnalysis)
         c.note(
             agent,
             f"analysed: {a.complexity} (score {a.score:g}), risk {a.risk_level}, "
@@ -172,7 +172,7 @@ class TaskLoop:
         )
         return a
 
-    async def _authorise(self, c: Cycle, analysis: Analysis) -> None:
+    async def _authorise(self, c: Cycle, analysis: TaskAnalysis) -> None:
         texts = [c.task.description, *c.task.steps]
         args = {"texts": texts, "analysis": analysis.model_dump()}
         s5, classified = await self._ask(c, "s5", "classify", args, CALL_WAIT, ClassifyOut)
@@ -223,7 +223,7 @@ class TaskLoop:
         return out
 
     async def _allocate(
-        self, c: Cycle, analysis: Analysis, pending: Sequence[int], iteration: int
+        self, c: Cycle, analysis: TaskAnalysis, pending: Sequence[int], iteration: int
     ) -> Allocation:
         need = Need(
             steps=len(pending),
@@ -328,7 +328,7 @@ class TaskLoop:
         return None if ruling.ok else f"damped: {ruling.reason}"
 
     async def _step(
-        self, c: Cycle, analysis: Analysis, index: int, worker: str, iteration: int
+        self, c: Cycle, analysis: TaskAnalysis, index: int, worker: str, iteration: int
     ) -> None:
         task = c.task
         holder = f"{task.id}:{index}:{iteration}"
@@ -442,7 +442,7 @@ class TaskLoop:
 
     # -- S3* ------------------------------------------------------------------------------
 
-    async def _audit(self, c: Cycle, analysis: Analysis, iteration: int) -> AuditVerdict:
+    async def _audit(self, c: Cycle, analysis: TaskAnalysis, iteration: int) -> AuditVerdict:
         workers = {o.agent for o in c.outs.values()}
         reviewed = sorted(workers & set(self.host.under_review()))
         strict = self.host.active("tighten_audits") or analysis.approach.review or bool(reviewed)

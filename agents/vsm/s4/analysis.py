@@ -23,12 +23,12 @@ from amcp.errors import ConfigError
 
 __all__ = [
     "COMPLEXITIES",
-    "Analysis",
     "AnalysisRules",
     "Approach",
     "Complexity",
     "Risk",
     "RiskLevel",
+    "TaskAnalysis",
     "TrafficPicture",
     "analyse_task",
 ]
@@ -69,7 +69,7 @@ class TrafficPicture(_Frozen):
     note: str = "no traffic observed yet"
 
 
-class Analysis(_Frozen):
+class TaskAnalysis(_Frozen):
     complexity: Complexity
     score: float
     thresholds: tuple[float, float]
@@ -241,7 +241,7 @@ def analyse_task(
     given: Complexity | None = None,
     lowered: bool = False,
     traffic: TrafficPicture | None = None,
-) -> Analysis:
+) -> TaskAnalysis:
     """Analyse a task from its texts (description and steps); `given` is the user's own
     complexity, which wins over the computed one (the reasons still show both)."""
     text = "\n".join(texts)
@@ -286,7 +286,7 @@ def analyse_task(
         capabilities=_unique(d.capability for d in domains if d.capability),
         required=_unique(d.capability for d in domains if d.capability and d.required),
     )
-    return Analysis(
+    return TaskAnalysis(
         complexity=complexity,
         score=round(score, 6),
         thresholds=thresholds,

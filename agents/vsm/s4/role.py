@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from agents.runtime.admin import Nothing
 from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, tool
 from agents.vsm.role import VsmRole
-from agents.vsm.s4.analysis import Analysis, AnalysisRules, TrafficPicture, analyse_task
+from agents.vsm.s4.analysis import AnalysisRules, TaskAnalysis, TrafficPicture, analyse_task
 from agents.vsm.tasks import TaskSpec
 from amcp.batching import BUS_LIMITS, subject_family
 from amcp.bus import Message
@@ -122,7 +122,7 @@ class IntelligenceRole(VsmRole):
         role = self
 
         @tool(audited=False, read_only=True, examples=ANALYSE_EXAMPLES)
-        async def analyse(args: TaskSpec, ctx: CallContext) -> Analysis:
+        async def analyse(args: TaskSpec, ctx: CallContext) -> TaskAnalysis:
             """Complexity, domains, risks, recommended approach and the bus traffic for a task."""
             return await role.analyse(args)
 
@@ -198,7 +198,7 @@ class IntelligenceRole(VsmRole):
         self._picture_at = now
         return self._picture
 
-    async def analyse(self, task: TaskSpec) -> Analysis:
+    async def analyse(self, task: TaskSpec) -> TaskAnalysis:
         texts = [task.description, *task.steps]
         analysis = analyse_task(
             texts,

@@ -25,7 +25,7 @@ from agents.runtime.tools import CallContext, Example, Tool, tool
 from agents.vsm.adaptation import Adaptation, evaluate
 from agents.vsm.role import VsmRole
 from agents.vsm.s3.allocation import Conflict
-from agents.vsm.s4.analysis import Analysis
+from agents.vsm.s4.analysis import TaskAnalysis
 from agents.vsm.s5.rules import PolicyRules, PolicyRuling
 from agents.vsm.s5.vote import QuorumVote, describe_decision
 from agents.vsm.tasks import Urgency
@@ -39,7 +39,7 @@ __all__ = ["PolicyRole"]
 
 class ClassifyIn(BaseModel):
     texts: list[str] = Field(min_length=1, max_length=64)
-    analysis: Analysis | None = None
+    analysis: TaskAnalysis | None = None
 
 
 class ClassifyOut(BaseModel):
@@ -73,12 +73,12 @@ class VoteOut(BaseModel):
 class ResolveIn(BaseModel):
     task_id: str = Field(min_length=1, max_length=64)
     conflict: dict[str, str]
-    analysis: Analysis
+    analysis: TaskAnalysis
 
 
 class ApproveIn(BaseModel):
     task_id: str = Field(min_length=1, max_length=64)
-    analysis: Analysis
+    analysis: TaskAnalysis
     agents: list[str] = Field(max_length=64)
 
 

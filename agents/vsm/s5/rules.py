@@ -17,7 +17,7 @@ from typing import Any
 from agents.vsm.adaptation import Adaptation
 from agents.vsm.ruledata import compile_pattern, load_rules
 from agents.vsm.s3.allocation import Conflict
-from agents.vsm.s4.analysis import Analysis
+from agents.vsm.s4.analysis import TaskAnalysis
 from amcp.errors import ConfigError
 from consensus.errors import QuorumSpecError
 from consensus.quorum import parse_quorum
@@ -125,7 +125,7 @@ class PolicyRules:
             ),
         )
 
-    def classify(self, texts: Sequence[str], analysis: Analysis | None) -> Classification:
+    def classify(self, texts: Sequence[str], analysis: TaskAnalysis | None) -> Classification:
         """Critical or not, the action class to vote on, and why."""
         text = "\n".join(texts)
         for pattern, action in self.critical:
@@ -141,7 +141,7 @@ class PolicyRules:
             )
         return Classification(False, None, ("no critical pattern and no high risk",))
 
-    def resolve(self, conflict: Conflict, analysis: Analysis) -> PolicyRuling:
+    def resolve(self, conflict: Conflict, analysis: TaskAnalysis) -> PolicyRuling:
         """Whose view wins a conflict between S3's allocation and S4's analysis."""
         rule = self.conflicts.get(conflict.kind, _ConflictRule("s4", frozenset(), frozenset()))
         if analysis.risk_level in rule.s4_when_risk:
@@ -157,7 +157,7 @@ class PolicyRules:
         return PolicyRuling(False, "s5", f"{adaptation.kind} is not in the approved adaptations")
 
     def approve_allocation(
-        self, analysis: Analysis, agents: Sequence[str], under_review: Sequence[str]
+        self, analysis: TaskAnalysis, agents: Sequence[str], under_review: Sequence[str]
     ) -> PolicyRuling:
         flagged = sorted(set(agents) & set(under_review))
         if flagged and analysis.risk_level in self.refuse_review_at_risk:
