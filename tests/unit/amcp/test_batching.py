@@ -42,11 +42,6 @@ class Wire:
         return self.received
 
 
-@pytest.fixture
-def ring() -> Keyring:
-    return Keyring.generate()
-
-
 async def started(ring, policy: BatchPolicy, limits: FrameLimits | None = None):
     wire = Wire(ring)
     batcher = Batcher(Sealer("alice", ring, limits=limits), wire.send, FixedBatching(policy))

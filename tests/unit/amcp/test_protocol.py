@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from amcp import EncodeError, FrameLimits, FrameRejected, Key, Keyring, Opener, Reason, Sealer
 from amcp.envelope import MAC_SIZE, pack_envelope
+from tests.support import factories
 
 SUBJECT = "orders.created"
 NOW = 1_800_000_000.0
@@ -34,7 +35,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ring(clock: Clock) -> Keyring:
-    return Keyring([Key("k1", os.urandom(32), clock.now - 100, clock.now - 100)])
+    return factories.ring(clock.now)
 
 
 @pytest.fixture

@@ -8,18 +8,12 @@ import zlib
 import msgpack
 import pytest
 
-from amcp import Keyring
 from amcp.envelope import FLAG_BATCH, FLAG_COMPRESSED, MAC_SIZE, FrameLimits, Reason
 from amcp.errors import EncodeError, FrameRejected
 from amcp.framebody import encode_item
 from amcp.protocol import Opener, Sealer
 
 SUBJECT = "orders.created"
-
-
-@pytest.fixture
-def ring() -> Keyring:
-    return Keyring.generate()
 
 
 def items(n: int, start: int = 0) -> list:

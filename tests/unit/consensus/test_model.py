@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.model import Choice, Decision, Outcome, Proposal, Scores, Summary, Urgency, Vote
 from consensus.tally import decide
+from tests.support.factories import proposal
 
 ids = st.text(min_size=1, max_size=12)
 units = st.floats(0.0, 1.0)
@@ -84,17 +85,6 @@ def vote(**changes: Any) -> Vote:
         "reason": "ok",
     }
     return Vote(**(fields | changes))
-
-
-def proposal(**changes: Any) -> Proposal:
-    fields: dict[str, Any] = {
-        "id": "p1",
-        "action": "restart",
-        "proposer": "s3",
-        "created_ms": 1_000,
-        "deadline_ms": 6_000,
-    }
-    return Proposal(**(fields | changes))
 
 
 # Round trips ---------------------------------------------------------------

@@ -8,12 +8,15 @@ in tests/integration/consensus/test_no_members.py.
 
 from __future__ import annotations
 
+from functools import partial
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus import Choice, Outcome, Proposal, Round, Scores, Vote, decide, verify
+from consensus import Choice, Outcome, Round, Scores, Vote, decide, verify
 from consensus.quorum import parse_quorum
 from consensus.tally import outcome_of, tally
+from tests.support import factories
 
 SPECS = ["majority", "all", "any", "1", "2", "7", "0.67", "2/3", "1.0", "weighted", "weighted:0.9"]
 PID = "p1"
@@ -32,16 +35,7 @@ votes = st.lists(
 )
 
 
-def proposal(quorum: str) -> Proposal:
-    return Proposal(
-        id=PID,
-        action="restart",
-        proposer="prop",
-        created_ms=1_000,
-        deadline_ms=6_000,
-        payload={},
-        quorum=quorum,
-    )
+proposal = partial(factories.proposal, PID, proposer="prop")
 
 
 @given(st.sampled_from(SPECS), votes, st.booleans())
@@ -64,11 +58,11 @@ def test_outcome_of_no_members_is_no_quorum_whatever_the_support(
 def test_a_round_without_members_is_no_quorum_at_once_and_verifies(
     spec: str, ballots: list[Vote]
 ) -> None:
-    round_ = Round(proposal(spec), (), now_ms=1_000)
+    round_ = Round(proposal(quorum=spec), (), now_ms=1_000)
     decision = round_.decision
     assert decision is not None and decision.outcome is Outcome.NO_QUORUM
     assert decision.members == () and verify(decision)
     for vote in ballots:  # nothing offered later changes it
         assert round_.offer(vote, vote.voter, now_ms=1_500) is decision
-    again = decide(proposal(spec), (), ballots, now_ms=1_000)
+    again = decide(proposal(quorum=spec), (), ballots, now_ms=1_000)
     assert again is not None and again.outcome is Outcome.NO_QUORUM

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -9,21 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consensus.errors import ConsensusError
-from consensus.model import Choice, Proposal, Scores, Urgency, Vote
+from consensus.model import Choice, Scores, Urgency, Vote
 from consensus.policy import Thresholds, Verdict, VotePolicy
+from tests.support import factories
 
 POLICY = VotePolicy()
 
 
-def proposal(urgency: Urgency | str = Urgency.NORMAL, action: str = "deploy") -> Proposal:
-    return Proposal(
-        id="p1",
-        action=action,
-        proposer="s3",
-        created_ms=0,
-        deadline_ms=1_000,
-        urgency=urgency,
-    )
+proposal = partial(factories.proposal, action="deploy", created_ms=0, deadline_ms=1_000)
 
 
 def scores(risk: float = 0.4, confidence: float = 0.9) -> Scores:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from typing import Any
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
@@ -33,22 +33,14 @@ from consensus import (
     decide,
     verify,
 )
+from tests.support import factories
 
 FIVE = ("a", "b", "c", "d", "e")
 SCORES = Scores(0.5, 0.5, 0.5, 1.0, 1.0)
 
 
-def proposal(pid: str = "p1", resource: str | None = None, **changes: Any) -> Proposal:
-    fields: dict[str, Any] = {
-        "id": pid,
-        "action": "restart",
-        "proposer": "prop",
-        "created_ms": 1_000,
-        "deadline_ms": 6_000,
-        "payload": {"targets": ["w1"]},
-        "resource": resource,
-    }
-    return Proposal(**(fields | changes))
+# proposal(id, resource, ...): a restart of w1 by the coordinator "prop"
+proposal = partial(factories.proposal, proposer="prop", payload={"targets": ["w1"]})
 
 
 def ballot(voter: str, choice: Choice | str = Choice.YES, pid: str = "p1") -> Vote:

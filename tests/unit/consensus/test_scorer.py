@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import pytest
@@ -10,23 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consensus.errors import ConsensusError
-from consensus.model import DIMENSIONS, Proposal, Scores, Urgency
+from consensus.model import DIMENSIONS, Scores, Urgency
 from consensus.novelty import NoveltyTracker
 from consensus.scorer import ActionProfile, Scorer, ScorerConfig, VoterContext, Weights
+from tests.support import factories
 
 SCORER = Scorer()
 units = st.floats(0.0, 1.0)
 
 
-def proposal(**changes: Any) -> Proposal:
-    fields: dict[str, Any] = {
-        "id": "p1",
-        "action": "deploy",
-        "proposer": "s3",
-        "created_ms": 0,
-        "deadline_ms": 60_000,
-    }
-    return Proposal(**(fields | changes))
+# a deploy, created at 0 and due a minute later
+proposal = partial(factories.proposal, action="deploy", created_ms=0, deadline_ms=60_000)
 
 
 def ctx(**changes: Any) -> VoterContext:

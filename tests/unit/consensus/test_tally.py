@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from consensus.model import Choice, Decision, Outcome, Proposal, Scores, Vote
+from consensus.model import Choice, Decision, Outcome, Scores, Vote
 from consensus.quorum import parse_quorum
 from consensus.tally import decide, tally, verify
+from tests.support import factories
 
 PID = "p1"
 FIVE = frozenset("abcde")
@@ -250,10 +252,7 @@ def test_the_deadline_only_turns_pending_into_no_quorum(spec: str, votes: list[V
 # decide() and verify() ----------------------------------------------------------
 
 
-def proposal(quorum: str = "majority") -> Proposal:
-    return Proposal(
-        id=PID, action="restart", proposer="s3", created_ms=0, deadline_ms=5_000, quorum=quorum
-    )
+proposal = partial(factories.proposal, PID, created_ms=0, deadline_ms=5_000)
 
 
 def test_decide_waits_then_decides_at_deadline() -> None:
@@ -279,7 +278,7 @@ def test_decide_commits_early_and_carries_what_re_derives_it() -> None:
 
 @given(st.sampled_from(SPECS), members_st, st.lists(any_vote, max_size=10))
 def test_every_decision_verifies(spec: str, members: frozenset[str], votes: list[Vote]) -> None:
-    decision = decide(proposal(spec), members, votes, now_ms=5_000)
+    decision = decide(proposal(quorum=spec), members, votes, now_ms=5_000)
     assert decision is not None
     assert verify(decision)
 

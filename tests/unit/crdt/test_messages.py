@@ -24,7 +24,7 @@ from crdt.messages import (
     parse,
 )
 from crdt.sync import BUCKETS
-from tests.unit.crdt.test_wire import garbage, mutate
+from tests.support.crdt_garbage import garbage, mutate
 
 H = b"\x01" * 8
 EXAMPLES = [

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt import Delta, HybridClock, LWWRegister, ReplicaState
+from crdt import Delta, LWWRegister, ReplicaState
 from crdt.errors import CrdtDecodeError, CrdtValueError
 from crdt.retention import Retention
+from tests.support.factories import replica
 
 START_MS = 1_700_000_000_000
 REPLICAS = ("a", "b", "c")
@@ -29,13 +30,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.ms
-
-
-def replica(name: str, clock: Clock, limit: int | None = None) -> ReplicaState:
-    state = ReplicaState(name, HybridClock(name, wall=clock))
-    if limit is not None:
-        state.limit(PREFIX, limit)
-    return state
 
 
 # -- the register and the pure tracker --------------------------------------------------
@@ -95,7 +89,7 @@ def test_a_rewrite_moves_the_expiry_and_a_write_without_ttl_stops_it() -> None:
 
 def test_the_limit_drops_what_expires_first_then_by_key() -> None:
     clock = Clock()
-    state = replica("a", clock, limit=2)
+    state = replica("a", clock, {PREFIX: 2})
     state.set_register("d.b", 0, ttl_ms=100)  # expires at START + 100
     clock.ms += 1
     state.set_register("d.a", 0, ttl_ms=100)  # START + 101
@@ -128,7 +122,7 @@ def test_setting_a_limit_drops_the_excess_at_once() -> None:
 
 def test_stale_heap_entries_do_not_accumulate() -> None:
     clock = Clock()
-    state = replica("a", clock, limit=10)
+    state = replica("a", clock, {PREFIX: 10})
     for n in range(5000):
         clock.ms += 1
         state.set_register(f"d.{n % 7}", n, ttl_ms=10_000)
@@ -178,7 +172,7 @@ def test_replicas_that_drop_on_their_own_still_converge(
 ) -> None:
     clocks = [Clock() for _ in REPLICAS]
     clocks[1].ms -= skew  # b's clock runs behind: it drops later than the others
-    states = [replica(n, c, limit) for n, c in zip(REPLICAS, clocks, strict=True)]
+    states = [replica(n, c, {PREFIX: limit}) for n, c in zip(REPLICAS, clocks, strict=True)]
     sent: list[tuple[int, Delta]] = []  # (writer, delta) of every write, for deliveries
     for step in script:
         kind = step[0]
@@ -234,7 +228,7 @@ def test_unique_keys_end_as_the_unexpired_ones_that_expire_last(
     """Decision-log shape (each key written once): whatever the delivery order, every
     replica ends with the `limit` unexpired keys that expire last (ties by key)."""
     clock = Clock()
-    states = [replica(n, clock, limit) for n in REPLICAS]
+    states = [replica(n, clock, {PREFIX: limit}) for n in REPLICAS]
     deltas = []
     for n, (who, ttl) in enumerate(writes):
         clock.ms += 1

@@ -20,13 +20,10 @@ from crdt import (
     Timestamp,
 )
 from crdt.wire import pack
-from tests.unit.crdt.test_wire import garbage
+from tests.support.crdt_garbage import garbage
+from tests.support.factories import NOW_MS, replica
 
-NOW = 1_700_000_000_000
-
-
-def replica(name: str, wall_ms: int = NOW) -> ReplicaState:
-    return ReplicaState(name, HybridClock(name, wall=lambda: wall_ms))
+NOW = NOW_MS  # the replicas' wall clock
 
 
 def populated() -> ReplicaState:

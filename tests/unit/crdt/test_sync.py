@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt import Delta, HybridClock, ReplicaState
+from crdt import Delta, ReplicaState
 from crdt.sync import (
     BUCKETS,
     DigestIndex,
@@ -17,13 +17,9 @@ from crdt.sync import (
     differing,
     group_buckets,
 )
+from tests.support.factories import replica
 
-NOW = 1_700_000_000_000
 KEYS = [f"k{i}" for i in range(12)]
-
-
-def replica(name: str) -> ReplicaState:
-    return ReplicaState(name, HybridClock(name, wall=lambda: NOW))
 
 
 def mutate(state: ReplicaState, op: tuple[Any, ...]) -> Delta:

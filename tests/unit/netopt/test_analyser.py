@@ -6,24 +6,12 @@ import numpy as np
 import pytest
 
 from netopt import MIN_BINS, TrafficClass, analyse
+from tests.support.traffic import on_off
 
 N = 256
 DT = 0.1
 T = np.arange(N) * DT
 BIN_HZ = 1.0 / (N * DT)  # one frequency bin of the periodogram
-
-
-def on_off(seed: int, mean_on: float, mean_off: float, rate_per_bin: float) -> np.ndarray:
-    """Random on/off traffic: exponential on and off durations (in bins), Poisson when on."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros(N)
-    i, on = 0, bool(rng.random() < 0.5)
-    while i < N:
-        d = max(1, round(rng.exponential(mean_on if on else mean_off)))
-        if on:
-            x[i : i + d] = rng.poisson(rate_per_bin, size=x[i : i + d].size)
-        i, on = i + d, not on
-    return x
 
 
 @pytest.mark.parametrize("period", [0.5, 1.0, 2.0, 3.7, 5.0])

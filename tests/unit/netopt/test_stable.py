@@ -26,7 +26,7 @@ from netopt import (
     analyse,
     stable_class,
 )
-from tests.unit.netopt.test_analyser import on_off
+from tests.support.traffic import on_off
 
 WINDOW, STEP, DT = 256, 10, 0.1
 
