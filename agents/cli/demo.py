@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agents.cluster.topology import DEMO_AGENTS, DEMO_VOTERS
 from agents.process.child import AgentProcess
 from agents.runtime.admin import ClusterView
 from agents.runtime.client import AgentClient
@@ -31,9 +32,6 @@ from amcp.server import NatsServer
 
 __all__ = ["register"]
 
-AGENTS = (("s1", "s1-a"), ("s1", "s1-b"), ("s2", "s2-a"), ("s3", "s3-a"), ("s4", "s4-a"),
-          ("s5", "s5-a"))  # fmt: skip
-VOTERS = ("s3-a", "s4-a")  # besides S5, which always votes
 START_TIMEOUT = 30.0
 
 
@@ -95,7 +93,7 @@ class Scenario:
                 raise RuntimeError(f"agent {p.agent_id} exited with {p.returncode}: {last}")
         # Every agent must see all six alive and running, not just the one that answers:
         # S3 allocates from its own view, so a task sent before S3 sees the S1s would stop.
-        want = {agent_id for _, agent_id in AGENTS}
+        want = {agent_id for _, agent_id in DEMO_AGENTS}
         seen: dict[str, str] = {}
         for observer in sorted(want):
             try:
@@ -167,7 +165,7 @@ class Scenario:
         return r.success and v.get("outcome") == "committed" and len(v["members"]) == 3
 
     async def context(self) -> bool:
-        ids = [agent_id for _, agent_id in AGENTS]
+        ids = [agent_id for _, agent_id in DEMO_AGENTS]
 
         async def same() -> dict[str, Any] | None:
             seen = [(await self.client.call(i, "viability")).output["metrics"] for i in ids]
@@ -261,7 +259,7 @@ async def _scenario(
             f"six agents joined cluster {cluster} and see each other alive in "
             f"{time.monotonic() - started:.1f}s: two S1s (operations), S2 (coordination), "
             "S3 (control), S4 (intelligence), S5 (policy); S3, S4 and S5 vote",
-            agents=[agent_id for _, agent_id in AGENTS],
+            agents=[agent_id for _, agent_id in DEMO_AGENTS],
             cluster=cluster,
         )
         parts = {
@@ -289,11 +287,11 @@ def _start_agents(url: str, keyring: Path, cluster: str, logs: Path) -> list[Age
             nats=url,
             keyring=keyring,
             cluster=cluster,
-            args=["--voter"] if agent_id in VOTERS else [],
+            args=["--voter"] if agent_id in DEMO_VOTERS else [],
             env=env,
             log_dir=logs,
         ).start()
-        for role, agent_id in AGENTS
+        for role, agent_id in DEMO_AGENTS
     ]
 
 

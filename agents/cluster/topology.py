@@ -10,11 +10,33 @@ from dataclasses import dataclass
 from agents.runtime.subjects import ROLES
 from amcp.errors import ConfigError
 
-__all__ = ["DEFAULT_AGENTS", "AgentSlot", "choose_agents", "parse_agents", "place_agents"]
+__all__ = [
+    "DEFAULT_AGENTS",
+    "DEMO_AGENTS",
+    "DEMO_VOTERS",
+    "AgentSlot",
+    "choose_agents",
+    "parse_agents",
+    "place_agents",
+]
 
 # Every role, with two S1s so tasks have somewhere to go when one is busy or down, and three
 # S5s, the voters: a majority of three survives one lost voter, a majority of one does not.
 DEFAULT_AGENTS: dict[str, int] = {"s1": 2, "s2": 1, "s3": 1, "s4": 1, "s5": 3}
+
+# The smallest viable system, on one server (`amcp demo`, and the tests that run the same
+# one), as (role, agent id): two S1s, so the steps of a task can run in parallel, and one
+# of each other role. The demo makes S3 and S4 vote beside S5, so a vote has three voters;
+# a cluster has three S5s instead (DEFAULT_AGENTS), so it survives a lost one.
+DEMO_AGENTS: tuple[tuple[str, str], ...] = (
+    ("s1", "s1-a"),
+    ("s1", "s1-b"),
+    ("s2", "s2-a"),
+    ("s3", "s3-a"),
+    ("s4", "s4-a"),
+    ("s5", "s5-a"),
+)
+DEMO_VOTERS: tuple[str, ...] = ("s3-a", "s4-a")  # besides S5, which always votes
 _MAX_PER_ROLE = 64
 
 

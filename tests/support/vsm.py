@@ -1,5 +1,6 @@
-"""Helpers of the VSM tests: a cluster of role agents as child processes, tasks run through
-S3 from the test, each agent's viability, and the cluster's audit log of one task."""
+"""Helpers of the VSM tests: a cluster of role agents as child processes (the demo's six
+unless told), tasks run through S3 from the test, each agent's viability, and the
+cluster's audit log of one task."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from agents import AgentClient, read_cluster_log
+from agents.cluster.topology import DEMO_AGENTS
 from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp import Bus
 from tests.support.agents import Cluster, view_of
 from tests.support.waiting import wait_until
-
-FULL = (("s1", "s1-a"), ("s1", "s1-b"), ("s2", "s2-a"), ("s3", "s3-a"), ("s4", "s4-a"),
-        ("s5", "s5-a"))  # fmt: skip
 
 
 def vsm_env(**extra: str) -> dict[str, str]:
@@ -26,7 +25,7 @@ def vsm_env(**extra: str) -> dict[str, str]:
 async def start_vsm(
     cluster: Cluster,
     bus: Bus,
-    agents: Iterable[tuple[str, str]] = FULL,
+    agents: Iterable[tuple[str, str]] = DEMO_AGENTS,
     *,
     env: dict[str, str] | None = None,
     voters: Iterable[str] = (),

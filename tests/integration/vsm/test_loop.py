@@ -15,9 +15,9 @@ import json
 
 import pytest
 
+from agents.cluster.topology import DEMO_AGENTS
 from tests.support.cli import amcp_async
 from tests.support.vsm import (
-    FULL,
     run_task,
     start_vsm,
     task_log,
@@ -135,7 +135,7 @@ async def test_metrics_read_the_same_on_every_agent(vsm, cli_env, tmp_path) -> N
     for n in range(3):
         await run_task(bus, tmp_path, description=f"echo {n}")
     await run_task(bus, tmp_path, description="false")
-    ids = [agent_id for _, agent_id in FULL]
+    ids = [agent_id for _, agent_id in DEMO_AGENTS]
 
     async def same() -> bool:
         seen = [(await viability_of(bus, i))["metrics"] for i in ids]
