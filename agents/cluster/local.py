@@ -93,6 +93,18 @@ def _healthy(http_url: str) -> bool:
         return False
 
 
+def _new_state(cluster: str, tls: bool) -> dict[str, Any]:
+    """What cluster.json holds before any node or agent starts."""
+    return {
+        "version": 1,
+        "cluster": cluster,
+        "tls": tls,
+        "started": time.time(),
+        "nodes": [],
+        "agents": [],
+    }
+
+
 class LocalCluster:
     """A running (or loaded) local cluster. Build with `up` or `load`."""
 
@@ -158,19 +170,8 @@ class LocalCluster:
         On failure, everything started so far is stopped again. `audit_max_msgs` caps the
         cluster's audit stream (its oldest entries go first). `profile` turns on each
         server's Go profiler (its URL is the node's "prof"), for the soak's heap figures."""
-        if nodes < 1:
-            raise ConfigError("--nodes must be at least 1")
         data_dir = Path(data_dir).expanduser().resolve()
-        Subjects(cluster)  # validates the name
-        if (data_dir / STATE_FILE).exists():
-            old = cls.load(data_dir)
-            if old.running_processes():
-                raise ConfigError(
-                    f"a cluster is already running in {data_dir}; `amcp cluster down` first"
-                )
-        hosts = hosts or ["127.0.0.1"] * nodes
-        if len(hosts) != nodes:
-            raise ConfigError(f"{nodes} nodes need {nodes} hosts, not {len(hosts)}")
+        hosts = cls._hosts_to_start(data_dir, nodes, cluster, hosts)
         private_folder(data_dir)
         route_ports = [free_port(h) if h == "127.0.0.1" else 6222 for h in hosts]
         secrets = ClusterSecrets.create(
@@ -179,17 +180,7 @@ class LocalCluster:
             tls_hosts=sorted(set(hosts)) if tls else None,
             clusters=[cluster],
         )
-        self = cls(
-            data_dir,
-            {
-                "version": 1,
-                "cluster": cluster,
-                "tls": tls,
-                "started": time.time(),
-                "nodes": [],
-                "agents": [],
-            },
-        )
+        self = cls(data_dir, _new_state(cluster, tls))
         self.secrets = secrets
         self._enter = enter or _nowhere
         try:
@@ -204,6 +195,25 @@ class LocalCluster:
             self.down()
             raise
         return self
+
+    @classmethod
+    def _hosts_to_start(
+        cls, data_dir: Path, nodes: int, cluster: str, hosts: list[str] | None
+    ) -> list[str]:
+        """The nodes' hosts, once the arguments hold and no cluster runs in `data_dir`."""
+        if nodes < 1:
+            raise ConfigError("--nodes must be at least 1")
+        Subjects(cluster)  # validates the name
+        if (data_dir / STATE_FILE).exists():
+            old = cls.load(data_dir)
+            if old.running_processes():
+                raise ConfigError(
+                    f"a cluster is already running in {data_dir}; `amcp cluster down` first"
+                )
+        hosts = hosts or ["127.0.0.1"] * nodes
+        if len(hosts) != nodes:
+            raise ConfigError(f"{nodes} nodes need {nodes} hosts, not {len(hosts)}")
+        return hosts
 
     def _start_servers(
         self, hosts: list[str], route_ports: list[int], profile: bool, timeout: float
