@@ -10,14 +10,21 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.cli.session import with_client
-from agents.runtime.admin import ClusterView
+from agents.runtime.admin import ClusterView, MemberView
 from agents.runtime.client import AgentClient
 from agents.runtime.errors import ToolCallError
 from agents.runtime.subjects import validate_agent_id
 from amcp.cli.common import EXIT_FAILED, EXIT_OK, add_connection_options, emit
 from amcp.cli.table import format_table
 
-__all__ = ["heartbeat_age", "register", "render_members", "show_view", "summary"]
+__all__ = [
+    "MEMBER_COLUMNS",
+    "member_cells",
+    "register",
+    "render_members",
+    "show_view",
+    "summary",
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,10 +78,6 @@ def show_view(args: argparse.Namespace, render: Callable[[Any], str]) -> int:
     return with_client(args, show)
 
 
-def heartbeat_age(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f}s ago"
-
-
 def summary(view: ClusterView) -> str:
     """`6 members (1 suspect, 5 alive) in cluster default, as s3-ab12 sees them`."""
     counts: dict[str, int] = {}
@@ -87,18 +90,18 @@ def summary(view: ClusterView) -> str:
     )
 
 
+MEMBER_COLUMNS = ["ID", "ROLE", "STATE", "LIVENESS", "LAST HEARTBEAT"]
+
+
+def member_cells(m: MemberView) -> list[str]:
+    """The first columns of `amcp members` and `amcp status`: MEMBER_COLUMNS."""
+    age = "-" if m.heartbeat_age is None else f"{m.heartbeat_age:.1f}s ago"
+    return [m.id, m.role, m.state, m.liveness, age]
+
+
 def render_members(view: ClusterView) -> str:
-    rows = [["ID", "ROLE", "STATE", "LIVENESS", "LAST HEARTBEAT", "VOTER", "CAPABILITIES"]]
+    rows = [[*MEMBER_COLUMNS, "VOTER", "CAPABILITIES"]]
     for m in view.members:
-        rows.append(
-            [
-                m.id,
-                m.role,
-                m.state,
-                m.liveness,
-                heartbeat_age(m.heartbeat_age),
-                "yes" if m.voter else "no",
-                ", ".join(m.capabilities) or "-",
-            ]
-        )
+        voter = "yes" if m.voter else "no"
+        rows.append([*member_cells(m), voter, ", ".join(m.capabilities) or "-"])
     return format_table(rows) + "\n" + summary(view)

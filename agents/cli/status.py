@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from agents.cli.members import heartbeat_age, show_view, summary
+from agents.cli.members import MEMBER_COLUMNS, member_cells, show_view, summary
 from agents.runtime.admin import ClusterView, MemberView
 from agents.vsm.viability import render_viability
 from amcp.cli.common import add_connection_options
@@ -52,31 +52,9 @@ def _rejections(m: MemberView) -> str:
 
 
 def render_status(view: ClusterView) -> str:
-    rows = [
-        [
-            "ID",
-            "ROLE",
-            "STATE",
-            "LIVENESS",
-            "LAST HEARTBEAT",
-            "POOL",
-            "CALLS ok/fail/ref/inv",
-            "REJECTED FRAMES",
-        ]
-    ]
+    rows = [[*MEMBER_COLUMNS, "POOL", "CALLS ok/fail/ref/inv", "REJECTED FRAMES"]]
     for m in view.members:
-        rows.append(
-            [
-                m.id,
-                m.role,
-                m.state,
-                m.liveness,
-                heartbeat_age(m.heartbeat_age),
-                _load(m),
-                _calls(m),
-                _rejections(m),
-            ]
-        )
+        rows.append([*member_cells(m), _load(m), _calls(m), _rejections(m)])
     lines = [format_table(rows), summary(view)]
     lines.append(render_viability(view.section("viability")))
     lines += _network(view)
