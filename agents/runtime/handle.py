@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from agents.runtime.config import AgentConfig
 from agents.runtime.discovery import MemberStatus
 from agents.runtime.membership import Membership, Store
 from amcp.bus import Bus, Message, Subscription
@@ -28,9 +27,6 @@ class AgentHandle(Protocol):
 
     @property
     def role(self) -> str: ...
-
-    @property
-    def config(self) -> AgentConfig: ...
 
     @property
     def bus(self) -> Bus: ...
