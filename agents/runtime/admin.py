@@ -30,6 +30,7 @@ __all__ = [
     "ClusterView",
     "Described",
     "MemberView",
+    "Nothing",
     "RemoveMember",
     "Removed",
     "admin_tools",
