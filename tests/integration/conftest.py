@@ -1,10 +1,11 @@
-"""Fixtures shared by the integration areas: agent processes in a cluster namespace of
-their own, in-process voting agents, and a folder for `amcp cluster up` that is torn down
-whatever the test did."""
+"""Fixtures shared by the integration areas: a cluster namespace of the test's own, agent
+processes in one, voting agents in this process, and a folder for `amcp cluster up` that
+is torn down whatever the test did."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from amcp import Keyring, NatsServer
 from amcp.errors import ConfigError
 from tests.support.agents import Cluster
 from tests.support.consensus import Members
+
+
+@pytest.fixture
+def cluster_name() -> str:
+    """A cluster namespace of the test's own: tests on the session's server never meet."""
+    return f"t{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ group NATS picks; only the member that saw it has it in its replay window. So:
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,6 @@ from tests.support.vsm import start_vsm
 from tests.support.waiting import wait_until
 
 REPLAYS = 16  # each goes to a member NATS picks: 2**-16 that all miss the other one
-
-
-@pytest.fixture
-def cluster_name() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
 
 
 async def record_and_call(bus: Bus, subject: str, call: Any) -> tuple[bytes, Any]:

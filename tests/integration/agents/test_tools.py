@@ -48,19 +48,14 @@ async def explode(args: Boom, ctx: CallContext) -> Text:
 
 
 @pytest.fixture
-def cluster() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def start_agent(make_bus, cluster: str) -> AsyncIterator[Callable[..., Any]]:
+async def start_agent(make_bus, cluster_name: str) -> AsyncIterator[Callable[..., Any]]:
     started: list[Agent] = []
 
     async def factory(
         role: str = "s1", agent_id: str | None = None, *, tools=(), extensions=(), **config: Any
     ) -> Agent:
         agent_id = agent_id or f"{role}-{uuid.uuid4().hex[:6]}"
-        bus = await make_bus(agent_id, cluster=cluster)
+        bus = await make_bus(agent_id, cluster=cluster_name)
         agent = Agent(
             bus,
             AgentConfig(role=role, agent_id=agent_id, heartbeat=HEARTBEAT, **config),
@@ -78,8 +73,10 @@ async def start_agent(make_bus, cluster: str) -> AsyncIterator[Callable[..., Any
 
 
 @pytest.fixture
-async def client(make_bus, cluster: str) -> AgentClient:
-    return AgentClient(await make_bus(f"cli-{uuid.uuid4().hex[:6]}", cluster=cluster), timeout=5.0)
+async def client(make_bus, cluster_name: str) -> AgentClient:
+    return AgentClient(
+        await make_bus(f"cli-{uuid.uuid4().hex[:6]}", cluster=cluster_name), timeout=5.0
+    )
 
 
 async def test_a_call_returns_the_output_and_bad_input_the_validation_error(
@@ -103,10 +100,10 @@ async def test_a_call_returns_the_output_and_bad_input_the_validation_error(
 
 
 async def test_bad_input_through_amcp_call_exits_2_with_the_reasons(
-    start_agent, cli_env: dict[str, str], cluster: str
+    start_agent, cli_env: dict[str, str], cluster_name: str
 ) -> None:
     agent = await start_agent(capabilities=("echo",))
-    env = {**cli_env, "AMCP_CLUSTER": cluster}
+    env = {**cli_env, "AMCP_CLUSTER": cluster_name}
     bad = await amcp_async("call", agent.id, "echo", '{"text": 5}', env=env, timeout=30)
     assert bad.returncode == 2, bad.stderr
     assert "invalid input for echo: text: Input should be a valid string" in bad.stderr
@@ -127,12 +124,12 @@ async def test_describe_publishes_schemas_and_examples(start_agent, client) -> N
 
 
 async def test_a_tool_that_raises_fails_the_call_and_the_log_says_so(
-    start_agent, client, make_bus, cluster
+    start_agent, client, make_bus, cluster_name
 ) -> None:
     agent = await start_agent(tools=[explode])
     with pytest.raises(ToolFailed, match="RuntimeError: on purpose"):
         await client.call(agent.id, "explode", {"why": "on purpose"})
-    reader = await make_bus("reader", cluster=cluster)
+    reader = await make_bus("reader", cluster=cluster_name)
 
     async def logged() -> list[str]:
         entries, _ = await read_cluster_log(reader, agent=agent.id)

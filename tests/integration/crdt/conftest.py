@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,9 +15,9 @@ MakeBus = Callable[..., Awaitable[Bus]]
 
 
 @pytest.fixture
-def env(cli_env: dict[str, str]) -> dict[str, str]:
+def env(cli_env: dict[str, str], cluster_name: str) -> dict[str, str]:
     """The CLI environment on a cluster namespace of its own."""
-    return {**cli_env, "AMCP_CLUSTER": f"t{uuid.uuid4().hex[:10]}"}
+    return {**cli_env, "AMCP_CLUSTER": cluster_name}
 
 
 @pytest.fixture
