@@ -51,11 +51,20 @@ def amcp(
 
 
 async def amcp_async(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kwargs: Any
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """`amcp` from a coroutine: the command runs in a thread, so the event loop does not
-    stop while it waits (for replies from agents or stores in this very process)."""
-    return await asyncio.to_thread(amcp, *args, env=env, timeout=timeout, **kwargs)
+    """`amcp` from a coroutine: the event loop runs on while the command does (it may be
+    waiting for agents or stores in this very process). An asyncio subprocess, not a
+    thread: a few commands side by side must not take the threads those stores fsync in."""
+    proc = await start_async(*args, env=env)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise subprocess.TimeoutExpired(argv(args), timeout) from None
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(argv(args), proc.returncode, out.decode(), err.decode())
 
 
 async def amcp_json(*args: str, env: dict[str, str] | None = None) -> Any:
