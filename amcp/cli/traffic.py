@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     traffic.set_defaults(func=cmd_traffic)
 
 
-def cmd_traffic(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> None:
+    """Refuse what would fail only after observing for S seconds."""
     validate_subject(args.subject, wildcards=True)
     if not args.seconds >= MIN_SECONDS:
         raise ConfigError(
@@ -69,6 +70,10 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401 - checked now, before observing for S seconds
         except ImportError:
             raise ConfigError("--plot needs matplotlib: pip install 'amcp[plot]'") from None
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    _check(args)
 
     async def main(stop: asyncio.Event) -> int:
         sampler = TrafficSampler(BIN_SECONDS, bins=math.ceil(args.seconds / BIN_SECONDS) + 2)
