@@ -15,7 +15,7 @@ from netopt.retry import Backoff
 from netopt.rto import RtoEstimator
 
 if typing.TYPE_CHECKING:
-    from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
+    from netopt.analyser import MIN_BINS, Analysis, ClassThresholds, TrafficClass, analyse
     from netopt.batch_policy import (
         NO_BATCHING,
         AdaptiveBatching,
@@ -33,7 +33,9 @@ if typing.TYPE_CHECKING:
 # numpy and scipy take most of a second to import: the names that need them load on first
 # use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
 _LAZY = {
-    **dict.fromkeys(("MIN_BINS", "Analysis", "Thresholds", "TrafficClass", "analyse"), "analyser"),
+    **dict.fromkeys(
+        ("MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"), "analyser"
+    ),
     **dict.fromkeys(("Batch", "BatchAccumulator", "FlushReason"), "batcher"),
     **dict.fromkeys(
         (
@@ -77,6 +79,7 @@ __all__ = [
     "BulkheadFull",
     "CircuitBreaker",
     "ClassHold",
+    "ClassThresholds",
     "DecompressionError",
     "FamilyTraffic",
     "FixedBatching",
@@ -86,7 +89,6 @@ __all__ = [
     "PerKey",
     "PolicyLimits",
     "RtoEstimator",
-    "Thresholds",
     "TrafficClass",
     "TrafficSampler",
     "analyse",

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import numpy as np
 
-__all__ = ["MIN_BINS", "Analysis", "Thresholds", "TrafficClass", "analyse"]
+__all__ = ["MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"]
 
 MIN_BINS = 16
 """The shortest series `analyse` accepts: fewer bins carry no usable spectrum."""
@@ -32,7 +32,7 @@ class TrafficClass(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Thresholds:
+class ClassThresholds:
     """Classification thresholds; the defaults are justified in docs/NETOPT.md."""
 
     idle_max_rate: float = 0.2
@@ -73,7 +73,7 @@ class Analysis:
 
 
 def analyse(
-    counts: np.ndarray, bin_seconds: float, thresholds: Thresholds = Thresholds()
+    counts: np.ndarray, bin_seconds: float, thresholds: ClassThresholds = ClassThresholds()
 ) -> Analysis:
     """Analyse message counts per bin (oldest first, at least MIN_BINS of them)."""
     from scipy import signal  # here, not at the top: importing scipy.signal takes ~0.6 s

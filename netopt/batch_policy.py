@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from netopt.analyser import MIN_BINS, Analysis, Thresholds, TrafficClass, analyse
+from netopt.analyser import MIN_BINS, Analysis, ClassThresholds, TrafficClass, analyse
 from netopt.sampler import TrafficSampler
 from netopt.stable import ClassHold, Hysteresis
 
@@ -131,7 +131,7 @@ class AdaptiveBatching:
         interval_seconds: float = 1.0,
         min_bins: int = 64,
         limits: PolicyLimits = PolicyLimits(),
-        thresholds: Thresholds = Thresholds(),  # noqa: B008 (frozen, so safe to share)
+        thresholds: ClassThresholds = ClassThresholds(),  # noqa: B008 (frozen, so safe to share)
         hysteresis: Hysteresis = Hysteresis(),  # noqa: B008 (frozen, so safe to share)
     ) -> None:
         if min_bins < MIN_BINS:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netopt.analyser import Analysis, Thresholds, TrafficClass
+from netopt.analyser import Analysis, ClassThresholds, TrafficClass
 
 __all__ = ["ClassHold", "Hysteresis", "stable_class"]
 
@@ -45,7 +45,7 @@ class Hysteresis:
 def stable_class(
     analysis: Analysis,
     held: TrafficClass | None,
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 (frozen, so safe to share)
+    thresholds: ClassThresholds = ClassThresholds(),  # noqa: B008 (frozen, so safe to share)
     hysteresis: Hysteresis = Hysteresis(),
 ) -> TrafficClass:
     """The class `analysis` indicates when `held` is in force: `analyse`'s rules, in its
@@ -83,7 +83,7 @@ class ClassHold:
 
     def __init__(
         self,
-        thresholds: Thresholds = Thresholds(),  # noqa: B008 (frozen, so safe to share)
+        thresholds: ClassThresholds = ClassThresholds(),  # noqa: B008 (frozen, so safe to share)
         hysteresis: Hysteresis = Hysteresis(),
     ) -> None:
         self.thresholds = thresholds
