@@ -6,12 +6,7 @@ query group, heartbeat, report running. stop (SIGTERM, Ctrl-C): report draining,
 taking work, let its extensions stop, leave the membership, finish in-flight calls, report
 stopped. A crash leaves it a member, marked dead by the others.
 
-Each pooled call runs in a bounded pool (netopt's Bulkhead): past the running and waiting
-limits it is refused at once with a clear error rather than queued without bound.
-
-A call through a queue group (the role's, or `any`) of a tool that is not read-only is
-claimed first (amcp.claims), so a recorded frame replayed to the group runs at most once
-across it; with no JetStream to claim in, such a call is refused, never run unclaimed.
+The calls it serves (its pool, queue-group claims, replies) are agents.runtime.serving's.
 """
 
 from __future__ import annotations
@@ -32,36 +27,20 @@ from agents.runtime.audit import AuditEvent, AuditLog
 from agents.runtime.catalog import catalog_tool
 from agents.runtime.config import AgentConfig
 from agents.runtime.discovery import Discovery, MemberStatus
-from agents.runtime.errors import (
-    AgentBusy,
-    AgentDraining,
-    AgentError,
-    DuplicateAgent,
-    ToolCallError,
-    ToolFailed,
-    Unclaimed,
-    UnknownTool,
-)
+from agents.runtime.errors import AgentError, DuplicateAgent
 from agents.runtime.extension import Extension
 from agents.runtime.lifecycle import Lifecycle, LifecycleState
 from agents.runtime.liveness import LivenessDetector
 from agents.runtime.membership import MemberRecord, Membership, Store
 from agents.runtime.memory import TRIM_INTERVAL, can_release, release_free_memory
 from agents.runtime.metrics import AgentMetrics
-from agents.runtime.subjects import (
-    AgentSubjects,
-    call_request,
-    error_reply,
-    fit_reply,
-    ok_reply,
-    parse_call,
-)
-from agents.runtime.tools import CallContext, Tool, ToolRegistry
+from agents.runtime.serving import CallServer
+from agents.runtime.subjects import AgentSubjects, call_request
+from agents.runtime.tools import Tool, ToolRegistry
 from amcp import Bus, Message, Subscription, __version__
-from amcp.errors import AmcpError, ClaimUnavailable, NoResponders, RequestTimeout
+from amcp.errors import AmcpError, NoResponders, RequestTimeout
 from amcp.netstatus import network_status
 from netopt.bulkhead import Bulkhead
-from netopt.errors import BulkheadFull
 
 __all__ = ["Agent", "StoreFactory"]
 
@@ -108,11 +87,20 @@ class Agent:
         self.store: Store | None = None
         self.membership: Membership | None = None
         self.failure: BaseException | None = None
+        self._server = CallServer(
+            self,
+            bus=bus,
+            tools=self.tools,
+            pool=self.pool,
+            lifecycle=self.lifecycle,
+            audit=self.audit,
+            metrics=self.metrics,
+            calls=self.calls,
+        )
         self._store_factory = store_factory
         self._record: MemberRecord | None = None
         self._joined = False
         self._subs: list[Subscription] = []
-        self._inflight: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._failed = asyncio.Event()
         self._liveness_counts: dict[str, int] = {}
@@ -181,16 +169,8 @@ class Agent:
         return self.tools.get(name) is not None
 
     async def execute(self, tool: str, raw: Any, *, caller: str, call_id: str) -> Any:
-        """Run one of this agent's tools once inside its pool, with `raw` as its input and
-        no reply or audit entry of its own (a voter executing a committed action): its
-        output as plain data. Bad input, an unknown tool or a failure raises."""
-        t = self.tools.get(tool)
-        if t is None:
-            raise AgentError(f"agent {self.id} has no tool {tool!r}")
-        args = t.parse_input(raw)
-        ctx = CallContext(self, caller, t.name, call_id)
-        async with self.pool:
-            return t.dump_output(await t.handler(args, ctx))
+        """Run one of this agent's tools once inside its pool, no reply (CallServer.execute)."""
+        return await self._server.execute(tool, raw, caller=caller, call_id=call_id)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -257,12 +237,13 @@ class Agent:
         for extension in self.extensions:
             await extension.start(self)
         self._set_state(LifecycleState.RUNNING)
-        await self._open_claims()
+        await self._server.open_claims()
         # Calls come in only now: nothing is refused for arriving while the agent starts.
         # A queue group's calls are claimed (at most once across the group); a call to
         # this agent's own subject needs no claim: its replay window is the only one.
-        on_group_call = functools.partial(self._on_call, group=True)
-        await self.subscribe(self.subjects.call(self.id), self._on_call)
+        on_call = self._server.on_call
+        on_group_call = functools.partial(on_call, group=True)
+        await self.subscribe(self.subjects.call(self.id), on_call)
         await self.subscribe(self.subjects.role(self.role), on_group_call, queue=self.role)
         await self.subscribe(self.subjects.any, on_group_call, queue="any")
         await self.membership.update(self._record.with_state(self.state.value))
@@ -294,12 +275,12 @@ class Agent:
         if self.lifecycle.final or self.state is LifecycleState.DRAINING:
             return
         self._set_state(LifecycleState.DRAINING)
-        log.info("agent %s draining: %d calls in flight", self.id, len(self._inflight))
+        log.info("agent %s draining: %d calls in flight", self.id, len(self._server.inflight))
         await self._stop_intake()
         await self._publish_heartbeat()
         if self._joined:
             await self._leave()
-        await self._finish_inflight()
+        await self._server.finish(self.config.drain_timeout)
         await self._stop_background()
         self._set_state(LifecycleState.STOPPED)
         await self._publish_heartbeat()
@@ -319,139 +300,9 @@ class Agent:
                 await self.membership.update(self._record.with_state(self.state.value))
             await self.record(AuditEvent.FAILED, error=f"{type(error).__name__}: {error}")
         await self._stop_intake()
-        for task in list(self._inflight):
-            task.cancel()
+        self._server.cancel()
         await self._stop_background()
         await self._close()
-
-    # -- serving calls ----------------------------------------------------------------
-
-    async def _on_call(self, msg: Message, group: bool = False) -> None:
-        try:
-            name, raw = parse_call(msg.body)
-            t = self.tools.get(name)
-            if t is None:
-                raise UnknownTool(
-                    f"agent {self.id} has no tool {name!r}; tools: " + ", ".join(self.tools.names())
-                )
-            if t.pooled and not self.lifecycle.accepting:
-                raise AgentDraining(f"agent {self.id} is {self.state} and takes no new work")
-        except ToolCallError as exc:
-            self.calls["refused"] += 1
-            await self._reply(msg, error_reply(self.id, exc))
-            return
-        claim = group and not t.read_only
-        if not t.pooled:  # cheap queries answer inline, even when the pool is full
-            await self._serve(t, raw, msg, claim)
-            return
-        task = asyncio.create_task(self._serve(t, raw, msg, claim))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _serve(self, t: Tool, raw: Any, msg: Message, claim: bool = False) -> None:
-        started = time.perf_counter()
-        ctx = CallContext(self, msg.sender, t.name, msg.msg_id.hex())
-        outcome: dict[str, Any] | None = None  # the audit entry of the outcome
-        try:
-            if claim and not await self._claim(msg):
-                return  # a replayed copy: counted by the bus as `duplicate`, not answered
-            args = t.parse_input(raw)
-            if t.pooled:
-                self._check_pool()
-                if t.audited:
-                    await self.record(
-                        AuditEvent.TASK_RECEIVED, tool=t.name, call=ctx.call_id, caller=ctx.caller
-                    )
-                async with self.pool:
-                    reply, outcome = await self._run(t, args, ctx)
-            else:
-                reply, outcome = await self._run(t, args, ctx)
-            result = "ok" if reply["ok"] else "failed"
-        except ToolCallError as exc:
-            refused = {"invalid_input": "invalid", "busy": "refused", "unclaimed": "refused"}
-            result = refused.get(exc.code, "failed")
-            reply = error_reply(self.id, exc)
-        except BulkheadFull:
-            result = "refused"
-            reply = error_reply(self.id, self._busy())
-        if t.pooled:  # tasks, not the runtime's own queries
-            self.calls[result] += 1
-        self.metrics.call_done(t.name, result, time.perf_counter() - started)
-        if outcome is None or not t.audited:
-            await self._reply(msg, reply)
-            return
-        # The reply goes out right behind the outcome's log entry (one write to the socket):
-        # the log holds the outcome before the caller hears of it.
-        event = outcome.pop("event")
-        await self.record(event, then=lambda: self._reply(msg, reply), **outcome)
-
-    async def _run(
-        self, t: Tool, args: Any, ctx: CallContext
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the handler: the reply, and the audit entry of its outcome. Any exception
-        becomes a ToolFailed reply."""
-        started = time.perf_counter()
-        try:
-            output = t.dump_output(await t.handler(args, ctx))
-        except Exception as exc:
-            if isinstance(exc, ToolCallError):
-                error = exc
-            elif isinstance(exc, AmcpError):  # a refusal that explains itself
-                error = ToolFailed(str(exc))
-            else:
-                error = ToolFailed(f"{t.name} failed on {self.id}: {type(exc).__name__}: {exc}")
-            entry = {"event": AuditEvent.TASK_FAILED, "error": str(error)}
-            return error_reply(self.id, error), {**entry, "tool": t.name, "call": ctx.call_id}
-        ms = round((time.perf_counter() - started) * 1000, 3)
-        entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
-        return ok_reply(self.id, output), entry
-
-    async def _claim(self, msg: Message) -> bool:
-        """Whether this delivery is the first anywhere in the cluster. Fail closed: with no
-        JetStream to ask, the call is refused rather than run unclaimed."""
-        try:
-            return await self.bus.claim(msg)
-        except ClaimUnavailable as exc:
-            raise Unclaimed(
-                f"agent {self.id} did not run this call: it could not claim it for "
-                f"at-most-once delivery across its queue group ({exc}); call an agent by "
-                "its id, or retry once JetStream is back"
-            ) from None
-
-    async def _open_claims(self) -> None:
-        """Open the claims bucket now, so the first call does not wait for it; without
-        JetStream the agent still starts and serves read-only calls."""
-        try:
-            await self.bus.claims.ensure()
-        except ClaimUnavailable as exc:
-            log.warning(
-                "agent %s: %s; calls through its queue groups that are not read-only are "
-                "refused until JetStream answers",
-                self.id,
-                exc,
-            )
-
-    def _check_pool(self) -> None:
-        pool = self.pool
-        if pool.running >= pool.max_concurrent and pool.waiting >= pool.max_waiting:
-            raise self._busy()
-
-    def _busy(self) -> AgentBusy:
-        pool = self.pool
-        return AgentBusy(
-            f"agent {self.id} is busy: {pool.running} calls running and {pool.waiting} "
-            f"waiting, its limits ({pool.max_concurrent} and {pool.max_waiting}); refused, "
-            "try again later or call its role to reach another agent"
-        )
-
-    async def _reply(self, msg: Message, body: dict[str, Any]) -> None:
-        if msg.reply_to is None:
-            return  # a plain publish: nobody waits for an answer
-        try:
-            # too large or deep for a frame: cut and flagged, or an error reply, never silence
-            await msg.respond(fit_reply(self.id, body, self.bus.limits))
-        except AmcpError as exc:
-            log.warning("agent %s could not reply to %s: %s", self.id, msg.sender, exc)
 
     # -- heartbeats and membership ------------------------------------------------------
 
@@ -549,20 +400,6 @@ class Agent:
                 await extension.stop()
             except Exception:
                 log.exception("extension %s of %s failed to stop", extension.name, self.id)
-
-    async def _finish_inflight(self) -> None:
-        if not self._inflight:
-            return
-        _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.drain_timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.warning(
-                "agent %s cancelled %d calls still running after %.1fs",
-                self.id,
-                len(pending),
-                self.config.drain_timeout,
-            )
 
     async def _stop_background(self) -> None:
         current = asyncio.current_task()
