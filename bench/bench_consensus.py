@@ -98,8 +98,11 @@ def child_voter(
         bus = await Bus.connect(
             url, keyring=ring, sender=agent_id, cluster=cluster, batching=batching
         )
-        config = AgentConfig(
-            role="s5", agent_id=agent_id, data_dir=Path(data_dir) if data_dir else None
+        config = AgentConfig(  # a bare runtime: voting is asked for, not implied by "s5"
+            role="s5",
+            agent_id=agent_id,
+            voter=True,
+            data_dir=Path(data_dir) if data_dir else None,
         )
         agent = Agent(bus, config, extensions=[VotingExtension(config)])
         try:
