@@ -6,6 +6,8 @@ The whole tree (crdt, consensus and agents root their own errors at AmcpError to
     └── AmcpError                 base of every error raised on purpose
         ├── ConfigError           a setting or argument is invalid
         ├── KeyringError          the keyring file is missing, unreadable or malformed
+        │   └── IdentityError     an identity key or roster file is missing or malformed,
+        │                         or a roster change is refused
         ├── EncodeError           a value cannot be put on the wire
         ├── FrameRejected         an inbound frame failed a check (counted, never raised
         │                         into handlers)
@@ -28,6 +30,7 @@ __all__ = [
     "ConnectError",
     "EncodeError",
     "FrameRejected",
+    "IdentityError",
     "KeyringError",
     "NoResponders",
     "PermissionDenied",
@@ -46,6 +49,11 @@ class ConfigError(AmcpError):
 
 class KeyringError(AmcpError):
     """The keyring file is missing, unreadable, too permissive or malformed."""
+
+
+class IdentityError(KeyringError):
+    """An identity key file or the roster is missing, too permissive or malformed, or a
+    roster change is refused (a KeyringError: key material, so commands exit 2)."""
 
 
 class EncodeError(AmcpError):

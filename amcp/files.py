@@ -1,12 +1,15 @@
 """Files that hold secrets (keys, passwords, configs that include them): created with mode
-0600 and kept in folders of mode 0700, never readable by other users, not even briefly."""
+0600 and kept in folders of mode 0700, never readable by other users, not even briefly;
+and files that running processes re-read (written atomically, re-read when their mtime
+moves)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["private_folder", "write_private"]
+__all__ = ["FileStamp", "private_folder", "write_atomic", "write_private"]
 
 
 def write_private(path: Path, text: str) -> Path:
@@ -24,3 +27,40 @@ def private_folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)  # mkdir leaves an existing folder's mode as it was
     return path
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> Path:
+    """Replace `path` with `text` in one step (a reader sees the old file or the new one,
+    never half of it), fsynced; the temp file is 0600 from its creation, then `mode`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class FileStamp:
+    """When a file was last read (its mtime in ns), so a running process re-reads it only
+    when another process has replaced it: rotation and revocation without restart."""
+
+    def __init__(self, path: Path | None, mtime_ns: int = 0) -> None:
+        self.path = path
+        self.mtime_ns = mtime_ns
+
+    def changed(self) -> bool:
+        """True if the file's mtime differs from the one read (a missing file: False, the
+        last good copy stays in force)."""
+        if self.path is None:
+            return False
+        try:
+            return self.path.stat().st_mtime_ns != self.mtime_ns
+        except OSError:
+            return False

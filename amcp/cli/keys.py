@@ -1,10 +1,12 @@
-"""`amcp keys new|rotate|list`: manage the keyring file. Secrets are never printed."""
+"""`amcp keys new|rotate|list`: manage the keyring file. Secrets are never printed.
+`amcp keys identity ...` (agents' own keys and the roster) lives in amcp.cli.identity."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from amcp.cli import identity
 from amcp.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst = actions.add_parser("list", help="list key ids, dates and states (never secrets)")
     _options(lst)
     lst.set_defaults(func=cmd_list)
+
+    identity.register(actions)
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,187 @@
+"""Identity signatures on records (pure, no I/O): an agent's Ed25519 signature over the
+canonical bytes of a record, bound to the signer's id and to the record's type, so a
+ballot's signature never verifies as a decision's, nor one agent's as another's. Checked
+against the roster; a failure is a reason, counted, never an exception.
+
+Signing input (docs/PROTOCOL.md, "Identity signatures"):
+    canonical msgpack of ["amcp-id1", record_type, signer_id, record]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from amcp.identity import Identity, verify_signature
+from amcp.roster import Roster
+
+__all__ = [
+    "BATCH",
+    "DOMAIN",
+    "RECORD_TYPES",
+    "RecordType",
+    "Verdict",
+    "Verifier",
+    "sign",
+    "sign_batch",
+    "signing_input",
+]
+
+DOMAIN = "amcp-id1"
+RecordType = Literal["ballot", "decision", "execution", "audit", "member", "result"]
+RECORD_TYPES: tuple[str, ...] = get_args(RecordType)
+BATCH = "batch"  # the record type of one signature over several records of one signer
+MAX_DEPTH = 32  # as a frame body's
+
+# Sorted map keys and shortest headers make the bytes a function of the value alone, so
+# a verifier re-encodes the record it received and gets the signer's bytes back.
+_canonical = msgspec.msgpack.Encoder(order="sorted").encode
+
+
+class Verdict(StrEnum):
+    """The outcome of a verification: `ok`, or why the record does not count."""
+
+    OK = "ok"
+    UNKNOWN_SIGNER = "unknown_signer"
+    REVOKED = "revoked"
+    ROLE_NOT_ALLOWED = "role_not_allowed"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_RECORD_TYPE = "bad_record_type"
+    MALFORMED = "malformed"
+
+
+def _check_plain(value: Any, depth: int = 0) -> None:
+    """Only values with one msgpack form: nil, bool, int (64-bit), finite float, str,
+    bytes, lists and str-keyed maps; anything else (sets, datetimes, NaN) is refused."""
+    if depth > MAX_DEPTH:
+        raise ValueError("record nested too deep")
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return
+    if isinstance(value, int):
+        if not -(1 << 63) <= value < (1 << 64):
+            raise ValueError("integer outside msgpack's 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):  # NaN has many bit patterns
+            raise ValueError("non-finite float")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("map keys must be str")
+            _check_plain(item, depth + 1)
+    else:
+        raise ValueError(f"{type(value).__name__} has no canonical form")
+
+
+def signing_input(record_type: str, signer: str, record: Any) -> bytes:
+    """The exact bytes an identity signature covers. ValueError for a record that has no
+    canonical encoding or a record type that is not one of RECORD_TYPES (or BATCH)."""
+    if record_type not in RECORD_TYPES and record_type != BATCH:
+        raise ValueError(f"unknown record type {record_type!r}")
+    _check_plain(record)
+    return _canonical([DOMAIN, record_type, signer, record])
+
+
+def sign(identity: Identity, record_type: RecordType, record: Any) -> bytes:
+    """`identity`'s 64-byte signature of `record` as a `record_type`."""
+    return identity.sign(signing_input(record_type, identity.agent_id, record))
+
+
+def _batch_record(items: Sequence[tuple[str, Any]]) -> list[list[Any]]:
+    if not items:
+        raise ValueError("a batch holds at least one record")
+    for record_type, _ in items:
+        if record_type not in RECORD_TYPES:  # no batch inside a batch
+            raise ValueError(f"unknown record type {record_type!r} in batch")
+    return [[t, r] for t, r in items]
+
+
+def sign_batch(identity: Identity, items: Sequence[tuple[RecordType, Any]]) -> bytes:
+    """One signature over several records of one signer, in order: the record type
+    BATCH, whose record is the list of [record_type, record] pairs."""
+    return identity.sign(signing_input(BATCH, identity.agent_id, _batch_record(items)))
+
+
+class Verifier:
+    """Checks identity signatures against a roster, remembering each Ed25519 result so a
+    record seen again (a ballot at the proposer, then at the executor) costs a hash, not
+    a verify. The roster's verdicts (unknown, revoked, role) are re-checked every time,
+    so a revocation counts at once; the cache key includes the public key, so a roster
+    entry's new key never inherits an old result. `refused` counts failures by reason."""
+
+    def __init__(self, roster: Roster, cache_size: int = 4096) -> None:
+        self.roster = roster
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self.refused: Counter[str] = Counter()
+        self.cache_hits = 0
+
+    def verify(
+        self,
+        record_type: str,
+        signer: str,
+        record: Any,
+        signature: bytes,
+        role: str | None = None,
+    ) -> Verdict:
+        """Whether `signature` is `signer`'s, from the roster, over `record` as a
+        `record_type`, and (given `role`) whether the roster allows `signer` that role."""
+        if record_type not in RECORD_TYPES:
+            return self._refuse(Verdict.BAD_RECORD_TYPE)
+        return self._verify(record_type, signer, record, signature, role)
+
+    def verify_batch(
+        self,
+        signer: str,
+        items: Sequence[tuple[str, Any]],
+        signature: bytes,
+        role: str | None = None,
+    ) -> Verdict:
+        """`verify` for a `sign_batch` signature: all the records count or none does."""
+        try:
+            record = _batch_record(items)
+        except (ValueError, TypeError):
+            return self._refuse(Verdict.BAD_RECORD_TYPE)
+        return self._verify(BATCH, signer, record, signature, role)
+
+    def _verify(
+        self, record_type: str, signer: str, record: Any, signature: Any, role: str | None
+    ) -> Verdict:
+        if not isinstance(signer, str) or not isinstance(signature, bytes):
+            return self._refuse(Verdict.MALFORMED)
+        if len(signature) != 64:  # fixed length keeps the cache key below unambiguous
+            return self._refuse(Verdict.BAD_SIGNATURE)
+        entry = self.roster.get(signer)
+        if entry is None:
+            return self._refuse(Verdict.UNKNOWN_SIGNER)
+        if entry.revoked:
+            return self._refuse(Verdict.REVOKED)
+        if role is not None and role not in entry.roles:
+            return self._refuse(Verdict.ROLE_NOT_ALLOWED)
+        try:
+            data = signing_input(record_type, signer, record)
+        except (ValueError, TypeError, OverflowError, msgspec.EncodeError):
+            return self._refuse(Verdict.MALFORMED)
+        key = hashlib.sha256(entry.public_key + signature + data).digest()
+        good = self._cache.get(key)
+        if good is None:
+            good = verify_signature(entry.public_key, signature, data)
+            self._cache[key] = good
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self.cache_hits += 1
+            self._cache.move_to_end(key)
+        return Verdict.OK if good else self._refuse(Verdict.BAD_SIGNATURE)
+
+    def _refuse(self, verdict: Verdict) -> Verdict:
+        self.refused[verdict.value] += 1
+        return verdict
