@@ -159,6 +159,10 @@ class Verifier:
             return self._refuse(Verdict.MALFORMED)
         if len(signature) != 64:  # fixed length keeps the cache key below unambiguous
             return self._refuse(Verdict.BAD_SIGNATURE)
+        try:
+            data = signing_input(record_type, signer, record)
+        except (ValueError, TypeError, OverflowError, msgspec.EncodeError):
+            return self._refuse(Verdict.MALFORMED)
         entry = self.roster.get(signer)
         if entry is None:
             return self._refuse(Verdict.UNKNOWN_SIGNER)
@@ -166,10 +170,6 @@ class Verifier:
             return self._refuse(Verdict.REVOKED)
         if role is not None and role not in entry.roles:
             return self._refuse(Verdict.ROLE_NOT_ALLOWED)
-        try:
-            data = signing_input(record_type, signer, record)
-        except (ValueError, TypeError, OverflowError, msgspec.EncodeError):
-            return self._refuse(Verdict.MALFORMED)
         key = hashlib.sha256(entry.public_key + signature + data).digest()
         good = self._cache.get(key)
         if good is None:
