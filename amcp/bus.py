@@ -51,6 +51,7 @@ from amcp.ratelog import RateLimitedLog
 from amcp.replay import live_guard
 from amcp.replies import ReplyInbox
 from amcp.resilience import retry_request
+from amcp.sealing import SealKeys, SealPolicy
 from amcp.security import ConnectionSecurity
 from amcp.settings import DEFAULT_NATS_URL
 from amcp.subjects import Subjects, validate_subject
@@ -80,8 +81,16 @@ class Bus:
         self.subjects = Subjects(cluster)
         self.limits = options.limits or FrameLimits()
         self.stats = RejectionStats()
+        self.seal_policy = SealPolicy(options.seal)
+        """Sealed subjects (`seal=` patterns): bodies encrypted, plain frames refused."""
+        self._seal_keys = SealKeys()  # one cache of derived keys for the sealer and openers
         self.sealer = Sealer(
-            sender, keyring, limits=self.limits, compress_threshold=options.compress_threshold
+            sender,
+            keyring,
+            limits=self.limits,
+            compress_threshold=options.compress_threshold,
+            sealed=self.seal_policy,
+            seal_keys=self._seal_keys,
         )
         self.attention_threshold = options.attention_threshold
         self.batcher: Batcher | None = None  # started with the connection (needs a loop)
@@ -456,6 +465,8 @@ class Bus:
             owner=self,
             limits=self.limits,
             stats=self.stats,
+            sealed=self.seal_policy,
+            seal_keys=self._seal_keys,
             guard=live_guard(window, skew_ms, max_senders, time.time()),  # see live_guard
         )
 

@@ -27,6 +27,7 @@ __all__ = [
     "BATCH_DEPTH",
     "FLAG_BATCH",
     "FLAG_COMPRESSED",
+    "FLAG_SEALED",
     "MAC_SIZE",
     "MAX_HEADERS",
     "MAX_NAME_CHARS",
@@ -53,7 +54,8 @@ MAX_NAME_CHARS = 128  # sender, key id and kind
 MAX_HEADERS = 64
 FLAG_COMPRESSED = 0x01  # body is zlib(msgpack(body)) carried as bin
 FLAG_BATCH = 0x02  # body is a list of inner messages (netopt batching)
-KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_BATCH
+FLAG_SEALED = 0x04  # body is AES-256-GCM ciphertext as bin (amcp.sealing)
+KNOWN_FLAGS = FLAG_COMPRESSED | FLAG_BATCH | FLAG_SEALED
 BATCH_DEPTH = 3  # levels a batch body [n, [[seq, flags, kind, headers, body], ...]] adds
 
 
@@ -66,7 +68,8 @@ class Reason:
     UNKNOWN_KEY = "unknown_key"
     MALFORMED = "malformed"
     OVERSIZE = "oversize"
-    ALL = (BAD_SIGNATURE, REPLAY, STALE, UNKNOWN_KEY, MALFORMED, OVERSIZE)
+    BAD_SEAL = "bad_seal"  # a sealed body that does not open, or a plain one on a sealed subject
+    ALL = (BAD_SIGNATURE, REPLAY, STALE, UNKNOWN_KEY, MALFORMED, OVERSIZE, BAD_SEAL)
 
 
 @dataclass(frozen=True, slots=True)

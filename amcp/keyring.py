@@ -123,6 +123,10 @@ class Keyring:
             return "signing"
         return "verifying" if key.signs_at(now) else "pending"
 
+    def key(self, kid: str) -> Key | None:
+        """The key named `kid`, whatever its state (sealed bodies: amcp.sealing)."""
+        return self._by_id.get(kid)
+
     def verify_key(self, kid: str, now: float) -> MacKey | None:
         """The MAC key for `kid` if that key may verify at `now`, else None."""
         entry = self._verify.get(kid)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -14,7 +15,8 @@ __all__ = ["BusOptions"]
 
 @dataclass(frozen=True, slots=True)
 class BusOptions:
-    """A bus's cluster namespace, frame limits, replay checks, batching and compression."""
+    """A bus's cluster namespace, frame limits, replay checks, batching, compression and
+    sealed subjects."""
 
     cluster: str = "default"
     limits: FrameLimits | None = None
@@ -37,6 +39,10 @@ class BusOptions:
     (docs/PROTOCOL.md, "Batches and compression")."""
     attention_threshold: float = 0.8
     """`publish(..., attention=a)` with a >= it bypasses batching."""
+    seal: Sequence[str] = ()
+    """Subject patterns (NATS wildcards) whose bodies are sealed, AES-256-GCM under a key
+    derived from the keyring (amcp.sealing): sent sealed, and a plain frame on one is
+    refused as `bad_seal`. A sealed frame on any other subject is opened all the same."""
 
     def updated(self, keywords: dict[str, Any]) -> tuple[BusOptions, dict[str, Any]]:
         """These options with the keywords that name one of them, and the other keywords

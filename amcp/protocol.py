@@ -21,6 +21,7 @@ from typing import Any
 from amcp.envelope import (
     FLAG_BATCH,
     FLAG_COMPRESSED,
+    FLAG_SEALED,
     MAC_SIZE,
     VERSION,
     Envelope,
@@ -46,6 +47,7 @@ from amcp.framebody import (
 from amcp.keyring import Key, Keyring
 from amcp.message import Message
 from amcp.replay import ReplayGuard
+from amcp.sealing import TAG_SIZE, SealKeys, SealPolicy, associated_data
 from amcp.signing import MacKey
 from amcp.speedups import compiled
 
@@ -78,7 +80,9 @@ class Sealer(_SealerBase):
     """Signs outbound messages for one sender epoch, numbering them 1, 2, 3, ...
 
     With `compress_threshold` set, a body (or batch body) of at least that many bytes is
-    sent zlib-compressed when that makes the frame smaller (docs/PROTOCOL.md).
+    sent zlib-compressed when that makes the frame smaller (docs/PROTOCOL.md). On a
+    subject `sealed` matches, the body (or batch body) is encrypted instead, never
+    compressed: compressing before encrypting would leak the content through the length.
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class Sealer(_SealerBase):
         clock: Clock = time.time,
         epoch: int | None = None,
         compress_threshold: int | None = None,
+        sealed: SealPolicy | None = None,
+        seal_keys: SealKeys | None = None,
     ) -> None:
         if not 0 < len(sender) <= 128:
             raise EncodeError("sender id must be 1 to 128 characters")
@@ -105,6 +111,10 @@ class Sealer(_SealerBase):
         self._key_checked = clock()
         self.compress_threshold = compress_threshold
         self._compress_at = sys.maxsize if compress_threshold is None else compress_threshold
+        self.sealed = sealed or SealPolicy()
+        self._seal_keys = seal_keys or SealKeys()
+        if self.sealed:  # sealed subjects go past the compiled seal, which knows no sealing
+            self.seal = self._seal_routed
 
     def current_key(self, now: float) -> Key:
         """The signing key, re-chosen at most once a second (rotation, expiry)."""
@@ -127,6 +137,9 @@ class Sealer(_SealerBase):
         key = self._key if now - self._key_checked < 1.0 else self.current_key(now)
         if seq is None:
             self.seq = seq = self.seq + 1
+        if self.sealed and self.sealed(subject):
+            item = encode_item(kind, headers, body)
+            return self._sealed_frame(subject, flags, seq, now, key, item)
         envelope = pack_envelope(
             [
                 VERSION,
@@ -142,11 +155,7 @@ class Sealer(_SealerBase):
                 body,
             ]
         )
-        if len(envelope) + MAC_SIZE > self.limits.max_frame_bytes:
-            raise EncodeError(
-                f"frame of {len(envelope) + MAC_SIZE} bytes exceeds the "
-                f"{self.limits.max_frame_bytes}-byte limit"
-            )
+        self._check_size(len(envelope) + MAC_SIZE)
         if len(envelope) >= self._compress_at and not flags:
             head, raw = encode_item(kind, headers, body)
             field = compress_body(raw, self._compress_at, self.limits.max_inflate_ratio)
@@ -155,6 +164,31 @@ class Sealer(_SealerBase):
         return key.mac.seal(subject, envelope)
 
     seal = _seal if _SealerBase is object else _SealerBase.seal
+    _plain_seal = seal
+
+    def _seal_routed(self, subject: str, *args: Any, **keywords: Any) -> bytes:
+        """`seal` of a Sealer with sealed subjects: those through `_seal`, the rest as usual."""
+        if self.sealed(subject):
+            return self._seal(subject, *args, **keywords)
+        return self._plain_seal(subject, *args, **keywords)
+
+    def _sealed_frame(
+        self, subject: str, flags: int, seq: int, now: float, key: Key, item: Item
+    ) -> bytes:
+        """The frame numbered `seq` carrying `item` (packed kind and headers, packed body)
+        with its body sealed. Raises EncodeError past the frame limit."""
+        head = self._prefix(flags | FLAG_SEALED, seq, now, key) + item[0]
+        aad = associated_data(subject, head)
+        sealed = self._seal_keys.encrypt(key.secret, self.sender, self.epoch, seq, aad, item[1])
+        envelope = head + encode_envelope(sealed)
+        self._check_size(len(envelope) + MAC_SIZE)
+        return key.mac.seal(subject, envelope)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.limits.max_frame_bytes:
+            raise EncodeError(
+                f"frame of {size} bytes exceeds the {self.limits.max_frame_bytes}-byte limit"
+            )
 
     def seal_items(self, subject: str, items: Sequence[Item]) -> bytes:
         """One signed frame carrying messages encoded by `encode_item`: a plain frame for
@@ -171,12 +205,14 @@ class Sealer(_SealerBase):
             head, raw = _BATCH_HEAD, batch_body(seq + 1, items)
             flags = FLAG_BATCH
         prefix = self._prefix(flags, seq, now, key)
+        sealed = self.sealed and self.sealed(subject)
         size = len(prefix) + len(head) + len(raw) + MAC_SIZE
-        if size > self.limits.max_frame_bytes:
-            raise EncodeError(
-                f"frame of {size} bytes exceeds the {self.limits.max_frame_bytes}-byte limit"
-            )
+        if sealed:  # the GCM tag, and a bin header (a sealed body is one bin)
+            size += TAG_SIZE + _bin_header_size(len(raw) + TAG_SIZE)
+        self._check_size(size)
         self.seq = seq + (len(items) if flags else 0)
+        if sealed:
+            return self._sealed_frame(subject, flags, seq, now, key, (head, raw))
         field = None
         if len(raw) >= self._compress_at:
             field = compress_body(raw, self._compress_at, self.limits.max_inflate_ratio)
@@ -203,6 +239,11 @@ class Sealer(_SealerBase):
         return _ELEVEN + fields[1:]
 
 
+def _bin_header_size(n: int) -> int:
+    """Bytes of a msgpack bin header for `n` bytes (bin8, bin16, bin32)."""
+    return 2 if n < 0x100 else 3 if n < 0x10000 else 5
+
+
 class RejectionStats:
     """Counts of rejected frames by reason, shared by every Opener of one bus."""
 
@@ -223,6 +264,10 @@ class Opener(_OpenerBase):
     Order follows RFC 4303: size and shape, key lookup, timestamp skew and replay window
     (cheap), then the MAC, and only then the window moves. `owner` is handed to each
     Message so it can reply (the Bus); the Opener itself never does I/O.
+
+    A sealed frame's body is decrypted after the MAC, whatever `sealed` says: any holder of
+    the keyring can open it. `sealed` names the subjects on which a plain frame is refused
+    (`bad_seal`), so a subject's sealing cannot be skipped by a sender.
     """
 
     def __init__(
@@ -234,6 +279,8 @@ class Opener(_OpenerBase):
         stats: RejectionStats | None = None,
         clock: Clock = time.time,
         owner: Any = None,
+        sealed: SealPolicy | None = None,
+        seal_keys: SealKeys | None = None,
     ) -> None:
         self.keyring = keyring
         self.limits = limits or FrameLimits()
@@ -241,6 +288,10 @@ class Opener(_OpenerBase):
         self.stats = stats or RejectionStats()
         self.clock = clock
         self.owner = owner
+        self.sealed = sealed or SealPolicy()
+        self._seal_keys = seal_keys or SealKeys()
+        if self.sealed:  # the compiled open knows no sealing: check what it accepts
+            self.open = self._open_sealed_only
 
     def _open(self, subject: str, frame: bytes) -> Message:
         """The verified message, or FrameRejected (already counted in `stats`)."""
@@ -257,7 +308,10 @@ class Opener(_OpenerBase):
                 raise FrameRejected(reason, f"{sender} epoch {epoch} seq {seq}")
             if not key.verify(subject, signed, tag):
                 raise FrameRejected(Reason.BAD_SIGNATURE, f"from {sender!r}")
-            env.body = decode_body(signed, at, env.flags, self.limits)  # only now: verified
+            if env.flags & FLAG_SEALED:  # only now: verified
+                env.body = self._unseal(subject, env, signed, at)
+            else:
+                env.body = decode_body(signed, at, env.flags, self.limits)
             if env.flags:  # decompress and shape-check only what the MAC vouched for
                 self._decode_body(env)
         except FrameRejected as rejected:
@@ -267,6 +321,30 @@ class Opener(_OpenerBase):
         return Message(subject, env, self.owner)
 
     open = _open if _OpenerBase is object else _OpenerBase.open
+    _open_any = open
+
+    def _open_sealed_only(self, subject: str, frame: bytes) -> Message:
+        """`open` of an Opener with sealed subjects: a plain frame on one is `bad_seal`."""
+        msg = self._open_any(subject, frame)
+        if msg.env.flags & FLAG_SEALED or not self.sealed(subject):
+            return msg
+        self.stats.counts[Reason.BAD_SEAL] += 1
+        raise FrameRejected(Reason.BAD_SEAL, f"plain frame from {msg.sender!r} on a sealed subject")
+
+    def _unseal(self, subject: str, env: Envelope, signed: bytes, at: int) -> Any:
+        """The decoded body of a sealed frame whose MAC verified; FrameRejected(bad_seal)
+        if it does not decrypt, (malformed) if it is not one bin or is compressed too."""
+        if env.flags & FLAG_COMPRESSED:
+            raise FrameRejected(Reason.MALFORMED, "a sealed body is never compressed")
+        sealed = decode_body(signed, at, 0, self.limits)
+        if type(sealed) is not bytes:
+            raise FrameRejected(Reason.MALFORMED, "a sealed body is one bin")
+        key = self.keyring.key(env.kid)
+        if key is None:  # verify_key found it just before: only a reload in between
+            raise FrameRejected(Reason.UNKNOWN_KEY, f"key {env.kid!r} unknown or expired")
+        aad = associated_data(subject, signed[:at])
+        plain = self._seal_keys.decrypt(key.secret, env.sender, env.epoch, env.seq, aad, sealed)
+        return decode_body(plain, 0, env.flags, self.limits)
 
     def _bad_signature(self, sender: str) -> None:
         """Count and raise what `_open` would for a frame whose MAC did not verify (the

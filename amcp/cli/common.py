@@ -29,6 +29,7 @@ from amcp.errors import (
     RequestTimeout,
 )
 from amcp.keyring import Keyring
+from amcp.sealing import seal_patterns_from_env
 from amcp.settings import Settings
 
 __all__ = [
@@ -106,6 +107,14 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
         metavar="NAME",
         help="cluster namespace for amcp's own subjects (env AMCP_CLUSTER)",
     )
+    group.add_argument(
+        "--seal",
+        metavar="PATTERN",
+        action="append",
+        help="seal bodies on subjects matching PATTERN (NATS wildcards; AES-256-GCM under a "
+        "key derived from the keyring), and refuse plain frames there; repeatable "
+        "(env AMCP_SEAL, comma-separated)",
+    )
     secure = parser.add_argument_group(
         "NATS authentication and TLS",
         "the password comes from env AMCP_NATS_PASSWORD or a file, never from a flag",
@@ -162,6 +171,7 @@ async def connect(
         cluster=settings.cluster,
         security=settings.security,
         batching=batching,
+        seal=seal_patterns_from_env(getattr(args, "seal", None)),
         # the given order is a preference (an agent's own host's server first), so an
         # agent shares its host's fate in a partition instead of a random server's
         dont_randomize=True,
