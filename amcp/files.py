@@ -6,10 +6,11 @@ moves)."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["FileStamp", "private_folder", "write_atomic", "write_private"]
+__all__ = ["FileStamp", "private_folder", "read_guarded", "write_atomic", "write_private"]
 
 
 def write_private(path: Path, text: str) -> Path:
@@ -64,3 +65,23 @@ class FileStamp:
             return self.path.stat().st_mtime_ns != self.mtime_ns
         except OSError:
             return False
+
+
+def read_guarded(
+    path: Path, what: str, forbidden: int, fix: str, create: str, error: type[Exception]
+) -> tuple[bytes, int]:
+    """The bytes and mtime (ns) of a key file, or `error` in one line: missing (saying how
+    to `create` it), unreadable, or with a `forbidden` mode bit set (saying the `fix`)."""
+    try:
+        st = path.stat()
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"no {what} at {path}; create one with `{create}`") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    if st.st_mode & forbidden:
+        raise error(
+            f"{what} {path} is {'accessible' if forbidden & stat.S_IRGRP else 'writable'} by"
+            f" group or others (mode {stat.S_IMODE(st.st_mode):o}); run `{fix}`"
+        )
+    return raw, st.st_mtime_ns

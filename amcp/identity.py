@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from amcp.errors import IdentityError
-from amcp.files import private_folder, write_private
+from amcp.files import private_folder, read_guarded, write_private
 
 __all__ = [
     "DEFAULT_IDENTITY_DIR",
@@ -108,20 +108,14 @@ class Identity:
     def load(cls, path: str | os.PathLike[str]) -> Identity:
         """Read a key file, refusing one that group or others may access."""
         p = Path(path).expanduser()
-        try:
-            st = p.stat()
-            raw = p.read_bytes()
-        except FileNotFoundError:
-            raise IdentityError(
-                f"no identity at {p}; create one with `amcp keys identity new ID --out {p}`"
-            ) from None
-        except OSError as exc:
-            raise IdentityError(f"cannot read identity {p}: {exc.strerror}") from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise IdentityError(
-                f"identity {p} is accessible by group or others (mode "
-                f"{stat.S_IMODE(st.st_mode):o}); run `chmod 600 {p}`"
-            )
+        raw, _ = read_guarded(
+            p,
+            "identity",
+            stat.S_IRWXG | stat.S_IRWXO,
+            f"chmod 600 {p}",
+            f"amcp keys identity new ID --out {p}",
+            IdentityError,
+        )
         try:
             doc = json.loads(raw)
             if doc.get("version") != FILE_VERSION:

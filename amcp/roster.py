@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amcp.errors import IdentityError
-from amcp.files import FileStamp, write_atomic
+from amcp.files import FileStamp, read_guarded, write_atomic
 from amcp.identity import check_agent_id, fingerprint
 
 __all__ = ["DEFAULT_ROSTER_PATH", "ROLES", "Roster", "RosterEntry", "parse_roles"]
@@ -112,22 +112,16 @@ class Roster:
     def load(cls, path: str | os.PathLike[str]) -> Roster:
         """Read a roster file, refusing one that group or others may write."""
         p = Path(path).expanduser()
-        try:
-            st = p.stat()
-            raw = p.read_bytes()
-        except FileNotFoundError:
-            raise IdentityError(
-                f"no roster at {p}; create one with `amcp keys identity new ID --roster {p}`"
-            ) from None
-        except OSError as exc:
-            raise IdentityError(f"cannot read roster {p}: {exc.strerror}") from None
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise IdentityError(
-                f"roster {p} is writable by group or others (mode "
-                f"{stat.S_IMODE(st.st_mode):o}); run `chmod 644 {p}`"
-            )
+        raw, mtime_ns = read_guarded(
+            p,
+            "roster",
+            stat.S_IWGRP | stat.S_IWOTH,
+            f"chmod 644 {p}",
+            f"amcp keys identity new ID --roster {p}",
+            IdentityError,
+        )
         roster = cls(_parse(raw, p), p)
-        roster._stamp.mtime_ns = st.st_mtime_ns
+        roster._stamp.mtime_ns = mtime_ns
         return roster
 
     def reload_if_changed(self) -> bool:

@@ -3,32 +3,16 @@ the seed, the signing input from type, signer and record, then the signature."""
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import Any
 
 from amcp.attest import BATCH, Verdict, Verifier, sign, sign_batch, signing_input
 from amcp.identity import Identity
 from amcp.roster import Roster, RosterEntry
-
-DOC = Path(__file__).resolve().parents[3] / "docs" / "PROTOCOL.md"
+from tests.support.vectors import doc_vectors, from_hex
 
 
 def _vectors() -> list[dict[str, Any]]:
-    block = re.search(r"```json identity-vectors\n(.*?)```", DOC.read_text(), re.S)
-    assert block, "docs/PROTOCOL.md has no ```json identity-vectors block"
-    return json.loads(block.group(1))
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"hex"}:
-        return bytes.fromhex(value["hex"])
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
+    return doc_vectors("identity-vectors")
 
 
 def test_vectors_rebuild_byte_for_byte() -> None:
@@ -37,7 +21,7 @@ def test_vectors_rebuild_byte_for_byte() -> None:
     for v in vectors:
         me = Identity.from_seed(v["signer"], bytes.fromhex(v["seed_hex"]))
         assert me.public_key.hex() == v["public_key_hex"]
-        record = _decode(v["record"])
+        record = from_hex(v["record"])
         data = signing_input(v["record_type"], v["signer"], record)
         assert data.hex() == v["signing_input_hex"], v["record_type"]
         if v["record_type"] == BATCH:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import Any
 
 from amcp import Keyring, Opener
 from amcp.envelope import FrameLimits, decode_body, pack_envelope, unpack_envelope
 from amcp.keyring import Key
 from amcp.signing import MacKey, mac_prefix
-
-DOC = Path(__file__).resolve().parents[3] / "docs" / "PROTOCOL.md"
+from tests.support.vectors import doc_vectors, from_hex
 
 
 def _vectors() -> list[dict[str, Any]]:
-    block = re.search(r"```json vectors\n(.*?)```", DOC.read_text(), re.S)
-    assert block, "docs/PROTOCOL.md has no ```json vectors block"
-    return json.loads(block.group(1))
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"hex"}:
-        return bytes.fromhex(value["hex"])
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
+    return doc_vectors("vectors")
 
 
 def test_vectors_encode_and_sign_exactly() -> None:
@@ -38,7 +22,7 @@ def test_vectors_encode_and_sign_exactly() -> None:
         key, subject, fields = (
             bytes.fromhex(vector["key_hex"]),
             vector["subject"],
-            _decode(vector["fields"]),
+            from_hex(vector["fields"]),
         )
         envelope = pack_envelope(fields)
         assert mac_prefix(subject).hex() == vector["mac_input_prefix_hex"]
@@ -51,7 +35,7 @@ def test_vectors_encode_and_sign_exactly() -> None:
 def test_vector_frames_decode_and_verify() -> None:
     for vector in _vectors():
         frame = bytes.fromhex(vector["frame_hex"])
-        fields = _decode(vector["fields"])
+        fields = from_hex(vector["fields"])
         env, signed, _, at = unpack_envelope(frame, FrameLimits())
         env.body = decode_body(signed, at, env.flags, FrameLimits())
         assert [
