@@ -91,7 +91,10 @@ def signing_input(record_type: str, signer: str, record: Any) -> bytes:
 
 
 def sign(identity: Identity, record_type: RecordType, record: Any) -> bytes:
-    """`identity`'s 64-byte signature of `record` as a `record_type`."""
+    """`identity`'s 64-byte signature of `record` as a `record_type` (not BATCH:
+    `sign_batch` builds that record)."""
+    if record_type not in RECORD_TYPES:
+        raise ValueError(f"unknown record type {record_type!r}")
     return identity.sign(signing_input(record_type, identity.agent_id, record))
 
 

@@ -181,6 +181,8 @@ def test_signing_refuses_what_has_no_canonical_form() -> None:
             sign(X, "member", bad)
     with pytest.raises(ValueError, match="unknown record type"):
         sign(X, "vote", 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown record type"):
+        sign(X, "batch", [["ballot", 1]])  # type: ignore[arg-type]
 
 
 def test_the_signer_id_is_signed_even_when_two_ids_share_a_key() -> None:
