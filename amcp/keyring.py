@@ -13,13 +13,13 @@ import json
 import os
 import secrets
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from amcp.errors import KeyringError
+from amcp.files import FileStamp, read_guarded, write_atomic
 from amcp.signing import MacKey
 
 __all__ = ["DEFAULT_KEYRING_PATH", "Key", "Keyring"]
@@ -78,9 +78,12 @@ class Keyring:
     def __init__(self, keys: list[Key], path: Path | None = None) -> None:
         if not keys:
             raise KeyringError("a keyring needs at least one key")
-        self.path = path
-        self._mtime_ns = 0
+        self._stamp = FileStamp(path)
         self._set(keys)
+
+    @property
+    def path(self) -> Path | None:
+        return self._stamp.path
 
     def _set(self, keys: list[Key]) -> None:
         ids = [k.kid for k in keys]
@@ -157,34 +160,26 @@ class Keyring:
     def load(cls, path: str | os.PathLike[str]) -> Keyring:
         """Read a keyring file, refusing one that group or others may read or write."""
         p = Path(path).expanduser()
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            raise KeyringError(
-                f"no keyring at {p}; create one with `amcp keys new --out {p}`"
-            ) from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyringError(
-                f"keyring {p} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o});"
-                f" run `chmod 600 {p}`"
-            )
-        ring = cls(_parse(p.read_bytes(), p), p)
-        ring._mtime_ns = st.st_mtime_ns
+        raw, mtime_ns = read_guarded(
+            p,
+            "keyring",
+            stat.S_IRWXG | stat.S_IRWXO,
+            f"chmod 600 {p}",
+            f"amcp keys new --out {p}",
+            KeyringError,
+        )
+        ring = cls(_parse(raw, p), p)
+        ring._stamp.mtime_ns = mtime_ns
         return ring
 
     def reload_if_changed(self) -> bool:
         """Re-read the file if it changed on disk (rotation reaching a running process)."""
-        if self.path is None:
+        if not self._stamp.changed():
             return False
-        try:
-            st = self.path.stat()
-        except OSError:
-            return False
-        if st.st_mtime_ns == self._mtime_ns:
-            return False
+        assert self.path is not None
         fresh = Keyring.load(self.path)
         self._set(fresh.keys)
-        self._mtime_ns = fresh._mtime_ns
+        self._stamp.mtime_ns = fresh._stamp.mtime_ns
         return True
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -192,18 +187,8 @@ class Keyring:
         target = Path(path or self.path or DEFAULT_KEYRING_PATH).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {"version": FILE_VERSION, "keys": [_key_to_json(k) for k in self.keys]}
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".keyring-")  # mkstemp: 0600
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self.path = target
-        self._mtime_ns = target.stat().st_mtime_ns
+        write_atomic(target, json.dumps(doc, indent=2), 0o600)
+        self._stamp = FileStamp(target, target.stat().st_mtime_ns)
         return target
 
 

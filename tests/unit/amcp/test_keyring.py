@@ -77,6 +77,7 @@ def test_reload_picks_up_a_rotation_written_by_another_process(tmp_path: Path) -
     other = Keyring.load(path)
     new = other.rotate(activate_after=0)
     other.save()
-    os.utime(path, ns=(running._mtime_ns + 10**9, running._mtime_ns + 10**9))
+    later = running._stamp.mtime_ns + 10**9
+    os.utime(path, ns=(later, later))
     assert running.reload_if_changed()
     assert new.kid in [k.kid for k in running.keys]
