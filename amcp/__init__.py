@@ -4,6 +4,7 @@ The public API of the protocol core; everything else in this package is an imple
 detail that may change.
 """
 
+from amcp.attest import IdentityVerdict, IdentityVerifier
 from amcp.batching import Batcher, BatchingMode
 from amcp.bus import Bus
 from amcp.envelope import Envelope, FrameLimits, Reason
@@ -15,18 +16,21 @@ from amcp.errors import (
     ConnectError,
     EncodeError,
     FrameRejected,
+    IdentityError,
     KeyringError,
     NoResponders,
     PermissionDenied,
     RequestTimeout,
     ServerError,
 )
+from amcp.identity import Identity
 from amcp.jetstream import Streams
 from amcp.keyring import Key, Keyring
 from amcp.message import Message
 from amcp.options import BusOptions
 from amcp.protocol import Opener, RejectionStats, Sealer
 from amcp.replay import ReplayGuard
+from amcp.roster import Roster, RosterEntry
 from amcp.security import ConnectionSecurity
 from amcp.server import NatsCluster, NatsServer
 from amcp.subjects import Subjects
@@ -49,6 +53,10 @@ __all__ = [
     "Envelope",
     "FrameLimits",
     "FrameRejected",
+    "Identity",
+    "IdentityError",
+    "IdentityVerdict",
+    "IdentityVerifier",
     "Key",
     "Keyring",
     "KeyringError",
@@ -62,6 +70,8 @@ __all__ = [
     "RejectionStats",
     "ReplayGuard",
     "RequestTimeout",
+    "Roster",
+    "RosterEntry",
     "Sealer",
     "ServerError",
     "Streams",

@@ -25,9 +25,9 @@ __all__ = [
     "BATCH",
     "DOMAIN",
     "RECORD_TYPES",
+    "IdentityVerdict",
+    "IdentityVerifier",
     "RecordType",
-    "Verdict",
-    "Verifier",
     "sign",
     "sign_batch",
     "signing_input",
@@ -44,7 +44,7 @@ MAX_DEPTH = 32  # as a frame body's
 _canonical = msgspec.msgpack.Encoder(order="sorted").encode
 
 
-class Verdict(StrEnum):
+class IdentityVerdict(StrEnum):
     """The outcome of a verification: `ok`, or why the record does not count."""
 
     OK = "ok"
@@ -113,7 +113,7 @@ def sign_batch(identity: Identity, items: Sequence[tuple[RecordType, Any]]) -> b
     return identity.sign(signing_input(BATCH, identity.agent_id, _batch_record(items)))
 
 
-class Verifier:
+class IdentityVerifier:
     """Checks identity signatures against a roster, remembering each Ed25519 result so a
     record seen again (a ballot at the proposer, then at the executor) costs a hash, not
     a verify. The roster's verdicts (unknown, revoked, role) are re-checked every time,
@@ -134,11 +134,11 @@ class Verifier:
         record: Any,
         signature: bytes,
         role: str | None = None,
-    ) -> Verdict:
+    ) -> IdentityVerdict:
         """Whether `signature` is `signer`'s, from the roster, over `record` as a
         `record_type`, and (given `role`) whether the roster allows `signer` that role."""
         if record_type not in RECORD_TYPES:
-            return self._refuse(Verdict.BAD_RECORD_TYPE)
+            return self._refuse(IdentityVerdict.BAD_RECORD_TYPE)
         return self._verify(record_type, signer, record, signature, role)
 
     def verify_batch(
@@ -147,32 +147,32 @@ class Verifier:
         items: Sequence[tuple[str, Any]],
         signature: bytes,
         role: str | None = None,
-    ) -> Verdict:
+    ) -> IdentityVerdict:
         """`verify` for a `sign_batch` signature: all the records count or none does."""
         try:
             record = _batch_record(items)
         except (ValueError, TypeError):
-            return self._refuse(Verdict.BAD_RECORD_TYPE)
+            return self._refuse(IdentityVerdict.BAD_RECORD_TYPE)
         return self._verify(BATCH, signer, record, signature, role)
 
     def _verify(
         self, record_type: str, signer: str, record: Any, signature: Any, role: str | None
-    ) -> Verdict:
+    ) -> IdentityVerdict:
         if not isinstance(signer, str) or not isinstance(signature, bytes):
-            return self._refuse(Verdict.MALFORMED)
+            return self._refuse(IdentityVerdict.MALFORMED)
         if len(signature) != 64:  # fixed length keeps the cache key below unambiguous
-            return self._refuse(Verdict.BAD_SIGNATURE)
+            return self._refuse(IdentityVerdict.BAD_SIGNATURE)
         try:
             data = signing_input(record_type, signer, record)
         except (ValueError, TypeError, OverflowError, msgspec.EncodeError):
-            return self._refuse(Verdict.MALFORMED)
+            return self._refuse(IdentityVerdict.MALFORMED)
         entry = self.roster.get(signer)
         if entry is None:
-            return self._refuse(Verdict.UNKNOWN_SIGNER)
+            return self._refuse(IdentityVerdict.UNKNOWN_SIGNER)
         if entry.revoked:
-            return self._refuse(Verdict.REVOKED)
+            return self._refuse(IdentityVerdict.REVOKED)
         if role is not None and role not in entry.roles:
-            return self._refuse(Verdict.ROLE_NOT_ALLOWED)
+            return self._refuse(IdentityVerdict.ROLE_NOT_ALLOWED)
         key = hashlib.sha256(entry.public_key + signature + data).digest()
         good = self._cache.get(key)
         if good is None:
@@ -183,8 +183,8 @@ class Verifier:
         else:
             self.cache_hits += 1
             self._cache.move_to_end(key)
-        return Verdict.OK if good else self._refuse(Verdict.BAD_SIGNATURE)
+        return IdentityVerdict.OK if good else self._refuse(IdentityVerdict.BAD_SIGNATURE)
 
-    def _refuse(self, verdict: Verdict) -> Verdict:
+    def _refuse(self, verdict: IdentityVerdict) -> IdentityVerdict:
         self.refused[verdict.value] += 1
         return verdict

@@ -1,4 +1,4 @@
-"""Identity signature costs: Ed25519 sign, a first verify, a cached verify (the Verifier's
+"""Identity signature costs: Ed25519 sign, a first verify, a cached verify (the IdentityVerifier's
 hash lookup) and, for scale, one HMAC-SHA256 of the same signing input with the frame
 layer's precomputed key, all in one run.
 
@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from amcp.attest import Verifier, sign, signing_input
+from amcp.attest import IdentityVerifier, sign, signing_input
 from amcp.identity import Identity
 from amcp.roster import Roster, RosterEntry
 from amcp.signing import MacKey
@@ -48,10 +48,10 @@ def run(rounds: int, trials: int) -> dict[str, float]:
 
     records = [ballot(i) for i in range(rounds)]
     sigs = [sign(me, "ballot", r) for r in records]
-    fresh: dict[str, Verifier] = {}
+    fresh: dict[str, IdentityVerifier] = {}
 
     def first_verify(i: int) -> object:
-        # a Verifier per trial and a new record each time: every call is a real verify
+        # a IdentityVerifier per trial and a new record each time: every call is a real verify
         return fresh["v"].verify("ballot", me.agent_id, records[i], sigs[i], role="s5")
 
     def cached_verify(_: int) -> object:
@@ -68,9 +68,9 @@ def run(rounds: int, trials: int) -> dict[str, float]:
     }
     verify_runs, cached_runs = [], []
     for _ in range(trials):
-        fresh["v"] = Verifier(roster, cache_size=rounds + 1)
+        fresh["v"] = IdentityVerifier(roster, cache_size=rounds + 1)
         verify_runs.append(_per_op_us(first_verify, rounds, 1))
-        fresh["c"] = Verifier(roster)
+        fresh["c"] = IdentityVerifier(roster)
         cached_runs.append(_per_op_us(cached_verify, rounds, 1))
     figures["verify_us"] = statistics.median(verify_runs)
     figures["cached_verify_us"] = statistics.median(cached_runs)

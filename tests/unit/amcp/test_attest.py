@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from amcp.attest import (
     RECORD_TYPES,
-    Verdict,
-    Verifier,
+    IdentityVerdict,
+    IdentityVerifier,
     sign,
     sign_batch,
     signing_input,
@@ -40,8 +40,8 @@ records = st.recursive(
 types = st.sampled_from(RECORD_TYPES)
 
 
-def _verifier(**revoked: bool) -> Verifier:
-    return Verifier(
+def _verifier(**revoked: bool) -> IdentityVerifier:
+    return IdentityVerifier(
         Roster(
             RosterEntry(i.agent_id, i.public_key, frozenset({"s5"}), revoked.get(i.agent_id, False))
             for i in (X, Y)
@@ -54,7 +54,7 @@ def _verifier(**revoked: bool) -> Verifier:
 def test_round_trip_for_every_record_type(record_type: str, record: Any, who: str) -> None:
     verifier = _verifier()
     sig = sign(IDS[who], record_type, record)  # type: ignore[arg-type]
-    assert verifier.verify(record_type, who, record, sig, role="s5") is Verdict.OK
+    assert verifier.verify(record_type, who, record, sig, role="s5") is IdentityVerdict.OK
 
 
 @settings(max_examples=60, deadline=None)
@@ -63,7 +63,7 @@ def test_a_signature_for_one_type_never_verifies_as_another(pair: list[str], rec
     a, b = pair
     verifier = _verifier()
     sig = sign(X, a, record)  # type: ignore[arg-type]
-    assert verifier.verify(b, X.agent_id, record, sig) is Verdict.BAD_SIGNATURE
+    assert verifier.verify(b, X.agent_id, record, sig) is IdentityVerdict.BAD_SIGNATURE
     assert verifier.refused == {"bad_signature": 1}
 
 
@@ -72,7 +72,7 @@ def test_a_signature_for_one_type_never_verifies_as_another(pair: list[str], rec
 def test_a_signature_by_x_never_verifies_as_y(record_type: str, record: Any) -> None:
     verifier = _verifier()
     sig = sign(X, record_type, record)  # type: ignore[arg-type]
-    assert verifier.verify(record_type, Y.agent_id, record, sig) is Verdict.BAD_SIGNATURE
+    assert verifier.verify(record_type, Y.agent_id, record, sig) is IdentityVerdict.BAD_SIGNATURE
 
 
 @settings(max_examples=40, deadline=None)
@@ -81,7 +81,7 @@ def test_a_changed_record_does_not_verify(record_type: str, record: Any, other: 
     if signing_input(record_type, "s5-x", record) == signing_input(record_type, "s5-x", other):
         return  # the same canonical value (1 and 1.0 differ; {} orders do not)
     sig = sign(X, record_type, record)  # type: ignore[arg-type]
-    assert _verifier().verify(record_type, X.agent_id, other, sig) is Verdict.BAD_SIGNATURE
+    assert _verifier().verify(record_type, X.agent_id, other, sig) is IdentityVerdict.BAD_SIGNATURE
 
 
 def test_map_order_does_not_change_the_bytes() -> None:
@@ -94,17 +94,22 @@ def test_roster_refusals_each_have_a_reason() -> None:
     record = {"proposal": "p-1", "vote": "yes"}
     sig = sign(X, "ballot", record)
     verifier = _verifier(**{"s5-x": True})
-    assert verifier.verify("ballot", "s5-x", record, sig) is Verdict.REVOKED
-    assert verifier.verify("ballot", "ghost", record, sig) is Verdict.UNKNOWN_SIGNER
+    assert verifier.verify("ballot", "s5-x", record, sig) is IdentityVerdict.REVOKED
+    assert verifier.verify("ballot", "ghost", record, sig) is IdentityVerdict.UNKNOWN_SIGNER
     ysig = sign(Y, "ballot", record)
-    assert verifier.verify("ballot", "s5-y", record, ysig, role="s1") is Verdict.ROLE_NOT_ALLOWED
-    assert verifier.verify("vote", "s5-y", record, ysig) is Verdict.BAD_RECORD_TYPE
-    assert verifier.verify("batch", "s5-y", record, ysig) is Verdict.BAD_RECORD_TYPE
-    assert verifier.verify("ballot", "s5-y", {1, 2}, ysig) is Verdict.MALFORMED
-    assert verifier.verify("ballot", "s5-y", record, "sig") is Verdict.MALFORMED  # type: ignore[arg-type]
-    assert verifier.verify("ballot", "s5-y", record, ysig + b"\x00") is Verdict.BAD_SIGNATURE
-    assert verifier.verify("ballot", "s5-y", float("nan"), ysig) is Verdict.MALFORMED
-    assert verifier.verify("ballot", "s5-y", record, ysig, role="s5") is Verdict.OK
+    assert (
+        verifier.verify("ballot", "s5-y", record, ysig, role="s1")
+        is IdentityVerdict.ROLE_NOT_ALLOWED
+    )
+    assert verifier.verify("vote", "s5-y", record, ysig) is IdentityVerdict.BAD_RECORD_TYPE
+    assert verifier.verify("batch", "s5-y", record, ysig) is IdentityVerdict.BAD_RECORD_TYPE
+    assert verifier.verify("ballot", "s5-y", {1, 2}, ysig) is IdentityVerdict.MALFORMED
+    assert verifier.verify("ballot", "s5-y", record, "sig") is IdentityVerdict.MALFORMED  # type: ignore[arg-type]
+    assert (
+        verifier.verify("ballot", "s5-y", record, ysig + b"\x00") is IdentityVerdict.BAD_SIGNATURE
+    )
+    assert verifier.verify("ballot", "s5-y", float("nan"), ysig) is IdentityVerdict.MALFORMED
+    assert verifier.verify("ballot", "s5-y", record, ysig, role="s5") is IdentityVerdict.OK
     assert verifier.refused == {
         "revoked": 1,
         "unknown_signer": 1,
@@ -117,11 +122,11 @@ def test_roster_refusals_each_have_a_reason() -> None:
 
 def test_revocation_counts_at_once_even_for_a_cached_record() -> None:
     roster = Roster([RosterEntry(X.agent_id, X.public_key, frozenset({"s5"}))])
-    verifier = Verifier(roster)
+    verifier = IdentityVerifier(roster)
     sig = sign(X, "decision", {"id": 1})
-    assert verifier.verify("decision", X.agent_id, {"id": 1}, sig) is Verdict.OK
+    assert verifier.verify("decision", X.agent_id, {"id": 1}, sig) is IdentityVerdict.OK
     roster.revoke(X.agent_id)
-    assert verifier.verify("decision", X.agent_id, {"id": 1}, sig) is Verdict.REVOKED
+    assert verifier.verify("decision", X.agent_id, {"id": 1}, sig) is IdentityVerdict.REVOKED
 
 
 def test_the_cache_verifies_once_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,14 +140,14 @@ def test_the_cache_verifies_once_per_record(monkeypatch: pytest.MonkeyPatch) -> 
         return real(key, sig, data)
 
     monkeypatch.setattr(amcp.attest, "verify_signature", counting)
-    verifier = Verifier(_verifier().roster, cache_size=2)
+    verifier = IdentityVerifier(_verifier().roster, cache_size=2)
     sigs = [sign(X, "ballot", n) for n in range(3)]
     for _ in range(3):
-        assert verifier.verify("ballot", X.agent_id, 0, sigs[0]) is Verdict.OK
+        assert verifier.verify("ballot", X.agent_id, 0, sigs[0]) is IdentityVerdict.OK
     assert len(calls) == 1 and verifier.cache_hits == 2
     bad = bytes(64)
-    assert verifier.verify("ballot", X.agent_id, 0, bad) is Verdict.BAD_SIGNATURE
-    assert verifier.verify("ballot", X.agent_id, 0, bad) is Verdict.BAD_SIGNATURE
+    assert verifier.verify("ballot", X.agent_id, 0, bad) is IdentityVerdict.BAD_SIGNATURE
+    assert verifier.verify("ballot", X.agent_id, 0, bad) is IdentityVerdict.BAD_SIGNATURE
     assert len(calls) == 2  # a bad one is remembered too: no repeated work for junk
     # bounded: a third record evicts the oldest (sigs[0]), which is verified again
     verifier.verify("ballot", X.agent_id, 1, sigs[1])
@@ -152,27 +157,32 @@ def test_the_cache_verifies_once_per_record(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_new_key_for_an_id_does_not_inherit_a_cached_result() -> None:
     roster = Roster([RosterEntry("a", X.public_key)])
-    verifier = Verifier(roster)
+    verifier = IdentityVerifier(roster)
     sig = sign(Identity.from_seed("a", bytes(range(32))), "audit", "entry")
-    assert verifier.verify("audit", "a", "entry", sig) is Verdict.OK
+    assert verifier.verify("audit", "a", "entry", sig) is IdentityVerdict.OK
     roster._by_id["a"] = RosterEntry("a", Y.public_key)  # the operator replaced the file
-    assert verifier.verify("audit", "a", "entry", sig) is Verdict.BAD_SIGNATURE
+    assert verifier.verify("audit", "a", "entry", sig) is IdentityVerdict.BAD_SIGNATURE
 
 
 def test_batch_signature_covers_all_records_in_order() -> None:
     items = [("ballot", {"p": 1}), ("ballot", {"p": 2}), ("execution", {"p": 1})]
     sig = sign_batch(X, items)  # type: ignore[arg-type]
     verifier = _verifier()
-    assert verifier.verify_batch(X.agent_id, items, sig, role="s5") is Verdict.OK
-    assert verifier.verify_batch(X.agent_id, items[::-1], sig) is Verdict.BAD_SIGNATURE
-    assert verifier.verify_batch(X.agent_id, items[:2], sig) is Verdict.BAD_SIGNATURE
-    assert verifier.verify_batch(Y.agent_id, items, sig) is Verdict.BAD_SIGNATURE
+    assert verifier.verify_batch(X.agent_id, items, sig, role="s5") is IdentityVerdict.OK
+    assert verifier.verify_batch(X.agent_id, items[::-1], sig) is IdentityVerdict.BAD_SIGNATURE
+    assert verifier.verify_batch(X.agent_id, items[:2], sig) is IdentityVerdict.BAD_SIGNATURE
+    assert verifier.verify_batch(Y.agent_id, items, sig) is IdentityVerdict.BAD_SIGNATURE
     # a batch signature is not any single record's, nor the reverse
-    assert verifier.verify("ballot", X.agent_id, {"p": 1}, sig) is Verdict.BAD_SIGNATURE
+    assert verifier.verify("ballot", X.agent_id, {"p": 1}, sig) is IdentityVerdict.BAD_SIGNATURE
     one = sign(X, "ballot", {"p": 1})
-    assert verifier.verify_batch(X.agent_id, [("ballot", {"p": 1})], one) is Verdict.BAD_SIGNATURE
-    assert verifier.verify_batch(X.agent_id, [], sig) is Verdict.BAD_RECORD_TYPE
-    assert verifier.verify_batch(X.agent_id, [("batch", [])], sig) is Verdict.BAD_RECORD_TYPE
+    assert (
+        verifier.verify_batch(X.agent_id, [("ballot", {"p": 1})], one)
+        is IdentityVerdict.BAD_SIGNATURE
+    )
+    assert verifier.verify_batch(X.agent_id, [], sig) is IdentityVerdict.BAD_RECORD_TYPE
+    assert (
+        verifier.verify_batch(X.agent_id, [("batch", [])], sig) is IdentityVerdict.BAD_RECORD_TYPE
+    )
 
 
 def test_signing_refuses_what_has_no_canonical_form() -> None:
@@ -191,6 +201,6 @@ def test_the_signer_id_is_signed_even_when_two_ids_share_a_key() -> None:
     roster = Roster([RosterEntry("hat-a", X.public_key), RosterEntry("hat-b", X.public_key)])
     as_a = Identity.from_seed("hat-a", bytes(range(32)))
     sig = sign(as_a, "ballot", {"p": 1})
-    verifier = Verifier(roster)
-    assert verifier.verify("ballot", "hat-a", {"p": 1}, sig) is Verdict.OK
-    assert verifier.verify("ballot", "hat-b", {"p": 1}, sig) is Verdict.BAD_SIGNATURE
+    verifier = IdentityVerifier(roster)
+    assert verifier.verify("ballot", "hat-a", {"p": 1}, sig) is IdentityVerdict.OK
+    assert verifier.verify("ballot", "hat-b", {"p": 1}, sig) is IdentityVerdict.BAD_SIGNATURE

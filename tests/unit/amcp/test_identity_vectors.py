@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from amcp.attest import BATCH, Verdict, Verifier, sign, sign_batch, signing_input
+from amcp.attest import BATCH, IdentityVerdict, IdentityVerifier, sign, sign_batch, signing_input
 from amcp.identity import Identity
 from amcp.roster import Roster, RosterEntry
 from tests.support.vectors import doc_vectors, from_hex
@@ -30,13 +30,13 @@ def test_vectors_rebuild_byte_for_byte() -> None:
             sig = sign(me, v["record_type"], record)
         assert sig.hex() == v["signature_hex"], v["record_type"]
         roster = Roster([RosterEntry(me.agent_id, me.public_key)])
-        verifier = Verifier(roster)
+        verifier = IdentityVerifier(roster)
         signature = bytes.fromhex(v["signature_hex"])
         if v["record_type"] == BATCH:
             verdict = verifier.verify_batch(v["signer"], [(t, r) for t, r in record], signature)
         else:
             verdict = verifier.verify(v["record_type"], v["signer"], record, signature)
-        assert verdict is Verdict.OK
+        assert verdict is IdentityVerdict.OK
 
 
 def test_the_signing_input_is_the_documented_array() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from amcp.attest import Verdict, Verifier, sign
+from amcp.attest import IdentityVerdict, IdentityVerifier, sign
 from amcp.cli.common import EXIT_USAGE
 from amcp.identity import Identity
 from amcp.roster import Roster
@@ -49,7 +49,10 @@ def test_new_writes_a_0600_key_and_a_roster_entry_that_verifies(
     roster = Roster.load(tmp_path / "roster.json")
     record = {"proposal": "p-1"}
     sig = sign(me, "ballot", record)
-    assert Verifier(roster).verify("ballot", "s5-a", record, sig, role="s5") is Verdict.OK
+    assert (
+        IdentityVerifier(roster).verify("ballot", "s5-a", record, sig, role="s5")
+        is IdentityVerdict.OK
+    )
     assert me.private_key.private_bytes_raw().hex() not in json.dumps(doc)
 
 
