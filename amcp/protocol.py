@@ -325,7 +325,10 @@ class Opener(_OpenerBase):
 
     def _open_sealed_only(self, subject: str, frame: bytes) -> Message:
         """`open` of an Opener with sealed subjects: a plain frame on one is `bad_seal`."""
-        msg = self._open_any(subject, frame)
+        if frame[2:3] and frame[2] & FLAG_SEALED:  # the flags of [1, flags, ...]: the
+            msg = self._open(subject, frame)  # compiled open would only hand it over
+        else:
+            msg = self._open_any(subject, frame)
         if msg.env.flags & FLAG_SEALED or not self.sealed(subject):
             return msg
         self.stats.counts[Reason.BAD_SEAL] += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,7 +63,10 @@ def associated_data(subject: str, head: bytes) -> bytes:
     """What GCM authenticates beside the body: the MAC's subject prefix and the envelope
     bytes before the body (version, flags, msg_id, sender, epoch, seq, ts_ms, kid, kind,
     headers), so a sealed body cannot be moved to another frame or subject."""
-    return mac_prefix(subject) + head
+    return _subject_prefix(subject) + head
+
+
+_subject_prefix = lru_cache(maxsize=_CACHE_LIMIT)(mac_prefix)  # per frame: worth keeping
 
 
 class SealKeys:
