@@ -2,12 +2,15 @@
 
 Measures publish->subscribe messages per second (64 B and 1 KiB payloads) and sequential
 request/reply latency (p50, p99), each for raw nats-py and for amcp, on one embedded
-nats-server. Trials alternate raw/amcp so machine noise hits both; medians are printed, and
-each ratio is the median of the ratios of back-to-back trial pairs.
+nats-server; and 1 KiB messages on a sealed subject (AES-256-GCM, docs/PROTOCOL.md "Sealed
+bodies") beside plain signed ones, in the same trials. Trials alternate raw/amcp(/sealed)
+so machine noise hits all; medians are printed, and each ratio is the median of the ratios
+of back-to-back trial pairs.
 
     python bench/bench_bus.py [--messages 50000] [--requests 2000] [--trials 5] [--json]
 
-Targets (issue 2): amcp throughput >= 0.6x raw; amcp request p50 <= 1.3x raw.
+Targets (issue 2): amcp throughput >= 0.6x raw; amcp request p50 <= 1.3x raw. Issue 16:
+sealed 1 KiB >= 0.8x plain signed 1 KiB.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ async def raw_throughput(url: str, payload: bytes, count: int) -> float:
     return count / elapsed
 
 
-async def amcp_throughput(url: str, payload: bytes, count: int, ring: Keyring) -> float:
-    pub = await Bus.connect(url, keyring=ring, sender="bench-pub")
-    sub = await Bus.connect(url, keyring=ring, sender="bench-sub")
+async def amcp_throughput(
+    url: str, payload: bytes, count: int, ring: Keyring, seal: tuple[str, ...] = ()
+) -> float:
+    pub = await Bus.connect(url, keyring=ring, sender="bench-pub", seal=seal)
+    sub = await Bus.connect(url, keyring=ring, sender="bench-sub", seal=seal)
     done, got = asyncio.Event(), 0
 
     def on_msg(msg) -> None:
@@ -125,15 +130,25 @@ async def run(args: argparse.Namespace) -> dict:
         url = server.url
         for label, size in (("64B", 64), ("1KiB", 1024)):
             payload = bytes(size)
-            raw, ours = [], []
+            raw, ours, sealed = [], [], []
             for _ in range(args.trials):
                 raw.append(await raw_throughput(url, payload, args.messages))
                 ours.append(await amcp_throughput(url, payload, args.messages, ring))
+                if size == 1024:
+                    sealed.append(
+                        await amcp_throughput(url, payload, args.messages, ring, (SUBJECT,))
+                    )
             r, a = statistics.median(raw), statistics.median(ours)
             # The ratio is the median of each trial pair's ratio: a pair runs back to back,
             # so load that drifts over the run hits both sides of it alike.
             ratio = statistics.median(o / w for o, w in zip(ours, raw, strict=True))
             results["throughput"][label] = {"raw_msgs_s": r, "amcp_msgs_s": a, "ratio": ratio}
+            if sealed:
+                results["sealed"] = {
+                    "plain_msgs_s": a,
+                    "sealed_msgs_s": statistics.median(sealed),
+                    "ratio": statistics.median(s / o for s, o in zip(sealed, ours, strict=True)),
+                }
         raw_p50, raw_p99, our_p50, our_p99 = [], [], [], []
         for _ in range(args.trials):
             raw = await raw_latency(url, args.requests)
@@ -176,6 +191,12 @@ def main() -> None:
             f"{label + ' msgs/s':20} {row['raw_msgs_s']:14,.0f} {row['amcp_msgs_s']:14,.0f} "
             f"{row['ratio']:7.2f}  >= 0.60 {'ok' if row['ratio'] >= 0.6 else 'MISSED'}"
         )
+    row = results["sealed"]
+    print(
+        f"{'1KiB sealed msgs/s':20} {'(plain signed)':>14} {row['plain_msgs_s']:14,.0f} "
+        f"{'':7}\n{'':20} {'amcp sealed':>14} {row['sealed_msgs_s']:14,.0f} "
+        f"{row['ratio']:7.2f}  >= 0.80 {'ok' if row['ratio'] >= 0.8 else 'MISSED'}"
+    )
     lat = results["latency"]
     print(f"\n{'request/reply':20} {'raw nats-py':>14} {'amcp signed':>14} {'ratio':>7}")
     print(
