@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amcp import Keyring, Opener, Sealer
+from amcp import Key, Keyring, Opener, Sealer
 from amcp.envelope import FLAG_COMPRESSED, FLAG_SEALED, pack_envelope
 from amcp.errors import ConfigError, FrameRejected
 from amcp.framebody import encode_item
+from amcp.replay import ReplayGuard
 from amcp.sealing import (
     SEAL_ENV,
     SealPolicy,
@@ -231,3 +232,18 @@ def test_patterns_come_from_flags_else_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv(SEAL_ENV, "a..b")
     with pytest.raises(ConfigError, match=r"AMCP_SEAL.*empty token"):
         seal_patterns_from_env(None)
+
+
+def test_after_rotation_the_new_key_seals_and_frames_of_the_old_one_still_open() -> None:
+    old = Key("old", bytes(32), NOW - 100, NOW - 100)
+    new = Key("new", bytes(range(32)), NOW - 100, NOW + 5)  # signs and seals from NOW + 5
+    ring = Keyring([old, new])
+    before = Sealer("alice", ring, clock=clock, epoch=1, sealed=SealPolicy(POLICY))
+    after = Sealer("alice", ring, clock=lambda: NOW + 10, epoch=1, sealed=SealPolicy(POLICY))
+    after._id_prefix = before._id_prefix
+    frames = [before.seal(SUBJECT, "same"), after.seal(SUBJECT, "same")]  # both seq 1
+    opened = [  # a receiver each: one would refuse the second (sender, epoch, seq) as a replay
+        Opener(ring, clock=lambda: NOW + 10, guard=ReplayGuard()).open(SUBJECT, frame)
+        for frame in frames
+    ]
+    assert [(m.env.kid, m.body) for m in opened] == [("old", "same"), ("new", "same")]
