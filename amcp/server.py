@@ -5,6 +5,7 @@ The same code backs `amcp server`, `amcp cluster up` and the pytest fixtures.
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import shutil
@@ -48,6 +49,7 @@ def find_nats_server() -> str:
 
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _PORT_TRIES = 64
+_handed_out: collections.deque[int] = collections.deque(maxlen=1024)
 
 
 def _ports_below_ephemeral() -> range | None:
@@ -66,16 +68,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     Chosen below the kernel's ephemeral range where that is known: a port the kernel
     hands out (bind to 0) is also one it may give the next outgoing connection in the
     moment before nats-server binds it ("address already in use"; CI lost a test so).
+    A port this process handed out lately is not handed out again: the servers of one
+    cluster are often all given their ports before any of them binds.
     """
     candidates = _ports_below_ephemeral()
     if candidates is not None:
         for port in random.sample(candidates, min(_PORT_TRIES, len(candidates))):
+            if port in _handed_out:
+                continue
             with socket.socket() as s:
                 try:
                     s.bind((host, port))
                 except OSError:
                     continue
-                return port
+            _handed_out.append(port)
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]

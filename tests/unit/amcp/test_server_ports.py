@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import socket
 from pathlib import Path
 
@@ -36,3 +37,11 @@ def test_without_a_known_range_the_kernel_chooses(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(server, "_ports_below_ephemeral", lambda: None)
     with socket.socket() as s:
         s.bind(("127.0.0.1", free_port()))
+
+
+def test_ports_handed_out_are_not_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cluster's servers get their ports before any binds: none may get another's.
+    monkeypatch.setattr(server, "_ports_below_ephemeral", lambda: range(21000, 21012))
+    monkeypatch.setattr(server, "_handed_out", collections.deque(maxlen=1024), raising=False)
+    ports = [free_port() for _ in range(12)]
+    assert len(set(ports)) == len(ports)
