@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
@@ -25,12 +25,15 @@ __all__ = [
     "BATCH",
     "DOMAIN",
     "RECORD_TYPES",
+    "SIG",
     "IdentityVerdict",
     "IdentityVerifier",
     "RecordType",
     "sign",
     "sign_batch",
+    "sign_record",
     "signing_input",
+    "unsigned",
 ]
 
 DOMAIN = "amcp-id1"
@@ -38,6 +41,7 @@ RecordType = Literal["ballot", "decision", "execution", "audit", "member", "resu
 RECORD_TYPES: tuple[str, ...] = get_args(RecordType)
 BATCH = "batch"  # the record type of one signature over several records of one signer
 MAX_DEPTH = 32  # as a frame body's
+SIG = "sig"  # the key of a map-shaped record that holds its signature
 
 # Sorted map keys and shortest headers make the bytes a function of the value alone, so
 # a verifier re-encodes the record it received and gets the signer's bytes back.
@@ -98,6 +102,21 @@ def sign(identity: Identity, record_type: RecordType, record: Any) -> bytes:
     return identity.sign(signing_input(record_type, identity.agent_id, record))
 
 
+def unsigned(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A map-shaped record without its signature: what the signature covers."""
+    return {k: v for k, v in record.items() if k != SIG}
+
+
+def sign_record(
+    identity: Identity, record_type: RecordType, record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`record` (a str-keyed map) with `identity`'s signature of the rest under SIG; a
+    signature already there is replaced. The record names its signer in its own fields
+    (a member record's `id`, an audit entry's `agent`): the verifier checks that name."""
+    body = unsigned(record)
+    return {**body, SIG: sign(identity, record_type, body)}
+
+
 def _batch_record(items: Sequence[tuple[str, Any]]) -> list[list[Any]]:
     if not items:
         raise ValueError("a batch holds at least one record")
@@ -140,6 +159,15 @@ class IdentityVerifier:
         if record_type not in RECORD_TYPES:
             return self._refuse(IdentityVerdict.BAD_RECORD_TYPE)
         return self._verify(record_type, signer, record, signature, role)
+
+    def verify_record(
+        self, record_type: str, signer: str, record: Any, role: str | None = None
+    ) -> IdentityVerdict:
+        """`verify` for a `sign_record` map: its SIG entry over the rest (MALFORMED when
+        it is not a map or has no signature)."""
+        if not isinstance(record, Mapping) or not isinstance(record.get(SIG), bytes):
+            return self._refuse(IdentityVerdict.MALFORMED)
+        return self.verify(record_type, signer, unsigned(record), record[SIG], role)
 
     def verify_batch(
         self,

@@ -30,12 +30,14 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from amcp.attest import IdentityVerifier
 from amcp.batching import Batcher, make_strategy, subject_family
 from amcp.claims import DUPLICATE, Claims
 from amcp.denials import DenialWatches, refusal
 from amcp.envelope import FrameLimits
 from amcp.errors import (
     AmcpError,
+    ConfigError,
     ConnectError,
     FrameRejected,
     PermissionDenied,
@@ -61,6 +63,7 @@ from netopt import Backoff, CircuitBreaker, FamilyTraffic, PerKey, RtoEstimator,
 __all__ = ["Bus", "Message"]
 
 log = logging.getLogger("amcp.bus")
+ROSTER_POLL_S = 2.0  # how often the keyring and roster files are checked for a change
 
 
 class Bus:
@@ -92,6 +95,15 @@ class Bus:
             sealed=self.seal_policy,
             seal_keys=self._seal_keys,
         )
+        if options.identity is not None and options.identity.agent_id != sender:
+            raise ConfigError(
+                f"the identity is {options.identity.agent_id!r}'s, the bus sends as {sender!r}"
+            )
+        self.identity = options.identity
+        """This process's signing key for identity-signed records, or None."""
+        self.verifier = None if options.roster is None else IdentityVerifier(options.roster)
+        """Checks identity-signed records against the roster; None when this process has
+        no roster (identity signatures then neither required nor checked)."""
         self.attention_threshold = options.attention_threshold
         self.batcher: Batcher | None = None  # started with the connection (needs a loop)
         self._strategy = make_strategy(options.batching, TrafficSampler())
@@ -117,7 +129,7 @@ class Bus:
         self._replies = ReplyInbox(self._opener(), self._note_rejection)
         self._inbox_sub: Any = None
         self._denials = DenialWatches()  # fail_on_denial
-        self._keyring_task: asyncio.Task[None] | None = None
+        self._files_task: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -213,16 +225,17 @@ class Bus:
         self._inbox_sub = await self.nc.subscribe(self._replies.subject, cb=self._replies.on_reply)
         if self._strategy is not None:
             self.batcher = Batcher(self.sealer, self.nc.publish, self._strategy)
-        if self.keyring.path is not None:
-            self._keyring_task = asyncio.create_task(self._watch_keyring())
+        roster = None if self.verifier is None else self.verifier.roster
+        if self.keyring.path is not None or (roster is not None and roster.path is not None):
+            self._files_task = asyncio.create_task(self._watch_files())
 
     async def close(self) -> None:
         """Drain: stop receiving, let in-flight handlers finish, flush and close."""
         if self._closed:
             return
         self._closed = True
-        if self._keyring_task is not None:
-            self._keyring_task.cancel()
+        if self._files_task is not None:
+            self._files_task.cancel()
         self._replies.fail_all(AmcpError("bus closed"))
         if self.batcher is not None:
             await self.batcher.close()  # sends every queued message before the drain
@@ -488,18 +501,37 @@ class Bus:
         if self.on_reject is not None:
             self.on_reject(rejected.reason, subject, rejected.detail)
 
-    async def _watch_keyring(self, interval: float = 2.0) -> None:
+    async def _watch_files(self, interval: float = ROSTER_POLL_S) -> None:
+        """Re-read the keyring and the roster when another process replaces them (a key
+        rotation, a revocation), keeping what is in force if a new file is bad."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                if self.keyring.reload_if_changed():
-                    log.info(
-                        "keyring reloaded from %s: %d keys",
-                        self.keyring.path,
-                        len(self.keyring.keys),
-                    )
-            except AmcpError as exc:
-                log.error("keyring reload failed, keeping the old keys: %s", exc)
+            self.reload_files()
+
+    def reload_files(self) -> None:
+        """One check of the keyring and roster files (what the watcher does each
+        ROSTER_POLL_S seconds)."""
+        try:
+            if self.keyring.path is not None and self.keyring.reload_if_changed():
+                log.info(
+                    "keyring reloaded from %s: %d keys", self.keyring.path, len(self.keyring.keys)
+                )
+        except AmcpError as exc:
+            log.error("keyring reload failed, keeping the old keys: %s", exc)
+        if self.verifier is None:
+            return
+        roster = self.verifier.roster
+        try:
+            if roster.path is not None and roster.reload_if_changed():
+                revoked = sum(e.revoked for e in roster.entries)
+                log.info(
+                    "roster reloaded from %s: %d identities, %d revoked",
+                    roster.path,
+                    len(roster.entries),
+                    revoked,
+                )
+        except AmcpError as exc:
+            log.error("roster reload failed, keeping the identities in force: %s", exc)
 
 
 async def _queued() -> None:

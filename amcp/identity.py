@@ -25,6 +25,7 @@ from amcp.files import private_folder, read_guarded, write_private
 
 __all__ = [
     "DEFAULT_IDENTITY_DIR",
+    "IDENTITY_ENV",
     "Identity",
     "check_agent_id",
     "fingerprint",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 DEFAULT_IDENTITY_DIR = Path("~/.config/amcp/identities")
+IDENTITY_ENV = "AMCP_IDENTITY"  # the key file a process signs with, when no flag names one
 FILE_VERSION = 1
 MAX_ID_CHARS = 128  # the same bound as a frame's sender id
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from amcp.batching import BatchingMode
 from amcp.envelope import FrameLimits
+from amcp.identity import Identity
+from amcp.roster import Roster
 
 __all__ = ["BusOptions"]
 
@@ -43,6 +45,15 @@ class BusOptions:
     """Subject patterns (NATS wildcards) whose bodies are sealed, AES-256-GCM under a key
     derived from the keyring (amcp.sealing): sent sealed, and a plain frame on one is
     refused as `bad_seal`. A sealed frame on any other subject is opened all the same."""
+
+    identity: Identity | None = None
+    """This process's own Ed25519 key (amcp.identity): it signs the records that must say
+    which agent made them (ballots, decisions, audit entries, ...). Its id must be the
+    bus's sender."""
+    roster: Roster | None = None
+    """The public keys records are verified against (`Bus.verifier`); re-read when its
+    file changes. None: identity signatures are neither required nor checked, and any
+    holder of the cluster key can speak for any agent (docs/PROTOCOL.md, threat model)."""
 
     def updated(self, keywords: dict[str, Any]) -> tuple[BusOptions, dict[str, Any]]:
         """These options with the keywords that name one of them, and the other keywords

@@ -18,11 +18,25 @@ from amcp.errors import IdentityError
 from amcp.files import FileStamp, read_guarded, write_atomic
 from amcp.identity import check_agent_id, fingerprint
 
-__all__ = ["DEFAULT_ROSTER_PATH", "ROLES", "Roster", "RosterEntry", "parse_roles"]
+__all__ = [
+    "DEFAULT_ROSTER_PATH",
+    "ROLES",
+    "ROSTER_ENV",
+    "Roster",
+    "RosterEntry",
+    "parse_roles",
+    "roster_path",
+]
 
 DEFAULT_ROSTER_PATH = Path("~/.config/amcp/roster.json")
+ROSTER_ENV = "AMCP_ROSTER"
 ROLES = ("s1", "s2", "s3", "s4", "s5")  # the five VSM roles of DESIGN.md
 FILE_VERSION = 1
+
+
+def roster_path(flag: str | os.PathLike[str] | None = None) -> Path:
+    """The roster file a command uses: `flag`, else $AMCP_ROSTER, else the default path."""
+    return Path(flag or os.environ.get(ROSTER_ENV) or DEFAULT_ROSTER_PATH).expanduser()
 
 
 def parse_roles(text: str | Iterable[str]) -> frozenset[str]:

@@ -28,7 +28,9 @@ from amcp.errors import (
     PermissionDenied,
     RequestTimeout,
 )
+from amcp.identity import IDENTITY_ENV, Identity
 from amcp.keyring import Keyring
+from amcp.roster import DEFAULT_ROSTER_PATH, ROSTER_ENV, Roster, roster_path
 from amcp.sealing import seal_patterns_from_env
 from amcp.settings import Settings
 
@@ -45,6 +47,7 @@ __all__ = [
     "add_keyring_option",
     "connect",
     "emit",
+    "identity_from",
     "jsonable",
     "parse_json_arg",
     "run_command",
@@ -108,6 +111,19 @@ def add_connection_options(parser: argparse.ArgumentParser, json_flag: bool = Tr
         help="cluster namespace for amcp's own subjects (env AMCP_CLUSTER)",
     )
     group.add_argument(
+        "--identity",
+        metavar="PATH",
+        help="this process's Ed25519 key file: it signs ballots, decisions, audit entries "
+        "and member records as the agent it names (env AMCP_IDENTITY)",
+    )
+    group.add_argument(
+        "--roster",
+        metavar="PATH",
+        help="the roster of agents' public keys that identity signatures are checked against; "
+        f"re-read when it changes (env AMCP_ROSTER; default {DEFAULT_ROSTER_PATH} if it exists; "
+        "without one, identity signatures are not checked)",
+    )
+    group.add_argument(
         "--seal",
         metavar="PATTERN",
         action="append",
@@ -157,6 +173,18 @@ def batching_mode(flag: str | None = None) -> BatchingMode:
     return "adaptive" if mode == "adaptive" else "off"
 
 
+def identity_from(args: argparse.Namespace) -> tuple[Identity | None, Roster | None]:
+    """The identity (--identity, else $AMCP_IDENTITY, else none) and roster (--roster, else
+    $AMCP_ROSTER, else the default file if it exists, else none) a command connects with.
+    A named file that is missing or malformed is an IdentityError."""
+    identity_path = getattr(args, "identity", None) or os.environ.get(IDENTITY_ENV)
+    identity = Identity.load(identity_path) if identity_path else None
+    named = getattr(args, "roster", None) or os.environ.get(ROSTER_ENV)
+    path = roster_path(named)
+    roster = Roster.load(path) if named or path.exists() else None
+    return identity, roster
+
+
 async def connect(
     args: argparse.Namespace, sender: str | None = None, *, batching: BatchingMode = "off"
 ) -> Bus:
@@ -164,10 +192,13 @@ async def connect(
     (agents, `ctx serve`): a one-shot command sends too little for it to pay."""
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
+    identity, roster = identity_from(args)
     return await Bus.connect(
         list(settings.nats_urls),
         keyring=keyring,
-        sender=sender,
+        sender=sender or (identity.agent_id if identity is not None else None),
+        identity=identity,
+        roster=roster,
         cluster=settings.cluster,
         security=settings.security,
         batching=batching,

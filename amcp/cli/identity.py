@@ -7,17 +7,21 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import os
 from pathlib import Path
 
 from amcp.cli.common import EXIT_OK, EXIT_USAGE, add_json_option, emit, fail
 from amcp.errors import IdentityError
 from amcp.identity import DEFAULT_IDENTITY_DIR, Identity
-from amcp.roster import DEFAULT_ROSTER_PATH, Roster, RosterEntry, parse_roles
+from amcp.roster import (
+    DEFAULT_ROSTER_PATH,
+    ROSTER_ENV,
+    Roster,
+    RosterEntry,
+    parse_roles,
+    roster_path,
+)
 
-__all__ = ["ROSTER_ENV", "register"]
-
-ROSTER_ENV = "AMCP_ROSTER"
+__all__ = ["register"]
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -75,7 +79,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def _roster_path(args: argparse.Namespace) -> Path:
-    return Path(args.roster or os.environ.get(ROSTER_ENV) or DEFAULT_ROSTER_PATH).expanduser()
+    return roster_path(args.roster)
 
 
 def _open_roster(path: Path) -> Roster:

@@ -15,7 +15,9 @@ from amcp.attest import (
     IdentityVerifier,
     sign,
     sign_batch,
+    sign_record,
     signing_input,
+    unsigned,
 )
 from amcp.identity import Identity
 from amcp.roster import Roster, RosterEntry
@@ -204,3 +206,28 @@ def test_the_signer_id_is_signed_even_when_two_ids_share_a_key() -> None:
     verifier = IdentityVerifier(roster)
     assert verifier.verify("ballot", "hat-a", {"p": 1}, sig) is IdentityVerdict.OK
     assert verifier.verify("ballot", "hat-b", {"p": 1}, sig) is IdentityVerdict.BAD_SIGNATURE
+
+
+ROSTER_XY = Roster([RosterEntry(i.agent_id, i.public_key, frozenset({"s5"})) for i in (X, Y)])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), records, max_size=4), types)
+def test_map_records_carry_their_signature_and_verify_without_it(
+    record: dict[str, Any], record_type: str
+) -> None:
+    signed = sign_record(X, record_type, record)  # type: ignore[arg-type]
+    assert unsigned(signed) == unsigned(record)
+    verifier = IdentityVerifier(ROSTER_XY)
+    assert verifier.verify_record(record_type, "s5-x", signed) is IdentityVerdict.OK
+    assert verifier.verify_record(record_type, "s5-y", signed) is IdentityVerdict.BAD_SIGNATURE
+
+
+def test_a_map_record_changed_after_signing_or_without_a_signature_is_refused() -> None:
+    verifier = IdentityVerifier(ROSTER_XY)
+    signed = sign_record(X, "member", {"id": "s5-x", "voter": False})
+    forged = {**signed, "voter": True}
+    assert verifier.verify_record("member", "s5-x", forged) is IdentityVerdict.BAD_SIGNATURE
+    assert verifier.verify_record("member", "s5-x", unsigned(signed)) is IdentityVerdict.MALFORMED
+    assert verifier.verify_record("member", "s5-x", ["not", "a", "map"]) is IdentityVerdict.MALFORMED
+    assert verifier.refused == {"bad_signature": 1, "malformed": 2}
