@@ -37,7 +37,7 @@ from agents.runtime.lifecycle import LifecycleState
 from agents.runtime.liveness import Liveness
 from agents.runtime.membership import MEMBERS_KEY, MemberRecord
 from agents.runtime.subjects import ANY, ROLES
-from agents.runtime.tools import CallContext, Example, Tool, tool
+from agents.runtime.tools import CallContext, Example, Tool, ToolHints, tool
 
 __all__ = [
     "ANY",
@@ -75,6 +75,7 @@ __all__ = [
     "ToolCallError",
     "ToolDefinitionError",
     "ToolFailed",
+    "ToolHints",
     "ToolInputError",
     "Unclaimed",
     "UnknownTool",

@@ -11,7 +11,7 @@ from agents.cli.session import with_client
 from agents.runtime.client import AgentClient
 from amcp.cli.common import EXIT_OK, add_connection_options, emit
 
-__all__ = ["register", "tool_summary"]
+__all__ = ["hint_words", "register", "tool_summary"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,14 @@ def tool_summary(description: str, width: int = 76) -> list[str]:
     return textwrap.wrap(" ".join(first.split()), width)
 
 
+def hint_words(spec: dict) -> str:
+    """`read-only, idempotent` or `destructive`: the hints a described tool has set (an
+    agent of an older version publishes none: only its read_only flag)."""
+    hints = spec.get("hints") or {"read_only": bool(spec.get("read_only"))}
+    words = [name.replace("_", "-") for name, on in hints.items() if on]
+    return ", ".join(words) or "none (may change state, not destructive)"
+
+
 def cmd_tools(args: argparse.Namespace) -> int:
     async def tools(client: AgentClient) -> int:
         described = await client.describe(args.target)
@@ -43,6 +51,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
             lines.extend(f"    {line}" for line in summary[1:])
             fields = spec["input_schema"].get("properties", {})
             lines.append(f"    input: {', '.join(fields) or '(none)'}")
+            lines.append(f"    hints: {hint_words(spec)}")
             for ex in spec["examples"]:
                 lines.append(f"    e.g. {json.dumps(ex['input'])}")
         emit(described.model_dump(), args.json, "\n".join(lines))

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from agents.runtime.errors import ToolDefinitionError, ToolFailed, ToolInputError
 from agents.runtime.handle import AgentHandle
 
-__all__ = ["NO_INPUT", "CallContext", "Example", "Tool", "ToolRegistry", "tool"]
+__all__ = ["NO_INPUT", "CallContext", "Example", "Tool", "ToolHints", "ToolRegistry", "tool"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 Handler = Callable[[Any, "CallContext"], Awaitable[Any]]
@@ -60,6 +60,25 @@ class Example:
         return doc
 
 
+@dataclass(frozen=True, slots=True)
+class ToolHints:
+    """What a tool's calls do to the world, for callers that choose how to call it (MCP
+    clients show them as annotations; a destructive tool is put to a quorum vote first).
+    Whether it is read-only is the Tool's own `read_only`, which the runtime acts on."""
+
+    destructive: bool = False  # may undo or destroy something (delete, overwrite, restart)
+    idempotent: bool = False  # a second call with the same input changes nothing more
+    open_world: bool = False  # reaches outside the cluster (web, external systems)
+
+    def to_wire(self, read_only: bool) -> dict[str, bool]:
+        return {
+            "read_only": read_only,
+            "destructive": self.destructive,
+            "idempotent": self.idempotent or read_only,
+            "open_world": self.open_world,
+        }
+
+
 NO_INPUT = (Example({}, description="no input"),)  # the examples of a tool that takes none
 
 
@@ -90,6 +109,7 @@ class Tool:
     # Changes nothing but logs and counters: may run again on a replayed frame. Any other
     # call through a queue group is claimed first, so it runs at most once in the cluster.
     read_only: bool = False
+    hints: ToolHints = ToolHints()
     _schema: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +120,8 @@ class Tool:
         for model in (self.input_model, self.output_model):
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise ToolDefinitionError(f"tool {self.name}: {model!r} is not a pydantic model")
+        if self.read_only and self.hints.destructive:
+            raise ToolDefinitionError(f"tool {self.name}: a read-only tool cannot be destructive")
         if not inspect.iscoroutinefunction(self.handler):
             raise ToolDefinitionError(f"tool {self.name}: the handler must be an async function")
         for example in self.examples:
@@ -123,6 +145,7 @@ class Tool:
                 examples=[e.to_wire() for e in self.examples],
                 pooled=self.pooled,
                 read_only=self.read_only,
+                hints=self.hints.to_wire(self.read_only),
             )
         return dict(self._schema)
 
@@ -163,18 +186,20 @@ def tool(
     pooled: bool = True,
     audited: bool = True,
     read_only: bool = False,
+    hints: ToolHints = ToolHints(),
 ) -> Callable[[Handler], Tool]:
     """Make a Tool from `async def name(args: In, ctx: CallContext) -> Out`.
 
     The models come from the annotations, the description from the docstring. Say
     `read_only=True` only of a tool that changes nothing (queries); the default is the
     safe one: a call through a queue group is then claimed, and runs at most once.
+    `hints` say more about its effects (destructive, idempotent, open world).
     """
 
     def wrap(fn: Handler) -> Tool:
-        hints = get_type_hints(fn)
+        types = get_type_hints(fn)
         params = [p for p in inspect.signature(fn).parameters if p != "return"]
-        if not params or params[0] not in hints or "return" not in hints:
+        if not params or params[0] not in types or "return" not in types:
             raise ToolDefinitionError(
                 f"{fn.__name__}: annotate the input model and the return model"
             )
@@ -182,13 +207,14 @@ def tool(
         return Tool(
             name=name or fn.__name__,
             description=doc.strip(),
-            input_model=hints[params[0]],
-            output_model=hints["return"],
+            input_model=types[params[0]],
+            output_model=types["return"],
             handler=fn,
             examples=tuple(examples),
             pooled=pooled,
             audited=audited,
             read_only=read_only,
+            hints=hints,
         )
 
     return wrap

@@ -17,11 +17,13 @@ from agents import (
     Tool,
     ToolDefinitionError,
     ToolFailed,
+    ToolHints,
     ToolInputError,
     UnknownTool,
     load_extensions,
     tool,
 )
+from agents.cli.tools import hint_words
 from agents.runtime.errors import AgentError
 from agents.runtime.lifecycle import Lifecycle
 from agents.runtime.subjects import AgentSubjects, error_reply, ok_reply, parse_call, parse_reply
@@ -102,6 +104,33 @@ def test_definition_errors() -> None:
         @tool()
         async def bare(args, ctx):  # type: ignore[no-untyped-def]
             return None
+
+
+def test_hints_are_published_with_the_safe_defaults() -> None:
+    async def handler(args: AddIn, ctx: CallContext) -> AddOut:
+        return AddOut(sum=0)
+
+    # default: not read-only, not destructive: a change that a caller may make
+    assert add.spec()["hints"] == {
+        "read_only": False,
+        "destructive": False,
+        "idempotent": False,
+        "open_world": False,
+    }
+    wipe = Tool("wipe", "", AddIn, AddOut, handler, hints=ToolHints(destructive=True))
+    assert wipe.spec()["hints"]["destructive"] is True
+    query = Tool("q", "", AddIn, AddOut, handler, read_only=True)
+    assert query.spec()["hints"] == {
+        "read_only": True,
+        "destructive": False,
+        "idempotent": True,  # a query changes nothing, the second time neither
+        "open_world": False,
+    }
+    with pytest.raises(ToolDefinitionError, match="read-only tool cannot be destructive"):
+        Tool("x", "", AddIn, AddOut, handler, read_only=True, hints=ToolHints(destructive=True))
+    assert hint_words(wipe.spec()) == "destructive"
+    assert hint_words(query.spec()) == "read-only, idempotent"
+    assert hint_words({"read_only": False}) == "none (may change state, not destructive)"
 
 
 def test_registry_refuses_duplicates_and_lists_specs() -> None:
