@@ -94,3 +94,15 @@ def enum(cls: type[E], name: str, value: object) -> E:
             pass
     allowed = ", ".join(member.value for member in cls)
     raise ConsensusError(f"{name} must be one of {allowed}, got {show(value)}")
+
+
+MAX_SIG_LENGTH = 64  # an Ed25519 signature; anything longer is refused before it is kept
+
+
+def signature(name: str, value: object) -> bytes:
+    """An identity signature field: bytes, empty (unsigned) or at most MAX_SIG_LENGTH."""
+    if type(value) is bytes and len(value) <= MAX_SIG_LENGTH:
+        return value
+    if not isinstance(value, bytes):
+        raise ConsensusError(f"{name} must be bytes, got {type(value).__name__}")
+    raise ConsensusError(f"{name} is {len(value)} bytes, at most {MAX_SIG_LENGTH}")

@@ -22,7 +22,7 @@ import logging
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +30,11 @@ import consensus._validate as check
 from amcp import Bus, Message, Subscription
 from consensus.errors import ConsensusDecodeError, ProposalConflict
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
-from consensus.model import Decision, Outcome, Proposal, Urgency, _thaw
+from consensus.model import Decision, Outcome, Proposal, Urgency, Vote, _thaw
 from consensus.record import DecisionLog, DecisionRetention, Roll, default_concern, execution_key
 from consensus.round import Round
+from consensus.signatures import refusal, sign_decided
 from consensus.subjects import ConsensusSubjects
-from consensus.tally import verify
 from crdt.concern import Level, WriteResult, check_level
 from crdt.errors import WriteConcernError
 from crdt.hlc import epoch_ms
@@ -99,7 +99,7 @@ class Coordinator:
     ) -> None:
         self.bus = bus
         self.store = store
-        self.log = DecisionLog(store, retention)
+        self.log = DecisionLog(store, retention, bus.verifier)
         self.record = None if record is None else check_level(record)
         self.record_timeout = check.positive("record_timeout", record_timeout)
         self.subjects = ConsensusSubjects(bus.subjects)
@@ -109,6 +109,7 @@ class Coordinator:
         self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided], bool]] = {}
         # execution log key -> (executor agent, waiter) of committed proposals awaiting it
         self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
+        self._on_ballot_of: dict[str, Callable[[Vote], None]] = {}  # proposal id -> watcher
         self._watches: list[Watch] = []
         self._roll: Roll | None = None  # cached until the member map changes
         self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
@@ -192,12 +193,15 @@ class Coordinator:
         timeout: float = 5.0,
         proposal_id: str | None = None,
         wait_execution: bool = True,
+        on_ballot: Callable[[Vote], None] | None = None,
     ) -> Coordination:
         """Put `action` to the vote and see it through.
 
         The vote closes `timeout` seconds from now (NO_QUORUM then, unless decided
         earlier); a committed action with an executor is then awaited for up to `timeout`
-        more seconds (`wait_execution`). Invalid arguments raise ConsensusError;
+        more seconds (`wait_execution`). `on_ballot(vote)` is called for each ballot
+        counted while the vote is open (to report progress). Invalid arguments raise
+        ConsensusError;
         ProposalConflict if `proposal_id` was already used for another request;
         PermissionDenied (amcp) if the bus's NATS user may not propose.
         """
@@ -222,7 +226,10 @@ class Coordinator:
             self._coordinate(proposal, timeout, wait_execution, fresh=proposal_id is None)
         )
         self._inflight[proposal.id] = (proposal, task)
+        if on_ballot is not None:
+            self._on_ballot_of[proposal.id] = on_ballot
         task.add_done_callback(lambda _: self._inflight.pop(proposal.id, None))
+        task.add_done_callback(lambda _: self._on_ballot_of.pop(proposal.id, None))
         return await asyncio.shield(task)
 
     async def _coordinate(
@@ -232,7 +239,9 @@ class Coordinator:
         if known is not None:
             return await self._replay(known, proposal, timeout, wait, record=False)
         roll = self._current_roll()
-        round_ = Round(proposal, roll.voters, now_ms=proposal.created_ms)
+        round_ = Round(
+            proposal, roll.voters, now_ms=proposal.created_ms, verifier=self.bus.verifier
+        )
         result: Decision | Decided | None = round_.decision
         if result is None:
             result = await self._vote(round_, fresh)
@@ -243,6 +252,7 @@ class Coordinator:
         decided = Decided(
             proposal=proposal, decision=result, executor=executor, decided_ms=epoch_ms()
         )
+        decided = sign_decided(self.bus.identity, decided)  # our bus's id is the proposer
         waiter = self._ack_waiter(decided) if executor is not None and wait else None
         # Which announces it. With no members known nothing is final: recorded, it would
         # answer every later proposal of this id until the horizon.
@@ -358,13 +368,25 @@ class Coordinator:
             return
         if ballot.decided is not None:
             # nobody can know a decision on an id made up just now; else it must verify
-            if not fresh and msg.sender in round_.members and verify(ballot.decided.decision):
+            why = (
+                "unverifiable_decision"
+                if fresh or msg.sender not in round_.members
+                else refusal(self.bus.verifier, ballot.decided)
+            )
+            if why is None:
                 done.set_result(ballot.decided)
             else:
-                round_.refused["unverifiable_decision"] += 1
+                round_.refused[why] += 1
             return
         assert ballot.vote is not None
+        counted = len(round_.votes)
         decision = round_.offer(ballot.vote, msg.sender, now_ms=epoch_ms())
+        watcher = self._on_ballot_of.get(ballot.proposal_id)
+        if watcher is not None and len(round_.votes) > counted:
+            try:
+                watcher(ballot.vote)
+            except Exception:  # a watcher's fault must not cost the vote
+                log.exception("on_ballot watcher of %s failed", ballot.proposal_id)
         if decision is not None:
             done.set_result(decision)
 

@@ -23,6 +23,7 @@ from consensus.model import (
     MAX_ID_LENGTH,
     MAX_MS,
     MAX_REASON_LENGTH,
+    UNSIGNED,
     Decision,
     Outcome,
     Proposal,
@@ -85,13 +86,17 @@ class Decided:
     """A decision with its proposal and, for a committed action that has one, its executor.
 
     What the proposer writes to the decision log once it has decided (the log replicates it
-    to every member), so a proposal id proposed again gets this same record back.
+    to every member), so a proposal id proposed again gets this same record back. `by` and
+    `sig`: the proposer's identity signature over the rest (consensus.signatures), both
+    empty when the proposer has no identity (the ballots are the authority either way).
     """
 
     proposal: Proposal
     decision: Decision
     executor: Executor | None
     decided_ms: int
+    by: str = ""
+    sig: bytes = b""
 
     def __post_init__(self) -> None:
         if not isinstance(self.proposal, Proposal) or not isinstance(self.decision, Decision):
@@ -108,6 +113,10 @@ class Decided:
         object.__setattr__(
             self, "decided_ms", check.integer("decided_ms", self.decided_ms, 0, MAX_MS)
         )
+        object.__setattr__(self, "by", check.text("by", self.by, MAX_ID_LENGTH, empty_ok=True))
+        object.__setattr__(self, "sig", check.signature("sig", self.sig))
+        if bool(self.by) != bool(self.sig):
+            raise ConsensusError("a Decided record has both `by` and `sig` or neither")
 
     @property
     def id(self) -> str:
@@ -119,19 +128,27 @@ class Decided:
             "decision": self.decision.to_wire(),
             "executor": None if self.executor is None else self.executor.to_wire(),
             "decided_ms": self.decided_ms,
+            "by": self.by,
+            "sig": self.sig,
         }
 
     @classmethod
     def from_wire(cls, data: object) -> Self:
         with _decoding("decided"):
-            fields = _record(data, ("proposal", "decision", "executor", "decided_ms"))
+            fields = _record(data, _DECIDED_KEYS, _UNSIGNED_DECIDED)
             executor = fields["executor"]
             return cls(
                 proposal=Proposal.from_wire(fields["proposal"]),
                 decision=Decision.from_wire(fields["decision"]),
                 executor=None if executor is None else Executor.from_wire(executor),
                 decided_ms=fields["decided_ms"],
+                by=fields["by"],
+                sig=fields["sig"],
             )
+
+
+_DECIDED_KEYS = ("proposal", "decision", "executor", "decided_ms", "by", "sig")
+_UNSIGNED_DECIDED = {**UNSIGNED, "by": ""}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +202,8 @@ class Execution:
     """An executor's claim on a committed proposal and, once final, its outcome.
 
     Kept in the decision log: the claim is written before the tool runs, so the proposal
-    never runs twice, and the final record is the acknowledgement.
+    never runs twice, and the final record is the acknowledgement. `sig`: the executor's
+    identity signature over the rest, its result included (empty without an identity).
     """
 
     proposal_id: str
@@ -196,6 +214,7 @@ class Execution:
     finished_ms: int = 0
     result: Any = None
     error: str = ""
+    sig: bytes = b""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -207,6 +226,7 @@ class Execution:
         set_(self, "finished_ms", check.integer("finished_ms", self.finished_ms, 0, MAX_MS))
         set_(self, "result", _freeze("result", self.result, 0))
         set_(self, "error", check.text("error", self.error, MAX_REASON_LENGTH, empty_ok=True))
+        set_(self, "sig", check.signature("sig", self.sig))
 
     @property
     def final(self) -> bool:
@@ -222,12 +242,13 @@ class Execution:
             "finished_ms": self.finished_ms,
             "result": _thaw(self.result),
             "error": self.error,
+            "sig": self.sig,
         }
 
     @classmethod
     def from_wire(cls, data: object) -> Self:
         with _decoding("execution"):
-            return cls(**_record(data, _EXECUTION_KEYS))
+            return cls(**_record(data, _EXECUTION_KEYS, UNSIGNED))
 
 
 _EXECUTION_KEYS = (
@@ -239,4 +260,5 @@ _EXECUTION_KEYS = (
     "finished_ms",
     "result",
     "error",
+    "sig",
 )

@@ -160,7 +160,8 @@ class Vote:
     """One voter's ballot on one proposal, with the scores and reason behind it.
 
     `combined` is the voter's weighted attention score; the weighted quorum counts a yes
-    vote with this weight.
+    vote with this weight. `sig`: the voter's identity signature over the rest of the wire
+    form (consensus.signatures), empty when the voter has no identity.
     """
 
     proposal_id: str
@@ -169,6 +170,7 @@ class Vote:
     scores: Scores
     combined: float
     reason: str = ""
+    sig: bytes = b""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -179,6 +181,7 @@ class Vote:
             raise ConsensusError(f"scores must be Scores, got {type(self.scores).__name__}")
         set_(self, "combined", check.unit("combined", self.combined))
         set_(self, "reason", check.text("reason", self.reason, MAX_REASON_LENGTH, empty_ok=True))
+        set_(self, "sig", check.signature("sig", self.sig))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -188,17 +191,19 @@ class Vote:
             "scores": self.scores.to_wire(),
             "combined": self.combined,
             "reason": self.reason,
+            "sig": self.sig,
         }
 
     @classmethod
     def from_wire(cls, data: object) -> Self:
         with _decoding("vote"):
-            fields = _record(data, _VOTE_KEYS)
+            fields = _record(data, _VOTE_KEYS, UNSIGNED)
             fields["scores"] = Scores.from_wire(fields["scores"])
             return cls(**fields)
 
 
-_VOTE_KEYS = ("proposal_id", "voter", "choice", "scores", "combined", "reason")
+_VOTE_KEYS = ("proposal_id", "voter", "choice", "scores", "combined", "reason", "sig")
+UNSIGNED = {"sig": b""}  # records written before identity signatures have no "sig"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -319,10 +324,15 @@ def _decoding(what: str) -> Iterator[None]:
         raise ConsensusDecodeError(f"bad {what}: {exc}") from exc
 
 
-def _record(data: object, keys: tuple[str, ...]) -> dict[str, Any]:
-    """The fields of a wire map that has exactly `keys`."""
+def _record(
+    data: object, keys: tuple[str, ...], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The fields of a wire map that has exactly `keys` (those in `defaults` may be
+    missing and then take their default)."""
     if not isinstance(data, Mapping):
         raise ConsensusError(f"expected a map, got {type(data).__name__}")
+    if defaults:
+        data = {**defaults, **data}
     got = set(data)
     if got != set(keys):
         missing = [f"missing {k!r}" for k in keys if k not in got]

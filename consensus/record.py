@@ -22,6 +22,13 @@ replica `horizon_s` after it was written, and each replica keeps at most `max_re
 decisions and as many executions (the ones that expire first go). Within that horizon a
 repeated proposal id gets its first decision back and a member that was cut off learns
 what it missed; after it, the id is free again (docs/CONSENSUS.md, "Retention").
+
+Every reader here sees only records that may be used (consensus.signatures): a decision
+whose outcome follows from its ballots; and given a `verifier` (the bus's: identities on)
+from those whose identity signatures verify, an execution only if signed by its executor,
+a member only if its record is signed by the member it names in a role the roster grants
+it, and a voter only if the roster also grants it VOTER_ROLE. The others are skipped and
+counted in `refused` as `<kind>_<reason>`.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -37,8 +45,10 @@ from typing import Any, TypeVar
 import msgpack
 
 import consensus._validate as check
+from amcp.attest import IdentityVerdict, IdentityVerifier
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Decided, Execution, Executor
+from consensus.signatures import check_execution, refusal
 from crdt.concern import Level, WriteResult
 from crdt.store import ContextStore, Watch
 from crdt.wire import pack
@@ -49,6 +59,7 @@ __all__ = [
     "HORIZON_ENV",
     "MAX_RECORDS_ENV",
     "VOTERS_KEY",
+    "VOTER_ROLE",
     "DecisionLog",
     "DecisionRetention",
     "Roll",
@@ -64,6 +75,10 @@ EXECUTION_PREFIX = "consensus.execution."
 VOTERS_KEY = "agents.members"
 """The agent runtime's member map (agents.runtime.membership.MEMBERS_KEY; consensus cannot import
 agents, so the key is this shared constant, checked equal by a test)."""
+
+VOTER_ROLE = "s5"
+"""The roster role a member needs to count as a voter when identities are checked: a
+signed member record alone would let any insider sign itself into the roll."""
 
 R = TypeVar("R", Decided, Execution)
 
@@ -133,11 +148,20 @@ def default_concern(store: ContextStore) -> Level:
 
 class DecisionLog:
     """Reads and writes the consensus records of one ContextStore replica, and sets the
-    replica's retention of them (`retention`, default DecisionRetention.from_env())."""
+    replica's retention of them (`retention`, default DecisionRetention.from_env()).
+    With a `verifier` its readers see only identity-verified records (module docstring)."""
 
-    def __init__(self, store: ContextStore, retention: DecisionRetention | None = None) -> None:
+    def __init__(
+        self,
+        store: ContextStore,
+        retention: DecisionRetention | None = None,
+        verifier: IdentityVerifier | None = None,
+    ) -> None:
         self.store = store
         self.retention = DecisionRetention.from_env() if retention is None else retention
+        self.verifier = verifier
+        self.refused: Counter[str] = Counter()
+        self._refused_members: dict[str, object] = {}  # id -> the record last counted
         for prefix in (DECISION_PREFIX, EXECUTION_PREFIX):
             store.limit(prefix, self.retention.max_records)
 
@@ -194,7 +218,7 @@ class DecisionLog:
         def on_change(key: str, value: Any) -> object:
             if wanted is not None and not wanted(key):
                 return None
-            record = _decode(value, kind, key)
+            record = self._checked(_decode(value, kind, key))
             return None if record is None else callback(record)
 
         return self.store.watch(prefix, on_change)
@@ -203,7 +227,7 @@ class DecisionLog:
         """Every decision this replica holds (for an executor catching up after a restart)."""
         values = await self.store.dump()
         found = (_decode(v, Decided, k) for k, v in values.items() if k.startswith(DECISION_PREFIX))
-        return [d for d in found if d is not None]
+        return [d for d in map(self._checked, found) if d is not None]
 
     # -- the voter roll -----------------------------------------------------------------
 
@@ -214,9 +238,9 @@ class DecisionLog:
         voters: list[str] = []
         executors: dict[str, Executor] = {}
         for agent, record in sorted(members.items()):
-            if not isinstance(record, Mapping):
+            if not isinstance(record, Mapping) or not self._member_counts(agent, record):
                 continue
-            if record.get("voter") is True:
+            if record.get("voter") is True and self._may_vote(agent):
                 voters.append(agent)
             extra = record.get("extra")
             executes = extra.get("executes") if isinstance(extra, Mapping) else None
@@ -241,14 +265,58 @@ class DecisionLog:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _read(self, key: str, kind: type[R], proposal_id: str) -> R | None:
-        record = _decode(self.store.local(key), kind, key)
+    def _member_counts(self, agent: str, record: Mapping[str, Any]) -> bool:
+        """Whether a member record is signed by the member it names, in a role the roster
+        grants it (always, with identities off). A refused record is counted once."""
+        if self.verifier is None:
+            return True
+        role = record.get("role")
+        verdict = self.verifier.verify_record(
+            "member", agent, dict(record), role=role if isinstance(role, str) else ""
+        )
+        if verdict is IdentityVerdict.OK:
+            self._refused_members.pop(agent, None)
+            return True
+        if self._refused_members.get(agent) != record:  # not again at every read of the roll
+            self._refused_members[agent] = record
+            self.refused[f"member_identity_{verdict}"] += 1
+        return False
+
+    def _may_vote(self, agent: str) -> bool:
+        if self.verifier is None:
+            return True
+        entry = self.verifier.roster.get(agent)
+        return entry is not None and VOTER_ROLE in entry.roles
+
+    def _checked(self, record: R | None) -> R | None:
+        """`record` if it may be used, else None (counted): a decision that follows from
+        its (verified) ballots, an execution its executor signed (when checked)."""
         if record is None:
             return None
-        found = record.id if isinstance(record, Decided) else record.proposal_id
-        if found != proposal_id:  # a hash collision, in theory: not this proposal's record
+        if isinstance(record, Decided):
+            reason = refusal(self.verifier, record)
+            kind = "decision"
+        else:
+            verdict = check_execution(self.verifier, record)
+            reason = None if verdict is IdentityVerdict.OK else f"identity_{verdict}"
+            kind = "execution"
+        if reason is None:
+            return record
+        self.refused[f"{kind}_{reason}"] += 1
+        log.debug("refused a %s record on %s: %s", kind, _record_id(record), reason)
+        return None
+
+    def _read(self, key: str, kind: type[R], proposal_id: str) -> R | None:
+        record = self._checked(_decode(self.store.local(key), kind, key))
+        if record is None:
+            return None
+        if _record_id(record) != proposal_id:  # a hash collision, in theory: another's
             return None
         return record
+
+
+def _record_id(record: Decided | Execution) -> str:
+    return record.id if isinstance(record, Decided) else record.proposal_id
 
 
 def _decode(value: Any, kind: type[R], key: str) -> R | None:

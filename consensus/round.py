@@ -2,8 +2,10 @@
 
 The proposer fixes the members when it proposes (the registered voters, crashed ones
 included) and offers each ballot it receives together with the verified sender of its
-frame. A ballot counts only if its voter is that sender, a member, and it is on this
-proposal; the others are refused and counted by reason. The round decides as soon as the
+frame. A ballot counts only if its voter is that sender, a member, it is on this
+proposal and (given a `verifier`: identities on) it carries its voter's identity
+signature; the others are refused and counted by reason (`identity_<verdict>` for the
+last: the frame's sender is only "a holder of the cluster key"). The round decides as soon as the
 outcome is fixed (tally.decide), or NO_QUORUM when `expire` is called at the deadline.
 While each member has sent one ballot, the round keeps the yes support as it goes and runs
 the full tally only once that support fixes the outcome (the same test as the tally's).
@@ -15,8 +17,10 @@ from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
 
+from amcp.attest import IdentityVerdict, IdentityVerifier
 from consensus.model import Choice, Decision, Outcome, Proposal, Vote
 from consensus.quorum import parse_quorum
+from consensus.signatures import check_vote
 from consensus.tally import decide, outcome_of
 
 __all__ = ["Round"]
@@ -25,9 +29,17 @@ __all__ = ["Round"]
 class Round:
     """Collects the ballots on one proposal among fixed members; decides once."""
 
-    def __init__(self, proposal: Proposal, members: Iterable[str], *, now_ms: int) -> None:
+    def __init__(
+        self,
+        proposal: Proposal,
+        members: Iterable[str],
+        *,
+        now_ms: int,
+        verifier: IdentityVerifier | None = None,
+    ) -> None:
         self.proposal = proposal
         self.members = frozenset(members)
+        self.verifier = verifier
         self.votes: list[Vote] = []
         self.refused: Counter[str] = Counter()
         self._rule = parse_quorum(proposal.quorum)
@@ -53,6 +65,8 @@ class Round:
             self.refused["not_its_sender"] += 1  # a member voting in another's name
         elif vote.voter not in self.members:
             self.refused["not_a_member"] += 1
+        elif (verdict := check_vote(self.verifier, vote)) is not IdentityVerdict.OK:
+            self.refused[f"identity_{verdict}"] += 1
         else:
             self.votes.append(vote)
             if vote.voter in self._voted:

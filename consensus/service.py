@@ -32,7 +32,6 @@ from amcp.errors import AmcpError
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
 from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
-from consensus.quorum import parse_quorum
 from consensus.record import (
     DecisionLog,
     DecisionRetention,
@@ -41,8 +40,8 @@ from consensus.record import (
     execution_key,
 )
 from consensus.scorer import VoterContext
+from consensus.signatures import refusal, sign_execution
 from consensus.subjects import ConsensusSubjects
-from consensus.tally import tally, verify
 from consensus.voterstate import VoterState
 from crdt.concern import Level, check_level
 from crdt.errors import WriteConcernError
@@ -99,7 +98,7 @@ class VoterService:
     ) -> None:
         self.bus = bus
         self.id = bus.sender
-        self.log = DecisionLog(store, retention)
+        self.log = DecisionLog(store, retention, bus.verifier)
         self.voting = vote
         self.executes = dict(executes or {})
         if self.executes and run is None:
@@ -109,6 +108,8 @@ class VoterService:
         self.state = state if state is not None else VoterState(self.id)
         if self.state.voter != self.id:
             raise ConsensusError(f"voter state of {self.state.voter}, bus of {self.id}")
+        if self.state.identity is None:  # ballots are signed with the bus's identity
+            self.state.identity = bus.identity
         self.record = None if record is None else check_level(record)
         self.record_timeout = check.positive("record_timeout", record_timeout)
         self.on_vote = on_vote
@@ -156,7 +157,9 @@ class VoterService:
             "executes": dict(self.executes),
             "leases": len(self.state.locks),
             "executing": len(self._executing),
+            "identities": self.bus.verifier is not None,
             **self.stats,
+            **{f"refused_{reason}": n for reason, n in self.log.refused.items()},
         }
 
     # -- voting -------------------------------------------------------------------------
@@ -196,9 +199,7 @@ class VoterService:
             del self._leased[next(iter(self._leased))]
 
     def _on_decided(self, decided: Decided) -> None:
-        if not verify(decided.decision):
-            self.stats["refused_unverifiable_decision"] += 1
-            return
+        # the log hands over only decisions that follow from their (verified) ballots
         self.state.decided(decided)
         self._maybe_execute(decided)
 
@@ -223,7 +224,10 @@ class VoterService:
 
     async def _execute(self, decided: Decided, executor: Executor) -> None:
         try:
-            if self.log.execution(decided.id) is None:  # never twice: claimed or done
+            # never twice: claimed or done by this executor (the log hands over only records
+            # their executor signed; another agent's claim is not this decision's)
+            claimed = self.log.execution(decided.id)
+            if claimed is None or claimed.executor != self.id:
                 await self._run_once(decided, executor)
         except AmcpError as exc:  # the log failed; the claim (if any) stays
             log.error("execution of %s on %s: %s", decided.id, self.id, exc)
@@ -241,6 +245,7 @@ class VoterService:
             if self.log.decided(decided.id) is None:  # its proposer may have died before
                 await self.log.record(decided, write="local", timeout=self.record_timeout)
             claim = Execution(**base, state=ExecState.RUNNING, started_ms=started)
+            claim = sign_execution(self.bus.identity, claim)
             await self.log.record_execution(claim, write="local", timeout=self.record_timeout)
             try:
                 result = await self.run(executor, decided)  # type: ignore[misc]
@@ -254,6 +259,7 @@ class VoterService:
                     **base, state=ExecState.FAILED, started_ms=started, finished_ms=epoch_ms(),
                     error=error[:MAX_REASON_LENGTH],
                 )  # fmt: skip
+        final = sign_execution(self.bus.identity, final)  # the tool's result with it
         self.stats[f"executed_{final.state}"] += 1
         level = self.record or default_concern(self.log.store)
         try:
@@ -275,16 +281,13 @@ class VoterService:
         if now_ms > window:
             return ExecState.EXPIRED, f"the execution window ended {now_ms - window} ms ago"
         voters = self.log.voters()
-        again = tally(
-            decided.id,
-            voters,
-            parse_quorum(decided.proposal.quorum),
-            decided.decision.votes,
-            closed=True,
-        )
-        if not verify(decided.decision) or again.outcome is not Outcome.COMMITTED:
+        # re-derived from the ballots (verified ones, with identities on) among this
+        # executor's own roll of voters (verified member records)
+        why = refusal(self.bus.verifier, decided, voters)
+        if why is not None:
+            self.stats[f"refused_{why}"] += 1
             return ExecState.REFUSED, (
-                f"the ballots do not commit among the {len(voters)} voters registered here"
+                f"the ballots do not commit among the {len(voters)} voters registered here ({why})"
             )
         return None
 

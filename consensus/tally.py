@@ -138,7 +138,7 @@ def verify(decision: Decision) -> bool:
 def _caution(vote: Vote) -> tuple[object, ...]:
     """Order of a member's differing ballots: the first is the one that counts."""
     scores = tuple(vote.scores.to_wire().values())
-    return (_CAUTION[vote.choice], vote.combined, scores, vote.reason)
+    return (_CAUTION[vote.choice], vote.combined, scores, vote.reason, vote.sig)
 
 
 def _summarize(counted: tuple[Vote, ...], needed: Fraction) -> Summary:

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import consensus._validate as check
+from amcp.identity import Identity
+from consensus.errors import ConsensusError
 from consensus.locks import LockTable
 from consensus.messages import Decided, Execution
 from consensus.model import Choice, Outcome, Proposal, Vote
 from consensus.novelty import NoveltyTracker
 from consensus.policy import VotePolicy
 from consensus.scorer import Scorer, VoterContext
+from consensus.signatures import sign_vote
 
 __all__ = ["VoterSettings", "VoterState"]
 
@@ -82,7 +85,8 @@ class _Bounded(OrderedDict[str, T], Generic[T]):
 
 
 class VoterState:
-    """One voter's memory and rules. Time is always passed in (`context.now_ms`, `now_ms`)."""
+    """One voter's memory and rules. Time is always passed in (`context.now_ms`, `now_ms`).
+    With an `identity` (the voter's own) every ballot is identity-signed when it is made."""
 
     def __init__(
         self,
@@ -92,8 +96,12 @@ class VoterState:
         policy: VotePolicy | None = None,
         settings: VoterSettings | None = None,
         novelty: NoveltyTracker | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.voter = check.text("voter", voter, 256)
+        if identity is not None and identity.agent_id != self.voter:
+            raise ConsensusError(f"the identity is {identity.agent_id}'s, the voter {self.voter}")
+        self.identity = identity
         self.scorer = scorer if scorer is not None else Scorer()
         self.policy = policy if policy is not None else VotePolicy()
         self.settings = settings if settings is not None else VoterSettings()
@@ -173,6 +181,7 @@ class VoterState:
             combined=combined,
             reason=reason,
         )
+        vote = sign_vote(self.identity, vote)  # once: the kept ballot is sent again as is
         self._ballots.put(
             proposal.id,
             _Ballot(

@@ -1,0 +1,141 @@
+"""Identity signatures on the consensus records (pure, no I/O): who signs which record,
+and whether a record counts. The rules live here once; the coordinator, the voters, the
+executors and the decision log only call them.
+
+    Vote       record type "ballot"     signed by vote.voter
+    Decided    record type "decision"   signed by decided.by, its proposal's proposer
+    Execution  record type "execution"  signed by execution.executor (result included)
+
+Each signature covers the record's wire form without its "sig" (amcp.attest), so a
+Decided's signature covers its ballots and theirs. `identity=None` signs nothing and
+`verifier=None` checks nothing (identities off: every record counts, as before). The
+authority of a decision is its ballots: a reader re-tallies it from the ballots whose
+signatures verify, and a decision that does not follow from them is refused; the
+proposer's signature only pins who wrote the record (a CLI proposer may have none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from amcp.attest import IdentityVerdict, IdentityVerifier, sign, unsigned
+from amcp.identity import Identity
+from consensus.errors import ConsensusError
+from consensus.messages import Decided, Execution
+from consensus.model import Vote
+from consensus.quorum import parse_quorum
+from consensus.tally import tally, verify
+
+__all__ = [
+    "check_decided",
+    "check_execution",
+    "check_vote",
+    "refusal",
+    "sign_decided",
+    "sign_execution",
+    "sign_vote",
+    "verified_votes",
+]
+
+
+def _content(record: Vote | Decided | Execution) -> dict[str, Any]:
+    return unsigned(record.to_wire())
+
+
+def _own(identity: Identity, signer: str, what: str) -> None:
+    if identity.agent_id != signer:
+        raise ConsensusError(f"{identity.agent_id} cannot sign a {what} of {signer}")
+
+
+def sign_vote(identity: Identity | None, vote: Vote) -> Vote:
+    """`vote` signed by its voter (`identity` must be the voter's); unchanged without one."""
+    if identity is None:
+        return vote
+    _own(identity, vote.voter, "ballot")
+    return dataclasses.replace(vote, sig=sign(identity, "ballot", _content(vote)))
+
+
+def check_vote(verifier: IdentityVerifier | None, vote: Vote) -> IdentityVerdict:
+    """Whether `vote` carries its voter's identity signature (OK when nothing is checked)."""
+    if verifier is None:
+        return IdentityVerdict.OK
+    return verifier.verify("ballot", vote.voter, _content(vote), vote.sig)
+
+
+def verified_votes(
+    verifier: IdentityVerifier | None, votes: Iterable[Vote]
+) -> tuple[tuple[Vote, ...], Counter[str]]:
+    """The votes whose signatures verify, and the others counted by `identity_<verdict>`."""
+    kept: list[Vote] = []
+    refused: Counter[str] = Counter()
+    for vote in votes:
+        verdict = check_vote(verifier, vote)
+        if verdict is IdentityVerdict.OK:
+            kept.append(vote)
+        else:
+            refused[f"identity_{verdict}"] += 1
+    return tuple(kept), refused
+
+
+def sign_decided(identity: Identity | None, decided: Decided) -> Decided:
+    """`decided` signed by its proposal's proposer; unchanged without an identity."""
+    if identity is None:
+        return decided
+    _own(identity, decided.proposal.proposer, "decision")
+    content = {**_content(decided), "by": identity.agent_id}
+    return dataclasses.replace(
+        decided, by=identity.agent_id, sig=sign(identity, "decision", content)
+    )
+
+
+def check_decided(verifier: IdentityVerifier | None, decided: Decided) -> IdentityVerdict:
+    """The proposer's signature of `decided`, if it has one: OK when unsigned (the ballots
+    are checked by `refusal`), else whether it is the proposer's and verifies."""
+    if verifier is None or not decided.sig:
+        return IdentityVerdict.OK
+    # checked as the proposer's: a signature made as anyone else (`by` another id) fails
+    signer = decided.proposal.proposer
+    return verifier.verify("decision", signer, _content(decided), decided.sig)
+
+
+def refusal(
+    verifier: IdentityVerifier | None,
+    decided: Decided,
+    voters: Iterable[str] | None = None,
+) -> str | None:
+    """Why `decided` must not be used, or None: its own members and ballots must give its
+    outcome (tally.verify); with a verifier, its signature (if any) must verify and the
+    ballots whose signatures verify must still give that outcome. With `voters` (an
+    executor's own roll) the outcome is re-derived among them instead of its members."""
+    decision = decided.decision
+    if not verify(decision):
+        return "unverifiable_decision"
+    verdict = check_decided(verifier, decided)
+    if verdict is not IdentityVerdict.OK:
+        return f"identity_{verdict}"
+    votes, _ = verified_votes(verifier, decision.votes)
+    members = decision.members if voters is None else tuple(voters)
+    if voters is None and len(votes) == len(decision.votes):
+        return None  # every ballot verified: tally.verify above settled it
+    again = tally(decided.id, members, parse_quorum(decision.quorum), votes, closed=True)
+    if again.outcome is not decision.outcome:
+        return "identity_unverified_ballots" if verifier is not None else "not_derived"
+    return None
+
+
+def sign_execution(identity: Identity | None, execution: Execution) -> Execution:
+    """`execution` signed by its executor; unchanged without an identity."""
+    if identity is None:
+        return execution
+    _own(identity, execution.executor, "execution")
+    return dataclasses.replace(execution, sig=sign(identity, "execution", _content(execution)))
+
+
+def check_execution(verifier: IdentityVerifier | None, execution: Execution) -> IdentityVerdict:
+    """Whether `execution` carries its executor's identity signature (OK when unchecked)."""
+    if verifier is None:
+        return IdentityVerdict.OK
+    return verifier.verify("execution", execution.executor, _content(execution), execution.sig)

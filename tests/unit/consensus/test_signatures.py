@@ -1,0 +1,346 @@
+"""Identity signatures on the consensus records (pure): votes, decisions and executions
+round-trip signed through their wire form, any changed field breaks the signature, the
+proposer's round and the decision log's readers count only what verifies, each refusal
+with its reason, and the voter roll admits only signed members the roster makes voters."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amcp.attest import IdentityVerdict, IdentityVerifier, sign, sign_record, unsigned
+from amcp.identity import Identity
+from amcp.roster import Roster, RosterEntry
+from consensus import (
+    Choice,
+    ConsensusError,
+    Decided,
+    DecisionLog,
+    ExecState,
+    Execution,
+    Executor,
+    Round,
+    Scores,
+    Vote,
+    VoterContext,
+    VoterState,
+    decide,
+)
+from consensus.record import VOTERS_KEY, decision_key, execution_key
+from consensus.signatures import (
+    check_decided,
+    check_execution,
+    check_vote,
+    refusal,
+    sign_decided,
+    sign_execution,
+    sign_vote,
+    verified_votes,
+)
+from crdt.wire import pack
+from tests.support import factories
+
+FIVE = ("a", "b", "c", "d", "e")
+# Keys are made once: hypothesis varies the records, not the keys.
+KEYS = {
+    name: Identity.from_seed(name, bytes([n]) * 32)
+    for n, name in enumerate((*FIVE, "prop", "s1-x"), start=1)
+}
+ROLES = {"prop": {"s3"}, "s1-x": {"s1"}}
+
+proposal = partial(factories.proposal, proposer="prop")
+
+
+def verifier(revoked: tuple[str, ...] = ()) -> IdentityVerifier:
+    return IdentityVerifier(
+        Roster(
+            RosterEntry(k, i.public_key, frozenset(ROLES.get(k, {"s5"})), k in revoked)
+            for k, i in KEYS.items()
+        )
+    )
+
+
+def vote(voter: str, choice: Choice = Choice.YES, pid: str = "p1", signed: bool = True) -> Vote:
+    v = Vote(
+        proposal_id=pid,
+        voter=voter,
+        choice=choice,
+        scores=Scores(0.5, 0.5, 0.5, 1.0, 1.0),
+        combined=0.7,
+        reason="r",
+    )
+    return sign_vote(KEYS[voter], v) if signed else v
+
+
+def committed(votes: list[Vote], executor: Executor | None = None, pid: str = "p1") -> Decided:
+    p = proposal(pid)
+    decision = decide(p, FIVE, votes, now_ms=p.deadline_ms)
+    assert decision is not None
+    return Decided(proposal=p, decision=decision, executor=executor, decided_ms=p.deadline_ms)
+
+
+def wire_trip(record: Any) -> Any:
+    """Through msgpack and back, as the bus and the decision log carry it."""
+    data = msgpack.unpackb(msgpack.packb(record.to_wire()), raw=False)
+    return type(record).from_wire(data)
+
+
+# Round trips and tampering ------------------------------------------------------------
+
+unit = st.floats(0, 1)
+texts = st.text(min_size=1, max_size=12)
+ints = st.integers(-(2**63), 2**63)  # the msgpack range
+votes = st.builds(
+    Vote,
+    proposal_id=texts,
+    voter=st.sampled_from(FIVE),
+    choice=st.sampled_from(Choice),
+    scores=st.builds(Scores, unit, unit, unit, unit, unit),
+    combined=unit,
+    reason=st.text(max_size=12),
+)
+executions = st.builds(
+    Execution,
+    proposal_id=texts,
+    executor=st.sampled_from(FIVE),
+    tool=texts,
+    state=st.sampled_from(ExecState),
+    started_ms=st.integers(0, 2**40),
+    finished_ms=st.integers(0, 2**40),
+    result=st.none() | ints | st.dictionaries(texts, ints | texts, max_size=3),
+    error=st.text(max_size=12),
+)
+
+
+def changed(value: Any) -> Any:
+    """Another value of the same kind (one a record's field may hold)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, float):
+        return 0.25 if value != 0.25 else 0.5
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, Choice):  # before str: a StrEnum is a str
+        return Choice.NO if value is not Choice.NO else Choice.YES
+    if isinstance(value, ExecState):
+        return ExecState.FAILED if value is not ExecState.FAILED else ExecState.DONE
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, Scores):
+        return dataclasses.replace(value, risk=changed(value.risk))
+    return {"changed": True}
+
+
+@settings(max_examples=40, deadline=None)
+@given(v=votes, field=st.sampled_from(["proposal_id", "choice", "scores", "combined", "reason"]))
+def test_any_vote_round_trips_signed_and_any_changed_field_breaks_it(v: Vote, field: str) -> None:
+    check = verifier()
+    signed = wire_trip(sign_vote(KEYS[v.voter], v))
+    assert check_vote(check, signed) is IdentityVerdict.OK
+    forged = dataclasses.replace(signed, **{field: changed(getattr(signed, field))})
+    assert check_vote(check, forged) is IdentityVerdict.BAD_SIGNATURE
+
+
+@settings(max_examples=40, deadline=None)
+@given(e=executions, field=st.sampled_from(["proposal_id", "tool", "state", "result", "error"]))
+def test_any_execution_round_trips_signed_and_any_changed_field_breaks_it(
+    e: Execution, field: str
+) -> None:
+    check = verifier()
+    signed = wire_trip(sign_execution(KEYS[e.executor], e))
+    assert check_execution(check, signed) is IdentityVerdict.OK
+    forged = dataclasses.replace(signed, **{field: changed(getattr(signed, field))})
+    assert check_execution(check, forged) is IdentityVerdict.BAD_SIGNATURE
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    yes=st.sets(st.sampled_from(FIVE), min_size=3),
+    field=st.sampled_from(["decided_ms", "executor", "payload", "ballot"]),
+)
+def test_any_decided_round_trips_signed_and_any_changed_field_breaks_it(
+    yes: set[str], field: str
+) -> None:
+    check = verifier()
+    genuine = committed([vote(v) for v in sorted(yes)], Executor("e", "t"))
+    signed = wire_trip(sign_decided(KEYS["prop"], genuine))
+    assert (signed.by, check_decided(check, signed)) == ("prop", IdentityVerdict.OK)
+    assert refusal(check, signed) is None
+    if field == "ballot":  # a ballot swapped for another voter's equal-weight one
+        first = signed.decision.votes[0]
+        other = dataclasses.replace(first, reason="other")
+        decision = dataclasses.replace(signed.decision, votes=(other, *signed.decision.votes[1:]))
+        forged = dataclasses.replace(signed, decision=decision)
+    elif field == "payload":
+        forged = dataclasses.replace(signed, proposal=proposal(payload={"rm": "-rf"}))
+    elif field == "executor":
+        forged = dataclasses.replace(signed, executor=Executor("s1-x", "t"))
+    else:
+        forged = dataclasses.replace(signed, decided_ms=signed.decided_ms + 1)
+    assert check_decided(check, forged) is IdentityVerdict.BAD_SIGNATURE
+    assert refusal(check, forged) == "identity_bad_signature"
+
+
+def test_records_without_the_new_keys_still_decode_as_unsigned() -> None:
+    e = Execution(proposal_id="p", executor="a", tool="t", state="done", started_ms=1)
+    d = committed([vote(v, signed=False) for v in "abc"])
+    for record in (vote("a", signed=False), e, d):
+        old = {k: v for k, v in record.to_wire().items() if k not in ("sig", "by")}
+        if isinstance(record, Decided):
+            old["decision"]["votes"] = [
+                {k: v for k, v in b.items() if k != "sig"} for b in old["decision"]["votes"]
+            ]
+        assert type(record).from_wire(old) == record
+
+
+def test_signing_needs_the_signers_own_identity_and_none_signs_nothing() -> None:
+    with pytest.raises(ConsensusError, match="cannot sign"):
+        sign_vote(KEYS["s1-x"], vote("a", signed=False))
+    with pytest.raises(ConsensusError, match="cannot sign"):
+        sign_decided(KEYS["a"], committed([vote(v) for v in "abc"]))
+    unsigned = vote("a", signed=False)
+    assert sign_vote(None, unsigned) is unsigned
+    with pytest.raises(ConsensusError, match="both `by` and `sig`"):
+        dataclasses.replace(committed([vote(v) for v in "abc"]), by="prop")
+    with pytest.raises(ConsensusError, match="at most 64"):
+        dataclasses.replace(unsigned, sig=bytes(65))
+
+
+def test_without_a_verifier_nothing_is_checked() -> None:
+    assert check_vote(None, vote("a", signed=False)) is IdentityVerdict.OK
+    assert refusal(None, committed([vote(v, signed=False) for v in "abc"])) is None
+
+
+# Ballots and decisions that count ------------------------------------------------------
+
+
+def test_forged_ballots_are_refused_with_their_reason() -> None:
+    check = verifier(revoked=("e",))
+    as_a_unsigned = vote("a", signed=False)
+    insiders = sign(KEYS["s1-x"], "ballot", unsigned(as_a_unsigned.to_wire()))
+    as_a_by_insider = dataclasses.replace(as_a_unsigned, sig=insiders)
+    kept, refused = verified_votes(
+        check, [vote("b"), as_a_unsigned, as_a_by_insider, vote("e"), vote("c")]
+    )
+    assert [v.voter for v in kept] == ["b", "c"]
+    assert refused == {"identity_bad_signature": 2, "identity_revoked": 1}
+
+
+def test_the_round_counts_only_identity_signed_ballots() -> None:
+    r = Round(proposal(), FIVE, now_ms=1_000, verifier=verifier(revoked=("d",)))
+    # two genuine yes of five, and a forged third in c's name: no commit
+    r.offer(vote("a"), "a", now_ms=1_001)
+    r.offer(vote("b"), "b", now_ms=1_002)
+    assert r.offer(vote("c", signed=False), "c", now_ms=1_003) is None
+    assert r.offer(vote("d"), "d", now_ms=1_004) is None  # revoked
+    assert r.refused == {"identity_bad_signature": 1, "identity_revoked": 1}
+    decision = r.offer(vote("c"), "c", now_ms=1_005)
+    assert decision is not None and decision.outcome == "committed"
+    assert [v.voter for v in decision.votes] == ["a", "b", "c"]
+
+
+def test_a_decision_stuffed_with_forged_ballots_is_refused() -> None:
+    check = verifier()
+    forged = committed([vote("a"), vote("b"), vote("c", signed=False)])
+    assert refusal(check, forged) == "identity_unverified_ballots"
+    # the insider signs the record itself: not the proposer's signature
+    content = {**unsigned(forged.to_wire()), "by": "s1-x"}
+    sig = sign(KEYS["s1-x"], "decision", content)
+    as_insider = dataclasses.replace(forged, by="s1-x", sig=sig)
+    assert refusal(check, as_insider) == "identity_bad_signature"
+    # an executor re-derives among its own roll: three genuine yes of a roll of seven fail
+    genuine = committed([vote(v) for v in "abc"])
+    assert refusal(check, genuine) is None
+    assert refusal(check, genuine, (*FIVE, "f", "g")) == "identity_unverified_ballots"
+
+
+def test_a_voter_signs_its_ballot_once_and_sends_that_ballot_again() -> None:
+    state = VoterState("a", identity=KEYS["a"])
+    context = VoterContext(role="s5", members=5, live=5, now_ms=2_000)
+    first = state.vote(proposal(), context)
+    assert isinstance(first, Vote) and check_vote(verifier(), first) is IdentityVerdict.OK
+    assert state.vote(proposal(), dataclasses.replace(context, now_ms=2_001)) is first
+    with pytest.raises(ConsensusError, match="identity is b's"):
+        VoterState("a", identity=KEYS["b"])
+
+
+# The decision log's readers ------------------------------------------------------------
+
+
+class LocalStore:
+    """The two calls DecisionLog's readers make of a ContextStore replica, over a dict."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def limit(self, prefix: str, max_keys: int) -> None:
+        pass
+
+    def local(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def member(agent: str, role: str = "s5", voter: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"id": agent, "role": role, "voter": voter, "extra": extra}
+
+
+def test_the_roll_admits_only_signed_members_the_roster_makes_voters() -> None:
+    members = {
+        "a": sign_record(KEYS["a"], "member", member("a")),
+        "b": sign_record(KEYS["b"], "member", member("b", executes={"restart": "apply"})),
+        "ghost": member("ghost"),  # unsigned, and not in the roster
+        "c": sign_record(KEYS["s1-x"], "member", member("c")),  # in c's name by the insider
+        "s1-x": sign_record(KEYS["s1-x"], "member", member("s1-x", role="s1")),  # voter: true
+        "d": sign_record(KEYS["d"], "member", member("d", role="s1")),  # a role not granted
+        "e": sign_record(KEYS["e"], "member", member("e")),
+    }
+    log = DecisionLog(LocalStore({VOTERS_KEY: members}), verifier=verifier(revoked=("e",)))
+    roll = log.roll()
+    assert roll.voters == ("a", "b")
+    assert roll.executors["restart"] == Executor("b", "apply")
+    assert log.refused == {
+        "member_identity_malformed": 1,
+        "member_identity_bad_signature": 1,
+        "member_identity_role_not_allowed": 1,
+        "member_identity_revoked": 1,
+    }
+    log.roll()  # read again: the same records are not counted twice
+    assert sum(log.refused.values()) == 4
+    # identities off: every record counts, as before
+    assert DecisionLog(LocalStore({VOTERS_KEY: members})).voters() == [
+        "a", "b", "c", "d", "e", "ghost", "s1-x",
+    ]  # fmt: skip
+
+
+def test_the_log_hands_over_only_records_that_verify() -> None:
+    genuine = sign_decided(KEYS["prop"], committed([vote(v) for v in "abc"]))
+    forged = committed([vote("a", pid="p2"), vote("b", pid="p2"), vote("c", pid="p2")], pid="p2")
+    forged = dataclasses.replace(  # c's ballot forged: a signature of b's
+        forged,
+        decision=dataclasses.replace(
+            forged.decision,
+            votes=(*forged.decision.votes[:2], vote("c", pid="p2", signed=False)),
+        ),
+    )
+    claim = Execution(proposal_id="p1", executor="b", tool="t", state="running", started_ms=1)
+    values = {
+        decision_key("p1"): pack(genuine.to_wire()),
+        decision_key("p2"): pack(forged.to_wire()),
+        execution_key("p1"): pack(claim.to_wire()),  # unsigned, in b's name
+    }
+    log = DecisionLog(LocalStore(values), verifier=verifier())
+    assert log.decided("p1") == genuine
+    assert log.decided("p2") is None
+    assert log.execution("p1") is None
+    assert log.refused == {
+        "decision_identity_unverified_ballots": 1,
+        "execution_identity_bad_signature": 1,
+    }
+    values[execution_key("p1")] = pack(sign_execution(KEYS["b"], claim).to_wire())
+    assert log.execution("p1") == sign_execution(KEYS["b"], claim)
