@@ -3,9 +3,10 @@ back into verified envelopes. Neither touches a socket; the Bus wires them to NA
 
 `Sealer._seal` and `Opener._open` are the reference. When the extension was built,
 `seal` and `open` are the compiled `amcp._speedups.SealerCore.seal` and `OpenerCore.open`:
-the same steps in C for the common message (no flags, a compiled ReplayGuard, a subject
-already bound), handing everything else, and every rejection, to the reference; the
-differential tests (tests/unit/amcp/test_*_differential.py) check that both give the same
+the same steps in C for the common message (no flags but a sealed body's, a compiled
+ReplayGuard, a subject already bound and decided sealed or not, a cipher already derived),
+handing everything else, and every rejection, to the reference; the differential tests
+(tests/unit/amcp/test_*_differential.py, test_sealing.py) check that both give the same
 frames, accept, reject and count alike, and leave the same replay windows.
 """
 
@@ -113,8 +114,10 @@ class Sealer(_SealerBase):
         self._compress_at = sys.maxsize if compress_threshold is None else compress_threshold
         self.sealed = sealed or SealPolicy()
         self._seal_keys = seal_keys or SealKeys()
-        if self.sealed:  # sealed subjects go past the compiled seal, which knows no sealing
-            self.seal = self._seal_routed
+        # What the compiled seal reads: None when nothing is sealed, so plain senders pay
+        # no lookup.
+        self._sealed_subjects = self.sealed.decided if self.sealed else None
+        self._seal_ciphers = self._seal_keys.ciphers
 
     def current_key(self, now: float) -> Key:
         """The signing key, re-chosen at most once a second (rotation, expiry)."""
@@ -164,13 +167,6 @@ class Sealer(_SealerBase):
         return key.mac.seal(subject, envelope)
 
     seal = _seal if _SealerBase is object else _SealerBase.seal
-    _plain_seal = seal
-
-    def _seal_routed(self, subject: str, *args: Any, **keywords: Any) -> bytes:
-        """`seal` of a Sealer with sealed subjects: those through `_seal`, the rest as usual."""
-        if self.sealed(subject):
-            return self._seal(subject, *args, **keywords)
-        return self._plain_seal(subject, *args, **keywords)
 
     def _sealed_frame(
         self, subject: str, flags: int, seq: int, now: float, key: Key, item: Item
@@ -179,7 +175,7 @@ class Sealer(_SealerBase):
         with its body sealed. Raises EncodeError past the frame limit."""
         head = self._prefix(flags | FLAG_SEALED, seq, now, key) + item[0]
         aad = associated_data(subject, head)
-        sealed = self._seal_keys.encrypt(key.secret, self.sender, self.epoch, seq, aad, item[1])
+        sealed = self._seal_keys.encrypt(key, self.sender, self.epoch, seq, aad, item[1])
         envelope = head + encode_envelope(sealed)
         self._check_size(len(envelope) + MAC_SIZE)
         return key.mac.seal(subject, envelope)
@@ -290,8 +286,9 @@ class Opener(_OpenerBase):
         self.owner = owner
         self.sealed = sealed or SealPolicy()
         self._seal_keys = seal_keys or SealKeys()
-        if self.sealed:  # the compiled open knows no sealing: check what it accepts
-            self.open = self._open_sealed_only
+        # What the compiled open reads (as the Sealer's).
+        self._sealed_subjects = self.sealed.decided if self.sealed else None
+        self._seal_ciphers = self._seal_keys.ciphers
 
     def _open(self, subject: str, frame: bytes) -> Message:
         """The verified message, or FrameRejected (already counted in `stats`)."""
@@ -310,6 +307,10 @@ class Opener(_OpenerBase):
                 raise FrameRejected(Reason.BAD_SIGNATURE, f"from {sender!r}")
             if env.flags & FLAG_SEALED:  # only now: verified
                 env.body = self._unseal(subject, env, signed, at)
+            elif self.sealed and self.sealed(subject):  # a key holder skipping the sealing
+                raise FrameRejected(
+                    Reason.BAD_SEAL, f"plain frame from {sender!r} on a sealed subject"
+                )
             else:
                 env.body = decode_body(signed, at, env.flags, self.limits)
             if env.flags:  # decompress and shape-check only what the MAC vouched for
@@ -321,18 +322,6 @@ class Opener(_OpenerBase):
         return Message(subject, env, self.owner)
 
     open = _open if _OpenerBase is object else _OpenerBase.open
-    _open_any = open
-
-    def _open_sealed_only(self, subject: str, frame: bytes) -> Message:
-        """`open` of an Opener with sealed subjects: a plain frame on one is `bad_seal`."""
-        if frame[2:3] and frame[2] & FLAG_SEALED:  # the flags of [1, flags, ...]: the
-            msg = self._open(subject, frame)  # compiled open would only hand it over
-        else:
-            msg = self._open_any(subject, frame)
-        if msg.env.flags & FLAG_SEALED or not self.sealed(subject):
-            return msg
-        self.stats.counts[Reason.BAD_SEAL] += 1
-        raise FrameRejected(Reason.BAD_SEAL, f"plain frame from {msg.sender!r} on a sealed subject")
 
     def _unseal(self, subject: str, env: Envelope, signed: bytes, at: int) -> Any:
         """The decoded body of a sealed frame whose MAC verified; FrameRejected(bad_seal)
@@ -346,7 +335,7 @@ class Opener(_OpenerBase):
         if key is None:  # verify_key found it just before: only a reload in between
             raise FrameRejected(Reason.UNKNOWN_KEY, f"key {env.kid!r} unknown or expired")
         aad = associated_data(subject, signed[:at])
-        plain = self._seal_keys.decrypt(key.secret, env.sender, env.epoch, env.seq, aad, sealed)
+        plain = self._seal_keys.decrypt(key, env.sender, env.epoch, env.seq, aad, sealed)
         return decode_body(plain, 0, env.flags, self.limits)
 
     def _bad_signature(self, sender: str) -> None:

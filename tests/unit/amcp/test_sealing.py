@@ -1,9 +1,18 @@
 """Sealed bodies (amcp.sealing, docs/PROTOCOL.md "Sealed body"): encrypt then MAC. A
 tampered or downgraded frame fails the MAC; a frame a key holder MACed correctly around a
 body sealed under the wrong key, nonce or associated data fails decryption (`bad_seal`);
-a plain frame on a sealed subject is refused; no (key, nonce) pair repeats."""
+a plain frame on a sealed subject is refused; no (key, nonce) pair repeats.
+
+`pair` warms what the compiled seal and open need (the subjects decided and bound, the
+AES key derived), so with the extension built these tests run the C path; the last test
+runs them all again under AMCP_NO_SPEEDUPS=1, on the pure-Python reference."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,7 +25,11 @@ from amcp.errors import ConfigError, FrameRejected
 from amcp.framebody import encode_item
 from amcp.replay import ReplayGuard
 from amcp.sealing import (
+    CIPHER_BACKEND,
     SEAL_ENV,
+    AesGcm,
+    PyAesGcm,
+    SealKeys,
     SealPolicy,
     associated_data,
     seal_key,
@@ -35,8 +48,18 @@ def clock() -> float:
 
 
 def pair(ring: Keyring, patterns: list[str] = POLICY, **sealer: object) -> tuple[Sealer, Opener]:
-    send = Sealer("alice", ring, clock=clock, sealed=SealPolicy(patterns), **sealer)  # type: ignore[arg-type]
-    return send, Opener(ring, clock=clock, sealed=SealPolicy(patterns))
+    """A sender and a receiver sharing a cache of AES keys (as a Bus's do), warmed for the
+    subjects these tests use, so that no first frame is left to the reference."""
+    keys = SealKeys()
+    send = Sealer("alice", ring, clock=clock, sealed=SealPolicy(patterns), seal_keys=keys, **sealer)  # type: ignore[arg-type]
+    recv = Opener(ring, clock=clock, sealed=SealPolicy(patterns), seal_keys=keys)
+    key = send.current_key(NOW)
+    keys.cipher(key, send.sender, send.epoch)
+    for subject in (SUBJECT, "orders.x.y", "other.x"):
+        send.sealed(subject)
+        recv.sealed(subject)
+        key.mac.sign(subject, b"")  # binds the subject, as a first frame would
+    return send, recv
 
 
 def refused(opener: Opener, subject: str, frame: bytes) -> str:
@@ -247,3 +270,66 @@ def test_after_rotation_the_new_key_seals_and_frames_of_the_old_one_still_open()
         for frame in frames
     ]
     assert [(m.env.kid, m.body) for m in opened] == [("old", "same"), ("new", "same")]
+
+
+BACKENDS = [PyAesGcm] + ([AesGcm] if AesGcm is not PyAesGcm else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__module__)
+@given(key=st.binary(min_size=32, max_size=32), data=st.binary(max_size=2100), aad=st.binary())
+def test_each_cipher_backend_is_aes_gcm(backend: type, key: bytes, data: bytes, aad: bytes) -> None:
+    """The same bytes as cryptography's AESGCM; what does not open is None, not an error."""
+    nonce = seal_nonce(len(data))
+    sealed = backend(key).encrypt(nonce, data, aad)
+    assert sealed == AESGCM(key).encrypt(nonce, data, aad)
+    assert backend(key).decrypt(nonce, sealed, aad) == data
+    tampered = bytearray(sealed)
+    tampered[len(data) // 2] ^= 1
+    assert backend(key).decrypt(nonce, bytes(tampered), aad) is None
+    assert backend(key).decrypt(seal_nonce(len(data) + 1), sealed, aad) is None
+    assert backend(key).decrypt(nonce, sealed, aad + b"x") is None
+    assert backend(key).decrypt(nonce, sealed[:15], aad) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__module__)
+def test_a_cipher_refuses_bad_arguments_with_an_error_not_a_crash(backend: type) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        backend(bytes(31))
+    with pytest.raises(TypeError):
+        backend("k" * 32)
+    cipher = backend(bytes(32))
+    with pytest.raises(ValueError):
+        cipher.encrypt(bytes(8), b"data", b"")
+    with pytest.raises(TypeError):
+        cipher.decrypt(bytes(12), "text", b"")
+
+
+def test_the_compiled_cipher_is_in_use_when_built_and_these_tests_pass_without_it() -> None:
+    """Under AMCP_NO_SPEEDUPS=1 the sealing tests run again on the reference: PyAesGcm,
+    Sealer._seal and Opener._open (there, this test only checks the backend)."""
+    forced = bool(os.environ.get("AMCP_NO_SPEEDUPS"))
+    built = compiled_aes_gcm_built()
+    assert ("c" if built and not forced else "python") == CIPHER_BACKEND
+    if forced:
+        return
+    here = Path(__file__).resolve()
+    tests = [
+        str(here.with_name(f"test_sealing{part}.py")) for part in ("", "_vectors", "_differential")
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        env=dict(os.environ, AMCP_NO_SPEEDUPS="1"),
+        cwd=here.parents[3],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+def compiled_aes_gcm_built() -> bool:
+    try:
+        from amcp._speedups import AesGcm as _built  # noqa: F401
+    except ImportError:
+        return False
+    return True
