@@ -24,16 +24,18 @@ class UnknownAgent(NoResponders):
 
 
 class CallResult:
-    """A tool's output and the agent that produced it."""
+    """A tool's output, the agent that produced it and the call id of its audit entries
+    (None from an agent that does not say it)."""
 
-    __slots__ = ("agent", "output")
+    __slots__ = ("agent", "call", "output")
 
-    def __init__(self, agent: str, output: Any) -> None:
+    def __init__(self, agent: str, output: Any, call: str | None = None) -> None:
         self.agent = agent
         self.output = output
+        self.call = call
 
     def __repr__(self) -> str:
-        return f"CallResult(agent={self.agent!r}, output={self.output!r})"
+        return f"CallResult(agent={self.agent!r}, output={self.output!r}, call={self.call!r})"
 
 
 class AgentClient:
@@ -82,7 +84,8 @@ class AgentClient:
         except NoResponders:
             raise await self._nobody(target) from None
         agent, output = parse_reply(reply.body)
-        return CallResult(agent, output)
+        call = reply.body.get("call")
+        return CallResult(agent, output, call if isinstance(call, str) else None)
 
     async def _nobody(self, target: str) -> NoResponders:
         """Why nobody serves `target`: for an agent id, the member list (one `any` call)

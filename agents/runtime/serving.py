@@ -202,7 +202,7 @@ class CallServer:
             return error_reply(self.id, error), {**entry, "tool": t.name, "call": ctx.call_id}
         ms = round((time.perf_counter() - started) * 1000, 3)
         entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
-        return ok_reply(self.id, output), entry
+        return ok_reply(self.id, output, ctx.call_id), entry
 
     async def _claim(self, msg: Message) -> bool:
         """Whether this delivery is the first anywhere in the cluster. Fail closed: with no

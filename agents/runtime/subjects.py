@@ -95,8 +95,13 @@ def parse_call(body: Any) -> tuple[str, Any]:
     return body["tool"], body.get("input", {})
 
 
-def ok_reply(agent_id: str, output: Any) -> dict[str, Any]:
-    return {"ok": True, "agent": agent_id, "output": output}
+def ok_reply(agent_id: str, output: Any, call: str | None = None) -> dict[str, Any]:
+    """A tool's answer; `call` is the call id its audit entries carry, for the caller to
+    point at them."""
+    doc = {"ok": True, "agent": agent_id, "output": output}
+    if call is not None:
+        doc["call"] = call
+    return doc
 
 
 def error_reply(agent_id: str, error: ToolCallError) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The layering the code promises (README "How it is built"), read from the source itself.
 
 - Packages import downwards only: netopt < amcp < crdt < consensus < agents.
-- Inside agents: runtime < process < vsm < cluster < cli; the runtime knows no VSM role
+- Inside agents: runtime < process < vsm < cluster < mcp < cli; the runtime knows no VSM role
   (it imports no other part of agents).
 - Only command-line modules import amcp.cli.
 - No import cycles between modules, counting imports under TYPE_CHECKING and inside
@@ -23,7 +23,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("netopt", "amcp", "crdt", "consensus", "agents")
-AGENT_LAYERS = ("agents.runtime", "agents.process", "agents.vsm", "agents.cluster", "agents.cli")
+AGENT_LAYERS = (
+    "agents.runtime",
+    "agents.process",
+    "agents.vsm",
+    "agents.cluster",
+    "agents.mcp",  # the MCP bridge: runtime client, vsm task models; the CLI serves it
+    "agents.cli",
+)
 CLI_MODULES = ("amcp.cli", "agents.cli", "crdt.cli", "consensus.cli")
 
 

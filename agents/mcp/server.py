@@ -1,0 +1,114 @@
+"""The MCP server around a Bridge, on the official SDK's low-level Server: `tools/list`
+and `tools/call` answered from the bridge, `notifications/tools/list_changed` sent when
+the cluster's tools change (to handshake-era sessions on their standalone stream, and to
+`subscriptions/listen` streams of 2026-era clients), over stdio or Streamable HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+
+from agents.mcp.bridge import Bridge
+
+__all__ = ["McpServer"]
+
+log = logging.getLogger("agents.mcp")
+
+INSTRUCTIONS = (
+    "Tools of an amcp agent cluster. Agent tools are named ROLE__TOOL (s1 operations, s2 "
+    "coordination, s3 control, s4 intelligence, s5 policy) and run on a live agent of that "
+    "role over a signed bus; every call lands in the signed audit log (amcp_log). Tools "
+    "annotated destructive run only after a quorum vote commits them. amcp_members and "
+    "amcp_status show the cluster, amcp_ctx_* its shared context, amcp_coordinate puts an "
+    "action to a vote."
+)
+MAX_SESSIONS = 256  # handshake sessions kept for list_changed (the newest)
+
+
+class McpServer:
+    """`await McpServer(bridge).serve_stdio()` or `.serve_http(host, port)`."""
+
+    def __init__(self, bridge: Bridge, *, refresh: float = 1.0, version: str = "") -> None:
+        self.bridge = bridge
+        self.refresh = refresh
+        self.events = InMemorySubscriptionBus()
+        self._sessions: deque[ServerSession] = deque(maxlen=MAX_SESSIONS)
+        self.server: Server[Any] = Server(
+            "amcp",
+            version=version,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self.events),
+        )
+        self.server.add_notification_handler(
+            "notifications/initialized", types.NotificationParams, self._initialized
+        )
+
+    async def _initialized(self, ctx: ServerRequestContext[Any], params: Any) -> None:
+        self._sessions.append(ctx.session)  # once per handshake connection
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = [types.Tool.model_validate(e) for e in self.bridge.entries()]
+        return types.ListToolsResult(tools=tools)
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            with contextlib.suppress(Exception):  # best effort: never fails the call
+                await ctx.session.report_progress(done, total, message)
+
+        doc = await self.bridge.call(params.name, params.arguments, progress)
+        return types.CallToolResult.model_validate(doc)
+
+    async def tools_changed(self) -> None:
+        for session in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await session.send_tool_list_changed()
+        await self.events.publish(ToolsListChanged())
+
+    async def watch(self) -> None:
+        """Follow the cluster: refresh the tools every `refresh` seconds, tell clients."""
+        while True:
+            try:
+                if await self.bridge.refresh():
+                    await self.tools_changed()
+            except Exception:  # keep serving the last known list
+                log.exception("refreshing the tool list failed")
+            await asyncio.sleep(self.refresh)
+
+    def _options(self) -> Any:
+        return self.server.create_initialization_options(NotificationOptions(tools_changed=True))
+
+    async def serve_stdio(self) -> None:
+        await self.bridge.refresh()  # the first list is complete
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.watch)
+            async with stdio_server() as (read, write):
+                await self.server.run(read, write, self._options())
+            tg.cancel_scope.cancel()
+
+    async def serve_http(self, host: str, port: int) -> None:
+        import uvicorn
+
+        await self.bridge.refresh()
+        app = self.server.streamable_http_app(host=host)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.watch)
+            await uvicorn.Server(config).serve()
+            tg.cancel_scope.cancel()
