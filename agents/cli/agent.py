@@ -1,18 +1,22 @@
 """`amcp-agent`: run one agent (or supervise one with --supervise) until SIGTERM or Ctrl-C.
 
-Exit codes: 0 stopped gracefully, 1 failed, 2 bad arguments or an id already in use,
-4 NATS unreachable (amcp.cli.common's codes).
+Exit codes: 0 stopped gracefully, 1 failed, 2 bad arguments, an id already in use or a
+roster in force that would not count the agent (agents.cli.own_identity), 4 NATS unreachable
+(amcp.cli.common's codes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import logging
 import os
 import sys
 from pathlib import Path
 
+from agents.cli.own_identity import NEW_IDENTITY_FILE, enroll_command, own_identity, standing
+from agents.cluster.identities import roles_of
 from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
 from agents.runtime.agent import Agent
 from agents.runtime.config import AgentConfig
@@ -26,10 +30,11 @@ from amcp.cli.common import (
     add_connection_options,
     batching_mode,
     connect,
+    identity_from,
     run_command,
     run_until_stopped,
 )
-from amcp.errors import ConfigError
+from amcp.errors import ConfigError, IdentityError
 from amcp.logs import setup_logging
 from amcp.settings import env_number
 
@@ -48,6 +53,7 @@ def _executes(text: str) -> tuple[str, str]:
 def build_parser() -> Parser:
     p = Parser(prog="amcp-agent", description="Run one amcp agent in a VSM role.")
     _identity_options(p)
+    _key_options(p)
     _runtime_options(p)
     _observability_options(p)
     add_connection_options(p, json_flag=False)
@@ -79,6 +85,17 @@ def _identity_options(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="ACTION=TOOL",
         help="run TOOL once when a quorum commits ACTION (agents.vsm.voting)",
+    )
+
+
+def _key_options(p: argparse.ArgumentParser) -> None:
+    """Its signing key beyond --identity (a connection option): make one on a first start."""
+    p.add_argument(
+        "--new-identity",
+        action="store_true",
+        help=f"without --identity: make a key in --data-dir ({NEW_IDENTITY_FILE}) on the first "
+        "start and reuse it later; it prints the `amcp keys identity add` line the operator "
+        "must run, as a key not in the roster verifies nothing",
     )
 
 
@@ -190,13 +207,38 @@ async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Ev
         await bus.close()
 
 
+def _adopt_identity(args: argparse.Namespace, config: AgentConfig) -> AgentConfig:
+    """The config under the id of the agent's key file, with args.identity naming that
+    file for connect(); IdentityError (exit 2) if the roster in force would not count it."""
+    path, identity, created = own_identity(
+        args.identity, config.data_dir, args.id, allow_new=args.new_identity, new_id=config.agent_id
+    )
+    if identity is not None:
+        args.identity, args.id = str(path), identity.agent_id
+        config = config_from(args)
+    roles = roles_of(config.role, config.voter)
+    if created and identity is not None:
+        key = base64.b64encode(identity.public_key).decode()
+        print(
+            f"made identity {identity.agent_id} in {path}, public key {key}; it verifies "
+            f"nothing until the roster holds it: run  {enroll_command(identity, roles)}",
+            flush=True,
+        )
+    _, roster = identity_from(args)
+    if roster is not None:
+        reason = standing(roster, config.agent_id, identity, roles)
+        if reason is not None:
+            raise IdentityError(reason)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_json)
 
     def run() -> int:
-        config = config_from(args)
+        config = _adopt_identity(args, config_from(args))
         for handler in logging.getLogger().handlers:
             handler.addFilter(_AgentFields(config.agent_id, config.role))
         if args.supervise:

@@ -30,6 +30,8 @@ class AgentProcess:
         keyring: str | os.PathLike[str],
         cluster: str = "default",
         data_dir: str | os.PathLike[str] | None = None,
+        identity: str | os.PathLike[str] | None = None,
+        roster: str | os.PathLike[str] | None = None,
         capabilities: Iterable[str] = (),
         heartbeat: float | None = None,
         supervise: bool = False,
@@ -53,6 +55,10 @@ class AgentProcess:
         ]
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
+        if identity is not None:  # its signing key, and the roster it checks others' against
+            argv += ["--identity", str(identity)]
+        if roster is not None:
+            argv += ["--roster", str(roster)]
         caps = list(capabilities)
         if caps:
             argv += ["--capability", *caps]

@@ -1,0 +1,91 @@
+"""amcp-agent's own key on a real nats-server: --new-identity makes one on the first start
+only and says which `amcp keys identity add` line the operator must run; until it is run
+the agent refuses to start (a roster is in force and would not count it), after it the agent
+runs and joins with the same key; an agent revoked in the roster refuses to start, in one
+line, exit 2. Without the flag no key is ever made."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from agents import AgentClient, AgentProcess
+from amcp import NatsServer
+from amcp.identity import Identity
+from amcp.roster import Roster
+from tests.support.cli import amcp
+from tests.support.waiting import wait_until
+
+
+def _agent(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    done = amcp(*args, env=env, program="amcp-agent", timeout=30)
+    return done.returncode, done.stdout, done.stderr
+
+
+async def test_a_new_identity_counts_once_the_operator_enrols_it(
+    nats_server: NatsServer, keyring_file: Path, tmp_path: Path, cluster_name: str, make_bus
+) -> None:
+    roster = Roster(path=tmp_path / "roster.json").save()
+    data = tmp_path / "worker"
+    env = {**os.environ, "AMCP_NATS_URL": nats_server.url, "AMCP_KEYRING": str(keyring_file)}
+    env |= {"AMCP_CLUSTER": cluster_name, "AMCP_ROSTER": str(roster)}
+    common = ("--role", "s1", "--data-dir", str(data), "--heartbeat", "0.2")
+
+    code, out, err = _agent(*common, env=env)  # no flag: no key made, no start
+    assert code == 2 and not (data / "identity.json").exists()
+    assert len(err.strip().splitlines()) == 1 and "has no identity" in err
+
+    code, out, err = _agent(*common, "--new-identity", env=env)
+    key_file = data / "identity.json"
+    made = Identity.load(key_file)
+    assert code == 2, (out, err)
+    assert out.count("made identity") == 1 and made.agent_id in out
+    assert len(err.strip().splitlines()) == 1 and "is not in roster" in err
+
+    enrol = shlex.split(out.split("run  ", 1)[1])
+    assert enrol[:4] == ["amcp", "keys", "identity", "add"]
+    added = amcp(*enrol[1:], env=env)
+    assert added.returncode == 0, added.stderr
+    entry = Roster.load(roster).get(made.agent_id)
+    assert entry is not None and entry.public_key == made.public_key and entry.roles == {"s1"}
+
+    with AgentProcess(
+        "s1",
+        made.agent_id,
+        nats=nats_server.url,
+        keyring=keyring_file,
+        cluster=cluster_name,
+        data_dir=data,
+        roster=roster,
+        heartbeat=0.2,
+        args=["--new-identity"],
+        log_dir=tmp_path,
+    ) as proc:
+        bus = await make_bus("tester", cluster=cluster_name)
+        client = AgentClient(bus, timeout=1)
+
+        async def joined() -> bool:
+            try:
+                view = await client.members()
+            except Exception:
+                return False
+            return any(m.id == made.agent_id and m.state == "running" for m in view.members)
+
+        await wait_until(joined, 20, what="the enrolled agent to join")
+        assert "made identity" not in proc.log_text()  # the key of the first start, reused
+    assert Identity.load(key_file).public_key == made.public_key
+
+
+def test_a_revoked_agent_refuses_to_start(
+    nats_server: NatsServer, keyring_file: Path, tmp_path: Path, cluster_name: str
+) -> None:
+    roster = tmp_path / "roster.json"
+    key = tmp_path / "s5-1.json"
+    env = {**os.environ, "AMCP_NATS_URL": nats_server.url, "AMCP_KEYRING": str(keyring_file)}
+    env |= {"AMCP_CLUSTER": cluster_name, "AMCP_ROSTER": str(roster)}
+    new = amcp("keys", "identity", "new", "s5-1", "--roles", "s5", "--out", str(key), env=env)
+    assert new.returncode == 0, new.stderr
+    assert amcp("keys", "identity", "revoke", "s5-1", env=env).returncode == 0
+    code, _, err = _agent("--role", "s5", "--identity", str(key), env=env)
+    assert code == 2 and err.strip().splitlines() == [f"amcp: s5-1 is revoked in roster {roster}"]
