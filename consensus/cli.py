@@ -36,7 +36,7 @@ from consensus.messages import ExecState
 from consensus.model import DIMENSIONS, Outcome, Urgency, Vote
 from consensus.quorum import QuorumKind, parse_quorum
 
-__all__ = ["exit_code", "register", "render", "to_json"]
+__all__ = ["exit_code", "register", "render", "seconds_arg", "to_json"]
 
 _SHORT = ("URG", "IMP", "RISK", "CONF", "NOV")  # the five dimensions, in DIMENSIONS order
 
@@ -49,7 +49,8 @@ def _quorum(text: str) -> str:
     return text
 
 
-def _timeout(text: str) -> float:
+def seconds_arg(text: str) -> float:
+    """An argparse type: seconds in (0, 3600] (a deadline or a wait of a command)."""
     try:
         value = float(text)
     except ValueError:
@@ -95,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=_timeout,
+        type=seconds_arg,
         default=5.0,
         metavar="S",
         help="the vote's deadline, and then the wait for the executor (default 5)",

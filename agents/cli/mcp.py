@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from agents.runtime.client import AgentClient
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, run_until_stopped
 from amcp.errors import ConfigError
+from consensus.cli import seconds_arg
 
 __all__ = ["register"]
 
@@ -26,16 +27,6 @@ def _host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8765, not {text!r}")
     return host.strip("[]"), int(port)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be seconds in (0, 3600], not {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,21 +64,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--vote-timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=10.0,
         metavar="S",
         help="deadline of the vote on a destructive call (default 10)",
     )
     serve.add_argument(
         "--call-timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=30.0,
         metavar="S",
         help="how long a tool call may take (default 30)",
     )
     serve.add_argument(
         "--refresh",
-        type=_seconds,
+        type=seconds_arg,
         default=1.0,
         metavar="S",
         help="seconds between looks at the member list (default 1)",

@@ -9,10 +9,11 @@ from typing import Any
 
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.cli import argv
 
-__all__ = ["bridge"]
+__all__ = ["bridge", "http_session"]
 
 
 @contextlib.asynccontextmanager
@@ -28,6 +29,17 @@ async def bridge(
     async with (
         stdio_client(params) as (read, write),
         ClientSession(read, write, message_handler=on_message) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def http_session(url: str) -> AsyncIterator[ClientSession]:
+    """An initialized ClientSession with a Streamable HTTP server at `url`."""
+    async with (
+        streamable_http_client(url) as (read, write),
+        ClientSession(read, write) as session,
     ):
         await session.initialize()
         yield session

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from typing import Any
 
 import mcp_types as types
@@ -17,9 +18,11 @@ from pydantic import BaseModel
 
 from agents import CallContext, ToolHints, tool
 from agents.runtime.catalog import BUILTIN
+from amcp.server import free_port
 from consensus import Thresholds, VotePolicy
+from tests.support.cli import start_async
 from tests.support.consensus import Members
-from tests.support.mcp import bridge
+from tests.support.mcp import bridge, http_session
 from tests.support.waiting import wait_until
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -220,3 +223,31 @@ async def test_the_list_follows_the_cluster_and_read_only_hides_the_rest(
         assert refused.is_error
         refused = await session.call_tool("s2__drop_table", {"path": "x"})
         assert refused.is_error and "read-only" in text_of(refused)
+
+
+async def test_streamable_http_serves_the_same_tools_until_sigterm(
+    members: Members, env: dict[str, str]
+) -> None:
+    await members.add("s1-a", role="s1", voter=False, tools=(BUILTIN["echo"],))
+    port = free_port()
+    proc = await start_async("mcp", "serve", "--http", f"127.0.0.1:{port}", env=env)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+
+        async def echoed() -> bool:
+            try:
+                async with http_session(url) as session:
+                    if "s1__echo" not in by_name(await session.list_tools()):
+                        return False
+                    result = await session.call_tool("s1__echo", {"text": "over http"})
+                    return result.structured_content == {"text": "over http"}
+            except Exception:  # not listening yet
+                return False
+
+        await wait_until(echoed, 30, interval=0.3, what="an echo over Streamable HTTP")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
