@@ -1,10 +1,12 @@
 """netopt: traffic analysis, adaptive batching and resilience primitives for the amcp bus.
 
 Pure and sans-I/O: every object takes explicit `now` times and returns decisions; only the
-bulkhead touches asyncio. Depends on the standard library, numpy and scipy alone.
+bulkhead touches asyncio. Depends on the standard library, numpy, scipy and lazy_loader alone.
 """
 
 import typing
+
+import lazy_loader
 
 from netopt.breaker import BreakerState, CircuitBreaker
 from netopt.bulkhead import Bulkhead
@@ -32,13 +34,12 @@ if typing.TYPE_CHECKING:
 
 # numpy and scipy take most of a second to import: the names that need them load on first
 # use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
-_LAZY = {
-    **dict.fromkeys(
-        ("MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"), "analyser"
-    ),
-    **dict.fromkeys(("Batch", "BatchAccumulator", "FlushReason"), "batcher"),
-    **dict.fromkeys(
-        (
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "analyser": ["MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"],
+        "batcher": ["Batch", "BatchAccumulator", "FlushReason"],
+        "batch_policy": [
             "NO_BATCHING",
             "AdaptiveBatching",
             "BatchingStrategy",
@@ -46,22 +47,12 @@ _LAZY = {
             "FixedBatching",
             "PolicyLimits",
             "choose_policy",
-        ),
-        "batch_policy",
-    ),
-    "TrafficSampler": "sampler",
-    **dict.fromkeys(("ClassHold", "Hysteresis", "stable_class"), "stable"),
-    **dict.fromkeys(("FamilyTraffic", "describe_traffic"), "traffic"),
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'netopt' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"netopt.{module}"), name)
+        ],
+        "sampler": ["TrafficSampler"],
+        "stable": ["ClassHold", "Hysteresis", "stable_class"],
+        "traffic": ["FamilyTraffic", "describe_traffic"],
+    },
+)
 
 
 __all__ = [

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"]
 
@@ -76,7 +78,10 @@ def analyse(
     counts: np.ndarray, bin_seconds: float, thresholds: ClassThresholds = ClassThresholds()
 ) -> Analysis:
     """Analyse message counts per bin (oldest first, at least MIN_BINS of them)."""
-    from scipy import signal  # here, not at the top: importing scipy.signal takes ~0.6 s
+    # here, not at the top: numpy and scipy.signal take most of a second to import, and
+    # the types above are all that a bus with batching off needs of this module
+    import numpy as np
+    from scipy import signal
 
     x = np.asarray(counts, dtype=np.float64)
     n = x.size
@@ -127,6 +132,7 @@ def _flatness(y: np.ndarray, fs: float) -> float:
     the flatness of white noise near exp(-Euler gamma) = 0.56; averaging segments lifts it
     to about 0.9, so the number means what it says.
     """
+    import numpy as np
     from scipy import signal
 
     _, power = signal.welch(
@@ -150,6 +156,7 @@ def _best_period(
     Candidates include peaks down to a tenth of the highest, because the harmonics of a
     narrow pulse train are as strong as its fundamental.
     """
+    import numpy as np
     from scipy import signal
 
     n = y.size

@@ -7,8 +7,10 @@ current bin; the numpy ring buffers are written once per bin change, never per m
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TrafficSampler"]
 
@@ -19,6 +21,8 @@ class _Family:
     __slots__ = ("bin", "byte_ring", "count", "count_ring", "first_bin", "nbytes")
 
     def __init__(self, bin_index: int, bins: int) -> None:
+        import numpy as np  # here, not on import: a bus with batching off never samples
+
         self.bin = bin_index
         self.first_bin = bin_index
         self.count = 0
@@ -106,6 +110,8 @@ class TrafficSampler:
         state.nbytes = 0
 
     def _series(self, family: str, now: float, *, bytes_: bool) -> np.ndarray:
+        import numpy as np
+
         state = self._families.get(family)
         if state is None:
             return np.zeros(0, dtype=np.int64)

@@ -13,12 +13,10 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
-from amcp.batching import BatchingMode
-from amcp.bus import Bus
 from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import (
     AmcpError,
@@ -31,8 +29,13 @@ from amcp.errors import (
 from amcp.identity import IDENTITY_ENV, Identity
 from amcp.keyring import Keyring
 from amcp.roster import DEFAULT_ROSTER_PATH, ROSTER_ENV, Roster, roster_path
-from amcp.sealing import seal_patterns_from_env
-from amcp.settings import Settings
+
+# The bus (nats, numpy) and the settings (pydantic) are imported by the functions that
+# connect, so that `amcp --help` and the commands that never connect start at once.
+if TYPE_CHECKING:
+    from amcp.batching import BatchingMode
+    from amcp.bus import Bus
+    from amcp.settings import Settings
 
 __all__ = [
     "EXIT_DENIED",
@@ -146,6 +149,8 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from amcp.settings import Settings
+
     try:
         return Settings.resolve(
             getattr(args, "nats", None),
@@ -190,6 +195,9 @@ async def connect(
 ) -> Bus:
     """A bus from the connection options; `batching="adaptive"` for long-lived processes
     (agents, `ctx serve`): a one-shot command sends too little for it to pay."""
+    from amcp.bus import Bus
+    from amcp.sealing import seal_patterns_from_env
+
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
     identity, roster = identity_from(args)

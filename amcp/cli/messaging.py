@@ -8,7 +8,6 @@ import contextlib
 import json
 import sys
 
-from amcp.bus import Message
 from amcp.cli.common import (
     EXIT_OK,
     EXIT_TIMEOUT,
@@ -19,6 +18,7 @@ from amcp.cli.common import (
     parse_json_arg,
     run_until_stopped,
 )
+from amcp.message import Message
 from amcp.subjects import validate_subject
 
 

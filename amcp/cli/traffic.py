@@ -17,13 +17,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from amcp.batching import BUS_LIMITS, subject_family
-from amcp.bus import Message
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
 from amcp.cli.table import format_table
 from amcp.errors import ConfigError
+from amcp.message import Message
 from amcp.subjects import validate_subject
 from netopt import MIN_BINS, BatchPolicy, FamilyTraffic, TrafficSampler, describe_traffic
 
@@ -154,6 +152,7 @@ def _plot(sampler: TrafficSampler, report: list[FamilyTraffic], now: float, path
     """One panel per family (the busiest few): the detrended, Hamming-windowed
     periodogram the analyser looks at, with the dominant period marked."""
     import matplotlib
+    import numpy as np
     from scipy import signal
 
     matplotlib.use("Agg")
