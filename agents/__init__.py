@@ -33,6 +33,7 @@ if typing.TYPE_CHECKING:
         ToolDefinitionError,
         ToolFailed,
         ToolInputError,
+        ToolUnavailable,
         Unclaimed,
         UnknownTool,
     )
@@ -69,6 +70,7 @@ __getattr__, __dir__, _ = lazy_loader.attach(
             "ToolDefinitionError",
             "ToolFailed",
             "ToolInputError",
+            "ToolUnavailable",
             "Unclaimed",
             "UnknownTool",
         ],
@@ -120,6 +122,7 @@ __all__ = [
     "ToolFailed",
     "ToolHints",
     "ToolInputError",
+    "ToolUnavailable",
     "Unclaimed",
     "UnknownTool",
     "load_extensions",

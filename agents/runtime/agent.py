@@ -195,6 +195,7 @@ class Agent:
         self.membership = Membership(self.store)
         await self.audit.open()
         for extension in self.extensions:
+            await extension.prepare()
             for t in extension.tools():
                 self.tools.add(t)
         if self.config.metrics_port is not None:

@@ -12,6 +12,7 @@
             ├── AgentDraining       draining: shutting down, no new work
             ├── BadRequest          bad_request: not a tool call
             ├── Unclaimed           unclaimed: could not claim it, not run
+            ├── ToolUnavailable     unavailable: what the tool needs is down (a mounted server)
             └── ToolFailed          failed: the tool raised or its output did not fit
 
 The tool-call errors mirror the `code` of an error reply, so a caller gets the same class
@@ -35,6 +36,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFailed",
     "ToolInputError",
+    "ToolUnavailable",
     "Unclaimed",
     "UnknownTool",
     "error_for_code",
@@ -105,6 +107,13 @@ class Unclaimed(ToolCallError):
     code = "unclaimed"
 
 
+class ToolUnavailable(ToolCallError):
+    """The tool cannot run now: what it needs is down (an external MCP server it mounts is
+    being restarted, or was given up on). Not run; the agent itself is fine."""
+
+    code = "unavailable"
+
+
 class ToolFailed(ToolCallError):
     """The tool ran and raised, or returned output that does not fit its output model."""
 
@@ -120,6 +129,7 @@ _BY_CODE: dict[str, type[ToolCallError]] = {
         AgentDraining,
         BadRequest,
         Unclaimed,
+        ToolUnavailable,
         ToolFailed,
     )
 }

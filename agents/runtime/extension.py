@@ -36,6 +36,10 @@ class Extension:
 
     name: str = "extension"
 
+    async def prepare(self) -> None:
+        """Called once before `tools()`, before the agent joins: get ready what the tools
+        come from (an external MCP server to list them from). Raise to refuse to start."""
+
     def tools(self) -> Iterable[Tool]:
         """Tools to serve; registered before the agent starts answering."""
         return ()

@@ -1,7 +1,9 @@
 """Tools: what an agent can be asked to do, with pydantic input and output models.
 
 A tool has a name, a description, an input model, an output model, examples, whether it
-is read-only, and an async handler `(args, ctx) -> output`. Its JSON schemas and examples
+is read-only, and an async handler `(args, ctx) -> output`. Either model may instead be a
+raw JSON schema (a mapping; agents.runtime.rawschema), as an external MCP server's tools
+have: the handler then gets the validated plain data. Its JSON schemas and examples
 are published over the bus (`describe`), so a caller can find out how to call it; bad
 input is answered with the validation errors, never with silence.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.runtime.errors import ToolDefinitionError, ToolFailed, ToolInputError
 from agents.runtime.handle import AgentHandle
+from agents.runtime.rawschema import RawSchema
 
 __all__ = ["NO_INPUT", "CallContext", "Example", "Tool", "ToolHints", "ToolRegistry", "tool"]
 
@@ -100,8 +103,8 @@ class Tool:
 
     name: str
     description: str
-    input_model: type[BaseModel]
-    output_model: type[BaseModel]
+    input_model: type[BaseModel] | Mapping[str, Any]  # or a raw JSON schema
+    output_model: type[BaseModel] | Mapping[str, Any]
     handler: Handler
     examples: tuple[Example, ...] = ()
     pooled: bool = True  # runs inside the agent's bounded pool; False for cheap queries
@@ -110,29 +113,59 @@ class Tool:
     # call through a queue group is claimed first, so it runs at most once in the cluster.
     read_only: bool = False
     hints: ToolHints = ToolHints()
+    # Why the tool cannot be called now, or None when it can (a mounted MCP server that is
+    # down): asked on each `describe`, so the spec says whether it is available.
+    availability: Callable[[], str | None] | None = None
     _schema: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _raw: dict[str, RawSchema] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ToolDefinitionError(
                 f"invalid tool name {self.name!r}: lowercase letters, digits, '_', '.', '-'"
             )
-        for model in (self.input_model, self.output_model):
-            if not (isinstance(model, type) and issubclass(model, BaseModel)):
-                raise ToolDefinitionError(f"tool {self.name}: {model!r} is not a pydantic model")
+        for side, model in (("input", self.input_model), ("output", self.output_model)):
+            if isinstance(model, Mapping):
+                try:
+                    self._raw[side] = RawSchema(model)
+                except ValueError as exc:
+                    raise ToolDefinitionError(f"tool {self.name}: {side}: {exc}") from None
+            elif not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise ToolDefinitionError(
+                    f"tool {self.name}: {model!r} is not a pydantic model nor a JSON schema"
+                )
         if self.read_only and self.hints.destructive:
             raise ToolDefinitionError(f"tool {self.name}: a read-only tool cannot be destructive")
         if not inspect.iscoroutinefunction(self.handler):
             raise ToolDefinitionError(f"tool {self.name}: the handler must be an async function")
         for example in self.examples:
-            try:
-                self.input_model.model_validate(example.input)
-                if example.output is not None:
-                    self.output_model.model_validate(example.output)
-            except ValidationError as exc:
-                raise ToolDefinitionError(
-                    f"tool {self.name}: an example does not fit its model: {exc}"
-                ) from None
+            pairs = [("input", example.input)]
+            if example.output is not None:
+                pairs.append(("output", example.output))
+            for side, value in pairs:
+                if errors := self._errors(side, value):
+                    raise ToolDefinitionError(
+                        f"tool {self.name}: an example does not fit its {side} model: "
+                        f"{errors[0]['msg']}"
+                    )
+
+    def _model(self, side: str) -> type[BaseModel]:
+        return self.input_model if side == "input" else self.output_model  # type: ignore[return-value]
+
+    def _errors(self, side: str, value: Any) -> list[dict[str, Any]]:
+        """Why `value` does not fit the input or output side, in one shape for both kinds."""
+        raw = self._raw.get(side)
+        if raw is not None:
+            return raw.errors(value)
+        try:
+            self._model(side).model_validate(value)
+        except ValidationError as exc:
+            return validation_details(exc)
+        return []
+
+    def _json_schema(self, side: str) -> dict[str, Any]:
+        raw = self._raw.get(side)
+        return raw.schema if raw is not None else self._model(side).model_json_schema()
 
     def spec(self) -> dict[str, Any]:
         """Name, description, JSON schemas and examples: what `describe` publishes."""
@@ -140,31 +173,50 @@ class Tool:
             self._schema.update(
                 name=self.name,
                 description=self.description,
-                input_schema=self.input_model.model_json_schema(),
-                output_schema=self.output_model.model_json_schema(),
+                input_schema=self._json_schema("input"),
+                output_schema=self._json_schema("output"),
                 examples=[e.to_wire() for e in self.examples],
                 pooled=self.pooled,
                 read_only=self.read_only,
                 hints=self.hints.to_wire(self.read_only),
             )
-        return dict(self._schema)
+        doc = dict(self._schema)
+        if self.availability is not None and (why := self.availability()) is not None:
+            doc.update(available=False, unavailable=why)
+        else:
+            doc["available"] = True
+        return doc
 
-    def parse_input(self, raw: Any) -> BaseModel:
-        """The validated input; ToolInputError with pydantic's reasons otherwise."""
+    def parse_input(self, raw: Any) -> Any:
+        """The validated input (the model, or the plain data a raw schema accepts);
+        ToolInputError with the validator's reasons otherwise."""
+        schema = self._raw.get("input")
         try:
-            return self.input_model.model_validate(raw)
+            if schema is None:
+                return self.input_model.model_validate(raw)  # type: ignore[union-attr]
+            if not (details := schema.errors(raw)):
+                return raw
         except ValidationError as exc:
             details = validation_details(exc)
-            first = details[0]
-            where = ".".join(str(p) for p in first["loc"]) or "input"
-            raise ToolInputError(
-                f"invalid input for {self.name}: {where}: {first['msg']}"
-                + (f" (and {len(details) - 1} more)" if len(details) > 1 else ""),
-                details=details,
-            ) from None
+        first = details[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise ToolInputError(
+            f"invalid input for {self.name}: {where}: {first['msg']}"
+            + (f" (and {len(details) - 1} more)" if len(details) > 1 else ""),
+            details=details,
+        )
 
     def dump_output(self, output: Any) -> Any:
         """The output as plain data, checked against the output model."""
+        schema = self._raw.get("output")
+        if schema is not None:
+            if errors := schema.errors(output):
+                where = ".".join(str(p) for p in errors[0]["loc"]) or "output"
+                raise ToolFailed(
+                    f"tool {self.name} returned output that does not fit its schema: "
+                    f"{where}: {errors[0]['msg']}"
+                )
+            return output
         try:
             model = (
                 output
