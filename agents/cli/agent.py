@@ -13,10 +13,12 @@ import base64
 import logging
 import os
 import sys
+from dataclasses import astuple
 from pathlib import Path
 
 from agents.cli.own_identity import NEW_IDENTITY_FILE, enroll_command, own_identity, standing
 from agents.cluster.identities import roles_of
+from agents.process.mcpspec import parse_mcp_server, parse_mcp_servers
 from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
 from agents.runtime.agent import Agent
 from agents.runtime.config import AgentConfig
@@ -48,6 +50,22 @@ def _executes(text: str) -> tuple[str, str]:
     if not action or not tool:
         raise argparse.ArgumentTypeError(f"expected ACTION=TOOL, not {text!r}")
     return action, tool
+
+
+def _mcp_server(text: str) -> str:
+    try:
+        parse_mcp_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _mcp_servers(texts: list[str]) -> tuple[str, ...]:
+    try:
+        parse_mcp_servers(texts)  # each checked by argparse; here: each name once
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return tuple(texts)
 
 
 def build_parser() -> Parser:
@@ -85,6 +103,15 @@ def _identity_options(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="ACTION=TOOL",
         help="run TOOL once when a quorum commits ACTION (agents.vsm.voting)",
+    )
+    p.add_argument(
+        "--mcp",
+        type=_mcp_server,
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="mount an MCP server's tools as NAME.tool: run COMMAND (stdio) or connect to "
+        "NAME=http(s)://... (Streamable HTTP); restarted within the supervision budget below",
     )
 
 
@@ -172,6 +199,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         voter=args.voter,
         restarts=int(os.environ.get(RESTARTS_ENV, "0") or 0),
         extra={"executes": dict(args.executes)} if args.executes else {},
+        mcp=_mcp_servers(args.mcp),
+        mcp_restarts=astuple(restart_policy(args)) if args.mcp else None,
     )
 
 

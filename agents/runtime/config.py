@@ -29,6 +29,9 @@ class AgentConfig:
     metrics_host: str = "127.0.0.1"
     voter: bool = False  # load_extensions sets it for a role that always votes (Role.voter)
     restarts: int = 0  # how often a supervisor restarted this agent
+    mcp: tuple[str, ...] = ()  # NAME=COMMAND or NAME=URL: MCP servers mounted as its tools
+    # their restart budget: max restarts, window, base and max delay (RestartPolicy's order)
+    mcp_restarts: tuple[int, float, float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
