@@ -1,5 +1,6 @@
-"""`amcp log`: the last entries of the cluster-wide audit stream, oldest first. Entries that
-fail their signature checks are skipped and counted on stderr."""
+"""`amcp log`: the last entries of the cluster-wide audit stream, oldest first. Frames that
+fail the MAC or replay checks are skipped and counted on stderr; each entry shown is marked
+verified (its agent's identity signature checks out against the roster) or UNVERIFIED."""
 
 from __future__ import annotations
 
@@ -17,18 +18,29 @@ from amcp.errors import ConfigError
 
 __all__ = ["register"]
 
+_UNVERIFIED = (
+    "unsigned",
+)  # read_cluster_log's counts of frames shown unverified (with identity_*)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     logcmd = sub.add_parser(
         "log",
         help="read the cluster's audit log",
-        description="Print the last entries of the cluster-wide audit stream, oldest first; "
-        "entries that fail signature checks are skipped and counted on stderr.",
+        description="Print the last entries of the cluster-wide audit stream, oldest first, "
+        "each marked verified (signed by its agent's identity, per the roster) or UNVERIFIED "
+        "(anyone holding the cluster key could have written it); frames that fail the MAC or "
+        "replay checks are skipped and counted on stderr.",
     )
     logcmd.add_argument(
         "--count", type=int, default=100, metavar="N", help="the last N entries (default 100)"
     )
     logcmd.add_argument("--agent", metavar="ID", help="only this agent's entries")
+    logcmd.add_argument(
+        "--verified-only",
+        action="store_true",
+        help="leave out entries whose identity signature does not verify",
+    )
     add_connection_options(logcmd)
     logcmd.set_defaults(func=cmd_log)
 
@@ -42,9 +54,10 @@ def _render_entry(entry: AuditEntry) -> str:
         for k, v in r.items()
         if k not in ("ts", "agent", "role", "event", "n")
     )
+    mark = "verified" if entry.verified else "UNVERIFIED"
     return (
-        f"#{entry.stream_seq}.{entry.index} {when}.{ms:03d} {entry.agent} ({r.get('role', '?')}) "
-        f"{entry.event} {rest}".rstrip()
+        f"#{entry.stream_seq}.{entry.index} [{mark}] {when}.{ms:03d} {entry.agent} "
+        f"({r.get('role', '?')}) {entry.event} {rest}".rstrip()
     )
 
 
@@ -56,23 +69,40 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         bus: Bus = await connect(args)
+        checked = bus.verifier is not None
+        if args.verified_only and not checked:
+            await bus.close()
+            raise ConfigError("--verified-only needs a roster (--roster PATH or AMCP_ROSTER)")
         try:
-            entries, rejected = await read_cluster_log(bus, count=args.count, agent=args.agent)
+            entries, counts = await read_cluster_log(bus, count=args.count, agent=args.agent)
         finally:
             await bus.close()
+        if args.verified_only:
+            entries = [e for e in entries if e.verified]
         if args.json:
             for e in entries:
-                emit({"seq": e.stream_seq, "i": e.index, "signer": e.signer, **e.record}, True)
+                head = {"seq": e.stream_seq, "i": e.index, "signer": e.signer}
+                emit({**head, "verified": e.verified, **e.record}, True)
         else:
             for e in entries:
                 print(_render_entry(e))
             if not entries:
                 print("(no audit entries)")
-        if rejected:
+        unverified = {k: v for k, v in counts.items() if k.startswith("identity_")}
+        skipped = {k: v for k, v in counts.items() if k not in unverified}
+        if skipped:
             print(
-                f"amcp: skipped stored entries that failed verification: {rejected}",
+                f"amcp: skipped stored frames that failed verification: {skipped}", file=sys.stderr
+            )
+        if not checked:
+            print(
+                "amcp: no roster (--roster, AMCP_ROSTER): identity checks are off, no entry "
+                "is verified",
                 file=sys.stderr,
             )
+        elif unverified:
+            hidden = "left out" if args.verified_only else "marked UNVERIFIED"
+            print(f"amcp: frames {hidden}, by reason: {unverified}", file=sys.stderr)
         return EXIT_OK
 
     return asyncio.run(main())

@@ -18,6 +18,14 @@ stores messages in the order the server receives them, so the outcome is in the 
 before anything its caller does after hearing of it (cause before effect across agents)
 without waiting a round trip. Acknowledgements are awaited in the background; a failed stream
 write is logged and counted, and the entries stay in the JSONL file.
+
+The frame MAC only says "a holder of the cluster key", so an agent with an identity
+(`bus.identity`) also signs each frame's entries as one identity batch (record type
+"audit" each): the body is {"entries": [...], "sig": ...}. `read_cluster_log` marks each
+entry verified or not against the roster (`bus.verifier`; a bare list, the older body,
+is unverified) and judges unverified frames by a replay window of their own, so a forged
+frame in an agent's name (a far-future epoch) cannot close the window its genuine ones
+are judged by.
 """
 
 from __future__ import annotations
@@ -35,12 +43,23 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime.subjects import AgentSubjects
+from amcp.attest import IdentityVerdict, IdentityVerifier, sign_batch
 from amcp.bus import Bus
+from amcp.envelope import Envelope, Reason
 from amcp.errors import AmcpError, EncodeError, FrameRejected
+from amcp.identity import Identity
 from amcp.protocol import Opener, RejectionStats
 from amcp.replay import ReplayGuard
 
-__all__ = ["AuditEntry", "AuditEvent", "AuditLog", "read_cluster_log", "read_local_log"]
+__all__ = [
+    "AuditEntry",
+    "AuditEvent",
+    "AuditLog",
+    "read_cluster_log",
+    "read_local_log",
+    "signed_body",
+    "verify_body",
+]
 
 log = logging.getLogger("agents.runtime.audit")
 AUDIT_FILE = "audit.jsonl"
@@ -75,6 +94,7 @@ class AuditEntry:
     index: int
     signer: str
     record: dict[str, Any]
+    verified: bool = False  # its frame's identity signature is `signer`'s, per the roster
 
     @property
     def agent(self) -> str:
@@ -83,6 +103,32 @@ class AuditEntry:
     @property
     def event(self) -> str:
         return str(self.record.get("event", ""))
+
+
+def signed_body(identity: Identity | None, entries: list[dict[str, Any]]) -> Any:
+    """The stream body of a frame of `identity`'s entries: {"entries", "sig"} with one
+    batch signature over them all, or the bare list when there is no identity.
+    ValueError for an entry with no canonical form (attest.signing_input)."""
+    if identity is None:
+        return entries
+    return {"entries": entries, "sig": sign_batch(identity, [("audit", e) for e in entries])}
+
+
+def verify_body(
+    verifier: IdentityVerifier | None, signer: str, body: Any
+) -> tuple[list[Any], IdentityVerdict | None]:
+    """The entries of a stored body and whether `signer` signed them: the verdict, or
+    None when there is nothing to check (no verifier, or an unsigned body: a bare list,
+    as agents without an identity write)."""
+    entries = body.get("entries") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        return (body if isinstance(body, list) else [body]), None
+    if verifier is None:
+        return entries, None
+    sig = body.get("sig")
+    if not isinstance(sig, bytes):
+        return entries, IdentityVerdict.MALFORMED
+    return entries, verifier.verify_batch(signer, [("audit", e) for e in entries], sig)
 
 
 Then = Callable[[], Awaitable[Any]]
@@ -116,6 +162,7 @@ class AuditLog:
         self.path = None if data_dir is None else Path(data_dir) / AUDIT_FILE
         self.recorded = 0
         self.stream_failures = 0
+        self.unsigned = 0  # entries sent without an identity signature though it has one
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(max_pending)
         self._file: Any = None
         self._writer: asyncio.Task[None] | None = None
@@ -244,7 +291,8 @@ class AuditLog:
     async def _send(self, entries: list[dict[str, Any]]) -> list[tuple[Awaitable[int], int]]:
         """Hand a batch to the stream as one signed frame (halved if too big for one)."""
         try:
-            stored = await self.bus.streams.send(self.subject, entries, kind="audit")
+            body = self._body(entries)
+            stored = await self.bus.streams.send(self.subject, body, kind="audit")
         except EncodeError:
             if len(entries) == 1:
                 self._failed(1, "an entry too large for a frame")
@@ -255,6 +303,19 @@ class AuditLog:
             self._failed(len(entries), str(exc))
             return []
         return [(stored, len(entries))]
+
+    def _body(self, entries: list[dict[str, Any]]) -> Any:
+        identity = self.bus.identity
+        if identity is not None and identity.agent_id != self.agent_id:
+            identity = None  # it could not sign as this log's agent anyway
+        try:
+            return signed_body(identity, entries)
+        except ValueError as exc:  # a field with no canonical form: better unverified than lost
+            self.unsigned += len(entries)
+            log.warning(
+                "%d audit entries of %s sent unsigned: %s", len(entries), self.agent_id, exc
+            )
+            return entries
 
     async def _confirm(
         self, sent: list[tuple[Awaitable[int], int]], slots: asyncio.Semaphore
@@ -276,38 +337,80 @@ class AuditLog:
         )
 
 
-def _verifier(bus: Bus, stats: RejectionStats) -> Opener:
-    """An Opener for stored frames: MAC and key as always, no skew limit (a log is old by
-    design); its own replay window still drops a frame stored twice."""
-    guard = ReplayGuard(4096, _TEN_YEARS_MS)
-    return Opener(bus.keyring, limits=bus.limits, stats=stats, guard=guard)
+class _MacOnly:
+    """The guard of an Opener that checks the MAC and shape only: which replay window a
+    stored frame is judged by depends on its identity signature, known after opening."""
+
+    def check(self, *_: Any) -> None:
+        return None
+
+    def commit(self, *_: Any) -> None:
+        return None
+
+
+class _Windows:
+    """Replay judgement of stored frames, apart for verified and unverified ones. A
+    verified frame is dropped only if its signature was seen already (stored twice, or
+    re-wrapped in a new envelope by a key holder): nothing about its envelope, which the
+    identity signature does not cover, decides. Unverified frames have a window of their
+    own (no skew limit: a log is old by design), so whatever they claim in a sender's
+    name hides only other unverified frames."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.unverified = ReplayGuard(4096, _TEN_YEARS_MS)
+        self.signatures: set[bytes] = set()
+
+    def refuse(self, env: Envelope, signature: bytes | None) -> str | None:
+        """Why the frame is not shown (a Reason), or None; it is then recorded."""
+        if signature is not None:
+            if signature in self.signatures:
+                return Reason.REPLAY
+            self.signatures.add(signature)
+            return None
+        fields = (env.sender, env.epoch, env.seq, env.ts_ms, self.now_ms)
+        reason = self.unverified.check(*fields)
+        if reason is None:
+            self.unverified.commit(*fields)
+        return reason
 
 
 async def read_cluster_log(
     bus: Bus, *, count: int | None = None, agent: str | None = None, timeout: float = 2.0
 ) -> tuple[list[AuditEntry], dict[str, int]]:
-    """The last `count` verified entries (of one agent, or all), oldest first, and the
-    counts of stored frames that failed verification, by reason."""
+    """The last `count` entries (of one agent, or all), oldest first, each marked
+    verified or not, and counts by reason of stored frames that were skipped (MAC, key,
+    shape, replay, wrong sender) or shown unverified (`identity_<verdict>`, `identity_unsigned`)."""
     subjects = AgentSubjects(bus.subjects)
     subject = subjects.audit(agent) if agent else None
     frames = await bus.streams.read(
         subjects.audit_stream, subject=subject, last=count, timeout=timeout
     )
     stats = RejectionStats()
-    opener = _verifier(bus, stats)
+    opener = Opener(bus.keyring, limits=bus.limits, stats=stats, guard=_MacOnly())
+    windows = _Windows(int(time.time() * 1000))
     entries: list[AuditEntry] = []
     for seq, subj, frame in frames:
         try:
             env = opener.open(subj, frame)
         except FrameRejected:
             continue
-        batch = env.body if isinstance(env.body, list) else [env.body]
+        batch, verdict = verify_body(bus.verifier, env.sender, env.body)
         if subj != subjects.audit(env.sender) or not all(
             isinstance(r, dict) and r.get("agent") == env.sender for r in batch
         ):
             stats.counts["wrong_sender"] += 1  # signed by one agent, claiming another
             continue
-        entries.extend(AuditEntry(seq, i, env.sender, r) for i, r in enumerate(batch))
+        verified = verdict is IdentityVerdict.OK
+        reason = windows.refuse(env, env.body["sig"] if verified else None)
+        if reason is not None:
+            stats.counts[reason] += 1
+            continue
+        if bus.verifier is not None and not verified:
+            stats.counts[
+                "identity_unsigned" if verdict is None else f"identity_{verdict.value}"
+            ] += 1
+        entries.extend(AuditEntry(seq, i, env.sender, r, verified) for i, r in enumerate(batch))
     if count is not None:
         entries = entries[-count:]
     return entries, {k: v for k, v in stats.as_dict().items() if v}
