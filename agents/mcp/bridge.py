@@ -4,7 +4,8 @@ every live agent's), and what a call of one of them does. Answers are result doc
 
 The tool list follows the cluster: `refresh` asks a live agent for the member list (as
 `amcp members` does) and describes each live agent it has not described yet (as `amcp
-tools` does), again when its version or capabilities change.
+tools` does), again when its version or capabilities change, and every `redescribe`
+seconds anyway (a tool's availability changes with nothing else).
 
 Auto mode: a call of an agent tool whose hints say destructive is put to a quorum vote
 first (the tool call is the action and payload) and runs only if committed.
@@ -13,6 +14,7 @@ first (the tool call is the action and payload) and runs only if committed.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -61,6 +63,7 @@ class Bridge:
         call_timeout: float = 30.0,
         vote_timeout: float = 10.0,
         vote_quorum: str = "majority",
+        redescribe: float = 5.0,
     ) -> None:
         self.services = services
         self.read_only = read_only
@@ -68,13 +71,15 @@ class Bridge:
         self.call_timeout = call_timeout
         self.vote_timeout = vote_timeout
         self.vote_quorum = vote_quorum
+        self.redescribe = redescribe
         self.builtins: dict[str, Tool] = {
             t.name: t
             for t in builtin_tools(services, allow_tasks=allow_tasks)
             if t.read_only or not read_only
         }
         self.catalog = Catalog.empty()
-        self._described: dict[str, tuple[tuple[Any, ...], str, list[dict[str, Any]]]] = {}
+        # agent id -> (what would make it describe again, when described, role, tool specs)
+        self._described: dict[str, tuple[tuple[Any, ...], float, str, list[dict[str, Any]]]] = {}
         self._builtin_entries = [
             tool_entry(
                 t.name,
@@ -109,19 +114,22 @@ class Bridge:
         else:
             live = [m for m in view.members if m.state == "running" and m.liveness != "dead"]
         described = {}
+        now = time.monotonic()
         for m in live:
             stamp = (m.role, m.version, tuple(m.capabilities))
             known = self._described.get(m.id)
-            if known is None or known[0] != stamp:
+            if known is None or known[0] != stamp or now - known[1] >= self.redescribe:
                 try:
                     d = await client.describe(m.id)
-                except AmcpError as exc:  # not answering yet: next time
+                except AmcpError as exc:  # not answering now: keep what it said, if anything
                     log.debug("describe %s: %s", m.id, exc)
-                    continue
-                known = (stamp, d.role, d.tools)
+                    if known is None:
+                        continue
+                else:
+                    known = (stamp, now, d.role, d.tools)
             described[m.id] = known
         self._described = described
-        catalog = build_catalog({a: (role, tools) for a, (_, role, tools) in described.items()})
+        catalog = build_catalog({a: (role, tools) for a, (_, _, role, tools) in described.items()})
         changed = catalog.entries != self.catalog.entries
         self.catalog = catalog
         return changed

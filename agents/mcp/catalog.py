@@ -3,6 +3,8 @@
 Tools are grouped by role, since a call goes to the role's queue group like `amcp call
 ROLE TOOL`; where only some agents of a role have a tool (their capabilities differ), the
 call goes to the first of those by id instead, so it never lands on one that lacks it.
+A tool an agent describes as unavailable (a mounted MCP server that is down) counts as
+one that agent lacks: it is offered while some agent of the role can run it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def build_catalog(described: Mapping[str, tuple[str, Sequence[Mapping[str, Any]]
         role_agents.setdefault(role, []).append(agent)
         for spec in tools:
             name = spec.get("name")
-            if not isinstance(name, str) or name in HIDDEN:
+            if not isinstance(name, str) or name in HIDDEN or spec.get("available") is False:
                 continue
             specs.setdefault((role, name), spec)  # the first agent's, by id
             holders.setdefault((role, name), []).append(agent)

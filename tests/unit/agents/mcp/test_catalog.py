@@ -77,3 +77,11 @@ def test_results_and_errors() -> None:
     assert ok_result([1, 2])["structuredContent"] == {"result": [1, 2]}
     err = error_result("no agent")
     assert err == {"content": [{"type": "text", "text": "no agent"}], "isError": True}
+
+
+def test_an_unavailable_tool_is_offered_only_where_it_can_run() -> None:
+    echo = BUILTIN["echo"].spec()
+    down = {**echo, "available": False, "unavailable": "fs server restarting"}
+    split = build_catalog({"s1-a": ("s1", [down]), "s1-b": ("s1", [{**echo, "available": True}])})
+    assert split.routes["s1__echo"].target == "s1-b"
+    assert build_catalog({"s1-a": ("s1", [down])}).entries == ()
