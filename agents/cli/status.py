@@ -1,6 +1,7 @@
 """`amcp status`: the members' view of `amcp members` with each agent's load, calls and
-rejected frames, then the viability metrics, active adaptations and each agent's batching
-policy and request timeout per subject family."""
+rejected frames, then the viability metrics, active adaptations, each agent's batching
+policy and request timeout per subject family, and its identity checks (signer, roster,
+records refused by reason)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,32 @@ def render_status(view: ClusterView) -> str:
     lines = [format_table(rows), summary(view)]
     lines.append(render_viability(view.section("viability")))
     lines += _network(view)
+    lines += _identity(view)
     return "\n".join(lines)
+
+
+def _identity(view: ClusterView) -> list[str]:
+    """Each member's identity section (agents.runtime.trust.identity_status)."""
+    lines = []
+    for m in view.members:
+        ident = m.stats.get("identity")
+        if not isinstance(ident, dict):
+            continue
+        signer = ident.get("signer") or "signs nothing"
+        if not ident.get("checks"):
+            lines.append(f"  {m.id}: {signer}; checks OFF (no roster: records are not verified)")
+            continue
+        refused = {
+            **(ident.get("refused") or {}),
+            **{f"members:{k}": v for k, v in (ident.get("members_refused") or {}).items()},
+        }
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(refused.items())) or "none"
+        lines.append(
+            f"  {m.id}: {signer}; roster {ident.get('roster') or '(in memory)'} "
+            f"({ident.get('identities')} identities, {ident.get('revoked')} revoked); "
+            f"refused: {counts}"
+        )
+    return ["identity (signer; roster; records refused by reason):", *lines] if lines else []
 
 
 def _network(view: ClusterView) -> list[str]:

@@ -37,6 +37,7 @@ from agents.runtime.metrics import AgentMetrics
 from agents.runtime.serving import CallServer
 from agents.runtime.subjects import AgentSubjects, call_request
 from agents.runtime.tools import Tool, ToolRegistry
+from agents.runtime.trust import identity_status, warn_if_unchecked
 from amcp import Bus, Message, Subscription, __version__
 from amcp.errors import AmcpError, NoResponders, RequestTimeout
 from amcp.netstatus import network_status
@@ -192,7 +193,10 @@ class Agent:
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await self._store_factory(self.bus, self.id, data_dir)
-        self.membership = Membership(self.store)
+        self.membership = Membership(
+            self.store, identity=self.bus.identity, verifier=self.bus.verifier
+        )
+        warn_if_unchecked(log, self.id, self.bus.verifier)
         await self.audit.open()
         for extension in self.extensions:
             await extension.prepare()
@@ -329,6 +333,11 @@ class Agent:
                 "stream_failures": self.audit.stream_failures,
             },
             "extensions": {e.name: s for e in self.extensions if (s := e.status())},
+            "identity": identity_status(
+                self.bus.identity,
+                self.bus.verifier,
+                self.membership.refused if self.membership else {},
+            ),
             "network": network_status(self.bus),  # batching per family, RTO per family
         }
 
@@ -362,10 +371,17 @@ class Agent:
     def _on_members_changed(self) -> None:
         if self.membership is None:
             return
-        records = self.membership.records()
-        self.discovery.sync(records)
-        if self.state is LifecycleState.RUNNING and self.id not in records and self._record:
-            log.warning("agent %s is no longer in the member list; joining again", self.id)
+        self.discovery.sync(self.membership.records())
+        # Deleted, or replaced by a record this agent did not write (an insider's forgery,
+        # which the roster check leaves out): either way the roll would shrink silently.
+        if (
+            self.state is LifecycleState.RUNNING
+            and self._record
+            and self.membership.displaced(self.id)
+        ):
+            log.warning(
+                "agent %s: its member record was removed or replaced; writing it again", self.id
+            )
             self.spawn(self.membership.join(self._record.with_state(self.state.value)), "rejoin")
 
     async def _leave(self) -> None:

@@ -4,18 +4,29 @@ Every agent hosts a replica of the context store, so every agent reads the same 
 list. Joining is an explicit write on start and leaving an explicit delete on a graceful
 stop; an agent that crashes writes nothing, so it stays a member (marked dead by the
 liveness detector) until someone removes it. Quorums count majorities over this list.
+
+Any holder of the cluster key can write the map, so with a roster (`bus.verifier`) a
+record counts only if its own agent signed it (identity record type "member") and the
+roster grants the role it claims; it votes only if the roster also grants VOTER_ROLE.
+Refused records are left out and counted by reason (`Membership.refused`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from agents.runtime.errors import MembershipError
+from amcp.attest import IdentityVerdict, IdentityVerifier, sign_record
+from amcp.identity import Identity
+from amcp.roster import RosterEntry
+from consensus.record import VOTER_ROLE  # the roster role a voter needs; the tally's too
 
-__all__ = ["MEMBERS_KEY", "MemberRecord", "Membership", "Store"]
+__all__ = ["MEMBERS_KEY", "MemberCheck", "MemberRecord", "Membership", "Store"]
 
 log = logging.getLogger("agents.runtime.membership")
 MEMBERS_KEY = "agents.members"
@@ -95,22 +106,92 @@ class MemberRecord:
         return replace(self, state=state)
 
 
-class Membership:
-    """Join, leave, remove and read the member list of one replica."""
+class MemberCheck:
+    """Which member records count (pure): with no verifier, every well-formed record
+    whose id is its field; with one, only those its agent signed for a role the roster
+    grants, voting only with VOTER_ROLE. A verdict is kept until the record or its
+    roster entry changes, so a read of the list costs a comparison per member, and
+    `refused` counts each refused record once (again after a roster change), by reason:
+    `identity_<verdict>`, or `identity_voter_not_granted` for a voter claim dropped."""
 
-    def __init__(self, store: Store, *, timeout: float = 2.0) -> None:
-        self.store = store
-        self.timeout = timeout
+    def __init__(self, verifier: IdentityVerifier | None) -> None:
+        self.verifier = verifier
+        self.refused: Counter[str] = Counter()
+        self._seen: dict[str, tuple[Any, RosterEntry | None, MemberRecord | None]] = {}
 
-    def records(self) -> dict[str, MemberRecord]:
-        """The members this replica knows, by id."""
-        value = self.store.local(MEMBERS_KEY) or {}
+    def records(self, value: Mapping[str, Any]) -> dict[str, MemberRecord]:
+        """The records that count in a member map, by id."""
+        for gone in self._seen.keys() - value.keys():
+            del self._seen[gone]
         records = {}
         for agent_id, doc in value.items():
-            record = MemberRecord.from_wire(doc)
-            if record is not None and record.id == agent_id:
+            record = self.check(agent_id, doc)
+            if record is not None:
                 records[agent_id] = record
         return records
+
+    def check(self, agent_id: str, doc: Any) -> MemberRecord | None:
+        """The record of field `agent_id`, or None if it does not count."""
+        record = MemberRecord.from_wire(doc)
+        if record is None or record.id != agent_id:
+            return None
+        if self.verifier is None:
+            return record
+        entry = self.verifier.roster.get(agent_id)
+        seen = self._seen.get(agent_id)
+        if seen is not None and seen[1] is entry and seen[0] == doc:
+            return seen[2]
+        verdict = self.verifier.verify_record("member", agent_id, doc, role=record.role)
+        if verdict is not IdentityVerdict.OK:
+            self.refused[f"identity_{verdict.value}"] += 1
+            counted = None
+        elif record.voter and entry is not None and VOTER_ROLE not in entry.roles:
+            # otherwise any agent in the roster could sign itself into the voter roll
+            self.refused["identity_voter_not_granted"] += 1
+            counted = replace(record, voter=False)
+        else:
+            counted = record
+        self._seen[agent_id] = (copy.deepcopy(doc), entry, counted)
+        return counted
+
+
+class Membership:
+    """Join, leave, remove and read the member list of one replica. With `identity`,
+    the records it writes are signed; with `verifier`, the ones it reads are checked
+    (MemberCheck)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        timeout: float = 2.0,
+        identity: Identity | None = None,
+        verifier: IdentityVerifier | None = None,
+    ) -> None:
+        self.store = store
+        self.timeout = timeout
+        self.identity = identity
+        self.checker = MemberCheck(verifier)
+        self._written: dict[str, Any] = {}  # agent id -> the doc this process last wrote
+
+    @property
+    def refused(self) -> Counter[str]:
+        """Member records left out, by reason (see MemberCheck)."""
+        return self.checker.refused
+
+    def records(self) -> dict[str, MemberRecord]:
+        """The members this replica knows and that count, by id."""
+        value = self.store.local(MEMBERS_KEY)
+        return self.checker.records(value if isinstance(value, Mapping) else {})
+
+    def displaced(self, agent_id: str) -> bool:
+        """Whether the record this process wrote for `agent_id` is no longer the one in
+        the map (deleted, or replaced by a write it did not make)."""
+        if agent_id not in self._written:
+            return False
+        value = self.store.local(MEMBERS_KEY)
+        current = value.get(agent_id) if isinstance(value, Mapping) else None
+        return current != self._written[agent_id]
 
     def voters(self) -> dict[str, MemberRecord]:
         """The members that vote (what a majority is counted over)."""
@@ -121,10 +202,18 @@ class Membership:
         self.store.watch(MEMBERS_KEY, lambda *_: callback())
 
     async def join(self, record: MemberRecord, *, write: str = "local") -> None:
-        """Announce this agent (again, after a restart: the record is replaced)."""
-        await self.store.map_set(
-            MEMBERS_KEY, record.id, record.to_wire(), write=write, timeout=self.timeout
-        )
+        """Announce this agent (again, after a restart: the record is replaced), signed
+        when this process has an identity (its own record only: it cannot sign another's)."""
+        doc = record.to_wire()
+        if self.identity is not None and self.identity.agent_id == record.id:
+            try:
+                doc = sign_record(self.identity, "member", doc)
+            except ValueError as exc:  # e.g. an `extra` value with no canonical form
+                raise MembershipError(
+                    f"cannot sign the member record of {record.id}: {exc}"
+                ) from None
+        self._written[record.id] = doc
+        await self.store.map_set(MEMBERS_KEY, record.id, doc, write=write, timeout=self.timeout)
 
     async def update(self, record: MemberRecord) -> None:
         """Publish a changed record (a new lifecycle state)."""
@@ -133,6 +222,7 @@ class Membership:
     async def leave(self, agent_id: str) -> None:
         """Remove this agent on a graceful stop, and its durable replica from the store's
         members, so neither counts toward majorities any more (both rejoin on restart)."""
+        self._written.pop(agent_id, None)
         await self._drop(agent_id)
 
     async def remove(self, agent_id: str) -> MemberRecord:
