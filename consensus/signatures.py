@@ -9,9 +9,10 @@ executors and the decision log only call them.
 Each signature covers the record's wire form without its "sig" (amcp.attest), so a
 Decided's signature covers its ballots and theirs. `identity=None` signs nothing and
 `verifier=None` checks nothing (identities off: every record counts, as before). The
-authority of a decision is its ballots: a reader re-tallies it from the ballots whose
-signatures verify, and a decision that does not follow from them is refused; the
-proposer's signature only pins who wrote the record (a CLI proposer may have none).
+authority of a commit is its ballots: a reader re-tallies it from the ballots whose
+signatures verify, and a decision that does not follow from them is refused. A commit may
+come unsigned (a CLI proposer may have no identity); any other outcome also rests on the
+members its proposer names, so with identities on it needs the proposer's signature.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from amcp.attest import IdentityVerdict, IdentityVerifier, sign, unsigned
 from amcp.identity import Identity
 from consensus.errors import ConsensusError
 from consensus.messages import Decided, Execution
-from consensus.model import Vote
+from consensus.model import Outcome, Vote
 from consensus.quorum import parse_quorum
 from consensus.tally import tally, verify
 
@@ -107,15 +108,20 @@ def refusal(
     voters: Iterable[str] | None = None,
 ) -> str | None:
     """Why `decided` must not be used, or None: its own members and ballots must give its
-    outcome (tally.verify); with a verifier, its signature (if any) must verify and the
-    ballots whose signatures verify must still give that outcome. With `voters` (an
-    executor's own roll) the outcome is re-derived among them instead of its members."""
+    outcome (tally.verify); with a verifier, its signature (required unless it commits)
+    must verify and the ballots whose signatures verify must still give that outcome.
+    With `voters` (an executor's own roll) it is re-derived among them instead."""
     decision = decided.decision
     if not verify(decision):
         return "unverifiable_decision"
     verdict = check_decided(verifier, decided)
     if verdict is not IdentityVerdict.OK:
         return f"identity_{verdict}"
+    if verifier is not None and not decided.sig and decision.outcome is not Outcome.COMMITTED:
+        # only a commit's ballots prove it; a rejection or no quorum also rests on the
+        # members it names (none: no quorum), which only its proposer's signature vouches
+        # for. Unsigned, it could end the voters' leases of a proposal still in flight.
+        return "identity_unsigned"
     votes, _ = verified_votes(verifier, decision.votes)
     members = decision.members if voters is None else tuple(voters)
     if voters is None and len(votes) == len(decision.votes):

@@ -10,13 +10,10 @@ import asyncio
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.cluster.auth import ADMIN, DEFAULT_CLUSTERS, USERS
-from agents.cluster.local import LocalCluster
-from agents.cluster.secrets import ClusterSecrets
 from agents.cluster.topology import DEFAULT_AGENTS, choose_agents
-from agents.runtime.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
 from agents.runtime.subjects import AgentSubjects
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -28,6 +25,11 @@ from amcp.cli.common import (
 )
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
+
+# What the commands run (the cluster's processes, TLS, the audit stream) loads when they
+# run, not for --help.
+if TYPE_CHECKING:
+    from agents.cluster.local import LocalCluster
 
 __all__ = ["DEFAULT_DATA_DIR", "register"]
 
@@ -150,6 +152,8 @@ def _add_prepare(actions: argparse._SubParsersAction) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from agents.cluster.local import LocalCluster
+
     if not 1 <= args.nodes <= 9:
         raise ConfigError("--nodes must be 1-9")
     if args.timeout <= 0:
@@ -169,18 +173,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from agents.cluster.local import LocalCluster
+
     doc = LocalCluster.load(_resolve_dir(args)).status()
     emit(doc, args.json, _render(doc))
     return EXIT_OK if doc["up"] else EXIT_FAILED
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    from agents.cluster.local import LocalCluster
+
     cluster = LocalCluster.load(_resolve_dir(args))
     print(_exports(cluster, args.user))
     return EXIT_OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from agents.cluster.local import LocalCluster
+
     if args.timeout <= 0:
         raise ConfigError("--timeout must be > 0")
     result = LocalCluster.load(_resolve_dir(args)).down(args.timeout, purge=args.purge)
@@ -194,6 +204,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace) -> int:
+    from agents.cluster.secrets import ClusterSecrets
+
     folder = Path(args.folder).expanduser()
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     if not hosts:
@@ -214,6 +226,8 @@ def cmd_secrets(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from agents.runtime.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
+
     if args.replicas < 1:
         raise ConfigError("--replicas must be at least 1")
 

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amcp.attest import IdentityVerdict, IdentityVerifier, sign, sign_record, unsigned
+from amcp.attest import (
+    IdentityVerdict,
+    IdentityVerifier,
+    sign,
+    sign_record,
+    signing_input,
+    unsigned,
+)
 from amcp.identity import Identity
 from amcp.roster import Roster, RosterEntry
 from consensus import (
@@ -45,6 +52,7 @@ from consensus.signatures import (
 )
 from crdt.wire import pack
 from tests.support import factories
+from tests.support.vectors import doc_vectors
 
 FIVE = ("a", "b", "c", "d", "e")
 # Keys are made once: hypothesis varies the records, not the keys.
@@ -260,6 +268,18 @@ def test_a_decision_stuffed_with_forged_ballots_is_refused() -> None:
     assert refusal(check, genuine, (*FIVE, "f", "g")) == "identity_unverified_ballots"
 
 
+def test_an_outcome_other_than_a_commit_needs_its_proposers_signature() -> None:
+    """No ballot proves a no-quorum: unsigned, an insider could name no members and end the
+    voters' leases of a proposal still in flight."""
+    p = proposal()
+    nobody = decide(p, (), (), now_ms=p.created_ms)
+    assert nobody is not None and nobody.outcome == "no_quorum"
+    forged = Decided(proposal=p, decision=nobody, executor=None, decided_ms=1)
+    assert refusal(None, forged) is None  # identities off: as before
+    assert refusal(verifier(), forged) == "identity_unsigned"
+    assert refusal(verifier(), sign_decided(KEYS["prop"], forged)) is None
+
+
 def test_a_voter_signs_its_ballot_once_and_sends_that_ballot_again() -> None:
     state = VoterState("a", identity=KEYS["a"])
     context = VoterContext(role="s5", members=5, live=5, now_ms=2_000)
@@ -344,3 +364,22 @@ def test_the_log_hands_over_only_records_that_verify() -> None:
     }
     values[execution_key("p1")] = pack(sign_execution(KEYS["b"], claim).to_wire())
     assert log.execution("p1") == sign_execution(KEYS["b"], claim)
+
+
+def test_protocol_vectors_rebuild_from_the_consensus_records() -> None:
+    """docs/PROTOCOL.md, "Consensus records": each vector's record is the wire form of a
+    real Vote or Execution, signed as the voter or executor signs it."""
+    build = {
+        "ballot": (Vote.from_wire, sign_vote),
+        "execution": (Execution.from_wire, sign_execution),
+    }
+    vectors = doc_vectors("consensus-identity-vectors")
+    assert sorted(v["record_type"] for v in vectors) == ["ballot", "execution"]
+    for v in vectors:
+        decode, sign_it = build[v["record_type"]]
+        me = Identity.from_seed(v["signer"], bytes.fromhex(v["seed_hex"]))
+        record = sign_it(me, decode(v["record"]))
+        body = unsigned(record.to_wire())
+        assert body == v["record"]  # the wire form holds exactly these fields
+        assert signing_input(v["record_type"], v["signer"], body).hex() == v["signing_input_hex"]
+        assert record.sig.hex() == v["signature_hex"]
