@@ -6,12 +6,15 @@ records refused by reason)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from agents.cli.members import MEMBER_COLUMNS, member_cells, show_view, summary
-from agents.runtime.admin import ClusterView, MemberView
 from agents.vsm.viability import render_viability
 from amcp.cli.common import add_connection_options
 from amcp.cli.table import format_table
+
+if TYPE_CHECKING:  # pydantic models, for annotations only
+    from agents.runtime.admin import ClusterView, MemberView
 
 __all__ = ["register", "render_status"]
 
