@@ -18,13 +18,14 @@ within the restart budget; the agent itself stays up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from agents.process.mcpspec import McpServerSpec, mount_names, parse_mcp_servers
 from agents.process.restarts import RestartPolicy
 from agents.runtime.config import AgentConfig
-from agents.runtime.errors import ToolFailed, ToolUnavailable
+from agents.runtime.errors import ToolDefinitionError, ToolFailed, ToolUnavailable
 from agents.runtime.extension import Extension
 from agents.runtime.tools import CallContext, Tool, ToolHints
 from amcp.errors import ConfigError
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from agents.process.mcpsession import McpSession
 
 __all__ = ["CONTENT_SCHEMA", "McpMount", "extension_for", "mounted_tools", "tool_output"]
+
+log = logging.getLogger("agents.process.mcpmount")
 
 # the output of a tool that declares no output schema: its content blocks as MCP gives them
 CONTENT_SCHEMA: dict[str, Any] = {
@@ -77,11 +80,18 @@ def tool_output(result: Any, *, structured: bool, where: str) -> Any:
 
 
 def mounted_tools(session: McpSession, listing: Iterable[Any]) -> list[Tool]:
-    """An agent tool for each MCP tool `session` listed."""
+    """An agent tool for each MCP tool `session` listed; one whose schema is not a valid
+    JSON schema is left out with a warning (the server's other tools still serve)."""
     server = session.spec.name
     tools = list(listing)
     names = mount_names(server, (t.name for t in tools))
-    return [_mounted(session, t, names[t.name]) for t in tools]
+    mounted: list[Tool] = []
+    for t in tools:
+        try:
+            mounted.append(_mounted(session, t, names[t.name]))
+        except ToolDefinitionError as exc:
+            log.warning("MCP server %s: tool %r not mounted: %s", server, t.name, exc)
+    return mounted
 
 
 def _mounted(session: McpSession, mcp_tool: Any, name: str) -> Tool:

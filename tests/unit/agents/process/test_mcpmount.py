@@ -75,6 +75,15 @@ def test_the_schemas_and_description_are_the_servers() -> None:
     assert plain.spec()["output_schema"] == CONTENT_SCHEMA and plain.description == "Raw"
 
 
+def test_a_tool_with_a_broken_schema_is_left_out_not_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = McpTool(name="broken", input_schema={"type": "object", "properties": 3})
+    tools = mounted_tools(session(), [broken, mcp_tool("read")])
+    assert [t.name for t in tools] == ["fs.read"]
+    assert "tool 'broken' not mounted" in caplog.text
+
+
 def test_results_become_outputs_and_is_error_a_failure() -> None:
     text = TextContent(type="text", text="hello")
     structured = CallToolResult(content=[text], structured_content={"content": "hello"})
