@@ -18,10 +18,6 @@ from amcp.errors import ConfigError
 
 __all__ = ["register"]
 
-_UNVERIFIED = (
-    "unsigned",
-)  # read_cluster_log's counts of frames shown unverified (with identity_*)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     logcmd = sub.add_parser(
