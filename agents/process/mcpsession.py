@@ -37,7 +37,7 @@ CALL_TIMEOUT = 300.0  # one call: a hung server must not hold a pool slot for ev
 _PAGES = 100  # tools/list pages at most: a server whose cursor never ends cannot hang us
 
 
-def one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException) -> str:
     """The innermost cause of `exc` in a line (task groups wrap it in exception groups)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -122,7 +122,7 @@ class McpSession:
             await self.close()
             raise ToolUnavailable(
                 f"MCP server {self.spec.name} ({self.spec.target}) did not start: "
-                f"{one_line(self._first_error)}"
+                f"{_one_line(self._first_error)}"
             )
         return list(self.tools.values())
 
@@ -150,7 +150,7 @@ class McpSession:
                 raise ToolFailed(f"MCP server {self.spec.name}: {exc.message}") from None
             self._lose("the connection closed")
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            self._lose(one_line(exc))  # an HTTP server gone away, a broken pipe
+            self._lose(_one_line(exc))  # an HTTP server gone away, a broken pipe
         raise ToolUnavailable(
             f"MCP server {self.spec.name} went away during the call ({self.reason}); "
             "it is being restarted"
@@ -233,7 +233,7 @@ class McpSession:
                     self._first_error = exc
                     self._first.set()
                     return
-                self._lose(one_line(exc))
+                self._lose(_one_line(exc))
             if self._stop.is_set():
                 return
             self.state = "restarting"
