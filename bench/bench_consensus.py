@@ -19,7 +19,11 @@ in flight, at its defaults and tuned to a 1 ms tick.
 
     python bench/bench_consensus.py [--decisions 400] [--trials 4] [--commits 100]
                                     [--seconds 5] [--inflight 64] [--durable]
-                                    [--no-syncobj] [--json]
+                                    [--no-identities] [--no-syncobj] [--json]
+
+Identities are on by default (issue 16): each voter and the proposer sign with their own
+Ed25519 identity and check against one shared roster file (ballots, decisions, member
+records); `--no-identities` gives the figures without them (HMAC frames only).
 
 `--durable` gives the voters data directories: each is then a durable replica and the
 decision log is written with a majority of them (fsync on each). PySyncObj needs the
@@ -51,7 +55,7 @@ import nats
 
 from agents import Agent, AgentConfig
 from agents.vsm.voting import VotingExtension
-from amcp import Bus, Keyring, NatsServer
+from amcp import Bus, Identity, Keyring, NatsServer, Roster, RosterEntry
 from amcp.cli.common import run_until_stopped
 from amcp.server import free_port
 from consensus import Coordinator, Outcome
@@ -91,13 +95,21 @@ def child_raw_echo(url: str, *subjects: str) -> int:
 
 
 def child_voter(
-    url: str, keyring: str, cluster: str, agent_id: str, data_dir: str, batching: str
+    url: str,
+    keyring: str,
+    cluster: str,
+    agent_id: str,
+    data_dir: str,
+    batching: str,
+    identity: str = "",
+    roster: str = "",
 ) -> int:
     async def main(stop: asyncio.Event) -> int:
         ring = Keyring.load(keyring)
         bus = await Bus.connect(
-            url, keyring=ring, sender=agent_id, cluster=cluster, batching=batching
-        )
+            url, keyring=ring, sender=agent_id, cluster=cluster, batching=batching,
+            **identity_options(identity, roster),
+        )  # fmt: skip
         config = AgentConfig(  # a bare runtime: voting is asked for, not implied by "s5"
             role="s5",
             agent_id=agent_id,
@@ -113,6 +125,28 @@ def child_voter(
             await bus.close()
 
     return run_until_stopped(main)
+
+
+def identity_options(identity: str, roster: str) -> dict[str, Any]:
+    """Bus.connect's identity and roster from their files ("": identities off)."""
+    if not identity:
+        return {}
+    return {"identity": Identity.load(identity), "roster": Roster.load(roster)}
+
+
+def identities_up(workdir: Path, agents: list[str]) -> dict[str, str]:
+    """A key file per agent (voters get the roster's voter role s5, the proposer s3) and
+    the roster of all of them: paths by agent id, the roster under "roster"."""
+    folder = workdir / "identities"
+    paths: dict[str, str] = {}
+    roster = Roster()
+    for agent in agents:
+        identity = Identity.generate(agent)
+        paths[agent] = str(identity.save(folder / f"{agent}.json"))
+        roles = frozenset({"s3"} if agent == "proposer" else {"s5"})
+        roster.add(RosterEntry(agent, identity.public_key, roles))
+    paths["roster"] = str(roster.save(folder / "roster.json"))
+    return paths
 
 
 def syncobj_counter(port: int, peers: list[int], period: float | None, lead: bool) -> Any:
@@ -304,13 +338,15 @@ class Raw:
 
 
 async def voters_up(
-    url: str, ring_path: str, n: int, args: argparse.Namespace, workdir: Path
-) -> tuple[str, list[subprocess.Popen[str]]]:
+    url: str, ring_path: str, n: int, args: argparse.Namespace, workdir: Path,
+    ids: dict[str, str],
+) -> tuple[str, list[subprocess.Popen[str]]]:  # fmt: skip
     cluster = f"b{uuid.uuid4().hex[:8]}"
     procs = []
     for i in range(n):
         data = str(workdir / cluster / f"v{i}") if args.durable else ""
-        procs.append(spawn("--child-voter", url, ring_path, cluster, f"v{i}", data, args.batching))
+        procs.append(spawn("--child-voter", url, ring_path, cluster, f"v{i}", data, args.batching,
+                           ids.get(f"v{i}", ""), ids.get("roster", "")))  # fmt: skip
     return cluster, procs
 
 
@@ -322,11 +358,13 @@ async def decision_figures(
     n: int,
     args: argparse.Namespace,
     workdir: Path,
+    ids: dict[str, str],
 ) -> dict[str, Any]:
-    cluster, procs = await voters_up(url, ring_path, n, args, workdir)
+    cluster, procs = await voters_up(url, ring_path, n, args, workdir, ids)
     bus = await Bus.connect(
-        url, keyring=ring, sender="proposer", cluster=cluster, batching=args.batching
-    )
+        url, keyring=ring, sender="proposer", cluster=cluster, batching=args.batching,
+        **identity_options(ids.get("proposer", ""), ids.get("roster", "")),
+    )  # fmt: skip
     try:
         coordinator = await Coordinator.open(bus)
         deadline = time.monotonic() + 20
@@ -439,10 +477,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ring_path = str(ring.save(workdir / "keyring.json"))
         assert srv.pid is not None
         raw = Raw(srv.url, srv.pid)
+        agents = ["proposer", *(f"v{i}" for i in range(max(SIZES)))]
+        ids = {} if args.no_identities else identities_up(workdir, agents)
         try:
             await raw.start()
             decisions = [
-                await decision_figures(raw, srv.url, ring, ring_path, n, args, workdir)
+                await decision_figures(raw, srv.url, ring, ring_path, n, args, workdir, ids)
                 for n in SIZES
             ]
         finally:
@@ -453,6 +493,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     return {"decisions": decisions, "pysyncobj": syncobj,
             "durable": args.durable, "batching": args.batching, "cpus": os.cpu_count(),
+            "identities": not args.no_identities,
             "inflight": args.inflight,
             "load": os.getloadavg()}  # fmt: skip
 
@@ -461,7 +502,8 @@ def report(doc: dict[str, Any]) -> str:
     lines = [
         f"amcp consensus benchmark ({doc['cpus']} CPUs, load {doc['load'][0]:.1f}; voters "
         f"are agent processes; decisions recorded {doc['decisions'][0]['recorded']}; "
-        f"batching {doc['batching']}; median of the trials' p50s, p99 over all samples)",
+        f"batching {doc['batching']}; identities {'on' if doc['identities'] else 'off'}; "
+        "median of the trials' p50s, p99 over all samples)",
         "",
         f"{'voters':>6}  {'raw req/reply':>17}  {'raw scatter-gather':>24}  "
         f"{'amcp decision':>30}  {'decision/floor':>14}",
@@ -535,6 +577,11 @@ def main() -> None:
         choices=["off", "adaptive"],
         default="off",
         help="the buses' batching (amcp-agent's default is off)",
+    )
+    p.add_argument(
+        "--no-identities",
+        action="store_true",
+        help="no agent identities: ballots, decisions and member records unsigned, unchecked",
     )
     p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
     p.add_argument("--json", action="store_true")
