@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -30,11 +30,13 @@ from amcp.cli.common import (
 )
 from amcp.cli.table import format_table
 from amcp.errors import ConfigError
-from consensus.coordinator import Coordination, Coordinator
 from consensus.errors import ConsensusError, QuorumSpecError
 from consensus.messages import ExecState
 from consensus.model import DIMENSIONS, Outcome, Urgency, Vote
 from consensus.quorum import QuorumKind, parse_quorum
+
+if TYPE_CHECKING:  # the coordinator (the bus, the decision log) is imported by the command
+    from consensus.coordinator import Coordination
 
 __all__ = ["exit_code", "register", "render", "seconds_arg", "to_json"]
 
@@ -109,6 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_coordinate(args: argparse.Namespace) -> int:
+    from consensus.coordinator import Coordinator
+
     async def main() -> Coordination:
         bus = await connect(args)
         try:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -35,8 +35,10 @@ from crdt.errors import ConcernError, CrdtError, CrdtValueError, ReadConcernErro
 from crdt.hlc import epoch_ms
 from crdt.messages import check_replica_id
 from crdt.peers import MEMBERS_KEY
-from crdt.store import ContextStore
 from crdt.wire import as_name
+
+if TYPE_CHECKING:  # the store (the bus, the journal) is imported by the commands that open one
+    from crdt.store import ContextStore
 
 __all__ = ["register"]
 
@@ -238,6 +240,7 @@ def _add_replicas(cmds: argparse._SubParsersAction) -> None:
 
 def _client(args: argparse.Namespace, op: Callable[[ContextStore], Awaitable[int]]) -> int:
     """Open a short-lived replica, run `op`, map errors to exit codes."""
+    from crdt.store import ContextStore
 
     async def main() -> int:
         bus = await connect(args)
@@ -420,6 +423,8 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from crdt.store import ContextStore
+
     async def main(stop: asyncio.Event) -> int:
         bus = await connect(args, batching=batching_mode())  # $AMCP_BATCHING, off by default
         try:

@@ -9,12 +9,16 @@ import asyncio
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from agents.runtime.audit import AuditEntry, read_cluster_log
 from agents.runtime.subjects import validate_agent_id
-from amcp.bus import Bus
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, jsonable
 from amcp.errors import ConfigError
+
+# The audit reader (and with it the bus) loads when the command runs, not for --help.
+if TYPE_CHECKING:
+    from agents.runtime.audit import AuditEntry
+    from amcp.bus import Bus
 
 __all__ = ["register"]
 
@@ -58,6 +62,8 @@ def _render_entry(entry: AuditEntry) -> str:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    from agents.runtime.audit import read_cluster_log
+
     if args.count < 1:
         raise ConfigError("--count must be at least 1")
     if args.agent:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.cli.session import with_client
-from agents.runtime.admin import ClusterView, MemberView
-from agents.runtime.client import AgentClient
 from agents.runtime.errors import ToolCallError
 from agents.runtime.subjects import validate_agent_id
 from amcp.cli.common import EXIT_FAILED, EXIT_OK, add_connection_options, emit
 from amcp.cli.table import format_table
+
+if TYPE_CHECKING:  # pydantic models, for annotations only
+    from agents.runtime.admin import ClusterView, MemberView
+    from agents.runtime.client import AgentClient
 
 __all__ = [
     "MEMBER_COLUMNS",

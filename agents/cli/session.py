@@ -10,16 +10,21 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from agents.runtime.client import AgentClient
 from amcp.cli.common import EXIT_TIMEOUT, connect
 from amcp.errors import NoResponders
+
+# The client (the bus, pydantic models) loads when a command runs, not for --help.
+if TYPE_CHECKING:
+    from agents.runtime.client import AgentClient
 
 __all__ = ["with_client"]
 
 
 def with_client(args: argparse.Namespace, body: Callable[[AgentClient], Awaitable[int]]) -> int:
     """Run `body(client)` on a fresh connection; no agent to answer is exit 3."""
+    from agents.runtime.client import AgentClient
 
     async def main() -> int:
         bus = await connect(args)

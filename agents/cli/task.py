@@ -11,13 +11,8 @@ import asyncio
 import os
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from agents.runtime.client import AgentClient
-from agents.vsm.s3.taskloop import VOTE_WAIT
-from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -27,6 +22,11 @@ from amcp.cli.common import (
     emit,
 )
 from amcp.errors import ConfigError, NoResponders, RequestTimeout
+
+# The task models (pydantic) and S3's task loop are imported when a task is submitted, not
+# for `amcp --help`.
+if TYPE_CHECKING:
+    from agents.vsm.tasks import CycleResult, TaskSpec
 
 __all__ = ["register", "render_result"]
 
@@ -91,6 +91,10 @@ def _executor_options(task: argparse.ArgumentParser) -> None:
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
+    from pydantic import ValidationError
+
+    from agents.vsm.tasks import TaskSpec
+
     cwd = os.path.abspath(args.cwd or os.getcwd())
     if not os.path.isdir(cwd):
         raise ConfigError(f"--cwd {cwd} is not a directory")
@@ -178,6 +182,10 @@ def exit_code(result: CycleResult) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     if not args.timeout > 0:
         raise ConfigError("--timeout must be > 0")
+    from agents.runtime.client import AgentClient
+    from agents.vsm.s3.taskloop import VOTE_WAIT
+    from agents.vsm.tasks import CycleResult
+
     spec = spec_from(args)
     wait = spec.timeout * len(spec.step_texts()) * 4 + VOTE_WAIT + 30
 

@@ -6,10 +6,13 @@ import argparse
 import json
 import re
 import textwrap
+from typing import TYPE_CHECKING
 
 from agents.cli.session import with_client
-from agents.runtime.client import AgentClient
 from amcp.cli.common import EXIT_OK, add_connection_options, emit
+
+if TYPE_CHECKING:
+    from agents.runtime.client import AgentClient
 
 __all__ = ["hint_words", "register", "tool_summary"]
 

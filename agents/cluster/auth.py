@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime.subjects import ROLES, AgentSubjects
-from amcp.claims import claims_bucket
 from amcp.files import private_folder, write_private
 from amcp.subjects import Subjects
 from consensus.subjects import VOTE_AREA
@@ -66,6 +65,8 @@ DEFAULT_CLUSTERS = ("default",)
 def own_streams(cluster: str) -> list[str]:
     """What an agent of `cluster` may create or write in JetStream: the create calls of
     its audit stream and claims bucket, and the claims' keys."""
+    from amcp.claims import claims_bucket  # imports nats, which `amcp cluster --help` need not
+
     bucket = claims_bucket(cluster)
     return [
         f"$JS.API.STREAM.CREATE.{AgentSubjects(Subjects(cluster)).audit_stream}",
