@@ -248,6 +248,33 @@ typedef struct {
     size_t len;
 } Part;
 
+typedef int (*gcm_update)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
+
+/* Feed the associated data: joined in one update when it fits on the stack (an EVP call
+ * costs about as much as hashing a few blocks), else part by part. 1, or 0. */
+static int
+gcm_aad(EVP_CIPHER_CTX *ctx, gcm_update update, const Part *aad, int naad)
+{
+    unsigned char joined[512];
+    size_t len = 0;
+    int n;
+
+    for (int i = 0; i < naad; i++)
+        len += aad[i].len;
+    if (len <= sizeof joined) {
+        len = 0;
+        for (int i = 0; i < naad; i++) {
+            memcpy(joined + len, aad[i].buf, aad[i].len);
+            len += aad[i].len;
+        }
+        return update(ctx, NULL, &n, joined, (int)len) == 1;
+    }
+    for (int i = 0; i < naad; i++)
+        if (aad[i].len > INT_MAX || update(ctx, NULL, &n, aad[i].buf, (int)aad[i].len) != 1)
+            return 0;
+    return 1;
+}
+
 /* ciphertext || tag of `plain` into out (len + GCM_TAG bytes): 1, or 0 (OpenSSL failed). */
 static int
 gcm_seal(AesGcmObject *self, const unsigned char nonce[GCM_NONCE], const Part *aad,
@@ -256,12 +283,10 @@ gcm_seal(AesGcmObject *self, const unsigned char nonce[GCM_NONCE], const Part *a
     EVP_CIPHER_CTX *ctx = self->enc;
     int n, m;
 
-    if (ctx == NULL || len > INT_MAX - 32 || EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1)
+    if (ctx == NULL || len > INT_MAX - 32 ||
+        EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+        !gcm_aad(ctx, EVP_EncryptUpdate, aad, naad))
         return 0;
-    for (int i = 0; i < naad; i++)
-        if (aad[i].len > INT_MAX ||
-            EVP_EncryptUpdate(ctx, NULL, &n, aad[i].buf, (int)aad[i].len) != 1)
-            return 0;
     if (EVP_EncryptUpdate(ctx, out, &n, plain, (int)len) != 1 ||
         EVP_EncryptFinal_ex(ctx, out + n, &m) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG, out + len) != 1)
@@ -280,12 +305,9 @@ gcm_open(AesGcmObject *self, const unsigned char nonce[GCM_NONCE], const Part *a
     int n, m;
 
     if (ctx == NULL || len < GCM_TAG || len > INT_MAX - 32 ||
-        EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1)
+        EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
+        !gcm_aad(ctx, EVP_DecryptUpdate, aad, naad))
         return 0;
-    for (int i = 0; i < naad; i++)
-        if (aad[i].len > INT_MAX ||
-            EVP_DecryptUpdate(ctx, NULL, &n, aad[i].buf, (int)aad[i].len) != 1)
-            return 0;
     if (EVP_DecryptUpdate(ctx, out, &n, sealed, (int)clen) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG, (void *)(sealed + clen)) != 1)
         return 0;
@@ -1001,12 +1023,31 @@ static PyTypeObject GuardType = {
  * then decides, raises and counts exactly as it always does.
  */
 
+/* The cipher a compiled seal or open used last and what it was derived for, so that a
+ * busy sender's frames in a row skip the tuple and dict lookup in SealKeys.ciphers. It
+ * holds its objects (a cleared cache cannot free them under it), and a cipher is a function
+ * of (key, sender, epoch), so what it holds stays right. */
+typedef struct {
+    PyObject *mac, *sender, *cipher;
+    uint64_t epoch;
+} CipherMemo;
+
+#define MEMO_VISIT(m)                                                                        \
+    Py_VISIT((m).mac);                                                                       \
+    Py_VISIT((m).sender);                                                                    \
+    Py_VISIT((m).cipher)
+#define MEMO_CLEAR(m)                                                                        \
+    Py_CLEAR((m).mac);                                                                       \
+    Py_CLEAR((m).sender);                                                                    \
+    Py_CLEAR((m).cipher)
+
 typedef struct {
     PyObject_HEAD
     PyObject *keyring, *limits, *guard, *stats, *clock, *owner; /* Opener's attributes */
     PyObject *sealed_subjects, *seal_ciphers; /* SealPolicy.decided or None, SealKeys.ciphers */
     PyObject *cached_limits; /* the limits the three numbers below were read from */
     Py_ssize_t max_frame, max_header, max_depth, max_containers;
+    CipherMemo memo;
 } CoreObject;
 
 /* Set once by bind(): the types and the decoders the fast path works with. */
@@ -1030,6 +1071,7 @@ core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sealed_subjects);
     Py_VISIT(self->seal_ciphers);
     Py_VISIT(self->cached_limits);
+    MEMO_VISIT(self->memo);
     return 0;
 }
 
@@ -1045,6 +1087,7 @@ core_clear(CoreObject *self)
     Py_CLEAR(self->sealed_subjects);
     Py_CLEAR(self->seal_ciphers);
     Py_CLEAR(self->cached_limits);
+    MEMO_CLEAR(self->memo);
     return 0;
 }
 
@@ -1390,6 +1433,26 @@ cipher_for(PyObject *ciphers, PyObject *mac, PyObject *sender, PyObject *epoch)
     return (AesGcmObject *)Py_NewRef(cipher);
 }
 
+/* cipher_for through a core's memo of the last one. */
+static AesGcmObject *
+memo_cipher(CipherMemo *memo, PyObject *ciphers, PyObject *mac, PyObject *sender,
+            PyObject *epoch_obj, uint64_t epoch)
+{
+    AesGcmObject *cipher;
+
+    if (memo->cipher != NULL && memo->mac == mac && memo->epoch == epoch &&
+        (memo->sender == sender || PyUnicode_Compare(memo->sender, sender) == 0))
+        return (AesGcmObject *)Py_NewRef(memo->cipher);
+    cipher = cipher_for(ciphers, mac, sender, epoch_obj);
+    if (cipher != NULL) {
+        Py_XSETREF(memo->mac, Py_NewRef(mac));
+        Py_XSETREF(memo->sender, Py_NewRef(sender));
+        Py_XSETREF(memo->cipher, Py_NewRef((PyObject *)cipher));
+        memo->epoch = epoch;
+    }
+    return cipher;
+}
+
 /* The associated data of a sealed body: the MAC's subject prefix ("amcp1", u16be length,
  * the subject) and the envelope head, as three parts. 1, or 0 (no error set) for a subject
  * the reference must handle. */
@@ -1558,7 +1621,8 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         if (hdr == 0 || hdr + clen != body_len || clen < GCM_TAG ||
             !seal_aad(subject, buf, at, prefix, aad))
             goto slow; /* not one bin: the reference says malformed */
-        cipher = cipher_for(self->seal_ciphers, mac, sender, SLOT(env, off_epoch));
+        cipher = memo_cipher(&self->memo, self->seal_ciphers, mac, sender, SLOT(env, off_epoch),
+                             epoch);
         if (cipher == NULL)
             goto slow; /* the reference derives the key */
         plain = PyBytes_FromStringAndSize(NULL, clen - GCM_TAG);
@@ -1701,6 +1765,7 @@ typedef struct {
         *compress_threshold, *compress_at, *sealed_subjects, *seal_ciphers; /* Sealer's */
     PyObject *cached_limits, *cached_key, *cached_kid, *cached_mac;
     Py_ssize_t max_frame;
+    CipherMemo memo;
 } SealerObject;
 
 static PyObject *encode_fn, *empty_headers, *int_zero, *int_one, *int_sealed, *str_seal_py, *str_kid,
@@ -1717,6 +1782,7 @@ sealer_traverse(SealerObject *self, visitproc visit, void *arg)
 #define VISIT(f) Py_VISIT(self->f);
     SEALER_FIELDS(VISIT)
 #undef VISIT
+    MEMO_VISIT(self->memo);
     return 0;
 }
 
@@ -1726,6 +1792,7 @@ sealer_clear(SealerObject *self)
 #define CLEAR(f) Py_CLEAR(self->f);
     SEALER_FIELDS(CLEAR)
 #undef CLEAR
+    MEMO_CLEAR(self->memo);
     return 0;
 }
 
@@ -1767,7 +1834,7 @@ sealer_seal_fast(SealerObject *self, PyObject *subject, PyObject *body, PyObject
                  PyObject *headers)
 {
     PyObject *now = NULL, *seq = NULL, *msg_id = NULL, *ts = NULL, *fields = NULL;
-    PyObject *envelope = NULL, *frame = NULL, *plain = NULL, *per_subject, *state;
+    PyObject *envelope = NULL, *frame = NULL, *per_subject, *state;
     AesGcmObject *cipher = NULL;
     uint64_t seq_v;
     int64_t now_ms;
@@ -1826,9 +1893,9 @@ sealer_seal_fast(SealerObject *self, PyObject *subject, PyObject *body, PyObject
     PyList_SET_ITEM(fields, 7, Py_NewRef(self->cached_kid));
     PyList_SET_ITEM(fields, 8, Py_NewRef(kind));
     PyList_SET_ITEM(fields, 9, Py_NewRef(headers));
-    PyList_SET_ITEM(fields, 10, Py_NewRef(sealed ? Py_None : body)); /* sealed: after */
+    PyList_SET_ITEM(fields, 10, Py_NewRef(body));
     envelope = PyObject_CallOneArg(encode_fn, fields);
-    if (envelope == NULL || (sealed && (plain = PyObject_CallOneArg(encode_fn, body)) == NULL)) {
+    if (envelope == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception))
             goto fail;
         PyErr_Clear(); /* the reference raises EncodeError */
@@ -1837,18 +1904,22 @@ sealer_seal_fast(SealerObject *self, PyObject *subject, PyObject *body, PyObject
     if (!PyBytes_CheckExact(envelope))
         goto slow;
     size = PyBytes_GET_SIZE(envelope);
-    if (sealed) { /* the head, then bin(ciphertext || tag) in place of the nil */
-        if (!PyBytes_CheckExact(plain) || size < 1 ||
-            PyBytes_AS_STRING(envelope)[size - 1] != (char)0xc0 ||
-            PyBytes_GET_SIZE(plain) > self->max_frame)
-            goto slow;
-        head = size - 1;
-        clen = PyBytes_GET_SIZE(plain) + GCM_TAG;
+    if (sealed) { /* the head, then bin(ciphertext || tag) in place of the body */
+        Py_ssize_t header_bytes;
+        head = body_start_c((const unsigned char *)PyBytes_AS_STRING(envelope), size,
+                            &header_bytes);
+        if (head < 0)
+            goto slow; /* headers the reference refuses or encodes otherwise */
+        clen = size - head + GCM_TAG;
         hdr = clen < 0x100 ? 2 : clen < 0x10000 ? 3 : 5;
         size = head + hdr + clen;
         if (size + TAG > self->max_frame)
             goto slow; /* too large: the reference says so */
-        cipher = cipher_for(self->seal_ciphers, self->cached_mac, self->sender, self->epoch);
+        uint64_t epoch;
+        if (!u64_field(self->epoch, &epoch) || !PyUnicode_CheckExact(self->sender))
+            goto slow;
+        cipher = memo_cipher(&self->memo, self->seal_ciphers, self->cached_mac, self->sender,
+                             self->epoch, epoch);
         if (cipher == NULL)
             goto slow; /* the reference derives the key */
     }
@@ -1878,8 +1949,8 @@ sealer_seal_fast(SealerObject *self, PyObject *subject, PyObject *body, PyObject
             p[i] = (unsigned char)((uint64_t)clen >> (8 * (hdr - 1 - i)));
         seal_nonce(seq_v + 1, nonce);
         if (!seal_aad(subject, out, head, prefix, aad) ||
-            !gcm_seal(cipher, nonce, aad, 3, PyBytes_AS_STRING(plain),
-                      (size_t)PyBytes_GET_SIZE(plain), p + hdr))
+            !gcm_seal(cipher, nonce, aad, 3, PyBytes_AS_STRING(envelope) + head,
+                      (size_t)(clen - GCM_TAG), p + hdr))
             goto slow; /* the reference says what is wrong */
     }
     else
@@ -1901,7 +1972,6 @@ done:
     Py_XDECREF(ts);
     Py_XDECREF(fields);
     Py_XDECREF(envelope);
-    Py_XDECREF(plain);
     Py_XDECREF(cipher);
     if (r != 0)
         Py_CLEAR(frame); /* made, then refused by OpenSSL */

@@ -96,6 +96,20 @@ def test_a_sealed_body_round_trips_and_is_not_on_the_wire() -> None:
     assert (msg.body, msg.headers, msg.env.flags) == ({"card": "MARKER-4242"}, {"h": "v"}, 4)
 
 
+@pytest.mark.parametrize("header", [0, 200, 3000])  # associated data on and off the stack
+def test_sealed_frames_round_trip_whatever_the_size_of_the_head(header: int) -> None:
+    send, recv = pair(factories.ring(NOW))
+    twin = Sealer("alice", send.keyring, clock=clock, epoch=send.epoch, sealed=send.sealed)
+    twin._id_prefix = send._id_prefix
+    headers = {"h": "v" * header} if header else None
+    for n in range(3):
+        frame = send.seal(SUBJECT, {"n": n}, "msg", headers)  # by position: the C path's
+        twin.seq = send.seq - 1
+        assert frame == twin._seal(SUBJECT, {"n": n}, headers=headers)  # the reference's
+        msg = recv.open(SUBJECT, frame)
+        assert (msg.body, msg.headers) == ({"n": n}, headers or {})
+
+
 def test_a_batch_on_a_sealed_subject_is_sealed_as_one_body() -> None:
     send, recv = pair(factories.ring(NOW))
     items = [encode_item("msg", None, f"MARKER-{i}") for i in range(3)]
