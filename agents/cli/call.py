@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from agents.cli.session import with_client
-from agents.runtime.client import AgentClient
 from agents.runtime.errors import AgentBusy, ToolCallError, ToolInputError, UnknownTool
 from agents.runtime.subjects import call_request
 from amcp.cli.common import (
@@ -24,6 +24,9 @@ from amcp.cli.common import (
     parse_json_arg,
 )
 from amcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agents.runtime.client import AgentClient
 
 __all__ = ["register"]
 
