@@ -2,8 +2,8 @@
 
 naming (MCP names of agent tools), schema (tools and results as MCP shapes), catalog (the
 live agents' tools by role), builtins (amcp_members, amcp_ctx_*, amcp_coordinate, ...),
-bridge (what a call does: routing, auto mode), server (the SDK wiring, imported on its
-own: it needs the `amcp[mcp]` extra).
+auto (destructive calls voted on first, for the bridge and `amcp call`), bridge (what a
+call does), server (the SDK wiring, imported on its own: it needs the `amcp[mcp]` extra).
 """
 
 from agents.mcp.bridge import Bridge

@@ -7,8 +7,9 @@ The tool list follows the cluster: `refresh` asks a live agent for the member li
 tools` does), again when its version or capabilities change, and every `redescribe`
 seconds anyway (a tool's availability changes with nothing else).
 
-Auto mode: a call of an agent tool whose hints say destructive is put to a quorum vote
-first (the tool call is the action and payload) and runs only if committed.
+Auto mode (agents/mcp/auto.py): a call of an agent tool whose hints say destructive is
+put to a quorum vote first (the tool call is the action and payload) and runs only if
+committed.
 """
 
 from __future__ import annotations
@@ -19,34 +20,20 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from agents.mcp.builtins import (
-    PROGRESS,
-    CoordinateIn,
-    Progress,
-    Services,
-    builtin_tools,
-    coordinate,
-)
+from agents.mcp.auto import needs_vote, refused_message, tally, vote_on_call
+from agents.mcp.builtins import PROGRESS, Progress, Services, builtin_tools
 from agents.mcp.catalog import Catalog, Route, build_catalog
 from agents.mcp.schema import error_result, ok_result, tool_entry
 from agents.runtime.admin import MemberView
 from agents.runtime.errors import AgentBusy, ToolCallError, ToolInputError
 from agents.runtime.tools import CallContext, Tool
 from amcp.errors import AmcpError, NoResponders, RequestTimeout
-from consensus.cli import to_json
 from consensus.errors import ConsensusError
 from crdt.errors import CrdtError
 
-__all__ = ["Bridge", "auto_action"]
+__all__ = ["Bridge"]
 
 log = logging.getLogger("agents.mcp")
-
-AUTO_PREFIX = "mcp-call"
-
-
-def auto_action(route: Route) -> str:
-    """The action name a destructive tool call is proposed under."""
-    return f"{AUTO_PREFIX}:{route.role}.{route.tool}"
 
 
 class Bridge:
@@ -171,11 +158,18 @@ class Bridge:
 
     async def _agent_call(self, route: Route, arguments: dict[str, Any]) -> dict[str, Any]:
         meta: dict[str, Any] = {"role": route.role, "tool": route.tool}
-        if self.auto and route.hints.get("destructive"):
-            vote = await self._vote(route, arguments)
+        if self.auto and needs_vote(route.hints):
+            vote = await vote_on_call(
+                self.services.coordinator,
+                route.role,
+                route.tool,
+                arguments,
+                quorum=self.vote_quorum,
+                timeout=self.vote_timeout,
+            )
             meta["vote"] = vote
-            if vote.get("outcome") != "committed":
-                return error_result(_refused_message(route, vote), meta)
+            if vote["outcome"] != "committed":
+                return error_result(refused_message(route.role, route.tool, vote), meta)
         try:
             result = await self.services.client.call(
                 route.target, route.tool, arguments, timeout=self.call_timeout
@@ -199,31 +193,9 @@ class Bridge:
         meta.update(agent=result.agent, call=result.call)
         doc = ok_result(result.output, meta)
         if "vote" in meta:
-            s = meta["vote"]["summary"]
-            doc["content"].append(
-                {
-                    "type": "text",
-                    "text": f"run after a quorum vote committed it: {s.get('yes')} yes, "
-                    f"{s.get('no')} no, {s.get('abstain')} abstain",
-                }
-            )
+            said = f"run after a quorum vote committed it: {tally(meta['vote'])}"
+            doc["content"].append({"type": "text", "text": said})
         return doc
-
-    async def _vote(self, route: Route, arguments: dict[str, Any]) -> dict[str, Any]:
-        args = CoordinateIn(
-            action=auto_action(route),
-            payload={"role": route.role, "tool": route.tool, "input": arguments},
-            quorum=self.vote_quorum,
-            timeout=self.vote_timeout,
-        )
-        try:
-            result = await coordinate(self.services.coordinator, args)
-        except (AmcpError, ConsensusError) as exc:
-            return {"outcome": "error", "error": str(exc), "summary": {}}
-        doc = to_json(result)
-        return {k: doc[k] for k in ("outcome", "summary", "votes", "silent", "members")} | {
-            "proposal": doc["proposal"]["id"]
-        }
 
 
 def _read_only(annotations: Mapping[str, Any]) -> bool:
@@ -238,21 +210,3 @@ def _input_message(exc: ToolInputError) -> str:
         lines.append(f"  {where}: {d.get('msg')} ({d.get('type')})")
     lines.append("Fix the arguments to match the tool's input schema and call again.")
     return "\n".join(lines)
-
-
-def _refused_message(route: Route, vote: Mapping[str, Any]) -> str:
-    what = f"{route.role}.{route.tool} is destructive: it runs only if a quorum vote commits it"
-    if vote.get("outcome") == "error":
-        return f"{what}; the vote could not be held: {vote.get('error')}. Nothing ran."
-    s = vote.get("summary") or {}
-    members = vote.get("members") or []
-    if not members:
-        return f"{what}; no registered voters are known (start S5 agents). Nothing ran."
-    reasons = "; ".join(
-        f"{v['voter']}: {v['choice']} ({v.get('reason', '')})" for v in vote["votes"]
-    )
-    return (
-        f"{what}; the vote came out {vote.get('outcome')}: {s.get('yes')} yes, {s.get('no')} "
-        f"no, {s.get('abstain')} abstain of {len(members)} voters. Nothing ran."
-        + (f" Ballots: {reasons}." if reasons else "")
-    )

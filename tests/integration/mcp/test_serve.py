@@ -65,7 +65,7 @@ def env(members: Members, cli_env: dict[str, str]) -> dict[str, str]:
 
 async def voters(members: Members, n: int = 5) -> None:
     # `wipe` is voted down (no voter takes that risk), `purge` goes through
-    policy = VotePolicy(EAGER, overrides={"mcp-call:s1.wipe": Thresholds(risk_max=0.0)})
+    policy = VotePolicy(EAGER, overrides={"tool-call:s1.wipe": Thresholds(risk_max=0.0)})
     for i in range(1, n + 1):
         await members.add(f"v{i}", policy=policy)
 
