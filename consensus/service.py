@@ -200,7 +200,8 @@ class VoterService:
 
     def _on_decided(self, decided: Decided) -> None:
         # the log hands over only decisions that follow from their (verified) ballots
-        self.state.decided(decided)
+        if not self.state.decided(decided):  # its lease stays; an executor checks anew
+            self.stats["refused_decision_of_another_proposer"] += 1
         self._maybe_execute(decided)
 
     def _refuse(self, reason: str, msg: Message, detail: object) -> None:

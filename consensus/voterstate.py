@@ -64,6 +64,7 @@ class VoterSettings:
 @dataclass(frozen=True)
 class _Ballot:
     vote: Vote
+    proposer: str
     resource: str | None
     deadline_ms: int
     repeats: float
@@ -186,6 +187,7 @@ class VoterState:
             proposal.id,
             _Ballot(
                 vote,
+                proposal.proposer,
                 proposal.resource,
                 proposal.deadline_ms,
                 repeats,
@@ -194,14 +196,20 @@ class VoterState:
         )
         return vote
 
-    def decided(self, decided: Decided) -> None:
+    def decided(self, decided: Decided) -> bool:
         """Learn a decision. The lease of a yes vote ends unless the proposal committed and
-        has an executor still to acknowledge."""
+        has an executor still to acknowledge. A decision on this id by another proposer
+        than the one this voter voted for is ignored (False): whoever made it up, with its
+        own signature, must not end the lease of the proposal still in flight."""
+        kept = self._ballots.get(decided.id)
+        if kept is not None and kept.proposer != decided.proposal.proposer:
+            return False
         self._decided.put(decided.id, decided)
         resource = decided.proposal.resource
         executing = decided.decision.outcome is Outcome.COMMITTED and decided.executor is not None
         if resource is not None and not executing:
             self.locks.release(resource, decided.id)
+        return True
 
     def executed(self, execution: Execution) -> None:
         """Learn an executor's acknowledgement: a final one from the proposal's executor

@@ -280,6 +280,30 @@ def test_an_outcome_other_than_a_commit_needs_its_proposers_signature() -> None:
     assert refusal(verifier(), sign_decided(KEYS["prop"], forged)) is None
 
 
+def test_a_decision_signed_by_another_proposer_does_not_end_the_lease() -> None:
+    """The insider proposes nothing; it signs, as its own proposal's proposer, a no-quorum
+    on the id in flight: the log lets it through (its signature is its proposer's), the
+    voter keeps the lease of the proposal it voted for."""
+    state = VoterState("a", identity=KEYS["a"])
+    genuine = proposal(resource="db")
+    context = VoterContext(role="s5", members=5, live=5, now_ms=2_000)
+    ballot = state.vote(genuine, context)
+    assert isinstance(ballot, Vote) and ballot.choice is Choice.YES
+    assert state.holds(genuine.id, now_ms=2_001)
+    theirs = dataclasses.replace(genuine, proposer="s1-x")
+    nobody = decide(theirs, (), (), now_ms=theirs.created_ms)
+    assert nobody is not None
+    forged = Decided(proposal=theirs, decision=nobody, executor=None, decided_ms=2_002)
+    forged = sign_decided(KEYS["s1-x"], forged)
+    assert refusal(verifier(), forged) is None
+    assert state.decided(forged) is False
+    assert state.holds(genuine.id, now_ms=2_003) and state.known(genuine.id) is None
+    mine = decide(genuine, FIVE, (ballot,), now_ms=genuine.deadline_ms)
+    assert mine is not None and mine.outcome == "no_quorum"
+    assert state.decided(Decided(proposal=genuine, decision=mine, executor=None, decided_ms=1))
+    assert not state.holds(genuine.id, now_ms=2_004)
+
+
 def test_a_voter_signs_its_ballot_once_and_sends_that_ballot_again() -> None:
     state = VoterState("a", identity=KEYS["a"])
     context = VoterContext(role="s5", members=5, live=5, now_ms=2_000)
