@@ -4,8 +4,11 @@
 it in the traffic sampler of its subject family and queues it in its subject's
 `BatchAccumulator`. A batch that fills up (count or bytes) is sent by the publisher
 itself; one that must wait for its linger deadline, or that natural batching sends as soon
-as the loop comes round, is sent by the flusher task. A tuning task re-derives adaptive
-policies on the strategy's schedule. `close()` sends everything still queued.
+as the loop comes round, is sent by the flusher task. Under an adaptive strategy, a
+message on a subject where batching gathers nothing (a lone message a loop turn, a family
+too slow to linger for) skips the accumulator and is sent by the publisher at once, as
+with batching off. A tuning task re-derives adaptive policies on the strategy's schedule.
+`close()` sends everything still queued.
 
 Ordering: a batch is taken out of its accumulator, sealed and handed to nats-py with no
 await in between, so the frames of one subject leave in the order their messages were
@@ -105,7 +108,8 @@ def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrate
 
 
 _SELF_CLOSED = (FlushReason.COUNT, FlushReason.BYTES, FlushReason.DEADLINE)
-_PROBE_EVERY = 16  # a lingering lane takes one natural batch in this many, to re-measure
+_PROBE_EVERY = 16  # a lingering or lone lane takes one natural batch in this many, to re-measure
+_ALONE_BELOW = 1.5  # natural batches averaging fewer messages than this: send alone at once
 _NATURAL_WEIGHT = 0.25  # of the newest natural batch size in the moving average
 
 
@@ -116,10 +120,11 @@ def _natural(policy: BatchPolicy, max_messages: int | None = None) -> BatchPolic
 
 
 class _Lane:
-    """Per-subject state: its family, when it last saw a message, its open batch, and the
-    size natural batching gathers on it (a moving average, 0 until measured)."""
+    """Per-subject state: its family, when it last saw a message, its open batch, the
+    size natural batching gathers on it (a moving average, 0 until measured), and the
+    natural form of the family policy last seen (derived once per policy, not per batch)."""
 
-    __slots__ = ("acc", "family", "last_at", "lingered", "natural")
+    __slots__ = ("acc", "alone", "family", "last_at", "lingered", "nat_of", "nat_policy", "natural")
 
     def __init__(self, family: str) -> None:
         self.family = family
@@ -127,6 +132,9 @@ class _Lane:
         self.acc: BatchAccumulator[Item] | None = None
         self.natural = 0.0
         self.lingered = 0
+        self.alone = 0
+        self.nat_of: BatchPolicy | None = None
+        self.nat_policy: BatchPolicy | None = None
 
     def observe(self, policy: BatchPolicy, batch: Batch[Item]) -> None:
         """Under no linger, the size of a batch that closed by itself (not drained or cut
@@ -200,9 +208,13 @@ class Batcher:
             lane = self._new_lane(subject)
         acc = lane.acc
         if acc is None:
-            acc = lane.acc = BatchAccumulator(self._policy(lane, now))
+            policy = self._policy(lane, now)
+            if policy is None:
+                lane.last_at = now
+                return self._send_alone(subject, lane, item, nbytes, now)
+            acc = lane.acc = BatchAccumulator(policy)
             self._open[subject] = lane
-            self._arm(now + acc.policy.linger_seconds)
+            self._arm(now + policy.linger_seconds, now)
         lane.last_at = now
         full = acc.add(item, nbytes, now)
         if not full:
@@ -234,13 +246,19 @@ class Batcher:
         lane = self._lanes[subject] = _Lane(subject_family(subject))
         return lane
 
-    def _policy(self, lane: _Lane, now: float) -> BatchPolicy:
+    def _policy(self, lane: _Lane, now: float) -> BatchPolicy | None:
         """The family's policy for a new batch on `lane`, with no linger when lingering
         cannot pay: for a message with no predecessor within the linger (nothing suggests
         company is coming), and, under an adaptive strategy, where natural batching
         already gathers `min_gain` messages a frame (the publisher sends in groups, so a
         wait would add latency and save next to nothing). A lingering lane takes a natural
-        batch now and then to keep that measure current."""
+        batch now and then to keep that measure current.
+
+        None (adaptive only): send the message alone, now. Where the family's policy does
+        not linger and natural batching gathers about one message a frame on this lane
+        (agents' heartbeats, deltas), a batch would only cost a flusher turn and a loop
+        turn of latency; one message in `_PROBE_EVERY` still opens a natural batch, so a
+        lane whose publisher starts sending in groups is noticed."""
         policy = self.strategy.policy_for(lane.family)
         if not self._adaptive:  # as configured, within the limits
             if policy.max_messages > self.limits.max_batch:
@@ -248,13 +266,32 @@ class Batcher:
             if policy.linger_seconds and now - lane.last_at > policy.linger_seconds:
                 return _natural(policy)
             return policy
-        natural = _natural(policy, self._natural_max)
+        if policy is not lane.nat_of:
+            lane.nat_of, lane.nat_policy = policy, _natural(policy, self._natural_max)
+        natural = lane.nat_policy
         if not policy.linger_seconds:
+            if lane.natural < _ALONE_BELOW:
+                lane.alone += 1
+                if lane.alone % _PROBE_EVERY:
+                    return None
             return natural
         if now - lane.last_at > policy.linger_seconds or lane.natural >= self._min_gain:
             return natural
         lane.lingered += 1
         return natural if lane.lingered % _PROBE_EVERY == 0 else policy
+
+    def _send_alone(
+        self, subject: str, lane: _Lane, item: Item, nbytes: int, now: float
+    ) -> Awaitable[None]:
+        """Seal one message in a frame of its own and return its send (the publisher
+        awaits it, as with batching off)."""
+        assert self.sampler is not None  # adaptive only
+        frame = self.sealer.seal_items(subject, (item,))
+        self.sampler.record(lane.family, nbytes, now)
+        self.flushes[FlushReason.ALONE] += 1
+        self.frames += 1
+        self.messages += 1
+        return self._send(subject, frame)
 
     def _frames(
         self, subject: str, lane: _Lane, policy: BatchPolicy, batches: list[Batch[Item]]
@@ -306,9 +343,9 @@ class Batcher:
 
     # -- flushing ---------------------------------------------------------------------
 
-    def _arm(self, deadline: float) -> None:
+    def _arm(self, deadline: float, now: float | None = None) -> None:
         """Make the flusher run at `deadline` (at the next loop turn if it has passed)."""
-        if deadline <= self._clock():
+        if deadline <= (self._clock() if now is None else now):
             self._wake.set()
         elif deadline < self._timer_at:
             if self._timer is not None:

@@ -8,8 +8,10 @@ a short wait is expected to fill a batch of several messages; docs/NETOPT.md arg
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+import numpy as np
 
 from netopt.analyser import MIN_BINS, Analysis, ClassThresholds, TrafficClass, analyse
 from netopt.sampler import TrafficSampler
@@ -63,6 +65,11 @@ class PolicyLimits:
         """Natural batching within these limits: no linger."""
         return BatchPolicy(self.max_messages, self.max_bytes, 0.0)
 
+    def can_linger(self, rate: float) -> bool:
+        """Whether traffic at `rate` messages per second gathers `min_gain` messages in
+        the whole budget: below that, every class gets natural batching."""
+        return rate * self.max_linger_seconds >= self.min_gain
+
 
 def choose_policy(analysis: Analysis, limits: PolicyLimits = PolicyLimits()) -> BatchPolicy:
     """The batch policy for traffic described by `analysis`.
@@ -79,9 +86,9 @@ def choose_policy(analysis: Analysis, limits: PolicyLimits = PolicyLimits()) -> 
         rate = analysis.mean_rate
     else:
         rate = analysis.active_rate
-    expected = rate * limits.max_linger_seconds
-    if expected < limits.min_gain:
+    if not limits.can_linger(rate):
         return limits.natural()
+    expected = rate * limits.max_linger_seconds
     max_messages = min(limits.max_messages, math.ceil(expected))
     linger = min(limits.max_linger_seconds, max_messages / rate)
     return BatchPolicy(max_messages, limits.max_bytes, linger)
@@ -122,6 +129,13 @@ class AdaptiveBatching:
     linger within `LINGER_SLACK` of it is not put in force (open batches would be cut for
     nothing). Policies are kept only for families the sampler still tracks, so memory stays
     bounded.
+
+    A family whose busiest bin is too slow for any class to linger (most of an agent's:
+    heartbeats, deltas, replies) has natural batching whatever the analysis says, so it is
+    analysed only once in `slow_every` evaluations (its class, shown in status, is that
+    much older; its rates are refreshed every time): the spectrum is ~0.7 ms a family,
+    which a dozen such families a second would spend for nothing. A family that speeds
+    up is analysed at its next evaluation.
     """
 
     def __init__(
@@ -133,20 +147,27 @@ class AdaptiveBatching:
         limits: PolicyLimits = PolicyLimits(),
         thresholds: ClassThresholds = ClassThresholds(),  # noqa: B008 (frozen, so safe to share)
         hysteresis: Hysteresis = Hysteresis(),  # noqa: B008 (frozen, so safe to share)
+        slow_every: int = 10,
     ) -> None:
         if min_bins < MIN_BINS:
             raise ValueError(f"min_bins must be >= {MIN_BINS}, got {min_bins}")
+        if slow_every < 1:
+            raise ValueError(f"slow_every must be >= 1, got {slow_every}")
         self.sampler = sampler
         self.interval_seconds = interval_seconds
         self.min_bins = min_bins
         self.limits = limits
         self.thresholds = thresholds
         self.hysteresis = hysteresis
+        self.slow_every = slow_every
         self._natural = limits.natural()
         self._policies: dict[str, BatchPolicy] = {}
         self._analyses: dict[str, Analysis] = {}
         self._holds: dict[str, ClassHold] = {}
+        self._skipped: dict[str, int] = {}  # slow families: evaluations since the last analysis
         self._next_update = -math.inf
+        self.analysed = 0
+        """Analyses run (the spectrum and the rest), over the strategy's life."""
 
     def policy_for(self, family: str) -> BatchPolicy:
         """The current policy of `family` (natural batching until it has been analysed)."""
@@ -171,17 +192,31 @@ class AdaptiveBatching:
         policies: dict[str, BatchPolicy] = {}
         analyses: dict[str, Analysis] = {}
         holds: dict[str, ClassHold] = {}
+        skipped: dict[str, int] = {}
         changed: dict[str, BatchPolicy] = {}
+        bin_seconds = self.sampler.bin_seconds
         for family in self.sampler.families():
             counts = self.sampler.series(family, now)
             if counts.size < self.min_bins:
                 continue
-            hold = holds[family] = self._holds.get(family) or ClassHold(
-                self.thresholds, self.hysteresis
-            )
-            raw = analyse(counts, self.sampler.bin_seconds, self.thresholds)
-            analysis = analyses[family] = hold.update(raw)
             current = self.policy_for(family)
+            last = self._analyses.get(family)
+            hold = self._holds.get(family)
+            if (
+                last is not None
+                and hold is not None
+                and not current.linger_seconds
+                and not self.limits.can_linger(float(counts.max()) / bin_seconds)
+                and (n := self._skipped.get(family, 0) + 1) < self.slow_every
+            ):
+                # Natural batching whatever the class: keep the class, refresh the rates.
+                skipped[family], holds[family], policies[family] = n, hold, current
+                analyses[family] = _with_rates(last, counts, bin_seconds)
+                continue
+            hold = holds[family] = hold or ClassHold(self.thresholds, self.hysteresis)
+            raw = analyse(counts, bin_seconds, self.thresholds)
+            self.analysed += 1
+            analysis = analyses[family] = hold.update(raw)
             policy = choose_policy(analysis, self.limits)
             if _same(policy, current):
                 policy = current
@@ -189,7 +224,18 @@ class AdaptiveBatching:
                 changed[family] = policy
             policies[family] = policy
         self._policies, self._analyses, self._holds = policies, analyses, holds
+        self._skipped = skipped
         return changed
+
+
+def _with_rates(analysis: Analysis, counts: np.ndarray, bin_seconds: float) -> Analysis:
+    """`analysis` with the mean and active rates of `counts` (as `analyse` derives them)."""
+    active = counts[counts > 0]
+    return replace(
+        analysis,
+        mean_rate=float(counts.mean()) / bin_seconds,
+        active_rate=float(active.mean()) / bin_seconds if active.size else 0.0,
+    )
 
 
 LINGER_SLACK = 0.25

@@ -27,6 +27,9 @@ class FlushReason(StrEnum):
     DEADLINE = "deadline"
     POLICY = "policy"
     DRAIN = "drain"
+    ALONE = "alone"
+    """Not a batch: a message the caller sent at once in a frame of its own, where
+    batching would gather nothing (counted beside the batches)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,6 +221,41 @@ async def test_adaptive_lingers_only_where_natural_batching_gathers_little(ring)
     await batcher.close()
 
 
+async def test_adaptive_sends_a_lone_message_at_once_and_groups_still_share_frames(ring):
+    """Where natural batching gathers one message a frame (a message a loop turn, a family
+    too slow to linger for), adaptive batching sends each message when the publisher awaits
+    it, as with batching off: no flusher turn. A lane whose publisher sends groups is
+    noticed by the natural batch it probes with now and then, and batches from then on."""
+    sampler = TrafficSampler(bin_seconds=0.01, bins=64)
+    strategy = AdaptiveBatching(sampler, interval_seconds=60.0, min_bins=16)
+    wire = Wire(ring)
+    batcher = Batcher(Sealer("alice", ring), wire.send, strategy)
+    for i in range(15):
+        send = batcher.submit("slow.lane", i, "msg", None)
+        assert send is not None and not batcher.holds("slow.lane")
+        await send  # the send itself: no loop turn in between
+        assert len(wire.frames) == i + 1 and wire.sizes[-1] == 1
+    assert batcher.flushes["alone"] == 15 and batcher.frames == batcher.messages == 15
+    loop = asyncio.get_running_loop()
+    assert sampler.series("slow.lane", loop.time() + 0.02).sum() == 15  # still sampled
+
+    async def tick(subject: str, n: int) -> None:
+        for i in range(n):
+            send = batcher.submit(subject, i, "msg", None)
+            if send is not None:
+                await send
+        await wait_until(lambda: not batcher.holds(subject), 2, what="the natural batch")
+
+    for _ in range(3):
+        await tick("group.lane", 40)
+    first = len(wire.frames)
+    await tick("group.lane", 40)
+    assert wire.sizes[first:] == [40]  # one frame for the group
+    assert len(wire.messages()) == batcher.messages == 15 + 4 * 40
+    assert [b for s, b in wire.messages() if s == "slow.lane"] == list(range(15))
+    await batcher.close()
+
+
 async def test_closed_batcher_refuses(ring):
     _wire, batcher = await started(ring, BatchPolicy(10, 1 << 20, 0.0))
     await batcher.close()

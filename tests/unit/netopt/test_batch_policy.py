@@ -153,3 +153,39 @@ def test_one_evaluation_costs_well_under_one_percent_of_a_core_per_second() -> N
     per_evaluation = (time.perf_counter() - start) / rounds
     assert per_evaluation < 0.010 / 2, f"{per_evaluation * 1e3:.2f} ms per evaluation"
     assert math.isfinite(per_evaluation)
+
+
+def test_a_family_too_slow_to_linger_is_analysed_once_in_slow_every_evaluations() -> None:
+    """Its policy is natural batching whatever the analysis says, so the spectrum is not
+    worked out every second; its rates are still refreshed, and a family that speeds up is
+    analysed at its next evaluation."""
+    sampler = TrafficSampler(bin_seconds=0.1, bins=256)
+    adaptive = AdaptiveBatching(sampler, interval_seconds=1.0, min_bins=64, slow_every=5)
+    feed(sampler, "slow", 50.0, 0.0, 10.0)
+    adaptive.maybe_update(10.0)
+    first = adaptive.analysis_for("slow")
+    assert adaptive.analysed == 1 and first is not None
+    for k in range(1, 5):  # the rate doubles, still far too slow to linger for
+        feed(sampler, "slow", 100.0, 9.0 + k, 10.0 + k)
+        assert adaptive.maybe_update(10.0 + k) == {}
+        assert adaptive.analysed == 1
+        kept = adaptive.analysis_for("slow")
+        assert kept is not None and kept.traffic_class is first.traffic_class
+        fresh = analyse(sampler.series("slow", 10.0 + k), 0.1)
+        assert kept.mean_rate == pytest.approx(fresh.mean_rate)
+        assert kept.mean_rate > first.mean_rate
+        assert kept.active_rate == pytest.approx(fresh.active_rate)
+    feed(sampler, "slow", 100.0, 14.0, 15.0)
+    adaptive.maybe_update(15.0)  # the fifth evaluation: analysed again
+    assert adaptive.analysed == 2
+    assert adaptive.policy_for("slow") == LIMITS.natural()
+
+    feed(sampler, "slow", 100_000.0, 15.0, 16.0)  # now fast enough to linger for
+    changed = adaptive.maybe_update(16.0)
+    assert adaptive.analysed == 3
+    assert changed["slow"].linger_seconds > 0
+
+
+def test_slow_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="slow_every"):
+        AdaptiveBatching(TrafficSampler(), slow_every=0)
