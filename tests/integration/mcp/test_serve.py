@@ -2,8 +2,9 @@
 nats-server and real agents: every live agent's tools and the built-ins with valid names,
 schemas and annotations; calls through the bus with structured output, the answering
 agent and the audit call id; the agent's validation message as `isError`; a quorum vote
-with progress per ballot; destructive tools run only when a vote commits them; the list
-follows the cluster; --read-only offers only read-only tools."""
+with progress per ballot; destructive tools run only when a vote commits them; a forged
+frame meanwhile is rejected and counted; the list follows the cluster; --read-only offers
+only read-only tools; Streamable HTTP."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 
 from agents import CallContext, ToolHints, tool
 from agents.runtime.catalog import BUILTIN
+from agents.runtime.subjects import AgentSubjects, call_request
 from amcp.server import free_port
 from consensus import Thresholds, VotePolicy
 from tests.support.cli import start_async
@@ -68,6 +70,16 @@ async def voters(members: Members, n: int = 5) -> None:
     policy = VotePolicy(EAGER, overrides={"tool-call:s1.wipe": Thresholds(risk_max=0.0)})
     for i in range(1, n + 1):
         await members.add(f"v{i}", policy=policy)
+
+
+async def forge_a_call(members: Members, agent_id: str) -> None:
+    """A call frame to `agent_id` whose signature does not verify."""
+    bus = await members.bus("mallory")
+    subject = AgentSubjects(bus.subjects).call(agent_id)
+    frame = bytearray(bus.sealer.seal(subject, call_request("echo", {"text": "x"}), "req", {}))
+    frame[-5] ^= 0xFF
+    await bus.publish_frame(subject, bytes(frame))
+    await bus.flush()
 
 
 def by_name(listed: types.ListToolsResult) -> dict[str, types.Tool]:
@@ -192,6 +204,18 @@ async def test_tools_of_live_agents_and_builtins_are_listed_and_called(
         assert not logged.is_error, text_of(logged)
         events = [e["event"] for e in logged.structured_content["entries"]]
         assert "task_completed" in events or "task.completed" in events, events
+
+        # a forged frame on the bus meanwhile is rejected and counted as before
+        await forge_a_call(members, "s1-a")
+
+        async def counted() -> bool:
+            status = await session.call_tool("amcp_status", {})
+            target = next(m for m in status.structured_content["members"] if m["id"] == "s1-a")
+            return target["stats"]["rejections"].get("bad_signature", 0) >= 1
+
+        await wait_until(counted, 20, interval=0.3, what="the forgery counted in amcp_status")
+        again = await session.call_tool("s1__echo", {"text": "still here"})
+        assert again.structured_content == {"text": "still here"}
 
 
 async def test_the_list_follows_the_cluster_and_read_only_hides_the_rest(
