@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
-from amcp.attest import IdentityVerdict, IdentityVerifier, sign, unsigned
+from amcp.attest import IdentityVerdict, IdentityVerifier, RecordType, sign, unsigned
 from amcp.identity import Identity
 from consensus.errors import ConsensusError
 from consensus.messages import Decided, Execution
@@ -42,28 +42,38 @@ __all__ = [
 ]
 
 
+S = TypeVar("S", Vote, Execution)
+
+
 def _content(record: Vote | Decided | Execution) -> dict[str, Any]:
     return unsigned(record.to_wire())
 
 
-def _own(identity: Identity, signer: str, what: str) -> None:
+def _signed(identity: Identity | None, record: S, record_type: RecordType, signer: str) -> S:
+    """`record` with `identity`'s signature as `signer` in its `sig`."""
+    if identity is None:
+        return record
     if identity.agent_id != signer:
-        raise ConsensusError(f"{identity.agent_id} cannot sign a {what} of {signer}")
+        raise ConsensusError(f"{identity.agent_id} cannot sign a {record_type} of {signer}")
+    return dataclasses.replace(record, sig=sign(identity, record_type, _content(record)))
+
+
+def _check(
+    verifier: IdentityVerifier | None, record: Vote | Execution, record_type: str, signer: str
+) -> IdentityVerdict:
+    if verifier is None:
+        return IdentityVerdict.OK
+    return verifier.verify(record_type, signer, _content(record), record.sig)
 
 
 def sign_vote(identity: Identity | None, vote: Vote) -> Vote:
     """`vote` signed by its voter (`identity` must be the voter's); unchanged without one."""
-    if identity is None:
-        return vote
-    _own(identity, vote.voter, "ballot")
-    return dataclasses.replace(vote, sig=sign(identity, "ballot", _content(vote)))
+    return _signed(identity, vote, "ballot", vote.voter)
 
 
 def check_vote(verifier: IdentityVerifier | None, vote: Vote) -> IdentityVerdict:
     """Whether `vote` carries its voter's identity signature (OK when nothing is checked)."""
-    if verifier is None:
-        return IdentityVerdict.OK
-    return verifier.verify("ballot", vote.voter, _content(vote), vote.sig)
+    return _check(verifier, vote, "ballot", vote.voter)
 
 
 def verified_votes(
@@ -85,7 +95,8 @@ def sign_decided(identity: Identity | None, decided: Decided) -> Decided:
     """`decided` signed by its proposal's proposer; unchanged without an identity."""
     if identity is None:
         return decided
-    _own(identity, decided.proposal.proposer, "decision")
+    if identity.agent_id != decided.proposal.proposer:
+        raise ConsensusError(f"{identity.agent_id} cannot sign a decision of another proposer")
     content = {**_content(decided), "by": identity.agent_id}
     return dataclasses.replace(
         decided, by=identity.agent_id, sig=sign(identity, "decision", content)
@@ -134,14 +145,9 @@ def refusal(
 
 def sign_execution(identity: Identity | None, execution: Execution) -> Execution:
     """`execution` signed by its executor; unchanged without an identity."""
-    if identity is None:
-        return execution
-    _own(identity, execution.executor, "execution")
-    return dataclasses.replace(execution, sig=sign(identity, "execution", _content(execution)))
+    return _signed(identity, execution, "execution", execution.executor)
 
 
 def check_execution(verifier: IdentityVerifier | None, execution: Execution) -> IdentityVerdict:
     """Whether `execution` carries its executor's identity signature (OK when unchecked)."""
-    if verifier is None:
-        return IdentityVerdict.OK
-    return verifier.verify("execution", execution.executor, _content(execution), execution.sig)
+    return _check(verifier, execution, "execution", execution.executor)
