@@ -9,6 +9,7 @@ ones: its AgentClient, its bus, one in-memory context replica, one Coordinator.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from agents.runtime.tools import NO_INPUT, CallContext, Example, Tool, ToolHints
 from agents.vsm.s3.taskloop import VOTE_WAIT
 from agents.vsm.tasks import CycleResult, TaskSpec
 from amcp.bus import Bus
+from amcp.errors import AmcpError
 from consensus.cli import to_json
 from consensus.coordinator import Coordination, Coordinator
 from consensus.model import Urgency, Vote
@@ -35,6 +37,9 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 PROGRESS: ContextVar[Progress | None] = ContextVar("amcp_mcp_progress", default=None)
 """The running call's progress reporter: set when the client sent a progress token."""
+
+TASK_POLL = 0.5  # seconds between looks at the audit log while a task runs
+TASK_LOG_WINDOW = 500  # the last entries read each time (a busy cluster's step may slip by)
 
 
 async def report(done: float, total: float | None, message: str) -> None:
@@ -110,9 +115,6 @@ class CoordinateOut(BaseModel):
     outcome: str
     summary: dict[str, Any]
     votes: list[dict[str, Any]]
-
-
-READ = ToolHints(idempotent=True)
 
 
 def builtin_tools(services: Services, *, allow_tasks: bool = False) -> list[Tool]:
@@ -206,12 +208,43 @@ def builtin_tools(services: Services, *, allow_tasks: bool = False) -> list[Tool
             whether it is critical and puts it to a vote, S3 plans, S2 checks conflicts, S1
             runs the steps, S3* audits); the cycle result."""
             wait = args.timeout * len(args.step_texts()) * 4 + VOTE_WAIT + 30
-            await report(0, None, "submitted to s3")
-            result = await s.client.call("s3", "run-task", args.model_dump(), timeout=wait)
+            # the id is chosen here (S3 keeps a given one) so the audit log can be followed
+            spec = args if args.id else args.model_copy(update={"id": f"t-{uuid.uuid4().hex[:12]}"})
+            running = asyncio.ensure_future(
+                s.client.call("s3", "run-task", spec.model_dump(), timeout=wait)
+            )
+            try:
+                if PROGRESS.get() is not None:
+                    await follow_task(s.bus, spec.id, running)
+                result = await running
+            finally:
+                running.cancel()
             return CycleResult.model_validate(result.output)
 
         tools.append(amcp_task)
     return tools
+
+
+async def follow_task(bus: Bus, task_id: str, running: asyncio.Future[Any]) -> None:
+    """One progress notification per audit entry of the task (cycle started, each step
+    executed, requeued, audited, completed) until it is done: S3's loop has no hook of its
+    own, its signed log says each step. Polled every TASK_POLL seconds."""
+    seen: set[tuple[int, int]] = set()
+    n = 0
+    while not running.done():
+        await asyncio.wait({running}, timeout=TASK_POLL)
+        try:
+            entries, _ = await read_cluster_log(bus, count=TASK_LOG_WINDOW)
+        except AmcpError:
+            continue  # the log is only for progress: the task's own answer decides
+        for e in entries:
+            if e.record.get("task") != task_id or (e.stream_seq, e.index) in seen:
+                continue
+            seen.add((e.stream_seq, e.index))
+            n += 1
+            step = e.record.get("step")
+            where = "" if step is None else f" step {step}"
+            await report(n, None, f"{e.agent}: {e.event}{where}")
 
 
 async def coordinate(coordinator: Coordinator, args: CoordinateIn) -> Coordination:

@@ -72,7 +72,8 @@ class McpServer:
             with contextlib.suppress(Exception):  # best effort: never fails the call
                 await ctx.session.report_progress(done, total, message)
 
-        doc = await self.bridge.call(params.name, params.arguments, progress)
+        wanted = (params.meta or {}).get("progress_token") is not None
+        doc = await self.bridge.call(params.name, params.arguments, progress if wanted else None)
         return types.CallToolResult.model_validate(doc)
 
     async def tools_changed(self) -> None:
