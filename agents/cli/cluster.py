@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.cluster.auth import ADMIN, DEFAULT_CLUSTERS, USERS
-from agents.cluster.topology import DEFAULT_AGENTS, choose_agents
+from agents.cluster.topology import DEFAULT_AGENTS, choose_agents, place_agents
 from agents.runtime.subjects import AgentSubjects
 from amcp.cli.common import (
     EXIT_FAILED,
@@ -70,19 +70,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_up(actions: argparse._SubParsersAction) -> None:
     up = actions.add_parser("up", help="start servers and agents, return once all are running")
     up.add_argument("--nodes", type=int, default=3, metavar="N", help="NATS nodes (default 3)")
-    default = ",".join(f"{r}={n}" for r, n in DEFAULT_AGENTS.items())
-    up.add_argument("--agents", metavar="ROLE=N,...", help=f"agents (default {default})")
-    up.add_argument(
-        "--voters",
-        metavar="N",
-        help=f"S5 agents, the voters on critical actions (default {DEFAULT_AGENTS['s5']})",
-    )
+    _agents_options(up)
     up.add_argument("--name", default="default", metavar="NAME", help="amcp cluster name")
     up.add_argument("--tls", action="store_true", help="mutual TLS on client and route ports")
     up.add_argument("--timeout", type=float, default=60.0, metavar="S", help="start deadline (60)")
     add_json_option(up)
     _data_dir(up)
     up.set_defaults(func=cmd_up)
+
+
+def _agents_options(parser: argparse.ArgumentParser) -> None:
+    """The agents a cluster runs (`up` starts them, `secrets` makes their identities)."""
+    default = ",".join(f"{r}={n}" for r, n in DEFAULT_AGENTS.items())
+    parser.add_argument("--agents", metavar="ROLE=N,...", help=f"agents (default {default})")
+    parser.add_argument(
+        "--voters",
+        metavar="N",
+        help=f"S5 agents, the voters on critical actions (default {DEFAULT_AGENTS['s5']})",
+    )
 
 
 def _add_status(actions: argparse._SubParsersAction) -> None:
@@ -118,9 +123,12 @@ def _add_secrets(actions: argparse._SubParsersAction) -> None:
         help="write the keyring, NATS users and TLS files a docker-compose cluster needs",
         description="Write into DIR: keyring.json, nats-<user>.password for every user, "
         "auth.conf (users, role permissions) and cluster-auth.conf (route user and routes) "
-        "for the servers, and with --tls a CA and certificates under tls/.",
+        "for the servers, an Ed25519 identity per agent (identities/ID.json, ids <role>-<n> "
+        "as in deploy/docker-compose.yml) and roster.json granting each its role, and with "
+        "--tls a CA and certificates under tls/.",
     )
     secrets.add_argument("folder", metavar="DIR")
+    _agents_options(secrets)
     secrets.add_argument(
         "--hosts",
         default="nats-1,nats-2,nats-3",
@@ -204,6 +212,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace) -> int:
+    from agents.cluster.identities import roles_of
     from agents.cluster.secrets import ClusterSecrets
 
     folder = Path(args.folder).expanduser()
@@ -213,6 +222,7 @@ def cmd_secrets(args: argparse.Namespace) -> int:
     clusters = [Subjects(c.strip()).cluster for c in args.clusters.split(",") if c.strip()]
     if not clusters:
         raise ConfigError("--clusters names no cluster")
+    slots = place_agents(choose_agents(args.agents, args.voters), len(hosts))
     if ClusterSecrets(folder).keyring.exists() and not args.force:
         raise ConfigError(f"{folder} already holds secrets (--force replaces them)")
     made = ClusterSecrets.create(
@@ -220,8 +230,13 @@ def cmd_secrets(args: argparse.Namespace) -> int:
         routes=[(h, args.route_port) for h in hosts],
         tls_hosts=hosts if args.tls else None,
         clusters=clusters,
+        agents=[(s.agent_id, roles_of(s.role)) for s in slots],
     )
-    print(f"wrote the cluster's secrets to {made.folder}" + (" (with TLS)" if args.tls else ""))
+    print(
+        f"wrote the cluster's secrets to {made.folder}"
+        + (" (with TLS)" if args.tls else "")
+        + f"; identities for {', '.join(s.agent_id for s in slots)} in roster {made.roster}"
+    )
     return EXIT_OK
 
 

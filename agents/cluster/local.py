@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cluster.auth import ADMIN
+from agents.cluster.identities import roles_of
 from agents.cluster.natsconf import authenticated_node
 from agents.cluster.secrets import ClusterSecrets
 from agents.cluster.topology import DEFAULT_AGENTS, AgentSlot, place_agents
@@ -174,11 +175,14 @@ class LocalCluster:
         hosts = cls._hosts_to_start(data_dir, nodes, cluster, hosts)
         private_folder(data_dir)
         route_ports = [free_port(h) if h == "127.0.0.1" else 6222 for h in hosts]
+        slots = place_agents(DEFAULT_AGENTS if agents is None else agents, nodes)
+        voters = "--voter" in (agent_args or [])
         secrets = ClusterSecrets.create(
             data_dir / "secrets",
             routes=list(zip(hosts, route_ports, strict=True)),
             tls_hosts=sorted(set(hosts)) if tls else None,
             clusters=[cluster],
+            agents=[(s.agent_id, roles_of(s.role, voters)) for s in slots],
         )
         self = cls(data_dir, _new_state(cluster, tls))
         self.secrets = secrets
@@ -186,7 +190,6 @@ class LocalCluster:
         try:
             self._start_servers(hosts, route_ports, profile, timeout)
             asyncio.run(self._prepare_streams(min(3, nodes), audit_max_msgs, timeout))
-            slots = place_agents(DEFAULT_AGENTS if agents is None else agents, nodes)
             for slot in slots:
                 self._start_agent(slot, agent_args or [])
             self._save()
@@ -292,6 +295,8 @@ class LocalCluster:
             keyring=self.secrets.keyring,
             cluster=self.cluster,
             data_dir=self.data_dir / "agents" / slot.agent_id,
+            identity=self.secrets.identity(slot.agent_id),
+            roster=self.secrets.roster,
             args=[*secure, *extra_args],
             log_dir=self.data_dir / "logs",
         )

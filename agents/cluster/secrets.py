@@ -1,6 +1,7 @@
 """A cluster's secrets in one folder: the amcp keyring, a NATS password per user, the
 servers' `auth.conf` (users and role permissions) and `cluster-auth.conf` (the route user
-and route URLs), and optionally TLS files under tls/.
+and route URLs), an identity per agent under identities/ with the roster that grants each
+its role (agents.cluster.identities), and optionally TLS files under tls/.
 
 `amcp cluster up` keeps them in its data directory; `amcp cluster secrets DIR` writes them
 for deploy/docker-compose.yml, which hands each file to its service as a docker secret.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from agents.cluster.auth import DEFAULT_CLUSTERS, ROUTE_USER, Passwords, authorization_block
 from agents.cluster.certs import TlsFiles, make_tls
+from agents.cluster.identities import AgentIdentities
 from amcp.files import private_folder, write_private
 from amcp.keyring import Keyring
 from amcp.security import ConnectionSecurity
@@ -34,10 +36,12 @@ class ClusterSecrets:
         routes: Sequence[tuple[str, int]],
         tls_hosts: Iterable[str] | None = None,
         clusters: Sequence[str] = DEFAULT_CLUSTERS,
+        agents: Iterable[tuple[str, frozenset[str]]] = (),
     ) -> ClusterSecrets:
         """Fresh secrets: a keyring, passwords, server auth files for `routes` (host, port
-        of every node's cluster listener) whose agents serve the amcp `clusters`, and with
-        `tls_hosts`, TLS certificates."""
+        of every node's cluster listener) whose agents serve the amcp `clusters`, an
+        identity and roster entry for each of `agents` (id, roles), and with `tls_hosts`,
+        TLS certificates."""
         made = cls(Path(folder))
         private_folder(made.folder)
         Keyring.generate().save(made.keyring)
@@ -51,6 +55,9 @@ class ClusterSecrets:
             f"authorization {{ user: {ROUTE_USER}, password: {json.dumps(route)} }}\n"
             f"routes: {json.dumps(urls)}\n",
         )
+        wanted = list(agents)
+        if wanted:
+            made.identities.provision(wanted, fresh=True)
         if tls_hosts is not None:
             make_tls(made.folder / "tls", tls_hosts)
         return made
@@ -66,6 +73,21 @@ class ClusterSecrets:
     @property
     def cluster_auth_conf(self) -> Path:
         return self.folder / "cluster-auth.conf"
+
+    @property
+    def identities(self) -> AgentIdentities:
+        """The agents' key files (identities/ID.json) and the roster (roster.json)."""
+        return AgentIdentities(self.folder)
+
+    @property
+    def roster(self) -> Path | None:
+        path = self.identities.roster
+        return path if path.exists() else None
+
+    def identity(self, agent_id: str) -> Path | None:
+        """`agent_id`'s key file, None if these secrets hold none for it."""
+        path = self.identities.path(agent_id)
+        return path if path.exists() else None
 
     @property
     def tls(self) -> TlsFiles | None:
@@ -93,6 +115,8 @@ class ClusterSecrets:
             "AMCP_NATS_USER": user,
             "AMCP_NATS_PASSWORD_FILE": str(self.password_file(user)),
         }
+        if self.roster is not None:  # so `amcp log`, `amcp coordinate` check identities
+            env["AMCP_ROSTER"] = str(self.roster)
         tls = self.tls
         if tls is not None:
             env |= {

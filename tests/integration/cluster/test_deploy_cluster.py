@@ -1,7 +1,8 @@
 """`amcp cluster up/status/env/down` as a user runs them, each command its own process:
 three authenticated nats-servers and an agent of every role (two S1s, three S5 voters),
-visible as members from another shell, the audit stream replicated on the three servers,
-and after `down` nothing left running. Usage errors exit 2 with one line.
+each with an identity in the roster `up` made, visible as members from another shell, the
+audit stream replicated on the three servers, and after `down` nothing left running.
+Usage errors exit 2 with one line.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def test_up_status_members_down(data_dir: Path) -> None:
     assert {m["id"] for m in json.loads(members.stdout)["members"]} == {
         a["id"] for a in doc["agents"]
     }
+    # identities on: `cluster env` names the roster `up` made, one key per agent in its role
+    roster = amcp("keys", "identity", "list", "--json", env=env_of(data_dir))
+    assert roster.returncode == 0, roster.stderr
+    granted = {(r["id"], tuple(r["roles"])) for r in json.loads(roster.stdout)["agents"]}
+    assert granted == {(a["id"], (a["role"],)) for a in doc["agents"]}
 
     state = json.loads((data_dir / STATE_FILE).read_text())
     jsz = f"{state['nodes'][0]['http']}/jsz?streams=true&config=true"

@@ -24,7 +24,10 @@ from agents.cli.agent import build_parser as agent_parser
 from agents.cluster import USERS, ClusterSecrets
 from agents.runtime.subjects import ROLES
 from amcp.cli.main import build_parser as amcp_parser
+from amcp.identity import Identity
+from amcp.roster import Roster
 from amcp.server import find_nats_server
+from tests.support.cli import amcp as amcp_cli
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 NATS = ("nats-1", "nats-2", "nats-3")
@@ -85,7 +88,7 @@ def test_three_nats_nodes_and_every_role(project) -> None:
     assert {services[n]["environment"]["NATS_NAME"] for n in NATS} == set(NATS)
     assert all(services[n]["healthcheck"]["test"][0] == "CMD" for n in NATS)
     assert all(_agents(project, role) for role in ROLES)
-    assert services["s1"]["deploy"]["replicas"] >= 2
+    assert len(_agents(project, "s1")) >= 2
     for role in ROLES:
         for agent in _agents(project, role).values():
             env = agent["environment"]
@@ -168,10 +171,15 @@ def test_every_command_exists_with_its_flags(project) -> None:
             pytest.fail(f"{where} runs {program!r}, which the image does not provide")
 
 
+def _made(folder: Path) -> ClusterSecrets:
+    """What `amcp cluster secrets --tls` writes, for the default agents."""
+    made = amcp_cli("cluster", "secrets", str(folder), "--tls", timeout=120)
+    assert made.returncode == 0, made.stderr
+    return ClusterSecrets(folder)
+
+
 def test_secrets_are_what_amcp_cluster_secrets_writes(project, tmp_path: Path) -> None:
-    made = ClusterSecrets.create(
-        tmp_path / "secrets", routes=[(n, 6222) for n in NATS], tls_hosts=list(NATS)
-    )
+    made = _made(tmp_path / "secrets")
     for name, secret in project["secrets"].items():
         path = Path(secret["file"])
         assert path.parts[0] == "secrets", name
@@ -179,6 +187,29 @@ def test_secrets_are_what_amcp_cluster_secrets_writes(project, tmp_path: Path) -
     used = {_target(s) for svc in project["services"].values() for s in svc.get("secrets", [])}
     assert "nats_password" in used and "amcp_keyring" in used
     assert {f"nats_{u}_password" for u in USERS} <= set(project["secrets"])
+
+
+def test_each_agent_signs_with_its_own_identity_in_the_roster(project, tmp_path: Path) -> None:
+    """Identities on (issue 16): every agent service gets the roster and its own key file,
+    no other agent's, and the key is the one `amcp cluster secrets` made for its --id."""
+    made = _made(tmp_path / "secrets")
+    roster = Roster.load(made.identities.roster)
+    sources = []
+    for name, (service, args) in _agent_services(project).items():
+        env = service["environment"]
+        assert env["AMCP_ROSTER"] == "/run/secrets/amcp_roster", name
+        assert env["AMCP_IDENTITY"] == "/run/secrets/amcp_identity", name
+        mounted = {_target(s): s for s in service["secrets"]}
+        assert "amcp_roster" in mounted, name
+        source = mounted["amcp_identity"]["source"]
+        sources.append(source)
+        key = Identity.load(made.folder / Path(*Path(project["secrets"][source]["file"]).parts[1:]))
+        entry = roster.get(args.id)
+        assert key.agent_id == args.id and entry is not None, name
+        assert entry.public_key == key.public_key and args.role in entry.roles, name
+    assert len(sources) == len(set(sources)) == len(roster.entries)  # one key each, all used
+    prepare = project["services"]["prepare"]
+    assert "amcp_roster" in {_target(s) for s in prepare["secrets"]}
 
 
 def test_no_secret_goes_into_the_image() -> None:

@@ -1,6 +1,7 @@
 """Every file `amcp cluster up` and `amcp cluster secrets` write that holds a secret (a NATS
-password, the keyring, a TLS private key), or includes one, is mode 0600 in folders of mode
-0700: the real CLI, real nats-servers, then a walk of everything they left on disk."""
+password, the keyring, an agent's identity, a TLS private key), or includes one, is mode
+0600 in folders of mode 0700: the real CLI, real nats-servers, then a walk of everything
+they left on disk. The roster they write holds public keys only (0644)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def secrets_in(folder: Path) -> list[str]:
     for key in json.loads((folder / "keyring.json").read_text())["keys"]:
         found.append(key["secret"])
         found.append(base64.b64decode(key["secret"]).hex())
+    seeds = [json.loads(p.read_text())["seed"] for p in folder.glob("identities/*.json")]
+    assert seeds, "no agent identities"  # one private key per agent of the topology
+    found += seeds
     assert len(found) >= 8
     return found
 
@@ -48,6 +52,7 @@ def test_cluster_up_leaves_no_secret_readable_by_others(data_dir: Path) -> None:
     )  # fmt: skip
     assert up.returncode == 0, up.stderr
     secrets = secrets_in(data_dir / "secrets")
+    assert _public_roster(data_dir / "secrets", secrets) == ["s1-1"]
     node_confs = sorted(data_dir.glob("n*/*.conf"))
     assert len(node_confs) == 2
     assert all(any(s in conf.read_text() for s in secrets) for conf in node_confs)
@@ -60,3 +65,13 @@ def test_cluster_secrets_leaves_no_secret_readable_by_others(tmp_path: Path) -> 
     assert made.returncode == 0, made.stderr
     assert (folder / "tls" / "server-key.pem").exists()
     assert exposed(folder, secrets_in(folder)) == []
+    ids = ["s1-1", "s1-2", "s2-1", "s3-1", "s4-1", "s5-1", "s5-2", "s5-3"]  # the compose ids
+    assert _public_roster(folder, secrets_in(folder)) == ids
+
+
+def _public_roster(folder: Path, secrets: list[str]) -> list[str]:
+    """The ids in the roster, which is 0644 and holds no secret."""
+    roster = folder / "roster.json"
+    assert stat.S_IMODE(roster.stat().st_mode) == 0o644
+    assert not any(s in roster.read_text() for s in secrets)
+    return [a["id"] for a in json.loads(roster.read_text())["agents"]]
