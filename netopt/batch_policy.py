@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from netopt.analyser import MIN_BINS, Analysis, ClassThresholds, TrafficClass, analyse
 from netopt.sampler import TrafficSampler
 from netopt.stable import ClassHold, Hysteresis
+
+if TYPE_CHECKING:  # numpy is imported by the analyser and the sampler when they run
+    import numpy as np
 
 __all__ = [
     "NO_BATCHING",

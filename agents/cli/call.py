@@ -15,7 +15,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from agents.cli.session import with_client
-from agents.mcp.auto import refused_message, tally, vote_if_destructive
 from agents.runtime.errors import AgentBusy, ToolCallError, ToolInputError, UnknownTool
 from agents.runtime.subjects import call_request
 from amcp.cli.common import (
@@ -31,6 +30,7 @@ from amcp.cli.common import (
 from amcp.errors import ConfigError
 from consensus.cli import seconds_arg
 
+# Auto mode (the coordinator, the bridge's builtins) loads when a call runs, not for --help.
 if TYPE_CHECKING:
     from agents.runtime.client import AgentClient
 
@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    from agents.mcp.auto import refused_message, tally, vote_if_destructive
+
     payload = parse_json_arg(
         args.input, "JSON input", wrap=lambda value: call_request(args.tool, value)
     )

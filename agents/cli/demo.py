@@ -1,12 +1,11 @@
 """`amcp demo`: the README's first command. A viable system on one machine, in plain words.
 
 It needs nothing but the installed package: an embedded nats-server on a free port, a
-throw-away keyring and roster of agent identities, and six `amcp-agent` processes (two
-S1s, one each of S2 to S5; S3, S4 and S5 vote). Then a short scenario: a task through the
-loop, two steps at once on the two S1s, a critical action put to a quorum vote, the
-viability counters read the same from every agent's CRDT replica, forged, replayed and
-tampered frames rejected, and S4's traffic analysis. Everything it started is stopped
-before it returns.
+throw-away keyring, and six `amcp-agent` processes (two S1s, one each of S2 to S5; S3, S4
+and S5 vote). Then a short scenario: a task through the loop, two steps at once on the two
+S1s, a critical action put to a quorum vote, the viability counters read the same from
+every agent's CRDT replica, forged, replayed and tampered frames rejected, and S4's
+traffic analysis. Everything it started is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -19,18 +18,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.cluster.identities import AgentIdentities, roles_of
 from agents.cluster.topology import DEMO_AGENTS, DEMO_VOTERS
 from agents.process.child import AgentProcess
-from agents.runtime.admin import ClusterView
-from agents.runtime.client import AgentClient
-from agents.vsm.tasks import CycleResult, TaskSpec
-from amcp.bus import Bus
 from amcp.cli.common import EXIT_FAILED, EXIT_OK
 from amcp.keyring import Keyring
-from amcp.server import NatsServer
+
+# The bus, the agents' client and models, and the server load when the demo runs, not for
+# `amcp --help`.
+if TYPE_CHECKING:
+    from agents.runtime.client import AgentClient
+    from agents.vsm.tasks import CycleResult
+    from amcp.bus import Bus
 
 __all__ = ["register"]
 
@@ -89,6 +89,8 @@ class Scenario:
         self.procs = procs
 
     async def members_seen(self) -> dict[str, str] | None:
+        from agents.runtime.admin import ClusterView
+
         for p in self.procs:
             if p.returncode is not None:
                 last = (p.log_text().strip().splitlines() or ["(no output)"])[-1]
@@ -110,6 +112,8 @@ class Scenario:
         return seen
 
     async def run_task(self, **fields: Any) -> CycleResult:
+        from agents.vsm.tasks import CycleResult, TaskSpec
+
         spec = TaskSpec(cwd=str(self.work), timeout=20, **fields)
         result = await self.client.call("s3", "run-task", spec.model_dump(), timeout=90)
         return CycleResult.model_validate(result.output)
@@ -189,6 +193,8 @@ class Scenario:
         return True
 
     async def attack(self, bus: Bus, url: str) -> bool:
+        from amcp.bus import Bus
+
         target = "s3-a"
         subject = self.client.subjects.call(target)
         mallory = await Bus.connect(
@@ -251,6 +257,9 @@ class Scenario:
 async def _scenario(
     url: str, keyring: Keyring, cluster: str, story: Story, work: Path, procs: list[AgentProcess]
 ) -> bool:
+    from agents.runtime.client import AgentClient
+    from amcp.bus import Bus
+
     bus = await Bus.connect(url, keyring=keyring, sender="demo", cluster=cluster)
     try:
         scenario = Scenario(AgentClient(bus, timeout=10), story, work, procs)
@@ -280,28 +289,26 @@ async def _scenario(
         await bus.close()
 
 
-def _start_agents(url: str, root: Path, cluster: str) -> list[AgentProcess]:
+def _start_agents(url: str, keyring: Path, cluster: str, logs: Path) -> list[AgentProcess]:
     env = {**os.environ, "AMCP_VSM_INTERVAL": "0.2"}
-    ids = AgentIdentities(root)  # identity checks on, as on every cluster amcp makes
-    ids.provision((i, roles_of(role, i in DEMO_VOTERS)) for role, i in DEMO_AGENTS)
     return [
         AgentProcess(
             role,
             agent_id,
             nats=url,
-            keyring=root / "keyring.json",
+            keyring=keyring,
             cluster=cluster,
-            identity=ids.path(agent_id),
-            roster=ids.roster,
             args=["--voter"] if agent_id in DEMO_VOTERS else [],
             env=env,
-            log_dir=root / "logs",
+            log_dir=logs,
         ).start()
         for role, agent_id in DEMO_AGENTS
     ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from amcp.server import NatsServer
+
     story = Story(quiet=args.json)
     ok = False
     codes: dict[str, int] = {}
@@ -314,9 +321,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cluster = f"demo-{uuid.uuid4().hex[:6]}"
         with NatsServer(name="amcp-demo", store_dir=root / "nats") as server:
             story.say("server", f"started an embedded nats-server at {server.url} with a "
-                      "fresh keyring (mode 0600) and an Ed25519 identity per agent in a "
-                      "roster", url=server.url)  # fmt: skip
-            procs = _start_agents(server.url, root, cluster)
+                      "fresh keyring (mode 0600)", url=server.url)  # fmt: skip
+            procs = _start_agents(server.url, keyring_path, cluster, root / "logs")
             try:
                 ok = asyncio.run(_scenario(server.url, keyring, cluster, story, work, procs))
             except Exception as exc:

@@ -8,7 +8,6 @@ import contextlib
 from pathlib import Path
 
 from amcp.cli.common import EXIT_OK, emit, run_until_stopped
-from amcp.server import NatsServer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
+    from amcp.server import NatsServer  # subprocess, urllib and the binary's lookup: not for --help
+
     if not 0 < args.port < 65536:
         from amcp.errors import ConfigError
 

@@ -15,15 +15,18 @@ import asyncio
 import contextlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amcp.batching import BUS_LIMITS, subject_family
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
 from amcp.cli.table import format_table
 from amcp.errors import ConfigError
 from amcp.message import Message
 from amcp.subjects import validate_subject
-from netopt import MIN_BINS, BatchPolicy, FamilyTraffic, TrafficSampler, describe_traffic
+from netopt.analyser import MIN_BINS
+
+# The sampler, the policies and the bus's batching load when the command runs, not for --help.
+if TYPE_CHECKING:
+    from netopt import BatchPolicy, FamilyTraffic, TrafficSampler
 
 BIN_SECONDS = 0.1
 MIN_SECONDS = MIN_BINS * BIN_SECONDS + 0.4  # room for the partly filled first and last bins
@@ -71,6 +74,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
+    from amcp.batching import BUS_LIMITS, subject_family
+    from netopt import TrafficSampler, describe_traffic
+
     _check(args)
 
     async def main(stop: asyncio.Event) -> int:
