@@ -1,11 +1,12 @@
 """`amcp demo`: the README's first command. A viable system on one machine, in plain words.
 
 It needs nothing but the installed package: an embedded nats-server on a free port, a
-throw-away keyring, and six `amcp-agent` processes (two S1s, one each of S2 to S5; S3, S4
-and S5 vote). Then a short scenario: a task through the loop, two steps at once on the two
-S1s, a critical action put to a quorum vote, the viability counters read the same from
-every agent's CRDT replica, forged, replayed and tampered frames rejected, and S4's
-traffic analysis. Everything it started is stopped before it returns.
+throw-away keyring and roster of agent identities, and six `amcp-agent` processes (two
+S1s, one each of S2 to S5; S3, S4 and S5 vote). Then a short scenario: a task through the
+loop, two steps at once on the two S1s, a critical action put to a quorum vote, the
+viability counters read the same from every agent's CRDT replica, forged, replayed and
+tampered frames rejected, and S4's traffic analysis. Everything it started is stopped
+before it returns.
 """
 
 from __future__ import annotations
@@ -289,18 +290,24 @@ async def _scenario(
         await bus.close()
 
 
-def _start_agents(url: str, keyring: Path, cluster: str, logs: Path) -> list[AgentProcess]:
+def _start_agents(url: str, root: Path, cluster: str) -> list[AgentProcess]:
+    from agents.cluster.identities import AgentIdentities, roles_of
+
     env = {**os.environ, "AMCP_VSM_INTERVAL": "0.2"}
+    ids = AgentIdentities(root)  # identity checks on, as on every cluster amcp makes
+    ids.provision((i, roles_of(role, i in DEMO_VOTERS)) for role, i in DEMO_AGENTS)
     return [
         AgentProcess(
             role,
             agent_id,
             nats=url,
-            keyring=keyring,
+            keyring=root / "keyring.json",
             cluster=cluster,
+            identity=ids.path(agent_id),
+            roster=ids.roster,
             args=["--voter"] if agent_id in DEMO_VOTERS else [],
             env=env,
-            log_dir=logs,
+            log_dir=root / "logs",
         ).start()
         for role, agent_id in DEMO_AGENTS
     ]
@@ -321,8 +328,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cluster = f"demo-{uuid.uuid4().hex[:6]}"
         with NatsServer(name="amcp-demo", store_dir=root / "nats") as server:
             story.say("server", f"started an embedded nats-server at {server.url} with a "
-                      "fresh keyring (mode 0600)", url=server.url)  # fmt: skip
-            procs = _start_agents(server.url, keyring_path, cluster, root / "logs")
+                      "fresh keyring (mode 0600) and an Ed25519 identity per agent in a "
+                      "roster", url=server.url)  # fmt: skip
+            procs = _start_agents(server.url, root, cluster)
             try:
                 ok = asyncio.run(_scenario(server.url, keyring, cluster, story, work, procs))
             except Exception as exc:
