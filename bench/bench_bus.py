@@ -5,9 +5,12 @@ request/reply latency (p50, p99), each for raw nats-py and for amcp, on one embe
 nats-server; and 1 KiB messages on a sealed subject (AES-256-GCM, docs/PROTOCOL.md "Sealed
 bodies") beside plain signed ones, in the same trials. Trials alternate raw/amcp(/sealed)
 so machine noise hits all; medians are printed, and each ratio is the median of the ratios
-of back-to-back trial pairs.
+of back-to-back trial pairs. Last, the CPU time (time.process_time, far less noisy than a
+rate on a shared machine) one Sealer.seal and one Opener.open take at 1 KiB, plain and
+sealed, beside AES-256-GCM alone (the floor sealing cannot go under).
 
     python bench/bench_bus.py [--messages 50000] [--requests 2000] [--trials 5] [--json]
+    python bench/bench_bus.py --sealed-only      # the 1 KiB plain/sealed rows and CPU only
 
 Targets (issue 2): amcp throughput >= 0.6x raw; amcp request p50 <= 1.3x raw. Issue 16:
 sealed 1 KiB >= 0.8x plain signed 1 KiB.
@@ -18,12 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 
 import nats
 
-from amcp import Bus, Keyring, NatsServer, signing
+from amcp import Bus, Keyring, NatsServer, Opener, Sealer, sealing, signing
+from amcp.sealing import AesGcm, SealKeys, SealPolicy
 
 SUBJECT = "bench.pubsub"
 
@@ -53,7 +58,9 @@ async def raw_throughput(url: str, payload: bytes, count: int) -> float:
 
 async def amcp_throughput(
     url: str, payload: bytes, count: int, ring: Keyring, seal: tuple[str, ...] = ()
-) -> float:
+) -> tuple[float, float]:
+    """Messages per second, and the CPU microseconds this process (publisher and
+    subscriber, not nats-server) spent per message."""
     pub = await Bus.connect(url, keyring=ring, sender="bench-pub", seal=seal)
     sub = await Bus.connect(url, keyring=ring, sender="bench-sub", seal=seal)
     done, got = asyncio.Event(), 0
@@ -66,17 +73,17 @@ async def amcp_throughput(
 
     await sub.subscribe(SUBJECT, on_msg)
     await sub.flush()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         await pub.publish(SUBJECT, payload)
     await pub.flush()
     await asyncio.wait_for(done.wait(), 120)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     rejected = sub.stats.total
     await pub.close()
     await sub.close()
     assert rejected == 0, f"{rejected} frames rejected during the benchmark"
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 async def time_requests(client, count: int) -> list[float]:
@@ -123,32 +130,98 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_per_op(ring: Keyring, count: int, seal: bool) -> tuple[float, float]:
+    """CPU microseconds one seal and one open of a 1 KiB body take, caches warm (a bus's
+    sealer and opener share one SealKeys)."""
+    policy, keys = SealPolicy([SUBJECT] if seal else []), SealKeys()
+    sealer = Sealer("bench-pub", ring, sealed=policy, seal_keys=keys)
+    opener = Opener(ring, sealed=policy, seal_keys=keys)
+    body = bytes(1024)
+    for _ in range(10):
+        opener.open(SUBJECT, sealer.seal(SUBJECT, body))
+    start = time.process_time()
+    frames = [sealer.seal(SUBJECT, body) for _ in range(count)]
+    sealed = time.process_time()
+    for frame in frames:
+        opener.open(SUBJECT, frame)
+    return (sealed - start) / count * 1e6, (time.process_time() - sealed) / count * 1e6
+
+
+def cpu_aes_gcm(count: int) -> tuple[float, float]:
+    """CPU microseconds AES-256-GCM alone takes to encrypt and decrypt 1 KiB (the cipher
+    sealing runs, with associated data of an envelope head's size)."""
+    cipher, nonce, aad, body = AesGcm(os.urandom(32)), bytes(12), bytes(80), bytes(1024)
+    start = time.process_time()
+    for _ in range(count):
+        sealed = cipher.encrypt(nonce, body, aad)
+    middle = time.process_time()
+    for _ in range(count):
+        cipher.decrypt(nonce, sealed, aad)
+    return (middle - start) / count * 1e6, (time.process_time() - middle) / count * 1e6
+
+
+def cpu_table(ring: Keyring, trials: int, count: int = 20_000) -> dict:
+    """Median per-op CPU over `trials` alternating runs."""
+    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "sealed": [], "aes_gcm": []}
+    for _ in range(trials):
+        runs["plain"].append(cpu_per_op(ring, count, False))
+        runs["sealed"].append(cpu_per_op(ring, count, True))
+        runs["aes_gcm"].append(cpu_aes_gcm(count))
+    return {
+        name: {
+            "seal_us": statistics.median(r[0] for r in rows),
+            "open_us": statistics.median(r[1] for r in rows),
+        }
+        for name, rows in runs.items()
+    }
+
+
 async def run(args: argparse.Namespace) -> dict:
     ring = Keyring.generate()
-    results: dict = {"hmac_backend": signing.BACKEND, "throughput": {}, "latency": {}}
+    results: dict = {
+        "hmac_backend": signing.BACKEND,
+        "cipher_backend": sealing.CIPHER_BACKEND,
+        "throughput": {},
+        "latency": {},
+    }
+    sizes = (("1KiB", 1024),) if args.sealed_only else (("64B", 64), ("1KiB", 1024))
     with NatsServer(name="bench") as server:
         url = server.url
-        for label, size in (("64B", 64), ("1KiB", 1024)):
+        for label, size in sizes:
             payload = bytes(size)
-            raw, ours, sealed = [], [], []
+            raw, ours, sealed, ours_cpu, sealed_cpu = [], [], [], [], []
             for _ in range(args.trials):
-                raw.append(await raw_throughput(url, payload, args.messages))
-                ours.append(await amcp_throughput(url, payload, args.messages, ring))
+                if not args.sealed_only:
+                    raw.append(await raw_throughput(url, payload, args.messages))
+                rate, cpu = await amcp_throughput(url, payload, args.messages, ring)
+                ours.append(rate)
+                ours_cpu.append(cpu)
                 if size == 1024:
-                    sealed.append(
-                        await amcp_throughput(url, payload, args.messages, ring, (SUBJECT,))
-                    )
-            r, a = statistics.median(raw), statistics.median(ours)
-            # The ratio is the median of each trial pair's ratio: a pair runs back to back,
-            # so load that drifts over the run hits both sides of it alike.
-            ratio = statistics.median(o / w for o, w in zip(ours, raw, strict=True))
-            results["throughput"][label] = {"raw_msgs_s": r, "amcp_msgs_s": a, "ratio": ratio}
+                    rate, cpu = await amcp_throughput(url, payload, args.messages, ring, (SUBJECT,))
+                    sealed.append(rate)
+                    sealed_cpu.append(cpu)
+            a = statistics.median(ours)
+            if raw:
+                # The ratio is the median of each trial pair's ratio: a pair runs back to
+                # back, so load that drifts over the run hits both sides of it alike.
+                ratio = statistics.median(o / w for o, w in zip(ours, raw, strict=True))
+                r = statistics.median(raw)
+                results["throughput"][label] = {"raw_msgs_s": r, "amcp_msgs_s": a, "ratio": ratio}
             if sealed:
                 results["sealed"] = {
                     "plain_msgs_s": a,
                     "sealed_msgs_s": statistics.median(sealed),
                     "ratio": statistics.median(s / o for s, o in zip(sealed, ours, strict=True)),
+                    "plain_cpu_us": statistics.median(ours_cpu),
+                    "sealed_cpu_us": statistics.median(sealed_cpu),
+                    # what the rate ratio would be if CPU alone set the pace: less noisy
+                    "cpu_ratio": statistics.median(
+                        o / s for s, o in zip(sealed_cpu, ours_cpu, strict=True)
+                    ),
                 }
+        results["cpu"] = cpu_table(ring, args.trials)
+        if args.sealed_only:
+            return results
         raw_p50, raw_p99, our_p50, our_p99 = [], [], [], []
         for _ in range(args.trials):
             raw = await raw_latency(url, args.requests)
@@ -176,6 +249,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--sealed-only",
+        action="store_true",
+        help="only the 1 KiB plain and sealed rows and the per-op CPU (a short run)",
+    )
     args = parser.parse_args()
     results = asyncio.run(run(args))
     if args.json:
@@ -183,7 +261,7 @@ def main() -> None:
         return
     print(
         f"amcp core bus benchmark (median of {args.trials} alternating trials; "
-        f"HMAC backend: {results['hmac_backend']})\n"
+        f"HMAC backend: {results['hmac_backend']}, AES-GCM: {results['cipher_backend']})\n"
     )
     print(f"{'publish->subscribe':20} {'raw nats-py':>14} {'amcp signed':>14} {'ratio':>7}  target")
     for label, row in results["throughput"].items():
@@ -197,6 +275,20 @@ def main() -> None:
         f"{'':7}\n{'':20} {'amcp sealed':>14} {row['sealed_msgs_s']:14,.0f} "
         f"{row['ratio']:7.2f}  >= 0.80 {'ok' if row['ratio'] >= 0.8 else 'MISSED'}"
     )
+    print(
+        f"{'  CPU us/msg':20} {'plain, sealed':>14} {row['plain_cpu_us']:7.2f} "
+        f"{row['sealed_cpu_us']:6.2f} {row['cpu_ratio']:7.2f}  (this process: pub and sub)"
+    )
+    cpu = results["cpu"]
+    print(f"\n{'CPU per op, 1 KiB':20} {'seal us':>14} {'open us':>14} {'sum':>7}")
+    for name in ("plain", "sealed", "aes_gcm"):
+        row = cpu[name]
+        print(
+            f"{name:20} {row['seal_us']:14.2f} {row['open_us']:14.2f} "
+            f"{row['seal_us'] + row['open_us']:7.2f}"
+        )
+    if args.sealed_only:
+        return
     lat = results["latency"]
     print(f"\n{'request/reply':20} {'raw nats-py':>14} {'amcp signed':>14} {'ratio':>7}")
     print(
