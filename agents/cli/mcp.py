@@ -14,7 +14,6 @@ import asyncio
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from agents.runtime.client import AgentClient
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, run_until_stopped
 from amcp.errors import ConfigError
 from consensus.cli import seconds_arg
@@ -93,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"amcp mcp needs the MCP SDK: pip install 'amcp[mcp]' ({exc})") from None
     from agents.mcp import Bridge, Services
+    from agents.runtime.client import AgentClient
     from consensus.coordinator import Coordinator
     from crdt.store import ContextStore
 
