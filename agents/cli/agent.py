@@ -17,13 +17,10 @@ from dataclasses import astuple
 from pathlib import Path
 
 from agents.cli.own_identity import NEW_IDENTITY_FILE, enroll_command, own_identity, standing
-from agents.cluster.identities import roles_of
 from agents.process.mcpspec import parse_mcp_server, parse_mcp_servers
 from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
-from agents.runtime.agent import Agent
 from agents.runtime.config import AgentConfig
 from agents.runtime.errors import DuplicateAgent
-from agents.runtime.extension import load_extensions
 from agents.runtime.subjects import ROLES
 from amcp.cli.common import (
     BATCHING_ENV,
@@ -38,7 +35,6 @@ from amcp.cli.common import (
 )
 from amcp.errors import ConfigError, IdentityError
 from amcp.logs import setup_logging
-from amcp.settings import env_number
 
 __all__ = ["build_parser", "main"]
 
@@ -182,6 +178,8 @@ def _observability_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
+    from amcp.settings import env_number  # pydantic: not for --help
+
     heartbeat = args.heartbeat or env_number(HEARTBEAT_ENV, 1.0)
     if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
         raise ConfigError(f"--metrics-port must be 0-65535, not {args.metrics_port}")
@@ -227,6 +225,11 @@ def _child_argv(argv: list[str], agent_id: str) -> list[str]:
 
 
 async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Event) -> int:
+    # the agent itself (the bus, prometheus, its tools' models): not for --help, nor for a
+    # supervising parent, which only starts children
+    from agents.runtime.agent import Agent
+    from agents.runtime.extension import load_extensions
+
     bus = await connect(args, sender=config.agent_id, batching=batching_mode(args.batching))
     try:
         agent = Agent(bus, config, extensions=load_extensions(config))
@@ -239,6 +242,8 @@ async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Ev
 def _adopt_identity(args: argparse.Namespace, config: AgentConfig) -> AgentConfig:
     """The config under the id of the agent's key file, with args.identity naming that
     file for connect(); IdentityError (exit 2) if the roster in force would not count it."""
+    from agents.cluster.identities import roles_of  # imports consensus and crdt: not for --help
+
     path, identity, created = own_identity(
         args.identity, config.data_dir, args.id, allow_new=args.new_identity, new_id=config.agent_id
     )
