@@ -36,6 +36,15 @@ INSTRUCTIONS = (
 MAX_SESSIONS = 256  # handshake sessions kept for list_changed (the newest)
 
 
+class _Server(Server[Any]):
+    """Declares tools.listChanged on every transport (Streamable HTTP builds its sessions'
+    options itself, with no NotificationOptions)."""
+
+    def create_initialization_options(self, notification_options=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        options = notification_options or NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(options, *args, **kwargs)
+
+
 class McpServer:
     """`await McpServer(bridge).serve_stdio()` or `.serve_http(host, port)`."""
 
@@ -44,7 +53,7 @@ class McpServer:
         self.refresh = refresh
         self.events = InMemorySubscriptionBus()
         self._sessions: deque[ServerSession] = deque(maxlen=MAX_SESSIONS)
-        self.server: Server[Any] = Server(
+        self.server: Server[Any] = _Server(
             "amcp",
             version=version,
             instructions=INSTRUCTIONS,
@@ -92,15 +101,12 @@ class McpServer:
                 log.exception("refreshing the tool list failed")
             await asyncio.sleep(self.refresh)
 
-    def _options(self) -> Any:
-        return self.server.create_initialization_options(NotificationOptions(tools_changed=True))
-
     async def serve_stdio(self) -> None:
         await self.bridge.refresh()  # the first list is complete
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.watch)
             async with stdio_server() as (read, write):
-                await self.server.run(read, write, self._options())
+                await self.server.run(read, write, self.server.create_initialization_options())
             tg.cancel_scope.cancel()
 
     async def serve_http(self, host: str, port: int) -> None:

@@ -229,6 +229,7 @@ async def test_the_list_follows_the_cluster_and_read_only_hides_the_rest(
             changed.set()
 
     async with bridge(env, on_message=on_message) as session:
+        assert session.server_capabilities.tools.list_changed is True
         await listed_until(session, lambda t: "s1__echo" in t, "s1 echo listed")
         changed.clear()
         await members.add(
@@ -269,6 +270,8 @@ async def test_streamable_http_serves_the_same_tools_until_sigterm(
                 return False
 
         await wait_until(echoed, 30, interval=0.3, what="an echo over Streamable HTTP")
+        async with http_session(url) as session:
+            assert session.server_capabilities.tools.list_changed is True
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:
