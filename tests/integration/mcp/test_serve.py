@@ -22,7 +22,7 @@ from agents.runtime.catalog import BUILTIN
 from agents.runtime.subjects import AgentSubjects, call_request
 from amcp.server import free_port
 from consensus import Thresholds, VotePolicy
-from tests.support.cli import start_async
+from tests.support.cli import amcp_async, start_async
 from tests.support.consensus import Members
 from tests.support.mcp import bridge, http_session
 from tests.support.waiting import wait_until
@@ -278,3 +278,14 @@ async def test_streamable_http_serves_the_same_tools_until_sigterm(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_bad_options_are_one_line_and_exit_2(cli_env: dict[str, str]) -> None:
+    for args, said in (
+        (("--http", "nope"), "expected HOST:PORT"),
+        (("--http", "127.0.0.1:99999"), "expected HOST:PORT"),
+        (("--vote-timeout", "0"), "seconds in (0, 3600]"),
+    ):
+        done = await amcp_async("mcp", "serve", *args, env=cli_env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert said in done.stderr and "Traceback" not in done.stderr
