@@ -60,6 +60,23 @@ class Nothing(BaseModel):
     """No input."""
 
 
+class Member(BaseModel):
+    id: str
+    role: str
+    state: str
+    liveness: str
+    heartbeat_age: float | None = Field(None, description="seconds since its last heartbeat")
+    voter: bool
+    capabilities: list[str]
+    tools: list[str]
+
+
+class MembersOut(BaseModel):
+    cluster: str
+    observer: str = Field(description="the agent whose view this is")
+    members: list[Member]
+
+
 class LogIn(BaseModel):
     count: int = Field(50, ge=1, le=1000, description="the last N entries")
     agent: str | None = Field(None, max_length=128, description="only this agent's entries")
@@ -122,10 +139,13 @@ def builtin_tools(services: Services, *, allow_tasks: bool = False) -> list[Tool
     s = services
 
     @tool(read_only=True, examples=NO_INPUT)
-    async def amcp_members(args: Nothing, ctx: CallContext) -> ClusterView:
-        """The cluster's members (role, state, liveness, voter, capabilities) as a live
-        agent sees them, like `amcp members`."""
-        return await s.client.members()
+    async def amcp_members(args: Nothing, ctx: CallContext) -> MembersOut:
+        """The cluster's members (role, state, liveness, last heartbeat, voter,
+        capabilities, tools) as a live agent sees them: the columns of `amcp members`;
+        amcp_status has each member's figures too."""
+        view = await s.client.members()
+        members = [Member.model_validate(m.model_dump()) for m in view.members]
+        return MembersOut(cluster=view.cluster, observer=view.observer, members=members)
 
     @tool(read_only=True, examples=NO_INPUT)
     async def amcp_status(args: Nothing, ctx: CallContext) -> ClusterView:
