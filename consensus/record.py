@@ -161,7 +161,7 @@ class DecisionLog:
         self.retention = DecisionRetention.from_env() if retention is None else retention
         self.verifier = verifier
         self.refused: Counter[str] = Counter()
-        self._refused_members: dict[str, object] = {}  # id -> the record last counted
+        self._refused_members: dict[str, object] = {}  # id -> (reason, record) last counted
         for prefix in (DECISION_PREFIX, EXECUTION_PREFIX):
             store.limit(prefix, self.retention.max_records)
 
@@ -238,9 +238,12 @@ class DecisionLog:
         voters: list[str] = []
         executors: dict[str, Executor] = {}
         for agent, record in sorted(members.items()):
-            if not isinstance(record, Mapping) or not self._member_counts(agent, record):
+            if not isinstance(record, Mapping):
                 continue
-            if record.get("voter") is True and self._may_vote(agent):
+            counts, votes = self._member(agent, record)
+            if not counts:
+                continue
+            if votes:
                 voters.append(agent)
             extra = record.get("extra")
             executes = extra.get("executes") if isinstance(extra, Mapping) else None
@@ -265,28 +268,28 @@ class DecisionLog:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _member_counts(self, agent: str, record: Mapping[str, Any]) -> bool:
-        """Whether a member record is signed by the member it names, in a role the roster
-        grants it (always, with identities off). A refused record is counted once."""
+    def _member(self, agent: str, record: Mapping[str, Any]) -> tuple[bool, bool]:
+        """Whether a member record counts, and as a voter: with identities on, only if
+        signed by the member it names in a role the roster grants it, and a voter only if
+        the roster also grants VOTER_ROLE. A refusal is counted once per record."""
+        voter = record.get("voter") is True
         if self.verifier is None:
-            return True
+            return True, voter
         role = record.get("role")
         verdict = self.verifier.verify_record(
             "member", agent, dict(record), role=role if isinstance(role, str) else ""
         )
-        if verdict is IdentityVerdict.OK:
+        reason = None if verdict is IdentityVerdict.OK else f"identity_{verdict}"
+        if reason is None and voter:
+            entry = self.verifier.roster.get(agent)
+            if entry is None or VOTER_ROLE not in entry.roles:
+                reason, voter = "identity_voter_not_granted", False  # a member, no voter
+        if reason is None:
             self._refused_members.pop(agent, None)
-            return True
-        if self._refused_members.get(agent) != record:  # not again at every read of the roll
-            self._refused_members[agent] = record
-            self.refused[f"member_identity_{verdict}"] += 1
-        return False
-
-    def _may_vote(self, agent: str) -> bool:
-        if self.verifier is None:
-            return True
-        entry = self.verifier.roster.get(agent)
-        return entry is not None and VOTER_ROLE in entry.roles
+        elif self._refused_members.get(agent) != (reason, record):  # not at every read
+            self._refused_members[agent] = (reason, record)
+            self.refused[f"member_{reason}"] += 1
+        return verdict is IdentityVerdict.OK, voter
 
     def _checked(self, record: R | None) -> R | None:
         """`record` if it may be used, else None (counted): a decision that follows from

@@ -353,9 +353,10 @@ def test_the_roll_admits_only_signed_members_the_roster_makes_voters() -> None:
         "member_identity_bad_signature": 1,
         "member_identity_role_not_allowed": 1,
         "member_identity_revoked": 1,
+        "member_identity_voter_not_granted": 1,  # s1-x: a member, not a voter
     }
     log.roll()  # read again: the same records are not counted twice
-    assert sum(log.refused.values()) == 4
+    assert sum(log.refused.values()) == 5
     # identities off: every record counts, as before
     assert DecisionLog(LocalStore({VOTERS_KEY: members})).voters() == [
         "a", "b", "c", "d", "e", "ghost", "s1-x",
