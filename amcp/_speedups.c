@@ -1651,14 +1651,18 @@ core_open_fast(CoreObject *self, PyObject *subject, PyObject *frame)
         }
     }
     {
-        PyObject *view = PyMemoryView_FromMemory((char *)body_buf, body_len, PyBUF_READ);
-        if (view == NULL)
+        /* a sealed body's plaintext is all of `plain`: decoded from it, never from a view
+         * that could outlive it */
+        PyObject *src = plain != NULL ? Py_NewRef(plain)
+                                      : PyMemoryView_FromMemory((char *)body_buf, body_len,
+                                                                PyBUF_READ);
+        if (src == NULL)
             goto fail;
         int collecting = PyGC_Disable(); /* as envelope.decode_body: no collector passes */
-        body = PyObject_CallOneArg(body_fn, view);
+        body = PyObject_CallOneArg(body_fn, src);
         if (collecting)
             PyGC_Enable();
-        Py_DECREF(view);
+        Py_DECREF(src);
     }
     Py_CLEAR(plain);
     if (body == NULL) {
