@@ -14,7 +14,8 @@ over the trial, from /proc, divided by the calls it answered).
 
 Join time: a fresh `amcp-agent` process is started and `AgentClient.members()` (what
 `amcp members` runs) is polled every 5 ms until the new id appears. Both use the roles
-registered under `amcp.roles` (s1 for the echo agent, s2 for the joiners), as users get.
+registered under `amcp.roles` (s1 for the echo agent, s2 for the joiners), as users get,
+and each agent its own identity in one roster (identity checks on, as `amcp cluster up`).
 
     python bench/bench_agents.py [--seconds 2] [--trials 5] [--concurrency 1 16] [--joins 10]
                                  [--batching adaptive off]
@@ -39,6 +40,7 @@ from pathlib import Path
 import nats
 
 from agents import AgentClient, AgentProcess
+from agents.cluster.identities import AgentIdentities, roles_of
 from amcp import Bus, Keyring, NatsServer
 
 RAW_SUBJECT = "bench.raw.echo"
@@ -172,6 +174,8 @@ async def measure(
                 nats=url,
                 keyring=ring_path,
                 cluster=CLUSTER,
+                identity=AgentIdentities(work).path(agent_id),  # provisioned in run()
+                roster=AgentIdentities(work).roster,
                 args=["--log-level", "warning"],
                 log_dir=work,
             )
@@ -195,6 +199,14 @@ def run(args: argparse.Namespace) -> dict:
         work = Path(tmp)
         ring = Keyring.generate()
         ring_path = ring.save(work / "keyring.json")
+        # identities on, as on every cluster amcp makes; the joiners' keys are in the roster
+        # from the start, so a join is not timed waiting for a roster reload
+        ids = AgentIdentities(work)
+        echoes = [f"bench-echo-{mode}" for mode in args.batching]
+        joiners = [f"joiner-{n}" for n in range(args.joins)]
+        ids.provision(
+            [(i, roles_of("s1")) for i in echoes] + [(i, roles_of("s2")) for i in joiners]
+        )
         raw_proc = subprocess.Popen(
             [sys.executable, "-c", RAW_RESPONDER, server.url], stdout=subprocess.PIPE, text=True
         )
@@ -205,6 +217,8 @@ def run(args: argparse.Namespace) -> dict:
                 nats=server.url,
                 keyring=ring_path,
                 cluster=CLUSTER,
+                identity=ids.path(f"bench-echo-{mode}"),
+                roster=ids.roster,
                 capabilities=["echo"],
                 args=[*AGENT_ARGS, "--batching", mode],
                 log_dir=work,

@@ -1,5 +1,6 @@
 """Helpers of the agent integration tests: agents as child processes in a fresh cluster
-namespace (the `agent_cluster` fixture), each agent's own view of the members."""
+namespace (the `agent_cluster` fixture), each with an identity in the cluster's roster
+unless told otherwise, and each agent's own view of the members."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import AgentClient, AgentProcess, ClusterView
+from agents.cluster.identities import AgentIdentities, roles_of
 from amcp import NatsServer
 
 HEARTBEAT = 0.2
@@ -22,9 +24,20 @@ class Cluster:
         self.keyring = keyring
         self.workdir = workdir
         self.procs: list[AgentProcess] = []
+        self.identities = AgentIdentities(workdir)
 
-    def spawn(self, role: str, agent_id: str, **kwargs: Any) -> AgentProcess:
+    def spawn(
+        self, role: str, agent_id: str, *, identity: bool = True, **kwargs: Any
+    ) -> AgentProcess:
+        """Start an agent; with `identity` (the default, as on every cluster amcp makes) it
+        signs with a key of its own in the cluster's roster, which every agent checks."""
         kwargs.setdefault("heartbeat", HEARTBEAT)
+        if identity:
+            if not self.identities.path(agent_id).exists():  # a restart keeps its key
+                voter = "--voter" in kwargs.get("args", ())
+                self.identities.provision([(agent_id, roles_of(role, voter))])
+            kwargs.setdefault("identity", self.identities.path(agent_id))
+            kwargs.setdefault("roster", self.identities.roster)
         proc = AgentProcess(
             role,
             agent_id,
@@ -38,7 +51,11 @@ class Cluster:
         return proc
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
-        return {**base, "AMCP_CLUSTER": self.name}
+        """`base` for CLI commands into this cluster, checking identities once any exist."""
+        roster = self.identities.roster
+        return {**base, "AMCP_CLUSTER": self.name} | (
+            {"AMCP_ROSTER": str(roster)} if roster.exists() else {}
+        )
 
     def close(self) -> None:
         for proc in self.procs:
