@@ -1,0 +1,58 @@
+"""The command lines start at once: `--help` and the parsing of a command import none of
+the heavy libraries that only some commands use when they run (issue 19 point 5). Each
+test runs the real entry module in a fresh interpreter under `python -X importtime`."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.importtime import imports_of
+
+# numpy and scipy serve the traffic analyser, matplotlib `amcp traffic --plot`; nats (the
+# bus), pydantic (settings, tool and task models) and prometheus_client (an agent's
+# metrics) serve commands that connect. Registering a command needs none of them.
+NUMERIC = ("numpy", "scipy", "matplotlib")
+NOT_FOR_HELP = (*NUMERIC, "nats", "pydantic", "prometheus_client")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--help",), id="amcp --help"),
+        pytest.param(("send", "--help"), id="amcp send --help"),
+        pytest.param(("call", "--help"), id="amcp call --help"),
+    ],
+)
+def test_amcp_help_imports_no_heavy_library(args: tuple[str, ...]) -> None:
+    found = imports_of(*args)
+    assert found.run.returncode == 0, found.run.stderr[-2000:]
+    assert "usage: amcp" in found.run.stdout
+    assert "amcp.cli.common" in found.names  # the report was read
+    heavy = found.packages(*NOT_FOR_HELP)
+    assert heavy == [], found.explain(*heavy)
+
+
+def test_amcp_agent_help_imports_no_heavy_library() -> None:
+    found = imports_of("--help", run=("-m", "agents.cli.agent"))
+    assert found.run.returncode == 0, found.run.stderr[-2000:]
+    assert "--role" in found.run.stdout
+    assert "amcp.cli.common" in found.names
+    heavy = found.packages(*NOT_FOR_HELP)
+    assert heavy == [], found.explain(*heavy)
+
+
+def test_a_bad_option_fails_before_anything_heavy_is_imported() -> None:
+    found = imports_of("send", "a.subject", "{}", "--no-such-option")
+    assert found.run.returncode == 2
+    assert "--no-such-option" in found.run.stderr
+    heavy = found.packages(*NOT_FOR_HELP)
+    assert heavy == [], found.explain(*heavy)
+
+
+def test_the_report_names_what_was_imported_and_by_whom() -> None:
+    # the guard of the tests above: a run that does import numpy is seen to, with its chain
+    found = imports_of(run=("-c", "import netopt.analyser, netopt.sampler, numpy"))
+    assert found.run.returncode == 0, found.run.stderr[-2000:]
+    assert found.packages(*NUMERIC) == ["numpy"]
+    assert found.chain("numpy")[0].startswith("numpy")
+    assert "numpy via numpy" in found.explain("numpy")
