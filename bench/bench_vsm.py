@@ -2,7 +2,8 @@
 and 4 S1 agents, and the overhead per task over running the executor directly.
 
 Each configuration is a fresh cluster of `amcp-agent` processes on one embedded
-nats-server: S2, S3, S4, S5 and N S1 agents. A task is `TaskSpec(executor="python",
+nats-server: S2, S3, S4, S5 and N S1 agents, each with its identity in one roster (checks
+on, as on every cluster amcp makes). A task is `TaskSpec(executor="python",
 entry_point="noop")` (each with its own step text, so S2 sees distinct work rather than a
 retry loop), sent with `AgentClient.call("s3", "run-task", ...)` as `amcp task` does. One
 task passes S4 (analyse), S5 (classify), S3 (allocate), S2 (claim, release), S1 (execute)
@@ -35,6 +36,7 @@ import nats
 from bench_agents import RAW_RESPONDER, RAW_SUBJECT  # bench/ is on sys.path as a script
 
 from agents import AgentClient, AgentProcess
+from agents.cluster.identities import AgentIdentities, roles_of
 from agents.vsm.s1.executors import execute
 from agents.vsm.tasks import StepIn, TaskSpec
 from amcp import Bus, Keyring, NatsServer
@@ -93,8 +95,18 @@ async def measure(url: str, keyring: Keyring, n_s1: int, args: argparse.Namespac
     keyfile = Path(tempfile.mkdtemp(prefix="amcp-bench-")) / "keyring.json"
     keyring.save(keyfile)
     agents = [*ROLES, *(("s1", f"s1-{i}") for i in range(n_s1))]
+    ids = AgentIdentities(keyfile.parent)  # identities on, as on every cluster amcp makes
+    ids.provision((agent_id, roles_of(role)) for role, agent_id in agents)
     procs = [
-        AgentProcess(role, agent_id, nats=url, keyring=keyfile, cluster=cluster).start()
+        AgentProcess(
+            role,
+            agent_id,
+            nats=url,
+            keyring=keyfile,
+            cluster=cluster,
+            identity=ids.path(agent_id),
+            roster=ids.roster,
+        ).start()
         for role, agent_id in agents
     ]
     bus = await Bus.connect(url, keyring=keyring, sender="bench", cluster=cluster)
