@@ -1,6 +1,6 @@
 """Clusters as the integration tests build them: three authenticated nats-servers (with or
-without TLS) from fresh cluster secrets, and the environment `amcp cluster env` gives for a
-cluster started with `amcp cluster up`."""
+without TLS) from fresh cluster secrets, a cluster started with `amcp cluster up` and the
+environment `amcp cluster env` gives for it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.cluster import ClusterSecrets, authenticated_node
+from agents.cluster import ClusterSecrets, LocalCluster, authenticated_node
 from amcp import NatsServer
+from amcp.errors import ConfigError
 from amcp.server import free_port
 from tests.support.cli import amcp
 
@@ -45,6 +46,19 @@ def secured_nodes(
     finally:
         for server in servers:
             server.close()
+
+
+@contextlib.contextmanager
+def cluster_up(folder: Path, name: str, timeout: float = 120) -> Iterator[Path]:
+    """`amcp cluster up --data-dir folder --name name` as a user runs it, for a module's
+    tests; whatever they did, nothing it started stays running after."""
+    up = amcp("cluster", "up", "--data-dir", str(folder), "--name", name, timeout=timeout)
+    try:
+        assert up.returncode == 0, up.stderr
+        yield folder
+    finally:
+        with contextlib.suppress(ConfigError):
+            LocalCluster.load(folder).down(timeout=10)
 
 
 def env_of(data_dir: Path, user: str = "admin") -> dict[str, str]:

@@ -6,7 +6,6 @@ rather than "no quorum" (point 5).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -16,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from agents.cluster import LocalCluster
-from amcp.errors import ConfigError
 from amcp.subjects import Subjects
 from consensus.subjects import ConsensusSubjects
 from tests.support.cli import amcp
-from tests.support.cluster import env_of
+from tests.support.cluster import cluster_up, env_of
 
 NAME = "quorum"
 VOTERS = ["s5-1", "s5-2", "s5-3"]
@@ -28,14 +26,8 @@ VOTERS = ["s5-1", "s5-2", "s5-3"]
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("quorum") / "cluster"
-    up = amcp("cluster", "up", "--data-dir", str(folder), "--name", NAME, timeout=90)
-    try:
-        assert up.returncode == 0, up.stderr
+    with cluster_up(tmp_path_factory.mktemp("quorum") / "cluster", NAME) as folder:
         yield folder
-    finally:
-        with contextlib.suppress(ConfigError):
-            LocalCluster.load(folder).down(timeout=10)
 
 
 def test_three_voting_members_by_default(data_dir: Path) -> None:
