@@ -2,19 +2,22 @@
 only and says which `amcp keys identity add` line the operator must run; until it is run
 the agent refuses to start (a roster is in force and would not count it), after it the agent
 runs and joins with the same key; an agent revoked in the roster refuses to start, in one
-line, exit 2. Without the flag no key is ever made."""
+line, exit 2. Without the flag no key is ever made. And the test fixtures' agents run with
+identities on."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 from agents import AgentClient, AgentProcess
 from amcp import NatsServer
 from amcp.identity import Identity
 from amcp.roster import Roster
-from tests.support.cli import amcp
+from tests.support.cli import amcp, amcp_async
 from tests.support.waiting import wait_until
 
 
@@ -89,3 +92,30 @@ def test_a_revoked_agent_refuses_to_start(
     assert amcp("keys", "identity", "revoke", "s5-1", env=env).returncode == 0
     code, _, err = _agent("--role", "s5", "--identity", str(key), env=env)
     assert code == 2 and err.strip().splitlines() == [f"amcp: s5-1 is revoked in roster {roster}"]
+
+
+async def test_the_fixtures_agents_sign_and_check_against_one_roster(
+    agent_cluster, cli_env: dict[str, str]
+) -> None:
+    """tests/support/agents.py turns identities on for the whole suite: each agent it
+    spawns signs as itself and checks the others against the cluster's roster."""
+    agent_cluster.spawn("s1", "fx-1")
+    agent_cluster.spawn("s5", "fx-2")
+    env = agent_cluster.env(cli_env)
+    assert env["AMCP_ROSTER"] == str(agent_cluster.identities.roster)
+    seen: dict[str, Any] = {}
+
+    async def both_checking() -> bool:
+        done = await amcp_async("status", "--json", env=env)
+        if done.returncode != 0:
+            return False
+        members = json.loads(done.stdout)["members"]
+        seen.update({m["id"]: m["stats"].get("identity") for m in members})
+        return all(seen.get(i) and seen[i]["checks"] for i in ("fx-1", "fx-2"))
+
+    await wait_until(both_checking, 20, interval=0.2, what="both agents checking identities")
+    for agent_id in ("fx-1", "fx-2"):
+        assert seen[agent_id]["signer"] == agent_id
+        assert seen[agent_id]["roster"] == env["AMCP_ROSTER"]
+    roles = {e.agent_id: e.roles for e in Roster.load(env["AMCP_ROSTER"]).entries}
+    assert roles == {"fx-1": {"s1"}, "fx-2": {"s5"}}
