@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server import InitializationOptions, NotificationOptions, Server, ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
@@ -28,11 +28,11 @@ log = logging.getLogger("agents.mcp")
 INSTRUCTIONS = (
     "Tools of an amcp agent cluster. Agent tools are named ROLE__TOOL (s1 operations, s2 "
     "coordination, s3 control, s4 intelligence, s5 policy) and run on a live agent of that "
-    "role over a signed bus; every call lands in the signed audit log (amcp_log). Tools "
-    "annotated destructive run only after a quorum vote commits them. amcp_members and "
-    "amcp_status show the cluster, amcp_ctx_* its shared context, amcp_coordinate puts an "
-    "action to a vote."
+    "role over a signed bus; every call lands in the signed audit log (amcp_log). "
+    "amcp_members and amcp_status show the cluster, amcp_ctx_* its shared context, "
+    "amcp_coordinate puts an action to a vote."
 )
+AUTO = " Agent tools annotated destructive run only after a quorum vote commits them."
 MAX_SESSIONS = 256  # handshake sessions kept for list_changed (the newest)
 
 
@@ -40,7 +40,9 @@ class _Server(Server[Any]):
     """Declares tools.listChanged on every transport (Streamable HTTP builds its sessions'
     options itself, with no NotificationOptions)."""
 
-    def create_initialization_options(self, notification_options=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> InitializationOptions:
         options = notification_options or NotificationOptions(tools_changed=True)
         return super().create_initialization_options(options, *args, **kwargs)
 
@@ -56,7 +58,7 @@ class McpServer:
         self.server: Server[Any] = _Server(
             "amcp",
             version=version,
-            instructions=INSTRUCTIONS,
+            instructions=INSTRUCTIONS + (AUTO if bridge.auto else ""),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_subscriptions_listen=ListenHandler(self.events),
