@@ -13,7 +13,7 @@ from agents.mcp.builtins import CoordinateIn, coordinate
 from agents.mcp.schema import hints_of
 from agents.runtime.client import AgentClient
 from agents.runtime.subjects import ANY
-from amcp.errors import AmcpError
+from amcp.errors import AmcpError, NoResponders
 from consensus.cli import to_json
 from consensus.coordinator import Coordinator
 from consensus.errors import ConsensusError
@@ -61,7 +61,8 @@ async def vote_on_call(
     try:
         result = await coordinate(coordinator, args)
     except (AmcpError, ConsensusError) as exc:
-        return {"outcome": "error", "error": str(exc), "summary": {}, "votes": [], "members": []}
+        why = f"the vote could not be held: {exc}"
+        return {"outcome": "error", "error": why, "summary": {}, "votes": [], "members": []}
     doc = to_json(result)
     kept = {k: doc[k] for k in ("outcome", "summary", "votes", "silent", "members")}
     return {**kept, "proposal": doc["proposal"]["id"]}
@@ -77,9 +78,9 @@ def tally(vote: Mapping[str, Any]) -> str:
 
 def refused_message(role: str, tool: str, vote: Mapping[str, Any]) -> str:
     """Why a destructive call did not run, for a person or a model to act on."""
-    what = f"{role}.{tool} is destructive: it runs only if a quorum vote commits it"
     if vote.get("outcome") == "error":
-        return f"{what}; the vote could not be held: {vote.get('error')}. Nothing ran."
+        return f"{role}.{tool} was not called: {vote.get('error')}. Nothing ran."
+    what = f"{role}.{tool} is destructive: it runs only if a quorum vote commits it"
     if not vote.get("members"):
         return f"{what}; no registered voters are known (start S5 agents). Nothing ran."
     reasons = "; ".join(f"{v['voter']}: {v['choice']} ({v.get('reason')})" for v in vote["votes"])
@@ -92,14 +93,18 @@ async def vote_if_destructive(
     client: AgentClient, target: str, tool: str, arguments: Any, *, timeout: float = 10.0
 ) -> dict[str, Any] | None:
     """For `amcp call`: the vote on calling `tool` on `target` if its hints say destructive
-    (as `target`, or one agent of that role, describes it), else None. A target that does
-    not describe the tool is left to the call itself to report."""
+    (as `target`, or one agent of that role, describes it), else None. Nobody to describe
+    it, or no such tool, is left to the call itself to report; hints that cannot be read
+    otherwise (a timeout) fail closed: an `error` outcome, and the call is not made."""
     if target == ANY:
         return None
     try:
         described = await client.describe(target)
-    except AmcpError:
+    except NoResponders:
         return None
+    except AmcpError as exc:
+        why = f"could not read the tool's hints from {target}: {exc}"
+        return {"outcome": "error", "error": why, "summary": {}, "votes": [], "members": []}
     spec = next((s for s in described.tools if s.get("name") == tool), None)
     if spec is None or not needs_vote(hints_of(spec)):
         return None
