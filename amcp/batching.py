@@ -195,6 +195,14 @@ class Batcher:
         ConfigError at once for a message that could never be sent."""
         if self._closed:
             raise AmcpError("the bus is closed; nothing more can be published")
+        now = self._clock()
+        lane = self._lanes.get(subject)
+        if lane is None:
+            lane = self._new_lane(subject)
+        acc = lane.acc
+        policy = None if acc is not None else self._policy(lane, now)
+        if acc is None and policy is None:
+            return self._send_alone(subject, lane, body, kind, headers, now)
         item = encode_item(kind, headers, body)
         nbytes = len(item[0]) + len(item[1])
         if nbytes > self._max_item:
@@ -202,16 +210,8 @@ class Batcher:
                 f"message of {nbytes} bytes exceeds the {self.limits.max_frame_bytes}-byte "
                 "frame limit"
             )
-        now = self._clock()
-        lane = self._lanes.get(subject)
-        if lane is None:
-            lane = self._new_lane(subject)
-        acc = lane.acc
         if acc is None:
-            policy = self._policy(lane, now)
-            if policy is None:
-                lane.last_at = now
-                return self._send_alone(subject, lane, item, nbytes, now)
+            assert policy is not None
             acc = lane.acc = BatchAccumulator(policy)
             self._open[subject] = lane
             self._arm(now + policy.linger_seconds, now)
@@ -281,13 +281,22 @@ class Batcher:
         return natural if lane.lingered % _PROBE_EVERY == 0 else policy
 
     def _send_alone(
-        self, subject: str, lane: _Lane, item: Item, nbytes: int, now: float
+        self,
+        subject: str,
+        lane: _Lane,
+        body: Any,
+        kind: str,
+        headers: dict[str, str] | None,
+        now: float,
     ) -> Awaitable[None]:
-        """Seal one message in a frame of its own and return its send (the publisher
-        awaits it, as with batching off)."""
+        """Seal one message in a frame of its own, as the bus does with batching off (the
+        compiled sealer: no batch item is built), and return its send for the publisher to
+        await. Raises EncodeError for a message that cannot be sent, counting nothing. The
+        sampler counts the frame's bytes (a batch's count its items')."""
         assert self.sampler is not None  # adaptive only
-        frame = self.sealer.seal_items(subject, (item,))
-        self.sampler.record(lane.family, nbytes, now)
+        frame = self.sealer.seal(subject, body, kind, headers)
+        lane.last_at = now
+        self.sampler.record(lane.family, len(frame), now)
         self.flushes[FlushReason.ALONE] += 1
         self.frames += 1
         self.messages += 1

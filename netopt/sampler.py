@@ -1,11 +1,17 @@
 """Per-family traffic counts in fixed time bins, in fixed memory.
 
-`record` runs once per message on the publish path, so it touches only plain ints for the
-current bin; the numpy ring buffers are written once per bin change, never per message.
+`record` runs once per message (or batch) on the publish path, so it touches only plain
+ints for the current bin. Completed bins go to two rings of machine ints (`array`): at an
+agent's rates a family's messages mostly fall in bins of their own, so a bin closes about
+once a message, and closing one into an `array` costs a third of what numpy's item and
+slice writes did (0.7 against 2.2 us a message). Only `series`
+needs numpy (imported there: a bus with batching off never samples, and a sampling one
+only imports it when the analyser runs).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -20,15 +26,13 @@ class _Family:
 
     __slots__ = ("bin", "byte_ring", "count", "count_ring", "first_bin", "nbytes")
 
-    def __init__(self, bin_index: int, bins: int) -> None:
-        import numpy as np  # here, not on import: a bus with batching off never samples
-
+    def __init__(self, bin_index: int, zeros: array) -> None:
         self.bin = bin_index
         self.first_bin = bin_index
         self.count = 0
         self.nbytes = 0
-        self.count_ring = np.zeros(bins, dtype=np.int64)
-        self.byte_ring = np.zeros(bins, dtype=np.int64)
+        self.count_ring = array("q", zeros)
+        self.byte_ring = array("q", zeros)
 
 
 class TrafficSampler:
@@ -50,6 +54,7 @@ class TrafficSampler:
         self.bins = bins
         self.max_families = max_families
         self._bins_per_second = 1.0 / bin_seconds
+        self._zeros = array("q", bytes(8 * bins))
         self._families: OrderedDict[str, _Family] = OrderedDict()
 
     def record(self, family: str, nbytes: int, now: float, count: int = 1) -> None:
@@ -85,7 +90,7 @@ class TrafficSampler:
     def _admit(self, family: str, b: int) -> _Family:
         if len(self._families) >= self.max_families:
             self._families.popitem(last=False)
-        state = self._families[family] = _Family(b, self.bins)
+        state = self._families[family] = _Family(b, self._zeros)
         return state
 
     def _advance(self, state: _Family, b: int) -> None:
@@ -96,15 +101,16 @@ class TrafficSampler:
         state.byte_ring[slot] = state.nbytes
         skipped = b - state.bin - 1
         if skipped >= n:
-            state.count_ring.fill(0)
-            state.byte_ring.fill(0)
+            state.count_ring[:] = self._zeros
+            state.byte_ring[:] = self._zeros
         elif skipped > 0:
             start = (slot + 1) % n
             end = start + skipped
+            head = min(end, n) - start
             for ring in (state.count_ring, state.byte_ring):
-                ring[start : min(end, n)] = 0
+                ring[start : start + head] = self._zeros[:head]
                 if end > n:
-                    ring[: end - n] = 0
+                    ring[: end - n] = self._zeros[: end - n]
         state.bin = b
         state.count = 0
         state.nbytes = 0
@@ -120,5 +126,5 @@ class TrafficSampler:
             self._advance(state, b)
         end = state.bin
         length = min(self.bins, end - state.first_bin)
-        ring = state.byte_ring if bytes_ else state.count_ring
-        return ring[np.arange(end - length, end) % self.bins]
+        ring = np.frombuffer(state.byte_ring if bytes_ else state.count_ring, dtype=np.int64)
+        return ring[np.arange(end - length, end) % self.bins]  # a copy: the ring lives on

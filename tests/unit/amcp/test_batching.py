@@ -236,6 +236,11 @@ async def test_adaptive_sends_a_lone_message_at_once_and_groups_still_share_fram
         await send  # the send itself: no loop turn in between
         assert len(wire.frames) == i + 1 and wire.sizes[-1] == 1
     assert batcher.flushes["alone"] == 15 and batcher.frames == batcher.messages == 15
+    with pytest.raises(EncodeError):  # raised at once, as with batching off; nothing sent
+        batcher.submit("slow.lane", object(), "msg", None)
+    with pytest.raises(EncodeError, match="limit"):
+        batcher.submit("slow.lane", "x" * (2 << 20), "msg", None)
+    assert len(wire.frames) == batcher.frames == 15
     loop = asyncio.get_running_loop()
     assert sampler.series("slow.lane", loop.time() + 0.02).sum() == 15  # still sampled
 
