@@ -12,16 +12,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from amcp.errors import IdentityError
 from amcp.files import private_folder, read_guarded, write_private
+
+# cryptography loads when a key is made, read or checked, not with this module: the
+# command lines import it for its paths and names, and --help should not pay ~10 ms.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "DEFAULT_IDENTITY_DIR",
@@ -55,6 +54,9 @@ def fingerprint(public_key: bytes) -> str:
 
 def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """Whether `signature` is `public_key`'s Ed25519 signature of `data` (never raises)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if len(public_key) != 32 or len(signature) != 64:
         return False
     try:
@@ -73,11 +75,15 @@ class Identity:
 
     @classmethod
     def generate(cls, agent_id: str) -> Identity:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(check_agent_id(agent_id), Ed25519PrivateKey.generate())
 
     @classmethod
     def from_seed(cls, agent_id: str, seed: bytes) -> Identity:
         """The identity of a fixed 32-byte seed (RFC 8032's private key): test vectors."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         if len(seed) != 32:
             raise IdentityError(f"an Ed25519 seed is 32 bytes, not {len(seed)}")
         return cls(check_agent_id(agent_id), Ed25519PrivateKey.from_private_bytes(seed))
@@ -85,6 +91,8 @@ class Identity:
     @property
     def public_key(self) -> bytes:
         """The raw 32-byte public key, as the roster holds it."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def sign(self, data: bytes) -> bytes:

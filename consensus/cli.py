@@ -11,7 +11,6 @@ not propose.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -111,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_coordinate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from consensus.coordinator import Coordinator
 
     async def main() -> Coordination:

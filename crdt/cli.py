@@ -9,7 +9,6 @@ that misses its concern exits 3 and says how many replicas acknowledged it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -38,6 +37,8 @@ from crdt.peers import MEMBERS_KEY
 from crdt.wire import as_name
 
 if TYPE_CHECKING:  # the store (the bus, the journal) is imported by the commands that open one
+    import asyncio
+
     from crdt.store import ContextStore
 
 __all__ = ["register"]
@@ -240,6 +241,8 @@ def _add_replicas(cmds: argparse._SubParsersAction) -> None:
 
 def _client(args: argparse.Namespace, op: Callable[[ContextStore], Awaitable[int]]) -> int:
     """Open a short-lived replica, run `op`, map errors to exit codes."""
+    import asyncio
+
     from crdt.store import ContextStore
 
     async def main() -> int:
@@ -353,6 +356,8 @@ def _render_row(row: dict[str, Any]) -> str:
 async def _listen(store: ContextStore, wanted: set[str], seconds: float) -> list[str]:
     """The replicas heard announcing within `seconds` (stop early once all of `wanted` are):
     announcements come once per gossip interval, and this replica has just started."""
+    import asyncio
+
     wanted = wanted - {store.replica_id}
     for _ in range(max(1, round(seconds / 0.05))):
         if wanted <= set(store.announcing()):

@@ -9,7 +9,6 @@ import typing
 import lazy_loader
 
 from netopt.breaker import BreakerState, CircuitBreaker
-from netopt.bulkhead import Bulkhead
 from netopt.compression import compress_if_smaller, decompress_bounded
 from netopt.errors import BulkheadFull, DecompressionError, NetoptError
 from netopt.perkey import PerKey
@@ -28,17 +27,19 @@ if typing.TYPE_CHECKING:
         choose_policy,
     )
     from netopt.batcher import Batch, BatchAccumulator, FlushReason
+    from netopt.bulkhead import Bulkhead
     from netopt.sampler import TrafficSampler
     from netopt.stable import ClassHold, Hysteresis, stable_class
     from netopt.traffic import FamilyTraffic, describe_traffic
 
-# numpy and scipy take most of a second to import: the names that need them load on first
-# use (PEP 562), so `import netopt.bulkhead` keeps a CLI or an agent quick to start.
+# numpy and scipy take most of a second to import, asyncio a tenth of that: the names that
+# need them load on first use (PEP 562), so a CLI that needs netopt.retry starts at once.
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "analyser": ["MIN_BINS", "Analysis", "ClassThresholds", "TrafficClass", "analyse"],
         "batcher": ["Batch", "BatchAccumulator", "FlushReason"],
+        "bulkhead": ["Bulkhead"],
         "batch_policy": [
             "NO_BATCHING",
             "AdaptiveBatching",

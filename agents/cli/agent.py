@@ -8,17 +8,17 @@ roster in force that would not count the agent (agents.cli.own_identity), 4 NATS
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import logging
 import os
 import sys
 from dataclasses import astuple
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.cli.own_identity import NEW_IDENTITY_FILE, enroll_command, own_identity, standing
+from agents.cli.restart_options import add_restart_options, restart_policy
 from agents.process.mcpspec import parse_mcp_server, parse_mcp_servers
-from agents.process.supervisor import RESTARTS_ENV, Supervisor, add_restart_options, restart_policy
 from agents.runtime.config import AgentConfig
 from agents.runtime.errors import DuplicateAgent
 from agents.runtime.subjects import ROLES
@@ -35,6 +35,9 @@ from amcp.cli.common import (
 )
 from amcp.errors import ConfigError, IdentityError
 from amcp.logs import setup_logging
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["build_parser", "main"]
 
@@ -178,6 +181,7 @@ def _observability_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
+    from agents.process.supervisor import RESTARTS_ENV  # asyncio: not for --help
     from amcp.settings import env_number  # pydantic: not for --help
 
     heartbeat = args.heartbeat or env_number(HEARTBEAT_ENV, 1.0)
@@ -276,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_AgentFields(config.agent_id, config.role))
         if args.supervise:
+            from agents.process.supervisor import Supervisor
+
             supervisor = Supervisor(
                 _child_argv(argv, config.agent_id), restart_policy(args), name=config.agent_id
             )

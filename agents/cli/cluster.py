@@ -6,7 +6,6 @@ cluster should have before its agents start (prepare).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shlex
 from pathlib import Path
@@ -241,6 +240,8 @@ def cmd_secrets(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    import asyncio
+
     from agents.runtime.audit import STREAM_MAX_BYTES, STREAM_MAX_MSGS
 
     if args.replicas < 1:

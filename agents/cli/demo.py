@@ -12,7 +12,6 @@ before it returns.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import tempfile
@@ -70,6 +69,8 @@ class Story:
 
 async def _until(check: Any, timeout: float, what: str) -> Any:
     """Poll an async `check` until it returns something truthy; RuntimeError past `timeout`."""
+    import asyncio
+
     deadline = time.monotonic() + timeout
     while True:
         found = await check()
@@ -314,6 +315,8 @@ def _start_agents(url: str, root: Path, cluster: str) -> list[AgentProcess]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from amcp.server import NatsServer
 
     story = Story(quiet=args.json)

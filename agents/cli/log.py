@@ -5,7 +5,6 @@ verified (its agent's identity signature checks out against the roster) or UNVER
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -62,6 +61,8 @@ def _render_entry(entry: AuditEntry) -> str:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    import asyncio
+
     from agents.runtime.audit import read_cluster_log
 
     if args.count < 1:

@@ -10,7 +10,6 @@ amcp_log, amcp_ctx_get, amcp_ctx_set, amcp_ctx_incr, amcp_coordinate (and amcp_t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
@@ -87,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     try:
         from agents.mcp.server import McpServer
     except ImportError as exc:

@@ -7,7 +7,6 @@ no state.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -24,6 +23,8 @@ __all__ = ["with_client"]
 
 def with_client(args: argparse.Namespace, body: Callable[[AgentClient], Awaitable[int]]) -> int:
     """Run `body(client)` on a fresh connection; no agent to answer is exit 3."""
+    import asyncio
+
     from agents.runtime.client import AgentClient
 
     async def main() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agents.process.supervisor import Supervisor, add_restart_options, restart_policy
+from agents.cli.restart_options import add_restart_options, restart_policy
 from amcp.cli.common import run_until_stopped
 from amcp.errors import ConfigError
 
@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
+    from agents.process.supervisor import Supervisor  # asyncio: not for --help
+
     command: list[Any] = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]

@@ -7,7 +7,6 @@ Exit codes: 0 the task succeeded, 1 it failed (an executor, the audit, a refusal
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shlex
 import sys
@@ -180,6 +179,8 @@ def exit_code(result: CycleResult) -> int:
 
 
 def cmd_task(args: argparse.Namespace) -> int:
+    import asyncio
+
     if not args.timeout > 0:
         raise ConfigError("--timeout must be > 0")
     from agents.runtime.client import AgentClient

@@ -9,7 +9,6 @@ SIGTERM or Ctrl-C to the supervisor is passed on to the child, which drains and 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -19,59 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from agents.process.restarts import RestartPolicy, RestartTracker
-from amcp.errors import ConfigError
 
 __all__ = [
     "RESTARTS_ENV",
     "Supervisor",
-    "add_restart_options",
     "describe_exit",
-    "restart_policy",
 ]
 
 log = logging.getLogger("agents.process.supervisor")
 RESTARTS_ENV = "AMCP_RESTARTS"  # tells the child how many times it was restarted
-
-
-def add_restart_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("supervision")
-    group.add_argument(
-        "--max-restarts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="restart budget: at most N restarts ... (default 5)",
-    )
-    group.add_argument(
-        "--restart-window",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="... within S seconds, then give up (default 60)",
-    )
-    group.add_argument(
-        "--backoff-base",
-        type=float,
-        default=0.5,
-        metavar="S",
-        help="first restart delay, doubled per restart in the window (0.5)",
-    )
-    group.add_argument(
-        "--backoff-max",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="longest restart delay (default 30)",
-    )
-
-
-def restart_policy(args: argparse.Namespace) -> RestartPolicy:
-    try:
-        return RestartPolicy(
-            args.max_restarts, args.restart_window, args.backoff_base, args.backoff_max
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def describe_exit(code: int) -> str:

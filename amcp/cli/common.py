@@ -5,7 +5,6 @@ JSON output, and running an async command until done or SIGTERM/Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import math
@@ -30,9 +29,11 @@ from amcp.identity import IDENTITY_ENV, Identity
 from amcp.keyring import Keyring
 from amcp.roster import DEFAULT_ROSTER_PATH, ROSTER_ENV, Roster, roster_path
 
-# The bus (nats, numpy) and the settings (pydantic) are imported by the functions that
-# connect, so that `amcp --help` and the commands that never connect start at once.
+# asyncio, the bus (nats) and the settings (pydantic) are imported by the functions that run
+# or connect, so that `amcp --help` and the commands that never connect start at once.
 if TYPE_CHECKING:
+    import asyncio
+
     from amcp.batching import BatchingMode
     from amcp.bus import Bus
     from amcp.settings import Settings
@@ -308,6 +309,7 @@ def emit(doc: Any, as_json: bool, human: str | None = None) -> None:
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     """Run `main(stop)`; SIGTERM and SIGINT set `stop` so it can shut down gracefully."""
+    import asyncio
 
     async def runner() -> int:
         stop = asyncio.Event()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -54,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    import asyncio
+
     validate_subject(args.subject)
     body = parse_json_arg(args.body, "JSON body")
 
@@ -92,6 +93,8 @@ def _render(msg: Message, as_json: bool) -> str:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    import asyncio
+
     validate_subject(args.subject, wildcards=True)
     if args.count is not None and args.count < 1:
         from amcp.errors import ConfigError

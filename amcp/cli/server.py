@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 from pathlib import Path
 
@@ -25,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
+    import asyncio
+
     from amcp.server import NatsServer  # subprocess, urllib and the binary's lookup: not for --help
 
     if not 0 < args.port < 65536:

@@ -11,7 +11,6 @@ message it counts, so past roughly 100 000 messages per second it falls behind; 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import math
 from pathlib import Path
@@ -74,6 +73,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
+    import asyncio
+
     from amcp.batching import BUS_LIMITS, subject_family
     from netopt import TrafficSampler, describe_traffic
 
