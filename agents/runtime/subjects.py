@@ -15,14 +15,14 @@ error reply (fit_reply): the caller always gets an answer.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from agents.runtime.errors import BadRequest, ToolCallError, ToolFailed, error_for_code
-from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects, validate_token
+
+if TYPE_CHECKING:
+    from amcp.envelope import FrameLimits
 
 __all__ = [
     "ANY",
@@ -121,6 +121,12 @@ def fit_reply(agent_id: str, reply: dict[str, Any], limits: FrameLimits) -> dict
     """`reply` itself if the wire takes it; else a copy with its longest strings cut to fit
     and flagged `truncated`, or an error reply saying why it cannot be sent. A reply the
     bus refused to send would leave the caller waiting for a timeout."""
+    # here, not at the top: the command lines import this module for its names and
+    # checks, and the envelope's codec (msgspec) is for the agents that reply
+    import msgspec
+
+    from amcp.envelope import check_depth, encode_envelope
+
     if not check_depth(reply, limits.max_depth):
         why = f"the reply nests deeper than {limits.max_depth} levels, which the wire refuses"
         return error_reply(agent_id, ToolFailed(why))

@@ -14,9 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import msgspec
-
-from amcp.envelope import FrameLimits, check_depth, encode_envelope
 from amcp.errors import (
     AmcpError,
     ConfigError,
@@ -242,7 +239,6 @@ def _constant(name: str) -> NoReturn:
 
 _MIN_INT, _MAX_INT = -(1 << 63), (1 << 64) - 1
 _MAX_INT_DIGITS = len(str(_MAX_INT))
-_LIMITS = FrameLimits()
 
 
 def parse_json_arg(
@@ -259,9 +255,14 @@ def parse_json_arg(
     against the frame's depth limit); with `or_text`, text that is not JSON is returned
     as it is, while JSON the wire refuses is still an error.
     """
+    import msgspec  # with the envelope's codec: for commands that send, not for --help
+
+    from amcp.envelope import FrameLimits, check_depth, encode_envelope
+
+    limits = FrameLimits()
     too_deep = ConfigError(
         f"invalid {what}: nested too deep (a frame's body holds at most "
-        f"{_LIMITS.max_depth} levels, the message's own included)"
+        f"{limits.max_depth} levels, the message's own included)"
     )
     try:
         value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
@@ -274,15 +275,15 @@ def parse_json_arg(
     except RecursionError:  # far deeper than any frame allows
         raise too_deep from None
     body = value if wrap is None else wrap(value)
-    if not check_depth(body, _LIMITS.max_depth):
+    if not check_depth(body, limits.max_depth):
         raise too_deep
     try:
         size = len(encode_envelope(body))
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise ConfigError(f"invalid {what}: cannot be sent: {exc}") from None
-    if size > _LIMITS.max_frame_bytes:
+    if size > limits.max_frame_bytes:
         raise ConfigError(
-            f"invalid {what}: {size} bytes encoded, over the {_LIMITS.max_frame_bytes}-byte "
+            f"invalid {what}: {size} bytes encoded, over the {limits.max_frame_bytes}-byte "
             "frame limit"
         )
     return value

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
 from amcp.cli.table import format_table
 from amcp.errors import ConfigError
-from amcp.message import Message
 from amcp.subjects import validate_subject
 from netopt.analyser import MIN_BINS
 
 # The sampler, the policies and the bus's batching load when the command runs, not for --help.
 if TYPE_CHECKING:
+    from amcp.message import Message
     from netopt import BatchPolicy, FamilyTraffic, TrafficSampler
 
 BIN_SECONDS = 0.1

@@ -9,10 +9,19 @@ import pytest
 from tests.support.importtime import imports_of
 
 # numpy and scipy serve the traffic analyser, matplotlib `amcp traffic --plot`; nats (the
-# bus), pydantic (settings, tool and task models) and prometheus_client (an agent's
-# metrics) serve commands that connect. Registering a command needs none of them.
+# bus), pydantic (settings, tool and task models), prometheus_client (an agent's metrics),
+# asyncio, cryptography (identities, sealing) and msgspec (the envelope's codec) serve
+# commands that run. Registering a command needs none of them.
 NUMERIC = ("numpy", "scipy", "matplotlib")
-NOT_FOR_HELP = (*NUMERIC, "nats", "pydantic", "prometheus_client")
+NOT_FOR_HELP = (
+    *NUMERIC,
+    "nats",
+    "pydantic",
+    "prometheus_client",
+    "asyncio",
+    "cryptography",
+    "msgspec",
+)
 
 
 @pytest.mark.parametrize(
