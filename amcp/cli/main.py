@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from importlib.metadata import entry_points
 
 from amcp import __version__
 from amcp.cli import keys, messaging, server, traffic
@@ -18,7 +17,11 @@ COMMANDS = [keys, messaging, server, traffic]
 PLUGIN_GROUP = "amcp.commands"
 
 
-def build_parser() -> Parser:
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The command tree. When `argv` starts with one of amcp's own commands (`amcp send ...`,
+    the form scripts run in loops), the higher layers' commands are left out: finding them
+    costs the entry-point scan and their modules' imports, and argparse would only read the
+    chosen command's options anyway."""
     parser = Parser(prog="amcp", description="amcp: a secure message bus for cooperating agents.")
     parser.add_argument("--version", action="version", version=f"amcp {__version__}")
     parser.add_argument(
@@ -28,13 +31,18 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    if argv and argv[0] in sub.choices:
+        return parser
+    from importlib.metadata import entry_points  # ~10-20 ms of imports of its own
+
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
         plugin.load()(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     setup_logging(args.log_level, args.log_json)
     return run_command(lambda: args.func(args))
 

@@ -65,3 +65,20 @@ def test_the_report_names_what_was_imported_and_by_whom() -> None:
     assert found.packages(*NUMERIC) == ["numpy"]
     assert found.chain("numpy")[0].startswith("numpy")
     assert "numpy via numpy" in found.explain("numpy")
+
+
+@pytest.mark.parametrize("command", ["send", "listen", "keys", "server", "traffic"])
+def test_amcp_own_commands_skip_the_higher_layers(command: str) -> None:
+    # `amcp send ...` in a script's loop: no entry-point scan, no agents/consensus/crdt
+    found = imports_of(command, "--help")
+    assert found.run.returncode == 0, found.run.stderr[-2000:]
+    assert f"usage: amcp {command}" in found.run.stdout
+    assert "importlib.metadata" not in found.names
+    assert found.packages("agents", "consensus", "crdt") == []
+
+
+def test_help_still_lists_every_command() -> None:
+    found = imports_of("--help")
+    listed = found.run.stdout
+    for command in ("send", "keys", "call", "coordinate", "ctx", "task", "cluster", "demo"):
+        assert f"    {command} " in listed or f"    {command}\n" in listed, command
