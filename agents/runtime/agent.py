@@ -352,7 +352,11 @@ class Agent:
         while True:
             await self._publish_heartbeat()
             if self.membership is not None:
-                self._liveness_counts = self.discovery.liveness_counts(self.membership.records())
+                records = self.membership.records()
+                # a roster reload can make a record count that did not (an agent enrolled
+                # while this one ran) with no change of the member map to say so
+                self.discovery.sync(records)
+                self._liveness_counts = self.discovery.liveness_counts(records)
             await asyncio.sleep(self.config.heartbeat)
 
     async def _release_memory_loop(self) -> None:

@@ -27,16 +27,17 @@ class Cluster:
         self.identities = AgentIdentities(workdir)
 
     def spawn(
-        self, role: str, agent_id: str, *, identity: bool = True, **kwargs: Any
+        self, role: str, agent_id: str, *, provision: bool = True, **kwargs: Any
     ) -> AgentProcess:
-        """Start an agent; with `identity` (the default, as on every cluster amcp makes) it
-        signs with a key of its own in the cluster's roster, which every agent checks."""
+        """Start an agent; with `provision` (the default, as on every cluster amcp makes)
+        and no `identity` given, it signs with a key of its own in the cluster's roster,
+        which every agent checks."""
         kwargs.setdefault("heartbeat", HEARTBEAT)
-        if identity:
+        if provision and "identity" not in kwargs:
             if not self.identities.path(agent_id).exists():  # a restart keeps its key
                 voter = "--voter" in kwargs.get("args", ())
                 self.identities.provision([(agent_id, roles_of(role, voter))])
-            kwargs.setdefault("identity", self.identities.path(agent_id))
+            kwargs["identity"] = self.identities.path(agent_id)
             kwargs.setdefault("roster", self.identities.roster)
         proc = AgentProcess(
             role,

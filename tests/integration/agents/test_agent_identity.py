@@ -13,10 +13,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from agents import AgentClient, AgentProcess
+from agents import AgentClient, AgentProcess, ClusterView
 from amcp import NatsServer
+from amcp.errors import AmcpError
 from amcp.identity import Identity
-from amcp.roster import Roster
+from amcp.roster import Roster, RosterEntry
 from tests.support.cli import amcp, amcp_async
 from tests.support.waiting import wait_until
 
@@ -119,3 +120,40 @@ async def test_the_fixtures_agents_sign_and_check_against_one_roster(
         assert seen[agent_id]["roster"] == env["AMCP_ROSTER"]
     roles = {e.agent_id: e.roles for e in Roster.load(env["AMCP_ROSTER"]).entries}
     assert roles == {"fx-1": {"s1"}, "fx-2": {"s5"}}
+
+
+async def test_an_agent_enrolled_while_the_others_run_comes_alive_in_their_view(
+    agent_cluster, make_bus
+) -> None:
+    """Its member record reaches the others before their roster holds its key (refused,
+    unknown signer); once they re-read the roster, which the member map does not show by
+    changing, they must count it and hear its heartbeats: alive, not dead."""
+    agent_cluster.spawn("s5", "old-1")
+    key = Identity.generate("new-1").save(agent_cluster.workdir / "new-1.json")
+    agent_cluster.spawn("s1", "new-1", identity=key)  # no roster: it runs unchecked
+    bus = await make_bus("tester", cluster=agent_cluster.name)
+    client = AgentClient(bus, timeout=1)
+
+    async def seen_by_old(liveness: str | None) -> bool:
+        try:
+            view = ClusterView.model_validate((await client.call("old-1", "members")).output)
+        except AmcpError:
+            return False
+        # alive by its heartbeats (their stats arrive with them), not by a first look
+        found = {m.id: (m.liveness, bool(m.stats)) for m in view.members}
+        new = found.get("new-1")
+        return (new[0] if new and new[1] else None) == liveness and "old-1" in found
+
+    async def refused() -> bool:
+        try:
+            own = ClusterView.model_validate((await client.call("new-1", "members")).output)
+        except AmcpError:
+            return False
+        # new-1 is running and sees old-1; old-1 has its record and leaves it out
+        return {m.id for m in own.members} == {"old-1", "new-1"} and await seen_by_old(None)
+
+    await wait_until(refused, 20, interval=0.1, what="new-1 running, refused by old-1")
+    roster = Roster.load(agent_cluster.identities.roster)
+    roster.add(RosterEntry("new-1", Identity.load(key).public_key, frozenset({"s1"})))
+    roster.save()
+    await wait_until(lambda: seen_by_old("alive"), 15, interval=0.2, what="new-1 alive for old-1")
