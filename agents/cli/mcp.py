@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, run_until_stopped
 from amcp.errors import ConfigError
@@ -135,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # not for --help
+
     try:
         return version("amcp")
     except PackageNotFoundError:

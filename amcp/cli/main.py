@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import sys
+from pkgutil import resolve_name
 
 from amcp import __version__
 from amcp.cli import keys, messaging, server, traffic
 from amcp.cli.common import Parser, run_command
+from amcp.cli.plugins import command_entry_points
 from amcp.logs import setup_logging
 
 COMMANDS = [keys, messaging, server, traffic]
-# Higher layers (crdt, consensus, agents) add their own commands through this entry-point
-# group, so the protocol core never imports them (the arrows of DESIGN.md point one way).
-# They are registered by name, so `amcp --help` lists them in the same order wherever
-# they are installed from.
-PLUGIN_GROUP = "amcp.commands"
+# Higher layers (crdt, consensus, agents) add their own commands through the entry-point
+# group amcp.commands (amcp.cli.plugins), so the protocol core never imports them (the
+# arrows of DESIGN.md point one way). They are registered by name, so `amcp --help` lists
+# them in the same order wherever they are installed from.
 
 
 def build_parser(argv: list[str] | None = None) -> Parser:
     """The command tree. When `argv` starts with one of amcp's own commands (`amcp send ...`,
     the form scripts run in loops), the higher layers' commands are left out: finding them
-    costs the entry-point scan and their modules' imports, and argparse would only read the
-    chosen command's options anyway."""
+    costs their modules' imports, and argparse would only read the chosen command's
+    options anyway."""
     parser = Parser(prog="amcp", description="amcp: a secure message bus for cooperating agents.")
     parser.add_argument("--version", action="version", version=f"amcp {__version__}")
     parser.add_argument(
@@ -33,10 +34,8 @@ def build_parser(argv: list[str] | None = None) -> Parser:
         module.register(sub)
     if argv and argv[0] in sub.choices:
         return parser
-    from importlib.metadata import entry_points  # ~10-20 ms of imports of its own
-
-    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
-        plugin.load()(sub)
+    for _, register in command_entry_points():
+        resolve_name(register)(sub)
     return parser
 
 
