@@ -10,7 +10,6 @@ amcp_log, amcp_ctx_get, amcp_ctx_set, amcp_ctx_incr, amcp_coordinate (and amcp_t
 from __future__ import annotations
 
 import argparse
-import logging
 
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, run_until_stopped
 from amcp.errors import ConfigError
@@ -91,6 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from agents.mcp.server import McpServer
     except ImportError as exc:
         raise ConfigError(f"amcp mcp needs the MCP SDK: pip install 'amcp[mcp]' ({exc})") from None
+    import logging
+
     from agents.mcp import Bridge, Services
     from agents.runtime.client import AgentClient
     from consensus.coordinator import Coordinator

@@ -9,7 +9,6 @@ from amcp import __version__
 from amcp.cli import keys, messaging, server, traffic
 from amcp.cli.common import Parser, run_command
 from amcp.cli.plugins import command_entry_points
-from amcp.logs import setup_logging
 
 COMMANDS = [keys, messaging, server, traffic]
 # Higher layers (crdt, consensus, agents) add their own commands through the entry-point
@@ -41,7 +40,9 @@ def build_parser(argv: list[str] | None = None) -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+    args = build_parser(argv).parse_args(argv)  # --help and bad usage end here
+    from amcp.logs import setup_logging  # logging: for a command that runs
+
     setup_logging(args.log_level, args.log_json)
     return run_command(lambda: args.func(args))
 
