@@ -41,21 +41,26 @@ def command_entry_points(folder: Path | None = None) -> list[tuple[str, str]]:
     """(name, "module:attr") of every command registered in the group, sorted by name."""
     path = list(sys.path)
     key = _digest([f"{entry}={_mtime(entry)}" for entry in path])
-    file = (cache_folder() if folder is None else folder) / f"commands-{_digest(path)[:16]}.json"
+    name = f"commands-{_digest(path)[:16]}.json"  # a file per sys.path: `amcp`, `python -m`
+    file: Path | None = None
     try:
+        file = (cache_folder() if folder is None else folder) / name
         doc = json.loads(file.read_text())
         if doc["key"] == key:
             return [(str(name), str(value)) for name, value in doc["commands"]]
+    except RuntimeError:
+        pass  # no home folder: nowhere to keep them
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, unreadable or from another layout: read the entry points
     from importlib.metadata import entry_points
 
     found = sorted((ep.name, ep.value) for ep in entry_points(group=GROUP))
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_name(f"{file.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"key": key, "commands": found}))
-        partial.replace(file)  # whole or not at all, when two commands start at once
-    except OSError:
-        pass
+    if file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            partial = file.with_name(f"{file.name}.{os.getpid()}")
+            partial.write_text(json.dumps({"key": key, "commands": found}))
+            partial.replace(file)  # whole or not at all, when two commands start at once
+        except OSError:
+            pass
     return found
