@@ -2,7 +2,8 @@
 fixed batch-size + linger settings and the adaptive policy, beside raw nats-py.
 
     python bench/bench_batching.py [--seconds 1.5] [--warmup 1] [--learn 7.5] [--trials 4]
-                                   [--max-foreign 0.25] [--attempts 2] [--quiet-wait 2] [--json]
+                                   [--max-foreign 0.25] [--attempts 2] [--quiet-wait 2]
+                                   [--workloads W ...] [--settings NAME ...] [--json]
 
 Publisher and subscriber share one process and event loop (as in bench_bus.py); the
 embedded nats-server runs beside it. Every message carries its send time; latency is
@@ -400,7 +401,8 @@ async def main_async(args) -> dict[str, Any]:
     ring = Keyring.generate()
     results: dict[str, Any] = {"args": dict(vars(args)), "workloads": {}}
     results["load_before"] = os.getloadavg()[0]
-    runs: list[tuple[str, Any]] = [("raw nats-py", None), *SETTINGS]
+    chosen = [(name, setting) for name, setting in SETTINGS if name in args.settings]
+    runs: list[tuple[str, Any]] = [("raw nats-py", None), *chosen]
     with NatsServer(name="bench-batching") as server:
         args.foreign = ForeignLoad(server.pid)
         tight = []
@@ -503,8 +505,20 @@ def main() -> None:
         help="seconds of extra warm-up at most, waiting for other processes to quieten",
     )
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    names = [name for name, _ in SETTINGS]
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=names,
+        choices=names,
+        metavar="NAME",
+        help="the settings to run (all by default; 'adaptive' and one fixed one at least): "
+        + ", ".join(names),
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if "adaptive" not in args.settings or len(args.settings) < 2:
+        parser.error("--settings needs 'adaptive' and at least one other setting")
     results = asyncio.run(main_async(args))
     if args.json:
         print(json.dumps(results, indent=2))
