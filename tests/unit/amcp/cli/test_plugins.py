@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -71,9 +72,11 @@ def test_a_cache_that_cannot_be_written_is_only_a_slower_start(tmp_path: Path) -
 
 
 def test_a_second_start_skips_importlib_metadata(tmp_path: Path) -> None:
+    # the console script, as a user runs it (its folder, not the working one, leads sys.path)
+    script = (str(Path(sys.executable).parent / "amcp"),)
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    first = imports_of("--help", env=env)
-    second = imports_of("--help", env=env)
+    first = imports_of("--help", run=script, env=env)
+    second = imports_of("--help", run=script, env=env)
     assert first.run.returncode == second.run.returncode == 0
     assert second.run.stdout == first.run.stdout
     assert "importlib.metadata" in first.names
