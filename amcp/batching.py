@@ -422,21 +422,25 @@ class Batcher:
         if self.sampler is None or not isinstance(self.strategy, AdaptiveBatching):
             return []
         held = self.strategy.in_force()  # the class and policy in force, not one window's
-        return [
-            replace(t, traffic_class=held[t.family][1].traffic_class, policy=held[t.family][0])
-            if t.family in held
-            else t
-            for t in describe_traffic(self.sampler, self._clock(), self.strategy.limits)
-        ]
+        out = []
+        for t in describe_traffic(self.sampler, self._clock(), self.strategy.limits):
+            policy, analysis = held.get(t.family, (t.policy, None))
+            cls = t.traffic_class if analysis is None else analysis.traffic_class
+            out.append(replace(t, traffic_class=cls, policy=policy))
+        return out
 
     def policies(self) -> list[FamilyTraffic]:
-        """The policy in force per analysed family, as the strategy last derived it (no
-        analysis is re-run: cheap enough for every heartbeat). Empty unless adaptive."""
+        """The policy in force per evaluated family, as the strategy last derived it (no
+        analysis is re-run: cheap enough for every heartbeat); a family too slow to linger
+        for that was never analysed has no class. Empty unless adaptive."""
         if not isinstance(self.strategy, AdaptiveBatching) or self.sampler is None:
             return []
+        now, bin_seconds = self._clock(), self.sampler.bin_seconds
         return [
-            FamilyTraffic.of(family, analysis, policy)
-            for family, (policy, analysis) in self.strategy.in_force().items()
+            FamilyTraffic.unclassified(f, self.sampler.series(f, now), 0, bin_seconds, policy)
+            if analysis is None
+            else FamilyTraffic.of(f, analysis, policy)
+            for f, (policy, analysis) in self.strategy.in_force().items()
         ]
 
     @property
@@ -447,25 +451,31 @@ class Batcher:
     # -- tuning -----------------------------------------------------------------------
 
     async def _run_tuner(self, interval: float) -> None:
-        await asyncio.sleep(interval)
-        # The analyser imports scipy.signal on first use, ~0.6 s of import: do that in a
-        # worker thread, not on the loop. (Waiting one interval first spares short-lived
-        # processes, which exit before any family has enough history to analyse.)
-        await self._loop.run_in_executor(None, importlib.import_module, "scipy.signal")
+        # The analyser imports scipy.signal on first use, ~0.9 s of CPU during which the
+        # loop runs at a third of its speed: that is done in a worker thread, and only once
+        # a family is busy enough that its class could make it linger. Until then every
+        # policy is natural batching, decided without it (an agent's traffic never pays).
+        strategy = self.strategy
+        assert isinstance(strategy, AdaptiveBatching)  # the only one with a tuner
+        spectral = False
         while True:
+            await asyncio.sleep(interval)
             try:
-                await self.tune()
+                if not spectral and strategy.needs_spectrum(self._clock()):
+                    await self._loop.run_in_executor(None, importlib.import_module, "scipy.signal")
+                    spectral = True
+                await self.tune(spectral=spectral)
             except Exception:
                 self._ratelog.log(
                     logging.ERROR, "tune", "re-deriving policies failed", exc_info=True
                 )
-            await asyncio.sleep(interval)
 
-    async def tune(self) -> None:
-        """Re-derive policies if due; open batches of a family whose policy changed are
+    async def tune(self, *, spectral: bool = True) -> None:
+        """Re-derive policies if due (`spectral`: with the analyser, see
+        `AdaptiveBatching.maybe_update`); open batches of a family whose policy changed are
         sent at once (closing a batch early never delays anything)."""
         started = time.perf_counter()
-        changed = self.strategy.maybe_update(self._clock())
+        changed = self.strategy.maybe_update(self._clock(), spectral=spectral)
         self.tune_seconds_used += time.perf_counter() - started
         if not changed:
             return

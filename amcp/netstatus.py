@@ -30,7 +30,8 @@ def network_status(bus: Bus) -> dict[str, Any]:
             families.append(
                 {
                     "family": t.family,
-                    "class": str(t.traffic_class),
+                    # None: too slow for any class to linger, so not analysed
+                    "class": None if t.traffic_class is None else str(t.traffic_class),
                     "rate": round(t.rate, 1),
                     "max_messages": t.policy.max_messages,
                     "linger_ms": round(t.policy.linger_seconds * 1000, 3),

@@ -102,8 +102,9 @@ class BatchingStrategy(Protocol):
         """The policy to batch `family` with now."""
         ...
 
-    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
-        """Re-evaluate if due; return the families whose policy changed."""
+    def maybe_update(self, now: float, *, spectral: bool = True) -> dict[str, BatchPolicy]:
+        """Re-evaluate if due (`spectral`: the analyser may run); return the families
+        whose policy changed."""
         ...
 
 
@@ -116,7 +117,7 @@ class FixedBatching:
     def policy_for(self, family: str) -> BatchPolicy:
         return self.policy
 
-    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
+    def maybe_update(self, now: float, *, spectral: bool = True) -> dict[str, BatchPolicy]:
         return {}
 
 
@@ -180,14 +181,31 @@ class AdaptiveBatching:
         """The last analysis of `family`, with the class in force, if it has had one."""
         return self._analyses.get(family)
 
-    def in_force(self) -> dict[str, tuple[BatchPolicy, Analysis]]:
-        """Every analysed family's policy in force and the analysis it came from."""
-        return {f: (p, self._analyses[f]) for f, p in self._policies.items()}
+    def in_force(self) -> dict[str, tuple[BatchPolicy, Analysis | None]]:
+        """Every evaluated family's policy in force and the analysis it came from (None:
+        a family too slow to linger for, evaluated without the spectral analyser)."""
+        return {f: (p, self._analyses.get(f)) for f, p in self._policies.items()}
 
-    def maybe_update(self, now: float) -> dict[str, BatchPolicy]:
+    def needs_spectrum(self, now: float) -> bool:
+        """Whether a family has the history to be analysed and a bin busy enough that its
+        class could make it linger. Until one has, `maybe_update(spectral=False)` decides
+        every policy (natural batching) without the analyser, whose import (scipy.signal,
+        ~0.9 s of CPU) an agent's traffic then never pays."""
+        bin_seconds = self.sampler.bin_seconds
+        for family in self.sampler.families():
+            counts = self.sampler.series(family, now)
+            if counts.size >= self.min_bins and self.limits.can_linger(
+                float(counts.max()) / bin_seconds
+            ):
+                return True
+        return False
+
+    def maybe_update(self, now: float, *, spectral: bool = True) -> dict[str, BatchPolicy]:
         """Re-analyse every tracked family if `interval_seconds` have passed since last time.
 
-        Returns the families whose policy changed, with their new policy.
+        Returns the families whose policy changed, with their new policy. With `spectral`
+        False the analyser is not run: every family keeps the policy in force (natural
+        batching, unless it was analysed before), with no analysis if it never had one.
         """
         if now < self._next_update:
             return {}
@@ -205,16 +223,19 @@ class AdaptiveBatching:
             current = self.policy_for(family)
             last = self._analyses.get(family)
             hold = self._holds.get(family)
-            if (
+            n = self._skipped.get(family, 0) + 1
+            keep = not spectral or (
                 last is not None
-                and hold is not None
+                and n < self.slow_every
                 and not current.linger_seconds
                 and not self.limits.can_linger(float(counts.max()) / bin_seconds)
-                and (n := self._skipped.get(family, 0) + 1) < self.slow_every
-            ):
+            )
+            if keep:
                 # Natural batching whatever the class: keep the class, refresh the rates.
-                skipped[family], holds[family], policies[family] = n, hold, current
-                analyses[family] = _with_rates(last, counts, bin_seconds)
+                policies[family] = current
+                if last is not None and hold is not None:
+                    skipped[family], holds[family] = n, hold
+                    analyses[family] = _with_rates(last, counts, bin_seconds)
                 continue
             hold = holds[family] = hold or ClassHold(self.thresholds, self.hysteresis)
             raw = analyse(counts, bin_seconds, self.thresholds)

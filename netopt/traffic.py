@@ -4,11 +4,14 @@ class, period, the policy it implies) for status reports, plots and the S4 role.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netopt.analyser import MIN_BINS, Analysis, TrafficClass, analyse
 from netopt.batch_policy import BatchPolicy, PolicyLimits, choose_policy
 from netopt.sampler import TrafficSampler
+
+if TYPE_CHECKING:  # numpy is imported by the sampler when it runs
+    import numpy as np
 
 __all__ = ["FamilyTraffic", "describe_traffic"]
 
@@ -51,6 +54,16 @@ class FamilyTraffic:
             policy,
         )
 
+    @classmethod
+    def unclassified(
+        cls, family: str, counts: np.ndarray, nbytes: int, bin_seconds: float, policy: BatchPolicy
+    ) -> FamilyTraffic:
+        """A family described by its counts alone: too short a history to classify, or
+        too slow for its class to matter (`policy` is then natural batching)."""
+        messages = int(counts.sum())
+        rate = messages / (max(counts.size, 1) * bin_seconds)
+        return cls(family, messages, nbytes, rate, rate, None, None, None, policy)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "family": self.family,
@@ -78,25 +91,15 @@ def describe_traffic(
     for family in sampler.families():
         counts = sampler.series(family, now)
         nbytes = int(sampler.bytes_series(family, now).sum())
-        messages = int(counts.sum())
-        seconds = max(counts.size, 1) * sampler.bin_seconds
         if counts.size < MIN_BINS:
             out.append(
-                FamilyTraffic(
-                    family,
-                    messages,
-                    nbytes,
-                    messages / seconds,
-                    messages / seconds,
-                    None,
-                    None,
-                    None,
-                    limits.natural(),
+                FamilyTraffic.unclassified(
+                    family, counts, nbytes, sampler.bin_seconds, limits.natural()
                 )
             )
             continue
         analysis = analyse(counts, sampler.bin_seconds)
         policy = choose_policy(analysis, limits)
-        out.append(FamilyTraffic.of(family, analysis, policy, messages, nbytes))
+        out.append(FamilyTraffic.of(family, analysis, policy, int(counts.sum()), nbytes))
     out.sort(key=lambda t: t.rate, reverse=True)
     return out

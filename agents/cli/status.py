@@ -98,7 +98,7 @@ def _network(view: ClusterView) -> list[str]:
         if not isinstance(net, dict):
             continue
         policies = "; ".join(
-            f"{f['family']} {f['class']} {f['rate']:g}/s -> {f['max_messages']} / "
+            f"{f['family']} {f['class'] or 'slow'} {f['rate']:g}/s -> {f['max_messages']} / "
             f"{f['linger_ms']:g} ms"
             for f in net.get("families") or []
         )

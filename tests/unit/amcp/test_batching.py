@@ -4,6 +4,8 @@ batching floor, policy changes, close; and subject families."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 import scipy.signal  # noqa: F401 - loaded up front, as the bus's tuner does in a thread
@@ -259,6 +261,54 @@ async def test_adaptive_sends_a_lone_message_at_once_and_groups_still_share_fram
     assert len(wire.messages()) == batcher.messages == 15 + 4 * 40
     assert [b for s, b in wire.messages() if s == "slow.lane"] == list(range(15))
     await batcher.close()
+
+
+TUNER_SCRIPT = """
+import asyncio, sys
+from amcp import Keyring
+from amcp.batching import Batcher
+from amcp.protocol import Sealer
+from netopt import AdaptiveBatching, TrafficSampler
+
+async def main():
+    sampler = TrafficSampler(bin_seconds=0.01, bins=64)
+    strategy = AdaptiveBatching(sampler, interval_seconds=0.05, min_bins=16)
+    async def send(subject, frame):
+        pass
+    batcher = Batcher(Sealer("alice", Keyring.generate()), send, strategy)
+    async def publish(subject):
+        sending = batcher.submit(subject, 1, "msg", None)
+        if sending is not None:
+            await sending
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.6
+    while loop.time() < end:  # 200 msg/s: far too slow to linger for
+        await publish("slow.lane")
+        await asyncio.sleep(0.005)
+    [slow] = batcher.policies()
+    print(slow.traffic_class, slow.policy.linger_seconds, slow.rate > 50)
+    print("scipy.signal" in sys.modules)
+    end = loop.time() + 3.0
+    while loop.time() < end and not strategy.policy_for("fast.lane").linger_seconds:
+        for _ in range(100):  # 100 000 msg/s in 1 ms ticks
+            await publish("fast.lane")
+        await asyncio.sleep(0.001)
+    print("scipy.signal" in sys.modules, strategy.policy_for("fast.lane").linger_seconds > 0)
+    await batcher.close()
+
+asyncio.run(main())
+"""
+
+
+def test_the_tuner_loads_the_analyser_only_once_a_family_could_linger():
+    """scipy.signal costs ~0.9 s of CPU to import: a bus whose traffic is too slow for
+    batching to linger never imports it (its families are shown with no class), and one
+    whose traffic speeds up does, then tunes. In a fresh interpreter, to see the import."""
+    done = subprocess.run(
+        [sys.executable, "-c", TUNER_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["None 0.0 True", "False", "True True"]
 
 
 async def test_closed_batcher_refuses(ring):

@@ -189,3 +189,24 @@ def test_a_family_too_slow_to_linger_is_analysed_once_in_slow_every_evaluations(
 def test_slow_every_must_be_positive() -> None:
     with pytest.raises(ValueError, match="slow_every"):
         AdaptiveBatching(TrafficSampler(), slow_every=0)
+
+
+def test_without_the_spectrum_slow_families_get_natural_batching_and_no_analysis() -> None:
+    """An agent's traffic never needs the analyser: `needs_spectrum` says so, and an
+    update without it puts natural batching in force with no analysis. A family that
+    could linger makes `needs_spectrum` true; until the analyser runs it keeps its policy."""
+    sampler = TrafficSampler(bin_seconds=0.1, bins=256)
+    adaptive = AdaptiveBatching(sampler, interval_seconds=1.0, min_bins=64)
+    feed(sampler, "slow", 50.0, 0.0, 10.0)
+    assert not adaptive.needs_spectrum(10.0)
+    assert adaptive.maybe_update(10.0, spectral=False) == {}
+    assert adaptive.in_force() == {"slow": (LIMITS.natural(), None)}
+    assert adaptive.analysed == 0
+
+    feed(sampler, "fast", 20_000.0, 4.0, 11.0)
+    assert adaptive.needs_spectrum(11.0)
+    assert adaptive.maybe_update(11.0, spectral=False) == {}
+    assert adaptive.policy_for("fast") == LIMITS.natural()
+    changed = adaptive.maybe_update(12.0)  # the analyser now runs, for both
+    assert changed["fast"].linger_seconds > 0 and "slow" not in changed
+    assert adaptive.analysed == 2 and adaptive.analysis_for("slow") is not None
