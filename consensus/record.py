@@ -48,7 +48,13 @@ import consensus._validate as check
 from amcp.attest import IdentityVerdict, IdentityVerifier
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Decided, Execution, Executor
-from consensus.signatures import check_execution, refusal
+from consensus.signatures import (
+    VOTER_NOT_GRANTED,
+    VOTER_ROLE,
+    check_execution,
+    check_member,
+    refusal,
+)
 from crdt.concern import Level, WriteResult
 from crdt.store import ContextStore, Watch
 from crdt.wire import pack
@@ -75,10 +81,6 @@ EXECUTION_PREFIX = "consensus.execution."
 VOTERS_KEY = "agents.members"
 """The agent runtime's member map (agents.runtime.membership.MEMBERS_KEY; consensus cannot import
 agents, so the key is this shared constant, checked equal by a test)."""
-
-VOTER_ROLE = "s5"
-"""The roster role a member needs to count as a voter when identities are checked: a
-signed member record alone would let any insider sign itself into the roll."""
 
 R = TypeVar("R", Decided, Execution)
 
@@ -272,24 +274,15 @@ class DecisionLog:
         """Whether a member record counts, and as a voter: with identities on, only if
         signed by the member it names in a role the roster grants it, and a voter only if
         the roster also grants VOTER_ROLE. A refusal is counted once per record."""
-        voter = record.get("voter") is True
-        if self.verifier is None:
-            return True, voter
-        role = record.get("role")
-        verdict = self.verifier.verify_record(
-            "member", agent, dict(record), role=role if isinstance(role, str) else ""
-        )
-        reason = None if verdict is IdentityVerdict.OK else f"identity_{verdict}"
-        if reason is None and voter:
-            entry = self.verifier.roster.get(agent)
-            if entry is None or VOTER_ROLE not in entry.roles:
-                reason, voter = "identity_voter_not_granted", False  # a member, no voter
+        reason = check_member(self.verifier, agent, record)
+        counts = reason is None or reason == VOTER_NOT_GRANTED
+        voter = reason is None and record.get("voter") is True
         if reason is None:
             self._refused_members.pop(agent, None)
         elif self._refused_members.get(agent) != (reason, record):  # not at every read
             self._refused_members[agent] = (reason, record)
             self.refused[f"member_{reason}"] += 1
-        return verdict is IdentityVerdict.OK, voter
+        return counts, voter
 
     def _checked(self, record: R | None) -> R | None:
         """`record` if it may be used, else None (counted): a decision that follows from

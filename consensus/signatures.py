@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from amcp.attest import IdentityVerdict, IdentityVerifier, RecordType, sign, unsigned
@@ -31,8 +31,10 @@ from consensus.quorum import parse_quorum
 from consensus.tally import tally, verify
 
 __all__ = [
+    "VOTER_ROLE",
     "check_decided",
     "check_execution",
+    "check_member",
     "check_vote",
     "refusal",
     "sign_decided",
@@ -43,6 +45,11 @@ __all__ = [
 
 
 S = TypeVar("S", Vote, Execution)
+
+VOTER_ROLE = "s5"
+"""The roster role a member needs to count as a voter when identities are checked: a
+signed member record alone would let any insider sign itself into the roll."""
+VOTER_NOT_GRANTED = "identity_voter_not_granted"
 
 
 def _content(record: Vote | Decided | Execution) -> dict[str, Any]:
@@ -111,6 +118,29 @@ def check_decided(verifier: IdentityVerifier | None, decided: Decided) -> Identi
     # checked as the proposer's: a signature made as anyone else (`by` another id) fails
     signer = decided.proposal.proposer
     return verifier.verify("decision", signer, _content(decided), decided.sig)
+
+
+def check_member(
+    verifier: IdentityVerifier | None, agent_id: str, record: Mapping[str, Any]
+) -> str | None:
+    """Why the member record in field `agent_id` of the member map does not count as it
+    claims, or None when it does. `identity_<verdict>`: it does not count at all (not
+    signed by `agent_id` for a role the roster grants it); VOTER_NOT_GRANTED: it counts as
+    a member but not as the voter it says it is (the roster does not grant VOTER_ROLE).
+    The decision log's roll and the agents' member list both apply this one rule."""
+    if verifier is None:
+        return None
+    role = record.get("role")
+    verdict = verifier.verify_record(
+        "member", agent_id, record, role=role if isinstance(role, str) else ""
+    )
+    if verdict is not IdentityVerdict.OK:
+        return f"identity_{verdict}"
+    if record.get("voter") is True:
+        entry = verifier.roster.get(agent_id)
+        if entry is None or VOTER_ROLE not in entry.roles:
+            return VOTER_NOT_GRANTED
+    return None
 
 
 def refusal(

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from agents.runtime.errors import MembershipError
-from amcp.attest import IdentityVerdict, IdentityVerifier, sign_record
+from amcp.attest import IdentityVerifier, sign_record
 from amcp.identity import Identity
 from amcp.roster import RosterEntry
-from consensus.record import VOTER_ROLE  # the roster role a voter needs; the tally's too
+from consensus.signatures import VOTER_NOT_GRANTED, check_member  # the roll's rule too
 
 __all__ = ["MEMBERS_KEY", "MemberCheck", "MemberRecord", "Membership", "Store"]
 
@@ -141,16 +141,13 @@ class MemberCheck:
         seen = self._seen.get(agent_id)
         if seen is not None and seen[1] is entry and seen[0] == doc:
             return seen[2]
-        verdict = self.verifier.verify_record("member", agent_id, doc, role=record.role)
-        if verdict is not IdentityVerdict.OK:
-            self.refused[f"identity_{verdict.value}"] += 1
-            counted = None
-        elif record.voter and entry is not None and VOTER_ROLE not in entry.roles:
-            # otherwise any agent in the roster could sign itself into the voter roll
-            self.refused["identity_voter_not_granted"] += 1
-            counted = replace(record, voter=False)
+        reason = check_member(self.verifier, agent_id, doc)
+        if reason is not None:
+            self.refused[reason] += 1
+        if reason == VOTER_NOT_GRANTED:
+            counted: MemberRecord | None = replace(record, voter=False)
         else:
-            counted = record
+            counted = None if reason is not None else record
         self._seen[agent_id] = (copy.deepcopy(doc), entry, counted)
         return counted
 
