@@ -83,6 +83,9 @@ class LogIn(BaseModel):
     task: str | None = Field(
         None, max_length=128, description="only entries of this task id or tool call id"
     )
+    verified_only: bool = Field(
+        False, description="only entries whose agent's identity signature verified"
+    )
 
 
 class LogOut(BaseModel):
@@ -156,13 +159,17 @@ def builtin_tools(services: Services, *, allow_tasks: bool = False) -> list[Tool
     @tool(read_only=True, examples=[Example({"count": 20}), Example({"agent": "s1-a"})])
     async def amcp_log(args: LogIn, ctx: CallContext) -> LogOut:
         """The last entries of the cluster's signed audit log, oldest first, like `amcp
-        log`; entries that fail verification are left out and counted."""
-        wanted = args.count if args.task is None else None  # filter first, then count
+        log`: frames that fail the frame checks are left out and counted; each entry says
+        whether its agent's identity signature `verified` (`verified_only` keeps those)."""
+        filtered = args.task is not None or args.verified_only
+        wanted = None if filtered else args.count  # filter first, then count
         entries, rejected = await read_cluster_log(s.bus, count=wanted, agent=args.agent)
         docs = [
-            {"seq": e.stream_seq, "i": e.index, "signer": e.signer, **e.record}
+            {"seq": e.stream_seq, "i": e.index, "signer": e.signer, "verified": e.verified}
+            | e.record
             for e in entries
-            if args.task is None or args.task in (e.record.get("task"), e.record.get("call"))
+            if (args.task is None or args.task in (e.record.get("task"), e.record.get("call")))
+            and (e.verified or not args.verified_only)
         ]
         return LogOut(entries=docs[-args.count :], rejected=rejected)
 

@@ -203,6 +203,11 @@ async def test_tools_of_live_agents_and_builtins_are_listed_and_called(
         logged = await session.call_tool("amcp_log", {"task": meta["call"]})
         assert not logged.is_error, text_of(logged)
         events = [e["event"] for e in logged.structured_content["entries"]]
+        # no roster here: each entry says it was not identity-verified, and asking for
+        # verified entries only leaves none
+        assert {e["verified"] for e in logged.structured_content["entries"]} == {False}
+        strict = await session.call_tool("amcp_log", {"task": meta["call"], "verified_only": True})
+        assert strict.structured_content["entries"] == []
         assert "task_completed" in events or "task.completed" in events, events
 
         # a forged frame on the bus meanwhile is rejected and counted as before
