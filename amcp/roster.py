@@ -81,11 +81,18 @@ class Roster:
 
     def __init__(self, entries: Iterable[RosterEntry] = (), path: Path | None = None) -> None:
         self._stamp = FileStamp(path)
+        self._generation = 0
         self._set(list(entries))
 
     @property
     def path(self) -> Path | None:
         return self._stamp.path
+
+    @property
+    def generation(self) -> int:
+        """Counts the changes of the entries (add, revoke, reload): what a reader that
+        caches a view of the roster compares to know it is stale."""
+        return self._generation
 
     def _set(self, entries: list[RosterEntry]) -> None:
         by_id: dict[str, RosterEntry] = {}
@@ -94,6 +101,7 @@ class Roster:
                 raise IdentityError(f"duplicate agent id {entry.agent_id!r} in roster")
             by_id[entry.agent_id] = entry
         self._by_id = by_id
+        self._generation += 1
 
     @property
     def entries(self) -> list[RosterEntry]:
@@ -109,6 +117,7 @@ class Roster:
         if entry.agent_id in self._by_id:
             raise IdentityError(f"{entry.agent_id} is already in the roster")
         self._by_id[entry.agent_id] = entry
+        self._generation += 1
 
     def revoke(self, agent_id: str) -> bool:
         """Mark `agent_id` revoked; False if it already was. Unknown ids are refused."""
@@ -118,6 +127,7 @@ class Roster:
         if entry.revoked:
             return False
         self._by_id[agent_id] = replace(entry, revoked=True)
+        self._generation += 1
         return True
 
     # -- file I/O ---------------------------------------------------------------------
@@ -147,6 +157,7 @@ class Roster:
         assert self.path is not None
         fresh = Roster.load(self.path)
         self._by_id = fresh._by_id
+        self._generation += 1
         self._stamp.mtime_ns = fresh._stamp.mtime_ns
         return True
 

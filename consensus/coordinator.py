@@ -111,7 +111,8 @@ class Coordinator:
         self._acks: dict[str, list[tuple[str, asyncio.Future[Execution]]]] = {}
         self._on_ballot_of: dict[str, Callable[[Vote], None]] = {}  # proposal id -> watcher
         self._watches: list[Watch] = []
-        self._roll: Roll | None = None  # cached until the member map changes
+        self._roll: Roll | None = None  # cached until the member map or the roster changes
+        self._roll_roster = -1  # the roster generation the cached roll was read under
         self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
         self._subs: list[Subscription] = []
         self._owns_store = False
@@ -173,8 +174,13 @@ class Coordinator:
         return list(self._current_roll().voters)
 
     def _current_roll(self) -> Roll:
-        if self._roll is None or not self._watches:  # not started: nothing invalidates it
+        verifier = self.bus.verifier
+        generation = -1 if verifier is None else verifier.roster.generation
+        # not started: nothing invalidates it; a roster reload (a revocation) changes who
+        # counts without changing the member map
+        if self._roll is None or not self._watches or generation != self._roll_roster:
             self._roll = self.log.roll()
+            self._roll_roster = generation
         return self._roll
 
     def _forget_roll(self) -> None:

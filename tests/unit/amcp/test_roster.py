@@ -106,3 +106,17 @@ def test_parse_roles() -> None:
     assert parse_roles("") == frozenset()
     with pytest.raises(IdentityError, match="unknown role 'admin'"):
         parse_roles("s1,admin")
+
+
+def test_generation_counts_every_change_of_the_entries(tmp_path: Path) -> None:
+    one = Identity.from_seed("s5-g", bytes(32))
+    roster = Roster()
+    start = roster.generation
+    roster.add(RosterEntry(one.agent_id, one.public_key, frozenset({"s5"})))
+    assert roster.generation == start + 1
+    assert roster.revoke(one.agent_id) and roster.generation == start + 2
+    assert not roster.revoke(one.agent_id) and roster.generation == start + 2  # no change
+    path = roster.save(tmp_path / "roster.json")
+    reader = Roster.load(path)
+    before = reader.generation
+    assert not reader.reload_if_changed() and reader.generation == before
