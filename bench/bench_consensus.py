@@ -20,10 +20,14 @@ in flight, at its defaults and tuned to a 1 ms tick.
     python bench/bench_consensus.py [--decisions 400] [--trials 4] [--commits 100]
                                     [--seconds 5] [--inflight 64] [--durable]
                                     [--no-identities] [--no-syncobj] [--json]
+                                    [--profile DIR]
 
 Identities are on by default (issue 16): each voter and the proposer sign with their own
 Ed25519 identity and check against one shared roster file (ballots, decisions, member
 records); `--no-identities` gives the figures without them (HMAC frames only).
+
+`--profile DIR` runs the proposer and each voter under cProfile, timed by CPU time (not
+wall: the machine is shared), and writes DIR/<process>-<pid>.prof (read with pstats).
 
 `--durable` gives the voters data directories: each is then a durable replica and the
 decision log is written with a majority of them (fsync on each). PySyncObj needs the
@@ -64,11 +68,26 @@ RAW_SUBJECT = "bench.raw.echo"
 FAN_SUBJECT = "bench.raw.fan.{}"  # served by the first N responders
 SIZES = (3, 5, 7)
 HERE = Path(__file__).resolve()
+PROFILE_ENV = "AMCP_BENCH_PROFILE"  # --profile's folder, inherited by the children
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def profiled(name: str, call: Callable[[], Any]) -> Any:
+    """`call()`, under cProfile by CPU time when PROFILE_ENV names a folder."""
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return call()
+    import cProfile
+
+    profile = cProfile.Profile(time.process_time)
+    try:
+        return profile.runcall(call)
+    finally:
+        profile.dump_stats(Path(folder) / f"{name}-{os.getpid()}.prof")
 
 
 # -- child processes ------------------------------------------------------------------
@@ -562,8 +581,8 @@ def main() -> None:
         kind, rest = sys.argv[1], sys.argv[2:]
         if kind == "--child-raw-echo":
             sys.exit(child_raw_echo(*rest))
-        if kind == "--child-voter":
-            sys.exit(child_voter(*rest))
+        if kind == "--child-voter":  # url, keyring, cluster, agent id, ...
+            sys.exit(profiled(f"{rest[3]}-{rest[2]}", lambda: child_voter(*rest)))
         sys.exit(child_syncobj(*rest))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--decisions", type=int, default=400, help="sequential samples per figure")
@@ -585,8 +604,12 @@ def main() -> None:
     )
     p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", metavar="DIR", help="cProfile each process into DIR")
     args = p.parse_args()
-    doc = asyncio.run(run(args))
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())
+    doc = profiled("proposer", lambda: asyncio.run(run(args)))
     print(json.dumps(doc) if args.json else report(doc))
 
 
