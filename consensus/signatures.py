@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from amcp.attest import IdentityVerdict, IdentityVerifier, RecordType, sign, unsigned
+from amcp.attest import SIG, IdentityVerdict, IdentityVerifier, RecordType, sign
 from amcp.identity import Identity
 from consensus.errors import ConsensusError
 from consensus.messages import Decided, Execution
@@ -53,7 +53,15 @@ VOTER_NOT_GRANTED = "identity_voter_not_granted"
 
 
 def _content(record: Vote | Decided | Execution) -> dict[str, Any]:
-    return unsigned(record.to_wire())
+    wire = record.to_wire()  # a fresh dict: no copy needed to leave out the signature
+    del wire[SIG]
+    return wire
+
+
+# The records here are validated dataclasses (built by our code or decoded strictly from
+# the wire), so their wire forms are plain data by construction: the signer and the
+# verifier skip attest's canonical-form walk (plain=True). Every signature is still
+# checked over the same canonical bytes.
 
 
 def _signed(identity: Identity | None, record: S, record_type: RecordType, signer: str) -> S:
@@ -62,7 +70,8 @@ def _signed(identity: Identity | None, record: S, record_type: RecordType, signe
         return record
     if identity.agent_id != signer:
         raise ConsensusError(f"{identity.agent_id} cannot sign a {record_type} of {signer}")
-    return dataclasses.replace(record, sig=sign(identity, record_type, _content(record)))
+    signature = sign(identity, record_type, _content(record), plain=True)
+    return dataclasses.replace(record, sig=signature)
 
 
 def _check(
@@ -70,7 +79,7 @@ def _check(
 ) -> IdentityVerdict:
     if verifier is None:
         return IdentityVerdict.OK
-    return verifier.verify(record_type, signer, _content(record), record.sig)
+    return verifier.verify(record_type, signer, _content(record), record.sig, plain=True)
 
 
 def sign_vote(identity: Identity | None, vote: Vote) -> Vote:
@@ -106,7 +115,7 @@ def sign_decided(identity: Identity | None, decided: Decided) -> Decided:
         raise ConsensusError(f"{identity.agent_id} cannot sign a decision of another proposer")
     content = {**_content(decided), "by": identity.agent_id}
     return dataclasses.replace(
-        decided, by=identity.agent_id, sig=sign(identity, "decision", content)
+        decided, by=identity.agent_id, sig=sign(identity, "decision", content, plain=True)
     )
 
 
@@ -117,7 +126,7 @@ def check_decided(verifier: IdentityVerifier | None, decided: Decided) -> Identi
         return IdentityVerdict.OK
     # checked as the proposer's: a signature made as anyone else (`by` another id) fails
     signer = decided.proposal.proposer
-    return verifier.verify("decision", signer, _content(decided), decided.sig)
+    return verifier.verify("decision", signer, _content(decided), decided.sig, plain=True)
 
 
 def check_member(

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from amcp.attest import signing_input
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.model import Choice, Decision, Outcome, Proposal, Scores, Summary, Urgency, Vote
 from consensus.tally import decide
@@ -301,3 +302,35 @@ def test_decode_errors_name_the_record_and_field() -> None:
         Proposal.from_wire(proposal().to_wire() | {"created_ms": 10**5000})
     with pytest.raises(ConsensusDecodeError, match="missing 'voter'"):
         Vote.from_wire({k: v for k, v in vote().to_wire().items() if k != "voter"})
+
+
+# Anything a record's validation lets in, and some it must not: NaN, infinities, sets,
+# integers past msgpack's range, non-str keys.
+loose = st.recursive(
+    plain | st.floats() | st.integers(-(2**70), 2**70) | st.frozensets(st.integers(), max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(base=proposals(), payload=st.dictionaries(st.text(max_size=6), loose, max_size=3))
+def test_a_validated_records_wire_form_is_plain(base: Proposal, payload: dict[str, Any]) -> None:
+    """The identity signatures of consensus records skip attest's canonical-form check
+    (plain=True) because validation already guarantees it: whatever a record accepts
+    has exactly one canonical form, so the skip changes no signed byte."""
+    try:
+        record = Proposal(**{**base.__dict__, "payload": payload})
+    except ConsensusError:
+        return  # refused on construction: it never reaches a signature
+    wire = record.to_wire()
+    checked = signing_input("decision", "p", wire)  # raises if it is not plain data
+    assert signing_input("decision", "p", wire, plain=True) == checked
+
+
+@given(decision=decisions())
+def test_a_validated_decisions_wire_form_is_plain(decision: Decision) -> None:
+    wire = decision.to_wire()
+    assert signing_input("decision", "p", wire, plain=True) == signing_input("decision", "p", wire)
