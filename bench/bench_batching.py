@@ -52,6 +52,7 @@ from typing import Any
 
 import msgpack
 import nats
+import scipy.signal  # noqa: F401 - the analyser's, loaded once up front (see amcp_run)
 from bench_bus import raw_throughput  # bench/ is on sys.path when run as a script
 
 from amcp import Bus, Keyring, NatsServer
@@ -286,7 +287,10 @@ async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -
     """One run through the bus. Every setting first sends args.warmup seconds of unmeasured
     traffic on the same connections; the adaptive bus sends args.learn seconds more (its
     learning period: 64 bins of history, then the next evaluation), so that its measured
-    part runs under the policy it derived, which is recorded."""
+    part runs under the policy it derived, which is recorded. The analyser's scipy.signal
+    is imported before any run: a bus loads it once, in a thread, when a family first
+    could linger (~0.9 s of CPU), which would otherwise fall in the first adaptive run's
+    learning and delay its first policy."""
     loop = asyncio.get_running_loop()
     pub = await Bus.connect(url, keyring=ring, sender="bench-pub", batching=setting)
     born = time.perf_counter()
