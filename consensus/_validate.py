@@ -106,3 +106,20 @@ def signature(name: str, value: object) -> bytes:
     if not isinstance(value, bytes):
         raise ConsensusError(f"{name} must be bytes, got {type(value).__name__}")
     raise ConsensusError(f"{name} is {len(value)} bytes, at most {MAX_SIG_LENGTH}")
+
+
+R = TypeVar("R")
+
+
+def evolve(record: R, **checked: object) -> R:
+    """A copy of the frozen dataclass `record` with the fields in `checked` replaced by
+    values the caller has just checked. dataclasses.replace would construct it anew and
+    validate every field again; on a ballot's path (sign it, stamp a voter's view with the
+    time) only these fields change, and the rest were validated when `record` was made."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__)
+    for name, value in checked.items():
+        if name not in copy.__dict__:
+            raise ConsensusError(f"{type(record).__name__} has no field {name!r}")
+        object.__setattr__(copy, name, value)
+    return copy

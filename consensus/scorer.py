@@ -188,6 +188,16 @@ class VoterContext:
         set_(self, "cluster_health", check.unit("cluster_health", self.cluster_health))
         set_(self, "repeats", check.nonnegative("repeats", self.repeats))
 
+    def evolve(self, *, now_ms: int | None = None, repeats: float | None = None) -> VoterContext:
+        """This context at `now_ms` and/or with `repeats`, checking only those: a voter
+        reuses its view of the cluster for many proposals and stamps each with the time."""
+        changes: dict[str, object] = {}
+        if now_ms is not None:
+            changes["now_ms"] = check.integer("now_ms", now_ms, 0, 2**63 - 1)
+        if repeats is not None:
+            changes["repeats"] = check.nonnegative("repeats", repeats)
+        return check.evolve(self, **changes)
+
 
 class Scorer:
     """Scores proposals for one voter configuration. Stateless and pure."""

@@ -17,11 +17,11 @@ members its proposer names, so with identities on it needs the proposer's signat
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+import consensus._validate as check
 from amcp.attest import SIG, IdentityVerdict, IdentityVerifier, RecordType, sign
 from amcp.identity import Identity
 from consensus.errors import ConsensusError
@@ -71,7 +71,7 @@ def _signed(identity: Identity | None, record: S, record_type: RecordType, signe
     if identity.agent_id != signer:
         raise ConsensusError(f"{identity.agent_id} cannot sign a {record_type} of {signer}")
     signature = sign(identity, record_type, _content(record), plain=True)
-    return dataclasses.replace(record, sig=signature)
+    return check.evolve(record, sig=check.signature("sig", signature))
 
 
 def _check(
@@ -114,9 +114,9 @@ def sign_decided(identity: Identity | None, decided: Decided) -> Decided:
     if identity.agent_id != decided.proposal.proposer:
         raise ConsensusError(f"{identity.agent_id} cannot sign a decision of another proposer")
     content = {**_content(decided), "by": identity.agent_id}
-    return dataclasses.replace(
-        decided, by=identity.agent_id, sig=sign(identity, "decision", content, plain=True)
-    )
+    signature = sign(identity, "decision", content, plain=True)
+    # `by` is the proposal's proposer (checked above), a valid id
+    return check.evolve(decided, by=identity.agent_id, sig=check.signature("sig", signature))
 
 
 def check_decided(verifier: IdentityVerifier | None, decided: Decided) -> IdentityVerdict:

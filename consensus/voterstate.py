@@ -19,7 +19,6 @@ answers for the proposal (consensus.record, within its retention horizon).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -156,7 +155,7 @@ class VoterState:
             repeats = kept.repeats
         else:
             repeats = self.novelty.observe(proposal.action, proposal.resource, now)
-        scores = self.scorer.score(proposal, dataclasses.replace(context, repeats=repeats))
+        scores = self.scorer.score(proposal, context.evolve(repeats=repeats))
         combined = self.scorer.combine(scores)
         verdict = self.policy.decide(proposal, scores, combined)
         choice, reason = verdict.choice, verdict.reason

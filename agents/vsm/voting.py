@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from agents.runtime.audit import AuditEvent
@@ -129,7 +128,7 @@ class VotingExtension(Extension):
         now = time.monotonic()
         if self._view is None or now - self._view_at > VIEW_TTL:
             self._view, self._view_at = self._cluster_view(agent), now
-        return replace(self._view, now_ms=time.time_ns() // 1_000_000)
+        return self._view.evolve(now_ms=time.time_ns() // 1_000_000)
 
     @staticmethod
     def _cluster_view(agent: AgentHandle) -> VoterContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import partial
 from typing import Any
@@ -348,3 +349,23 @@ def test_worked_example_of_the_docs() -> None:
     assert (scores.importance, scores.confidence, scores.novelty) == (approx(0.66), 1.0, 1.0)
     assert scores.risk == approx(0.3)
     assert round(SCORER.combine(scores), 4) == 0.7654
+
+
+@given(
+    now_ms=st.none() | st.integers(-5, 2**64) | st.floats(allow_nan=True),
+    repeats=st.none() | st.floats(allow_nan=True) | st.integers(-5, 5),
+)
+def test_evolve_is_replace_with_only_the_new_fields_checked(now_ms: Any, repeats: Any) -> None:
+    """A voter stamps its reused view with the time (and the novelty) per proposal via
+    evolve, which must give exactly what dataclasses.replace gives, or the same refusal."""
+    base = ctx(error_rate=0.25, data_age_s=3.0, cluster_health=0.5, repeats=1.5)
+    changes = {k: v for k, v in (("now_ms", now_ms), ("repeats", repeats)) if v is not None}
+    try:
+        expected = dataclasses.replace(base, **changes)
+    except ConsensusError:
+        with pytest.raises(ConsensusError):
+            base.evolve(now_ms=now_ms, repeats=repeats)
+        return
+    got = base.evolve(now_ms=now_ms, repeats=repeats)
+    assert got == expected and got is not base
+    assert base.now_ms == ctx().now_ms and base.repeats == 1.5  # the original is unchanged
