@@ -45,19 +45,25 @@ COUNT = {  # one call per decision
 }
 
 
-def steps(path: Path, table: dict[str, list[tuple[str, str]]], count: tuple[str, str]) -> None:
-    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+def sums(
+    paths: list[Path], table: dict[str, list[tuple[str, str]]], count: tuple[str, str]
+) -> None:
+    """The steps of `table`, summed over the profiles in `paths` (one cluster's voters)."""
     cum: dict[tuple[str, str], float] = defaultdict(float)
     calls: dict[tuple[str, str], int] = defaultdict(int)
     total = 0.0
-    for (file, _, name), (_, ncalls, tottime, cumtime, _) in stats.items():
-        total += tottime
-        for suffix, fn in {pair for pairs in table.values() for pair in pairs} | {count}:
-            if file.endswith(suffix) and name == fn:
-                cum[suffix, fn] += cumtime
-                calls[suffix, fn] += ncalls
-    n = max(1, calls[count])
-    print(f"{path.name}: {total:.2f} s CPU profiled, {n} decisions, {total / n * 1e3:.2f} ms each")
+    wanted = {pair for pairs in table.values() for pair in pairs} | {count}
+    for path in paths:
+        stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+        for (file, _, name), (_, ncalls, tottime, cumtime, _) in stats.items():
+            total += tottime
+            for suffix, fn in wanted:
+                if file.endswith(suffix) and name == fn:
+                    cum[suffix, fn] += cumtime
+                    calls[suffix, fn] += ncalls
+    n = max(1, calls[count])  # decisions (the proposer) or ballots (all the voters)
+    print(f"  {total:.2f} s CPU profiled over {n} {'ballots' if len(paths) > 1 else 'decisions'}")
+    print(f"  {'all':34} {1:6.1%} {total / n * 1e3:7.3f} ms")
     for step, pairs in table.items():
         spent = sum(cum[p] for p in pairs)
         print(f"  {step:34} {spent / total:6.1%} {spent / n * 1e3:7.3f} ms")
@@ -65,10 +71,14 @@ def steps(path: Path, table: dict[str, list[tuple[str, str]]], count: tuple[str,
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    for path in sorted(folder.glob("proposer-*.prof")):
-        steps(path, PROPOSER, COUNT["proposer"])
-    for path in sorted(folder.glob("v*.prof")):
-        steps(path, VOTER, COUNT["voter"])
+    print("proposer (all its decisions), per decision:")
+    sums(sorted(folder.glob("proposer-*.prof")), PROPOSER, COUNT["proposer"])
+    clusters: dict[str, list[Path]] = defaultdict(list)
+    for path in folder.glob("v*.prof"):  # v<i>-<cluster>-<pid>.prof
+        clusters[path.name.split("-")[1]].append(path)
+    for paths in sorted(clusters.values(), key=len):
+        print(f"voters of a {len(paths)}-voter cluster, per ballot (one voter's):")
+        sums(paths, VOTER, COUNT["voter"])
 
 
 if __name__ == "__main__":
