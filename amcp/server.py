@@ -104,6 +104,10 @@ class NatsServer:
     # Go's profiler (/debug/pprof) on `host`, for memory figures; None: off, 0: a free port.
     # Never on in a deployment: it serves the server's heap to whoever asks.
     prof_port: int | None = None
+    # JetStream's file store limit ("1T", bytes...). Every stream reserves its max_bytes
+    # against it, and the default is 75% of the free disk: a long-lived test server that
+    # sees a namespace (an AUDIT stream of 1 GiB) per test runs out of reservations.
+    max_file_store: str | None = None
     extra_config: str = ""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
@@ -140,6 +144,7 @@ class NatsServer:
             "jetstream {",
             f'  store_dir: "{work / "jetstream"}"',
             "  sync_interval: always" if sync else "",
+            f"  max_file_store: {self.max_file_store}" if self.max_file_store else "",
             "}",
         ]
         if self.prof_port is not None:

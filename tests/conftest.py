@@ -13,8 +13,11 @@ from amcp import Bus, Keyring, NatsCluster, NatsServer
 
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
-    """One JetStream-enabled nats-server for the whole session."""
-    with NatsServer(name="test-single") as server:
+    """One JetStream-enabled nats-server for the whole session. Its file store limit is
+    far above the disk: each test's cluster namespace reserves a 1 GiB audit stream that
+    it never fills, and the default limit (75% of the free disk) ends reservations after
+    a few dozen namespaces (57 on a 77 GB disk)."""
+    with NatsServer(name="test-single", max_file_store="100T") as server:
         yield server
 
 
