@@ -58,6 +58,7 @@ from amcp.security import ConnectionSecurity
 from amcp.settings import DEFAULT_NATS_URL
 from amcp.subjects import Subjects, validate_subject
 from amcp.subscription import Handler, Subscription
+from amcp.tracing import with_trace
 from netopt import Backoff, CircuitBreaker, FamilyTraffic, PerKey, RtoEstimator, TrafficSampler
 
 __all__ = ["Bus", "Message"]
@@ -286,8 +287,10 @@ class Bus:
         Encoding errors raise here either way.
 
         A plain function returning a coroutine, not a coroutine of its own: one frame less
-        per message on the hottest path.
+        per message on the hottest path. When a span is current (amcp.tracing), its
+        `traceparent` goes in the signed headers.
         """
+        headers = with_trace(headers)
         batcher = self.batcher
         if batcher is not None:
             if not immediate and (attention is None or attention < self.attention_threshold):
@@ -401,6 +404,7 @@ class Bus:
         reply, fut = self._replies.expect(subject, wait)
         loop = asyncio.get_running_loop()
         try:
+            headers = with_trace(headers)
             all_headers = {REPLY_HEADER: reply, **headers} if headers else {REPLY_HEADER: reply}
             if self.batcher is not None and self.batcher.holds(subject):
                 await self.batcher.flush_subject(subject)  # keep the subject's order

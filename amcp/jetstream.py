@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 
 from amcp.errors import AmcpError, RequestTimeout
 from amcp.protocol import Sealer
+from amcp.tracing import with_trace
 
 __all__ = ["Streams"]
 
@@ -84,7 +85,7 @@ class Streams:
         """Sign and hand one message to JetStream. Returns once it is sent, in call order,
         with an awaitable (await it) of its stream sequence: several writes can then be in
         flight and still be stored in the order they were sent."""
-        frame = self.sealer.seal(subject, body, kind, headers)
+        frame = self.sealer.seal(subject, body, kind, with_trace(headers))
         if self._js is None:  # one context: publish_async keeps its reply inbox there
             self._js = self.nc.jetstream()
         try:

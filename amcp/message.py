@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from amcp.envelope import Envelope
 from amcp.errors import AmcpError
+from amcp.tracing import SpanContext, received
 
 __all__ = ["BAD_REPLY", "INBOX_PREFIX", "REPLY_HEADER", "Message"]
 
@@ -55,6 +56,11 @@ class Message:
     epoch = property(lambda self: self.env.epoch)
     ts_ms = property(lambda self: self.env.ts_ms)
     msg_id = property(lambda self: self.env.msg_id)
+
+    @property
+    def trace(self) -> SpanContext | None:
+        """The sender's span (its signed `traceparent`), or None if it carries no valid one."""
+        return received(self.env.headers)
 
     @property
     def reply_to(self) -> str | None:

@@ -17,6 +17,7 @@ from amcp.envelope import FLAG_BATCH
 from amcp.errors import AmcpError, FrameRejected, RequestTimeout
 from amcp.message import Message
 from amcp.protocol import Opener
+from amcp.tracing import current_span, received
 
 __all__ = ["Handler", "Subscription"]
 
@@ -72,6 +73,15 @@ class Subscription:
             if self._queue is not None:
                 await self._queue.put(msg)  # bounded: a slow reader backs up into NATS
                 continue
+            # The handler works in the sender's span (parsed once per message), or in none:
+            # not in whatever span was current where this subscription was made.
+            headers = msg.env.headers
+            context = received(headers) if headers else None
+            token = (
+                None
+                if context is None and current_span.get() is None
+                else current_span.set(context)
+            )
             try:
                 if self._is_async:
                     await self._handler(msg)  # type: ignore[misc]
@@ -81,6 +91,9 @@ class Subscription:
                         await result
             except Exception:
                 self._on_handler_error(self.subject, msg.sender)
+            finally:
+                if token is not None:
+                    current_span.reset(token)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         if self._queue is None:

@@ -34,9 +34,11 @@ __all__ = [
     "new_trace",
     "parse_traceparent",
     "parse_tracestate",
+    "received",
     "remove_span_listener",
     "span",
     "use_span",
+    "with_trace",
 ]
 
 TRACEPARENT = "traceparent"  # header names, lowercase as the W3C spec and HTTP/2 write them
@@ -63,10 +65,12 @@ class SpanContext:
     span_id: str  # 16 lowercase hex, not all zero
     flags: int = 1  # bit 0: sampled
     state: str = ""  # tracestate, carried as received
+    # The header, made once: a span's context goes on every message it sends.
+    traceparent: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags:02x}"
+    def __post_init__(self) -> None:
+        header = f"00-{self.trace_id}-{self.span_id}-{self.flags:02x}"
+        object.__setattr__(self, "traceparent", header)
 
     def child(self) -> SpanContext:
         """A new span in the same trace (its parent is this one)."""
@@ -117,6 +121,26 @@ def parse_traceparent(value: str, tracestate: str = "") -> SpanContext | None:
 
 # The span the running task works in; None when nothing traces (the Bus then adds nothing).
 current_span: ContextVar[SpanContext | None] = ContextVar("amcp_current_span", default=None)
+
+
+def with_trace(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """`headers` with the current span's `traceparent` (and `tracestate`) added, for a message
+    about to be signed; `headers` itself when no span is current. A caller's own wins."""
+    ctx = current_span.get()
+    if ctx is None:
+        return headers
+    carried = (
+        {TRACEPARENT: ctx.traceparent, TRACESTATE: ctx.state}
+        if ctx.state
+        else {TRACEPARENT: ctx.traceparent}
+    )
+    return {**carried, **headers} if headers else carried
+
+
+def received(headers: Mapping[str, str]) -> SpanContext | None:
+    """The valid trace context a received message's headers carry, else None (ignored)."""
+    value = headers.get(TRACEPARENT)
+    return None if value is None else parse_traceparent(value, headers.get(TRACESTATE, ""))
 
 
 def from_environ(env: Mapping[str, str] | None = None) -> SpanContext:

@@ -223,3 +223,18 @@ def test_a_listener_that_raises_is_logged_and_the_others_still_hear(
     record = spans[0]
     assert record.duration_ns == record.end_ns - record.start_ns >= 0
     assert record.to_dict()["parent_id"] is None
+
+
+def test_with_trace_adds_the_current_span_and_received_reads_it_back() -> None:
+    headers = {"n": "1"}
+    assert tracing.with_trace(headers) is headers and tracing.with_trace(None) is None
+    ctx = SpanContext(TRACE, PARENT, 1, "a=1")
+    with use_span(ctx):
+        carried = tracing.with_trace(headers)
+        assert carried == {"traceparent": ctx.traceparent, "tracestate": "a=1", "n": "1"}
+        assert tracing.with_trace({"traceparent": "mine"})["traceparent"] == "mine"
+        assert tracing.with_trace(None) == {"traceparent": ctx.traceparent, "tracestate": "a=1"}
+    assert headers == {"n": "1"}  # the caller's dict is not changed
+    assert tracing.received(carried) == ctx
+    assert tracing.received({"n": "1"}) is None
+    assert tracing.received({"traceparent": "00-bad"}) is None
