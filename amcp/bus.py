@@ -43,6 +43,7 @@ from amcp.errors import (
     PermissionDenied,
     RequestTimeout,
 )
+from amcp.familycounts import INBOX_FAMILY, FamilyCounts, family_of
 from amcp.framebody import encode_item
 from amcp.jetstream import Streams
 from amcp.keyring import Keyring
@@ -59,7 +60,16 @@ from amcp.settings import DEFAULT_NATS_URL
 from amcp.subjects import Subjects, validate_subject
 from amcp.subscription import Handler, Subscription
 from amcp.tracing import with_trace
-from netopt import Backoff, CircuitBreaker, FamilyTraffic, PerKey, RtoEstimator, TrafficSampler
+from netopt import (
+    AdaptiveBatching,
+    Backoff,
+    BatchPolicy,
+    CircuitBreaker,
+    FamilyTraffic,
+    PerKey,
+    RtoEstimator,
+    TrafficSampler,
+)
 
 __all__ = ["Bus", "Message"]
 
@@ -114,6 +124,11 @@ class Bus:
         """Circuit breakers of `request_with_retry`, one per destination subject."""
         self.handler_errors = 0
         self.on_reject: Callable[[str, str, str], None] | None = None
+        self.sent = FamilyCounts()
+        """Messages published, by subject family (`received()` is the other way)."""
+        self.on_request: Callable[[str, float], None] | None = None
+        """Called with (subject family, seconds) for each answered request (metrics)."""
+        self._replies_in = 0
         self.claims = Claims(nc, cluster, holder=sender, skew_seconds=options.skew_seconds)
         """At most once across a queue group (`claim`), in the cluster's JetStream bucket."""
         self.streams = Streams(nc, self.sealer)
@@ -291,6 +306,7 @@ class Bus:
         `traceparent` goes in the signed headers.
         """
         headers = with_trace(headers)
+        self.sent.add(subject)
         batcher = self.batcher
         if batcher is not None:
             if not immediate and (attention is None or attention < self.attention_threshold):
@@ -411,14 +427,19 @@ class Bus:
             frame = self.sealer.seal(subject, body, kind, all_headers)
             started = loop.time()
             await self.nc.publish(subject, frame, reply=reply)
+            self.sent.add(subject)
             msg = await fut
+            self._replies_in += 1
         except RequestTimeout:
             if timeout is None:
                 rto.backoff()
             raise
         finally:
             self._replies.forget(reply)
-        rto.observe(loop.time() - started)
+        elapsed = loop.time() - started
+        rto.observe(elapsed)
+        if self.on_request is not None:
+            self.on_request(subject_family(subject), elapsed)
         return msg
 
     async def request_with_retry(
@@ -457,6 +478,26 @@ class Bus:
         """What the traffic analyser makes of this bus's batched publishing, per subject
         family (empty unless batching is adaptive)."""
         return [] if self.batcher is None else self.batcher.traffic()
+
+    def received(self) -> dict[str, int]:
+        """Messages delivered to this bus's subscriptions and replies to its requests, by
+        subject family: summed from the counts each keeps, so receiving pays nothing more."""
+        counts = {INBOX_FAMILY: self._replies_in} if self._replies_in else {}
+        for sub in self._subs:
+            family = family_of(sub.subject)
+            counts[family] = counts.get(family, 0) + sub.delivered
+        return counts
+
+    def batching_policies(self) -> dict[str, BatchPolicy]:
+        """The batching policy in force per subject family (empty with batching off): what
+        an adaptive strategy last derived, or a fixed one's policy for each family sent on."""
+        batcher = self.batcher
+        if batcher is None:
+            return {}
+        if isinstance(batcher.strategy, AdaptiveBatching):
+            return {t.family: t.policy for t in batcher.policies()}
+        families = (f for f in self.sent.counts if f != INBOX_FAMILY)
+        return {f: batcher.strategy.policy_for(f) for f in families}
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Return once the server has processed everything sent so far (subs included).

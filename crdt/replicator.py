@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 from amcp import Bus, Message, Subscription
@@ -67,6 +68,8 @@ class Replicator:
         self._reads = Reads(link, self._antientropy, self._bootstrap)
         self._subs: list[Subscription] = []
         self._gossip: asyncio.Task[None] | None = None
+        self.on_lag: Callable[[float], None] | None = None
+        """Called with each peer's delta frame's age on arrival, in seconds (metrics)."""
 
     # -- what ContextStore reads ------------------------------------------------------
 
@@ -177,6 +180,7 @@ class Replicator:
     def _on_shared(self, msg: Message) -> None:
         m = self._link.parse(msg)
         if isinstance(m, Deltas):
+            self._lag(msg)
             self._deltas.on_deltas(m, msg.sender)
         elif isinstance(m, Hello):
             self._antientropy.on_hello(m)
@@ -187,6 +191,7 @@ class Replicator:
         link = self._link
         m = link.parse(msg)
         if isinstance(m, Deltas):
+            self._lag(msg)
             self._deltas.on_deltas(m, msg.sender)
         elif isinstance(m, Ack):
             self._acks.on_ack(m)
@@ -196,6 +201,12 @@ class Replicator:
             link.spawn(self._antientropy.answer_pull(msg, m))
         elif m is not None:
             self._unexpected(msg, m)
+
+    def _lag(self, msg: Message) -> None:
+        """Replication lag: a peer's deltas are sealed as they leave it, so a frame's age
+        on arrival is how far this replica trails that write (clocks within the skew)."""
+        if self.on_lag is not None and msg.sender != self.bus.sender:
+            self.on_lag(max(0.0, time.time() - msg.ts_ms / 1000))
 
     def _unexpected(self, msg: Message, m: object) -> None:
         self._link.reject(

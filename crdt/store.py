@@ -208,6 +208,15 @@ class ContextStore:
         return self._state.type_of(key)
 
     @property
+    def on_replication_lag(self) -> Callable[[float], None] | None:
+        """Called with the age in seconds of each peer's delta frame as it arrives."""
+        return self._rep.on_lag
+
+    @on_replication_lag.setter
+    def on_replication_lag(self, hook: Callable[[float], None] | None) -> None:
+        self._rep.on_lag = hook
+
+    @property
     def stats(self) -> dict[str, int]:
         """Counters: applied, rejected_malformed, rejected_type, rejected_clock, acks_in,
         syncs, ... and bus_rejected (frames the bus refused: bad signature, replay)."""

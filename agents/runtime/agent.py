@@ -209,6 +209,8 @@ class Agent:
             lambda: self.bus.rejections,
             lambda: self._liveness_counts,
             lambda: self.audit.recorded,
+            bus=self.bus,
+            store=self.store,
         )
         self._record = MemberRecord(
             id=self.id,

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agents.runtime.discovery import MemberStatus
 from agents.runtime.membership import Membership, Store
+from agents.runtime.metrics import AgentMetrics
 from amcp.bus import Bus, Message, Subscription
 
 __all__ = ["AgentHandle"]
@@ -38,6 +39,10 @@ class AgentHandle(Protocol):
     @property
     def membership(self) -> Membership | None:
         """The replicated member list (records, voters, removal); None until it starts."""
+
+    @property
+    def metrics(self) -> AgentMetrics:
+        """The agent's Prometheus metrics, which extensions add their observations to."""
 
     @property
     def calls(self) -> Mapping[str, int]:

@@ -11,6 +11,7 @@ names (deploy, restart, ...) should not also be declared with `--executes`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,8 @@ class QuorumVote:
         task: str | None = None,
     ) -> Decision:
         """Propose `action` (for `task`); the Decision once fixed or at the deadline, on
-        record in the audit log."""
+        record in the audit log; its latency by outcome in the agent's metrics."""
+        started = time.monotonic()
         result = await self.coordinator.coordinate(
             action,
             payload,
@@ -69,6 +71,8 @@ class QuorumVote:
             wait_execution=False,
         )
         decision = result.decision
+        if not result.replayed:  # an earlier decision on this id took no time now
+            self.agent.metrics.decision_done(str(decision.outcome), time.monotonic() - started)
         await record_now(
             self.agent,
             AuditEvent.DECISION,

@@ -52,10 +52,16 @@ async def start_agent(make_bus, cluster_name: str) -> AsyncIterator[Callable[...
     started: list[Agent] = []
 
     async def factory(
-        role: str = "s1", agent_id: str | None = None, *, tools=(), extensions=(), **config: Any
+        role: str = "s1",
+        agent_id: str | None = None,
+        *,
+        tools=(),
+        extensions=(),
+        bus_options: dict[str, Any] | None = None,
+        **config: Any,
     ) -> Agent:
         agent_id = agent_id or f"{role}-{uuid.uuid4().hex[:6]}"
-        bus = await make_bus(agent_id, cluster=cluster_name)
+        bus = await make_bus(agent_id, cluster=cluster_name, **(bus_options or {}))
         agent = Agent(
             bus,
             AgentConfig(role=role, agent_id=agent_id, heartbeat=HEARTBEAT, **config),
