@@ -22,6 +22,8 @@ from crdt.wire import pack
 
 __all__ = ["DeltaGossip"]
 
+MAX_SYNC_KEYS = 100  # keys of a merged batch named to a sync observer
+
 
 class DeltaGossip:
     """The outbox of local deltas, its one flushing task, and the inbound deltas."""
@@ -138,7 +140,13 @@ class DeltaGossip:
         if link.is_self(m.sender, m.instance):
             return
         link.stats["batches_in"] += 1
+        observe = link.on_sync
+        if observe is not None:
+            observe("pre", {"peer": m.sender, "records": len(m.records)})
         good, bad = link.apply(m.records, sender)
+        if observe is not None:
+            keys = sorted({r[0] for r in good})[:MAX_SYNC_KEYS]
+            observe("post", {"peer": m.sender, "applied": len(good), "refused": bad, "keys": keys})
         stored = link.store(good)
         if m.wid and link.journal is not None:
             link.spawn(self._ack(stored, m, bad))

@@ -48,6 +48,8 @@ class Link:
         self.replica_id = check_replica_id(state.replica_id)
         self.instance = secrets.randbits(62) | 1  # never 0
         self.on_change = on_change
+        # ("pre" | "post", info) around each peer batch merged: the agent's sync hooks
+        self.on_sync: Callable[[str, dict[str, Any]], None] | None = None
         self.index = DigestIndex(state)
         self.peers = PeerTable(state, self.replica_id, journal is not None)
         self.stats: Counter[str] = Counter()

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 from amcp import Bus, Message, Subscription
 from amcp.errors import AmcpError
@@ -92,6 +93,14 @@ class Replicator:
     @on_change.setter
     def on_change(self, hook: Callable[[str], None] | None) -> None:
         self._link.on_change = hook
+
+    @property
+    def on_sync(self) -> Callable[[str, dict[str, Any]], None] | None:
+        return self._link.on_sync
+
+    @on_sync.setter
+    def on_sync(self, observer: Callable[[str, dict[str, Any]], None] | None) -> None:
+        self._link.on_sync = observer
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -203,6 +203,16 @@ class ContextStore:
         """The other replicas heard announcing lately: running ones, members or not."""
         return self._rep.announcing()
 
+    @property
+    def on_sync(self) -> Callable[[str, dict[str, Any]], None] | None:
+        """Called ("pre", {peer, records}) before and ("post", {peer, applied, refused,
+        keys}) after each batch of a peer's deltas is merged (an agent's sync hooks)."""
+        return self._rep.on_sync
+
+    @on_sync.setter
+    def on_sync(self, observer: Callable[[str, dict[str, Any]], None] | None) -> None:
+        self._rep.on_sync = observer
+
     def type_of(self, key: str) -> str | None:
         """The CRDT type of `key` here ("gcounter", "lwwreg", "lwwmap", ...), None if unknown."""
         return self._state.type_of(key)

@@ -21,6 +21,7 @@ from agents.cli.restart_options import add_restart_options, restart_policy
 from agents.process.mcpspec import parse_mcp_server, parse_mcp_servers
 from agents.runtime.config import AgentConfig
 from agents.runtime.errors import DuplicateAgent
+from agents.runtime.hooks import HookConfig, merge, parse_hook, parse_hooks_file
 from agents.runtime.subjects import ROLES
 from amcp.cli.common import (
     BATCHING_ENV,
@@ -72,6 +73,7 @@ def build_parser() -> Parser:
     _identity_options(p)
     _key_options(p)
     _runtime_options(p)
+    _hook_options(p)
     _observability_options(p)
     add_connection_options(p, json_flag=False)
     add_restart_options(p)
@@ -162,6 +164,41 @@ def _runtime_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _hook_options(p: argparse.ArgumentParser) -> None:
+    """The user's hooks at the agent's events (docs/HOOKS.md)."""
+    p.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="EVENT=COMMAND",
+        help="run COMMAND (no shell; the event's JSON on stdin; exit 2 vetoes a pre_ event) "
+        "or python:NAME (an amcp.hooks entry point) at EVENT; repeatable, in order",
+    )
+    p.add_argument(
+        "--hooks-file", metavar="FILE", help="hooks from a TOML file, run before --hook's"
+    )
+    p.add_argument(
+        "--hook-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a hook may take before it is killed and the agent goes on (5)",
+    )
+
+
+def hooks_from(args: argparse.Namespace) -> HookConfig:
+    """The agent's hooks: the file's, then each --hook; ConfigError (exit 2) if bad."""
+    configs = []
+    if args.hooks_file:
+        path = Path(args.hooks_file).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read hooks file {path}: {exc.strerror}") from None
+        configs.append(parse_hooks_file(text, str(path)))
+    configs.append(HookConfig(tuple(parse_hook(h) for h in args.hook)))
+    return merge(configs, args.hook_timeout)
+
+
 def _observability_options(p: argparse.ArgumentParser) -> None:
     """Metrics endpoint and logs."""
     p.add_argument(
@@ -203,6 +240,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         extra={"executes": dict(args.executes)} if args.executes else {},
         mcp=_mcp_servers(args.mcp),
         mcp_restarts=astuple(restart_policy(args)) if args.mcp else None,
+        hooks=hooks_from(args),
     )
 
 

@@ -63,7 +63,26 @@ def render_status(view: ClusterView) -> str:
     lines.append(render_viability(view.section("viability")))
     lines += _network(view)
     lines += _identity(view)
+    lines += _hooks(view)
     return "\n".join(lines)
+
+
+def _hooks(view: ClusterView) -> list[str]:
+    """A line per member with hooks (agents.runtime.hookrunner's status): how often they
+    ran, vetoed, failed (of which timed out) and were dropped."""
+    lines = []
+    for m in view.members:
+        hooks = m.stats.get("hooks") or {}
+        totals = hooks.get("totals") or {}
+        if not hooks:
+            continue
+        counts = ", ".join(
+            f"{k.replace('_', ' ')} {totals.get(k, 0)}"
+            for k in ("ran", "vetoed", "failed", "timed_out", "dropped")
+            if k == "ran" or totals.get(k)
+        )
+        lines.append(f"hooks of {m.id} ({hooks.get('configured', 0)}): {counts}")
+    return lines
 
 
 def _identity(view: ClusterView) -> list[str]:

@@ -29,6 +29,7 @@ from agents.runtime.config import AgentConfig
 from agents.runtime.discovery import Discovery, MemberStatus
 from agents.runtime.errors import AgentError, DuplicateAgent
 from agents.runtime.extension import Extension
+from agents.runtime.hookrunner import HookRunner
 from agents.runtime.lifecycle import Lifecycle, LifecycleState
 from agents.runtime.liveness import LivenessDetector
 from agents.runtime.membership import MemberRecord, Membership, Store
@@ -83,6 +84,7 @@ class Agent:
         self.discovery = Discovery(self.detector)
         self.metrics = AgentMetrics(self.id, self.role, __version__)
         self.audit = AuditLog(bus, self.id, self.role, config.data_dir)
+        self.hooks = HookRunner(config.hooks, self.id, self.role, audit=self.record)
         # outcomes of pooled calls (tasks); every call is in the metrics by tool
         self.calls: dict[str, int] = {"ok": 0, "failed": 0, "refused": 0, "invalid": 0}
         self.store: Store | None = None
@@ -97,6 +99,7 @@ class Agent:
             audit=self.audit,
             metrics=self.metrics,
             calls=self.calls,
+            hooks=self.hooks,
         )
         self._store_factory = store_factory
         self._record: MemberRecord | None = None
@@ -198,6 +201,7 @@ class Agent:
         )
         warn_if_unchecked(log, self.id, self.bus.verifier)
         await self.audit.open()
+        await self._gate_start()
         for extension in self.extensions:
             await extension.prepare()
             for t in extension.tools():
@@ -292,6 +296,7 @@ class Agent:
         self._set_state(LifecycleState.STOPPED)
         await self._publish_heartbeat()
         await self.record(AuditEvent.STOPPED, calls=dict(self.calls))
+        self.hooks.notify("post_agent_complete", state="stopped", calls=dict(self.calls))
         await self._close()
         log.info("agent %s stopped", self.id)
 
@@ -306,6 +311,7 @@ class Agent:
             if self._joined and self.membership is not None and self._record is not None:
                 await self.membership.update(self._record.with_state(self.state.value))
             await self.record(AuditEvent.FAILED, error=f"{type(error).__name__}: {error}")
+            self.hooks.notify("post_agent_complete", state="failed", error=str(error))
         await self._stop_intake()
         self._server.cancel()
         await self._stop_background()
@@ -335,6 +341,7 @@ class Agent:
                 "stream_failures": self.audit.stream_failures,
             },
             "extensions": {e.name: s for e in self.extensions if (s := e.status())},
+            "hooks": self.hooks.status(),
             "identity": identity_status(
                 self.bus.identity,
                 self.bus.verifier,
@@ -407,6 +414,38 @@ class Agent:
             return
         raise DuplicateAgent(f"an agent with id {self.id} is already running")
 
+    # -- hooks ----------------------------------------------------------------------------
+
+    async def _gate_start(self) -> None:
+        """pre_agent_spawn may refuse the start; the observing events get their sources."""
+        hooks = self.hooks
+        verdict = await hooks.gate(
+            "pre_agent_spawn",
+            capabilities=list(self.config.capabilities),
+            pid=os.getpid(),
+            restarts=self.config.restarts,
+        )
+        if not verdict.allowed:
+            await self.audit.flush()
+            raise AgentError(
+                f"pre_agent_spawn hook {verdict.hook} refused the start: {verdict.reason}"
+            )
+        if hooks.wants("post_security_check"):
+            before = self.bus.on_reject
+
+            def rejected(reason: str, subject: str, detail: str) -> None:
+                if before is not None:
+                    before(reason, subject, detail)
+                hooks.notify("post_security_check", reason=reason, subject=subject, detail=detail)
+
+            self.bus.on_reject = rejected
+        if hooks.wants("pre_crdt_sync") or hooks.wants("post_crdt_sync"):
+            # crdt knows no hooks: it calls back with ("pre" | "post", what it merges)
+            self.store.on_sync = self._crdt_sync  # type: ignore[union-attr]
+
+    def _crdt_sync(self, phase: str, info: dict[str, Any]) -> None:
+        self.hooks.notify(f"{phase}_crdt_sync", **info)
+
     # -- internals --------------------------------------------------------------------
 
     def _set_state(self, state: LifecycleState) -> None:
@@ -440,6 +479,8 @@ class Agent:
             self._failed.set()
 
     async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.hooks.close()  # post_agent_complete: each hook has its deadline
         with contextlib.suppress(Exception):
             await self.audit.close()
         if self.store is not None:

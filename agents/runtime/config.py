@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.runtime.hooks import HookConfig
 from agents.runtime.subjects import ROLES, validate_agent_id
 from amcp.errors import ConfigError
 
@@ -32,6 +33,7 @@ class AgentConfig:
     mcp: tuple[str, ...] = ()  # NAME=COMMAND or NAME=URL: MCP servers mounted as its tools
     # their restart budget: max restarts, window, base and max delay (RestartPolicy's order)
     mcp_restarts: tuple[int, float, float, float] | None = None
+    hooks: HookConfig = field(default_factory=HookConfig)  # --hook, --hooks-file
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from agents.runtime.discovery import MemberStatus
+from agents.runtime.hookrunner import HookRunner
 from agents.runtime.membership import Membership, Store
 from agents.runtime.metrics import AgentMetrics
 from amcp.bus import Bus, Message, Subscription
@@ -47,6 +48,10 @@ class AgentHandle(Protocol):
     @property
     def calls(self) -> Mapping[str, int]:
         """Outcomes of the agent's pooled calls so far: ok, failed, refused, invalid."""
+
+    @property
+    def hooks(self) -> HookRunner:
+        """The user's hooks (agents.runtime.hooks): `gate` before an act, `notify` after."""
 
     def members(self) -> list[MemberStatus]:
         """Every member with its liveness, as this agent sees it."""

@@ -21,6 +21,8 @@ import logging
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from agents.runtime.audit import AuditEvent, AuditLog
 from agents.runtime.errors import (
     AgentBusy,
@@ -32,6 +34,7 @@ from agents.runtime.errors import (
     UnknownTool,
 )
 from agents.runtime.handle import AgentHandle
+from agents.runtime.hookrunner import HookRunner
 from agents.runtime.lifecycle import Lifecycle
 from agents.runtime.metrics import AgentMetrics
 from agents.runtime.subjects import error_reply, fit_reply, ok_reply, parse_call
@@ -50,6 +53,10 @@ log = logging.getLogger("agents.runtime.agent")
 _REFUSED = {"invalid_input": "invalid", "busy": "refused", "unclaimed": "refused"}
 
 
+def _call_fields(t: Tool, ctx: CallContext) -> dict[str, Any]:
+    return {"tool": t.name, "caller": ctx.caller, "call": ctx.call_id}
+
+
 class CallServer:
     """One agent's tool calls: `on_call` handles each call delivered to it; tasks run in
     the pool and are tracked until they finish (`finish` on drain, `cancel` on failure)."""
@@ -65,6 +72,7 @@ class CallServer:
         audit: AuditLog,
         metrics: AgentMetrics,
         calls: dict[str, int],
+        hooks: HookRunner | None = None,
     ) -> None:
         self.agent = agent  # what a tool's CallContext hands it
         self.id = agent.id
@@ -75,6 +83,7 @@ class CallServer:
         self.audit = audit
         self.metrics = metrics
         self.calls = calls  # outcomes of pooled calls, counted here, read by the agent
+        self.hooks = hooks  # pre_tool_call / post_tool_call around each pooled call
         self.inflight: set[asyncio.Task[None]] = set()
 
     async def execute(self, tool: str, raw: Any, *, caller: str, call_id: str) -> Any:
@@ -189,7 +198,10 @@ class CallServer:
         """Run the handler: the reply, and the audit entry of its outcome. Any exception
         becomes a ToolFailed reply."""
         started = time.perf_counter()
+        hooks = self.hooks if t.pooled else None  # not the runtime's own cheap queries
         try:
+            if hooks is not None and hooks.wants("pre_tool_call"):
+                await self._gate(hooks, t, args, ctx)
             output = t.dump_output(await t.handler(args, ctx))
         except Exception as exc:
             if isinstance(exc, ToolCallError):
@@ -199,10 +211,21 @@ class CallServer:
             else:
                 error = ToolFailed(f"{t.name} failed on {self.id}: {type(exc).__name__}: {exc}")
             entry = {"event": AuditEvent.TASK_FAILED, "error": str(error)}
+            if hooks is not None:
+                hooks.notify("post_tool_call", **_call_fields(t, ctx), ok=False, error=str(error))
             return error_reply(self.id, error), {**entry, "tool": t.name, "call": ctx.call_id}
         ms = round((time.perf_counter() - started) * 1000, 3)
+        if hooks is not None:
+            hooks.notify("post_tool_call", **_call_fields(t, ctx), ok=True, ms=ms)
         entry = {"event": AuditEvent.TASK_COMPLETED, "tool": t.name, "call": ctx.call_id, "ms": ms}
         return ok_reply(self.id, output, ctx.call_id), entry
+
+    async def _gate(self, hooks: HookRunner, t: Tool, args: Any, ctx: CallContext) -> None:
+        """ToolFailed with the reason if a pre_tool_call hook vetoes the call."""
+        plain = args.model_dump(mode="json") if isinstance(args, BaseModel) else args
+        verdict = await hooks.gate("pre_tool_call", **_call_fields(t, ctx), input=plain)
+        if not verdict.allowed:
+            raise ToolFailed(f"vetoed by pre_tool_call hook {verdict.hook}: {verdict.reason}")
 
     async def _claim(self, msg: Message) -> bool:
         """Whether this delivery is the first anywhere in the cluster. Fail closed: with no

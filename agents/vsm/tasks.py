@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -79,6 +80,10 @@ class TaskSpec(_ExecutorFields):
 
     def step_texts(self) -> list[str]:
         return list(self.steps) or [self.description]
+
+    def with_id(self) -> TaskSpec:
+        """This task, with a fresh id if it has none yet."""
+        return self if self.id else self.model_copy(update={"id": f"t-{uuid.uuid4().hex[:12]}"})
 
     def fingerprint(self) -> str:
         """The same work, whatever its id: how S2 recognises a task retried in a loop."""

@@ -57,6 +57,10 @@ def extension_for(config: AgentConfig) -> VotingExtension | None:
     return VotingExtension(config)
 
 
+def _proposal_fields(proposal: Proposal) -> dict[str, Any]:
+    return {"proposal": proposal.id, "action": proposal.action, "proposer": proposal.proposer}
+
+
 class VotingExtension(Extension):
     """Votes (if the agent is a voter) and executes the actions it declares."""
 
@@ -125,6 +129,8 @@ class VotingExtension(Extension):
         heartbeats, not with each proposal)."""
         agent = self.agent
         assert agent is not None
+        # called once per proposal this voter weighs, before its ballot: pre_vote observes
+        agent.hooks.notify("pre_vote", **_proposal_fields(proposal))
         now = time.monotonic()
         if self._view is None or now - self._view_at > VIEW_TTL:
             self._view, self._view_at = self._cluster_view(agent), now
@@ -161,6 +167,13 @@ class VotingExtension(Extension):
 
     async def _audit_vote(self, proposal: Proposal, vote: Vote) -> None:
         assert self.agent is not None
+        self.agent.hooks.notify(
+            "post_vote",
+            **_proposal_fields(proposal),
+            choice=str(vote.choice),
+            combined=vote.combined,
+            reason=vote.reason,
+        )
         await self.agent.record(
             AuditEvent.VOTE,
             lazy=True,  # one per ballot: many share a stream frame, off the ballot's path

@@ -5,7 +5,7 @@ cluster's audit log of one task."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,18 @@ async def start_vsm(
     *,
     env: dict[str, str] | None = None,
     voters: Iterable[str] = (),
+    args: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Spawn the agents and wait until each sees all of them alive."""
+    """Spawn the agents (with their own `args` if any) and wait until each sees all of
+    them alive."""
     voting = set(voters)
+    own = args or {}
     procs = {
         agent_id: cluster.spawn(
-            role, agent_id, env=env or vsm_env(), args=["--voter"] if agent_id in voting else []
+            role,
+            agent_id,
+            env=env or vsm_env(),
+            args=[*(["--voter"] if agent_id in voting else []), *own.get(agent_id, [])],
         )
         for role, agent_id in agents
     }

@@ -45,6 +45,10 @@ EXAMPLES = [
 ]
 
 
+def _step_fields(step: StepIn) -> dict[str, object]:
+    return step.model_dump(include={"task_id", "step", "iteration", "executor", "text"})
+
+
 class OperationsRole(VsmRole):
     role = "s1"
 
@@ -69,7 +73,12 @@ class OperationsRole(VsmRole):
     async def run(self, step: StepIn) -> StepOut:
         agent = self.agent
         started = time.perf_counter()
-        if step.executor not in self.executors:
+        vetoed = await self._gate(step)
+        if vetoed is not None:
+            out = StepOut(
+                task_id=step.task_id, step=step.step, agent=agent.id, ok=False, error=vetoed
+            )
+        elif step.executor not in self.executors:
             out = StepOut(
                 task_id=step.task_id,
                 step=step.step,
@@ -96,7 +105,7 @@ class OperationsRole(VsmRole):
                 ms=round((time.perf_counter() - started) * 1000, 3),
                 digest=digest,
             )
-        if step.step >= 0:
+        if step.step >= 0 and vetoed is None:  # a veto is policy, not this agent failing
             self.steps["ok" if out.ok else "failed"] += 1
             await self.count((S1_OK if out.ok else S1_FAILED) + agent.id)
         await self.log(
@@ -110,7 +119,24 @@ class OperationsRole(VsmRole):
             error=out.error,
             ms=out.ms,
         )
+        agent.hooks.notify(
+            "post_step",
+            **_step_fields(step),
+            **out.model_dump(include={"ok", "exit_code", "timed_out", "error", "ms"}),
+            stdout=out.stdout,
+            stderr=out.stderr,
+        )
         return out
+
+    async def _gate(self, step: StepIn) -> str | None:
+        """Why the step must not run, if a pre_step hook vetoes it."""
+        hooks = self.agent.hooks
+        if not hooks.wants("pre_step"):
+            return None
+        verdict = await hooks.gate("pre_step", **_step_fields(step), cwd=step.cwd)
+        if verdict.allowed:
+            return None
+        return f"vetoed by pre_step hook {verdict.hook}: {verdict.reason}"
 
     def status(self) -> dict[str, object]:
         return {"executors": list(self.executors), "steps": dict(self.steps)}

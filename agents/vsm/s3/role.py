@@ -49,11 +49,26 @@ class ControlRole(VsmRole):
         async def run_task(args: TaskSpec, ctx: CallContext) -> CycleResult:
             """Run a task through the loop: S4 analyses, S5 classifies (a critical action
             is voted on), S3 allocates, S2 coordinates, S1 runs, S3* audits."""
-            result = await role.loop.run(args)
+            result = await role.run(args)
             role.cycles["succeeded" if result.success else "failed"] += 1
             return result
 
         return [run_task]
+
+    async def run(self, spec: TaskSpec) -> CycleResult:
+        """The loop between the pre_task hooks (which may refuse the task) and post_task."""
+        hooks = self.agent.hooks
+        spec = spec.with_id()  # the hooks and the loop name the same task
+        doc = {"task": spec.id, **spec.model_dump(include={"description", "steps", "executor"})}
+        verdict = await hooks.gate("pre_task", **doc)
+        if verdict.allowed:
+            result = await self.loop.run(spec)
+        else:
+            summary = f"vetoed by pre_task hook {verdict.hook}: {verdict.reason}"
+            await self.log("cycle_vetoed", task=spec.id, reason=summary)
+            result = CycleResult(task_id=spec.id, success=False, summary=summary)
+        hooks.notify("post_task", **doc, success=result.success, summary=result.summary)
+        return result
 
     def status(self) -> dict[str, object]:
         return {"cycles": dict(self.cycles), "dispatched": dict(self.loop.inflight)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -85,7 +84,7 @@ class TaskLoop:
     # -- the cycle ------------------------------------------------------------------------
 
     async def run(self, spec: TaskSpec) -> CycleResult:
-        task = spec if spec.id else spec.model_copy(update={"id": f"t-{uuid.uuid4().hex[:12]}"})
+        task = spec.with_id()
         c = Cycle(task)
         await self.host.log(
             "cycle_started",
