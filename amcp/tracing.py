@@ -203,10 +203,11 @@ class Span:
     start_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
     outcome: str = "ok"
+    record: SpanRecord | None = None  # once ended
 
     def end(self, outcome: str | None = None, end_ns: int | None = None) -> SpanRecord:
-        """The finished record, handed to every listener."""
-        record = SpanRecord(
+        """The finished record (kept in `record`), handed to every listener."""
+        record = self.record = SpanRecord(
             self.context.trace_id,
             self.context.span_id,
             self.parent_id,

@@ -431,7 +431,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from crdt.store import ContextStore
 
     async def main(stop: asyncio.Event) -> int:
-        bus = await connect(args, batching=batching_mode())  # $AMCP_BATCHING, off by default
+        # $AMCP_BATCHING, off by default; it serves, so it starts no trace of its own
+        bus = await connect(args, batching=batching_mode(), trace=False)
         try:
             store = await ContextStore.open(
                 bus,

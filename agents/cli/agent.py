@@ -272,7 +272,9 @@ async def _serve(args: argparse.Namespace, config: AgentConfig, stop: asyncio.Ev
     from agents.runtime.agent import Agent
     from agents.runtime.extension import load_extensions
 
-    bus = await connect(args, sender=config.agent_id, batching=batching_mode(args.batching))
+    bus = await connect(
+        args, sender=config.agent_id, batching=batching_mode(args.batching), trace=False
+    )
     try:
         agent = Agent(bus, config, extensions=load_extensions(config))
         await agent.start()

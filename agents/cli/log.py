@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from agents.cli.trace import register_trace
 from agents.runtime.subjects import validate_agent_id
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, jsonable
 from amcp.errors import ConfigError
@@ -35,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--count", type=int, default=100, metavar="N", help="the last N entries (default 100)"
     )
     logcmd.add_argument("--agent", metavar="ID", help="only this agent's entries")
+    logcmd.add_argument("--trace", metavar="ID", help="only the entries of this trace")
+    logcmd.add_argument(
+        "--task", metavar="ID", help="only the entries naming this task, or in its traces"
+    )
     logcmd.add_argument(
         "--verified-only",
         action="store_true",
@@ -42,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_connection_options(logcmd)
     logcmd.set_defaults(func=cmd_log)
+    register_trace(sub)  # `amcp trace`: the same log, as a tree of spans
 
 
 def _render_entry(entry: AuditEntry) -> str:
@@ -64,6 +70,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     import asyncio
 
     from agents.runtime.audit import read_cluster_log
+    from agents.runtime.spans import traces_of
 
     if args.count < 1:
         raise ConfigError("--count must be at least 1")
@@ -82,6 +89,13 @@ def cmd_log(args: argparse.Namespace) -> int:
             await bus.close()
         if args.verified_only:
             entries = [e for e in entries if e.verified]
+        if args.trace:
+            entries = [e for e in entries if e.trace_id == args.trace]
+        if args.task:
+            traces = set(traces_of((e.record for e in entries), args.task))
+            entries = [
+                e for e in entries if e.record.get("task") == args.task or e.trace_id in traces
+            ]
         if args.json:
             for e in entries:
                 head = {"seq": e.stream_seq, "i": e.index, "signer": e.signer}

@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="amcp mcp: %(levelname)s %(message)s")
 
     async def main(stop: asyncio.Event) -> int:
-        bus = await connect(args)
+        bus = await connect(args, trace=False)  # it serves: no trace of its own
         try:
             store = await ContextStore.open(bus, bootstrap_timeout=1.0)
             coordinator = await Coordinator.open(bus, store=store)

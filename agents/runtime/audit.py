@@ -26,6 +26,12 @@ entry verified or not against the roster (`bus.verifier`; a bare list, the older
 is unverified) and judges unverified frames by a replay window of their own, so a forged
 frame in an agent's name (a far-future epoch) cannot close the window its genuine ones
 are judged by.
+
+Traced work (amcp.tracing: a span is current) leaves spans in the log: `span(name)` times a
+hop and records it as a "span" entry; any other entry recorded in a trace is a point span
+under the current one. Each carries trace_id, span_id, parent_id, op, start_us, duration_us
+and outcome (agents.runtime.spans), and is handed to the span listeners. Untraced work
+records what it always did.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from agents.runtime.spans import SPAN_EVENT, point_span, span_fields, span_of
 from agents.runtime.subjects import AgentSubjects
 from amcp.attest import IdentityVerdict, IdentityVerifier, sign_batch
 from amcp.bus import Bus
@@ -50,6 +57,8 @@ from amcp.errors import AmcpError, EncodeError, FrameRejected
 from amcp.identity import Identity
 from amcp.protocol import Opener, RejectionStats
 from amcp.replay import ReplayGuard
+from amcp.tracing import Span, SpanRecord, current_span, emit_span
+from amcp.tracing import span as open_span
 
 __all__ = [
     "AuditEntry",
@@ -103,6 +112,17 @@ class AuditEntry:
     @property
     def event(self) -> str:
         return str(self.record.get("event", ""))
+
+    @property
+    def span(self) -> SpanRecord | None:
+        """The span this entry records (trace_id, span_id, parent_id, op, start, duration,
+        outcome), or None: recorded outside a trace, or before entries had spans."""
+        return span_of(self.record)
+
+    @property
+    def trace_id(self) -> str | None:
+        value = self.record.get("trace_id")
+        return value if isinstance(value, str) else None
 
 
 def signed_body(identity: Identity | None, entries: list[dict[str, Any]]) -> Any:
@@ -183,9 +203,16 @@ class AuditLog:
         self._writer = asyncio.create_task(self._write_loop(), name=f"audit-{self.agent_id}")
 
     async def record(
-        self, event: str, *, then: Then | None = None, lazy: bool = False, **fields: Any
+        self,
+        event: str,
+        *,
+        then: Then | None = None,
+        lazy: bool = False,
+        span: SpanRecord | None = None,
+        **fields: Any,
     ) -> None:
-        """Append one entry: ts (ms), agent, role, event, n (this process's count), fields.
+        """Append one entry: ts (ms), agent, role, event, n (this process's count), fields,
+        and `span`'s fields; with no `span` given, in a trace, a point span under the current.
 
         `then` (the entry's consequence, e.g. a reply) is awaited by the writer right after
         the frame holding the entry is on the connection (or its write failed and was
@@ -202,6 +229,11 @@ class AuditLog:
             "n": self.recorded,
             **fields,
         }
+        if span is None and (parent := current_span.get()) is not None:
+            span = point_span(parent, str(event), self.agent_id, time.time_ns())
+            emit_span(span)  # a timed span was handed over when it ended
+        if span is not None:
+            entry.update(span_fields(span))
         if then is not None and (self._writer is None or self._writer.done()):
             await then()  # closed: nothing to go behind
             return
@@ -210,6 +242,21 @@ class AuditLog:
             self._wake(urgent=True)  # someone waits for the consequence: no linger
         elif not lazy:
             self._eager.set()
+
+    @contextlib.asynccontextmanager
+    async def span(self, name: str, **attributes: Any) -> AsyncIterator[Span | None]:
+        """Time the block as a span `name` of the current trace and record it (a lazy
+        "span" entry); None, and nothing recorded, when no trace is current."""
+        if current_span.get() is None:
+            yield None
+            return
+        opened: Span | None = None
+        try:
+            with open_span(name, self.agent_id, **attributes) as opened:
+                yield opened
+        finally:  # an error or a cancellation is recorded too, with its outcome
+            if opened is not None and opened.record is not None:
+                await self.record(SPAN_EVENT, lazy=True, span=opened.record)
 
     async def flush(self) -> None:
         """Return once every entry recorded so far is on the connection to the stream

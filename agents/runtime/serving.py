@@ -12,6 +12,10 @@ across it; with no JetStream to claim in, such a call is refused, never run uncl
 Apart from the Agent because serving needs nothing of its life but whether it is taking
 work: the Agent hands a CallServer the bus, its tools, pool, counters, audit log, metrics
 and lifecycle, and subscribes `on_call` once it runs.
+
+A task called in a trace (its request carried a `traceparent`) runs in a span of its own,
+`tool.<name>`, recorded in the audit log with its outcome right before the reply goes out
+(in the outcome's entry when the tool is audited); cheap queries open none.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from agents.runtime.handle import AgentHandle
 from agents.runtime.hookrunner import HookRunner
 from agents.runtime.lifecycle import Lifecycle
 from agents.runtime.metrics import AgentMetrics
+from agents.runtime.spans import SPAN_EVENT
 from agents.runtime.subjects import error_reply, fit_reply, ok_reply, parse_call
 from agents.runtime.tools import CallContext, Tool, ToolRegistry
 from amcp import Bus, Message
 from amcp.errors import AmcpError, ClaimUnavailable
+from amcp.tracing import Span, SpanRecord, current_span
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull
 
@@ -95,7 +101,7 @@ class CallServer:
             raise AgentError(f"agent {self.id} has no tool {tool!r}")
         args = t.parse_input(raw)
         ctx = CallContext(self.agent, caller, t.name, call_id)
-        async with self.pool:
+        async with self.audit.span(f"execute.{t.name}", caller=caller), self.pool:
             return t.dump_output(await t.handler(args, ctx))
 
     async def open_claims(self) -> None:
@@ -160,6 +166,12 @@ class CallServer:
         started = time.perf_counter()
         ctx = CallContext(self.agent, msg.sender, t.name, msg.msg_id.hex())
         outcome: dict[str, Any] | None = None  # the audit entry of the outcome
+        parent = current_span.get() if t.pooled else None
+        traced = None
+        if parent is not None:  # a task in a trace: its span is current while it runs
+            name, attributes = f"tool.{t.name}", {"caller": msg.sender}
+            traced = Span(parent.child(), parent.span_id, name, self.id, time.time_ns(), attributes)
+            token = current_span.set(traced.context)
         try:
             if claim and not await self._claim(msg):
                 return  # a replayed copy: counted by the bus as `duplicate`, not answered
@@ -181,16 +193,24 @@ class CallServer:
         except BulkheadFull:
             result = "refused"
             reply = error_reply(self.id, self._busy())
+        finally:
+            if traced is not None:
+                current_span.reset(token)
         if t.pooled:  # tasks, not the runtime's own queries
             self.calls[result] += 1
         self.metrics.call_done(t.name, result, time.perf_counter() - started)
-        if outcome is None or not t.audited:
+        span: SpanRecord | None = None
+        if traced is not None:
+            span = traced.end(result)
+            if outcome is None or not t.audited:
+                outcome = {"event": SPAN_EVENT, "tool": t.name, "call": ctx.call_id}
+        elif outcome is None or not t.audited:
             await self._reply(msg, reply)
             return
         # The reply goes out right behind the outcome's log entry (one write to the socket):
         # the log holds the outcome before the caller hears of it.
         event = outcome.pop("event")
-        await self.audit.record(event, then=lambda: self._reply(msg, reply), **outcome)
+        await self.audit.record(event, then=lambda: self._reply(msg, reply), span=span, **outcome)
 
     async def _run(
         self, t: Tool, args: Any, ctx: CallContext

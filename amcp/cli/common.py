@@ -189,12 +189,24 @@ def identity_from(args: argparse.Namespace) -> tuple[Identity | None, Roster | N
 
 
 async def connect(
-    args: argparse.Namespace, sender: str | None = None, *, batching: BatchingMode = "off"
+    args: argparse.Namespace,
+    sender: str | None = None,
+    *,
+    batching: BatchingMode = "off",
+    trace: bool = True,
 ) -> Bus:
     """A bus from the connection options; `batching="adaptive"` for long-lived processes
-    (agents, `ctx serve`): a one-shot command sends too little for it to pay."""
+    (agents, `ctx serve`): a one-shot command sends too little for it to pay.
+
+    `trace`: the command's work is one trace (amcp.tracing), continuing `TRACEPARENT` from
+    the environment when it is valid; a serving process (agents, `ctx serve`, `amcp mcp`)
+    passes False and works in the spans its requests bring."""
     from amcp.bus import Bus
     from amcp.sealing import seal_patterns_from_env
+    from amcp.tracing import current_span, from_environ
+
+    if trace and current_span.get() is None:
+        current_span.set(from_environ())  # in the command's task: what it sends carries it
 
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
