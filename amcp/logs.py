@@ -1,4 +1,6 @@
-"""Logging set-up: human lines by default, one JSON object a line with --log-json."""
+"""Logging set-up: human lines by default, one JSON object a line with --log-json, which
+carries the trace and span ids of the span current where the record was made (amcp.tracing),
+so a log line can be found from a trace and the other way round."""
 
 from __future__ import annotations
 
@@ -7,7 +9,20 @@ import logging
 import sys
 import time
 
-__all__ = ["JsonFormatter", "setup_logging"]
+from amcp.tracing import current_span
+
+__all__ = ["JsonFormatter", "TraceFields", "setup_logging"]
+
+
+class TraceFields(logging.Filter):
+    """Adds `trace_id` and `span_id` to a record made while a span is current."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span = current_span.get()
+        if span is not None and not hasattr(record, "trace_id"):
+            record.trace_id = span.trace_id
+            record.span_id = span.span_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,6 +51,8 @@ def setup_logging(level: str = "warning", json_lines: bool = False) -> None:
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
+    if json_lines:
+        handler.addFilter(TraceFields())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -120,6 +120,10 @@ class Replicator:
         self._gossip = link.loop.create_task(self._antientropy.run())
         return found
 
+    async def flush(self) -> None:
+        """Return once every delta submitted so far is sent (or failed)."""
+        await self._deltas.drain()
+
     async def close(self) -> None:
         """Send what is pending, say goodbye, stop. The bus stays open (the caller owns it)."""
         link = self._link

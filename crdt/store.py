@@ -273,6 +273,11 @@ class ContextStore:
         ttl_ms = None if ttl is None else _ttl_ms(ttl)
         return await self._write(key, write, timeout, self._state.set_register, value, ttl_ms)
 
+    async def flush(self) -> None:
+        """Return once this replica's writes so far are on the bus to its peers: what this
+        process publishes next (a reply) reaches the server after them."""
+        await self._rep.flush()
+
     def limit(self, prefix: str, max_keys: int) -> None:
         """Keep at most `max_keys` expiring registers under `prefix` in this replica: past
         it, those that expire first are dropped (configure every replica alike)."""

@@ -326,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
                 _child_argv(argv, config.agent_id), restart_policy(args), name=config.agent_id
             )
             return run_until_stopped(supervisor.run)
+        if any(name.startswith("OTEL_") for name in os.environ):  # OpenTelemetry only if asked
+            from amcp.telemetry import export_from_env
+
+            export_from_env("amcp-agent", **{"service.instance.id": config.agent_id})
         return run_until_stopped(lambda stop: _serve(args, config, stop))
 
     return run_command(run, usage_errors=(DuplicateAgent,))

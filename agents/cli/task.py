@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     task.add_argument("description", metavar="DESCRIPTION")
     _task_options(task)
     _executor_options(task)
+    _prompt_options(task)
     task.add_argument("--id", default="", metavar="ID", help="task id (default: S3 assigns)")
     add_connection_options(task)
     task.set_defaults(func=cmd_task)
@@ -89,6 +90,42 @@ def _executor_options(task: argparse.ArgumentParser) -> None:
     )
 
 
+def _prompt_options(task: argparse.ArgumentParser) -> None:
+    """The prompt a `--cli` template gets in {prompt} (docs/PROMPTS.md)."""
+    prompt = task.add_argument_group("prompt ({prompt} in a --cli template)")
+    prompt.add_argument(
+        "--prompt-template", metavar="FILE", help="TOML prompt template (default: S1's)"
+    )
+    prompt.add_argument(
+        "--context-budget",
+        type=int,
+        default=100_000,
+        metavar="TOKENS",
+        help="tokens a prompt may take; past it the task's context is compacted "
+        "(default 100000, ~4 bytes a token)",
+    )
+    prompt.add_argument(
+        "--pin", action="append", default=[], metavar="FACT", help="a fact kept in every prompt"
+    )
+    prompt.add_argument(
+        "--summariser",
+        metavar="TEMPLATE",
+        help="command that summarises compacted context, e.g. 'claude -p -- {text}' "
+        "(default: an extractive summary)",
+    )
+
+
+def _prompt_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {"context_budget": args.context_budget, "pinned": args.pin}
+    if args.prompt_template:
+        from agents.vsm.prompts.template import PromptTemplate
+
+        fields["prompt_template"] = PromptTemplate.load(args.prompt_template).source
+    if args.summariser:
+        fields["summariser"] = shlex.split(args.summariser)
+    return fields
+
+
 def spec_from(args: argparse.Namespace) -> TaskSpec:
     from pydantic import ValidationError
 
@@ -107,6 +144,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
         "check": args.check,
         "resource": args.resource,
         "urgency": args.urgency,
+        **_prompt_fields(args),
     }
     if args.python:
         fields.update(executor="python", entry_point=args.python)

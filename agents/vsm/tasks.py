@@ -42,7 +42,7 @@ class _ExecutorFields(BaseModel):
     template: list[str] | None = Field(
         None,
         max_length=64,
-        description="cli: argv template; {text}, {description}, {task_id}, {step}, {cwd}",
+        description="cli: argv template; {text}, {prompt}, {description}, {task_id}, {step}, {cwd}",
     )
     cwd: str | None = Field(None, max_length=4096, description="working directory")
     timeout: float = Field(60.0, gt=0, le=86_400, description="seconds per step")
@@ -57,6 +57,25 @@ class _ExecutorFields(BaseModel):
         if self.executor == "cli" and not self.template:
             raise ValueError("the cli executor needs a template")
         return self
+
+    # -- the prompt a `cli` executor gets in {prompt} (agents.vsm.prompts) ----------------
+    prompt_template: str | None = Field(
+        None, max_length=64 * 1024, description="TOML prompt template (default: the role's)"
+    )
+    context_budget: int = Field(
+        100_000, ge=1, le=10_000_000, description="tokens a rendered prompt may take"
+    )
+    pinned: list[str] = Field(
+        default_factory=list, max_length=32, description="facts kept in every prompt"
+    )
+    summariser: list[str] | None = Field(
+        None, max_length=64, description="argv template ({text}) that summarises compacted context"
+    )
+
+    def uses_prompt(self) -> bool:
+        """Whether a step renders a prompt (and keeps the task's context): a cli template
+        that asks for {prompt}."""
+        return self.executor == "cli" and any("{prompt}" in a for a in self.template or ())
 
 
 class TaskSpec(_ExecutorFields):
@@ -117,6 +136,7 @@ class StepOut(BaseModel):
     error: str | None = Field(None, description="why it could not run at all")
     ms: float = 0.0
     digest: str | None = Field(None, description="sha256 of the resource file after the step")
+    context: str | None = Field(None, description="the prompt's context: size, compaction")
 
 
 class CycleResult(BaseModel):

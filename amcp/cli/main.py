@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pkgutil import resolve_name
 
@@ -44,7 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     from amcp.logs import setup_logging  # logging: for a command that runs
 
     setup_logging(args.log_level, args.log_json)
-    return run_command(lambda: args.func(args))
+
+    def command() -> int:
+        if any(name.startswith("OTEL_") for name in os.environ):  # OpenTelemetry only if asked
+            from amcp.telemetry import export_from_env
+
+            export_from_env("amcp")
+        return args.func(args)
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

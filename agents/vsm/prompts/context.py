@@ -126,13 +126,16 @@ async def prepare(
     count: TokenCounter = estimate_tokens,
     summariser: Summariser | None = None,
     record: bool = True,
+    leave_out: str | None = None,
 ) -> Rendered:
     """Render the prompt of `task_id` under `budget`, compacting its context if needed
-    (and recording the compaction in the store when `record`)."""
+    (and recording the compaction in the store when `record`). `leave_out`: an entry id
+    not shown (a step's own outcome, when its prompt is rendered again)."""
     loaded = load(store, task_id) if store is not None else Loaded([], None)
-    found = fit(template, base, loaded.entries, loaded.compaction, reminders, budget, count)
+    entries = [e for e in loaded.entries if e.id != leave_out]
+    found = fit(template, base, entries, loaded.compaction, reminders, budget, count)
     if found.plan is None:
-        return render(template, base, loaded.entries, loaded.compaction, reminders, budget, count)
+        return render(template, base, entries, loaded.compaction, reminders, budget, count)
     p = found.plan
     overhead = count(format_entry(Entry("summary", "summary", "")))
     limit = max(0, p.allowance - overhead)
@@ -151,6 +154,4 @@ async def prepare(
     done = merged(found.previous, finish(p, text.strip(), count, how))
     if record and store is not None:
         await store.set(compaction_key(task_id), done.to_wire())
-    return render(
-        template, base, loaded.entries, done, reminders, budget, count, compacted_now=True
-    )
+    return render(template, base, entries, done, reminders, budget, count, compacted_now=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.vsm.adaptation import Adaptation
-from agents.vsm.viability import ADAPTATIONS, measure
+from agents.vsm.viability import ADAPTATIONS
 
 __all__ = ["POLICY", "policy_record", "reminders"]
 
@@ -39,14 +39,12 @@ def reminders(values: Mapping[str, Any]) -> list[str]:
     ]
     review = [a.target for a in active if a.kind == "review"]
     strict = any(a.kind == "tighten_audits" for a in active)
-    rate = measure(values).audit_pass_rate
-    security = [
+    # states, not rates: a reminder changes when the cluster does, not with every task
+    lines.append(
         "Security: every message is HMAC-signed and replay-checked; "
-        f"audits are {'strict' if strict else 'normal'}",
-        f"audit pass rate {'n/a' if rate is None else f'{rate:.0%}'}",
-        f"agents under review: {', '.join(review) if review else 'none'}.",
-    ]
-    lines.append("; ".join(security))
+        f"audits are {'strict' if strict else 'normal'}; "
+        f"agents under review: {', '.join(review) if review else 'none'}."
+    )
     policy = values.get(POLICY)
     if isinstance(policy, Mapping) and isinstance(policy.get("quorum"), str):
         critical = policy.get("critical")

@@ -54,7 +54,8 @@ class Rendered:
         """One line for the output: whether and how the context was compacted."""
         c = self.compaction
         if c is None:
-            head = f"context: {self.entries} entries, not compacted"
+            noun = "entry" if self.entries == 1 else "entries"
+            head = f"context: {self.entries} {noun}, not compacted"
         else:
             when = "now" if self.compacted_now else "earlier"
             head = (

@@ -2,7 +2,8 @@
 
 - shell: `/bin/sh -c TEXT` in the step's working directory;
 - cli: an external command from an argument template (an LLM agent such as
-  ["claude", "-p", "{text}"]), run without a shell so the text cannot inject commands;
+  ["claude", "-p", "{text}"], or "{prompt}" for the rendered prompt template), run
+  without a shell so the text cannot inject commands;
   nor options: an argument that the filled-in text makes start with `-` is refused unless
   the template has `--` before it (`sort -- {text}`), since `sort {text}` with the text
   `-oFILE` would write FILE (put a value that may start with `-` in `--opt={text}`);
@@ -256,8 +257,9 @@ async def _run_python(step: StepIn) -> RunOutcome:
     return RunOutcome(True, exit_code=0, stdout=kept, truncated=len(data) > step.max_output)
 
 
-async def execute(step: StepIn) -> RunOutcome:
-    """Run one step with the executor it names."""
+async def execute(step: StepIn, prompt: str | None = None) -> RunOutcome:
+    """Run one step with the executor it names. A cli template's {prompt} is `prompt`
+    (the rendered prompt template; the step's text when there is none)."""
     if step.cwd is not None and not await asyncio.to_thread(os.path.isdir, step.cwd):
         return RunOutcome(False, error=f"working directory {step.cwd} does not exist")
     if step.executor == "python":
@@ -265,6 +267,7 @@ async def execute(step: StepIn) -> RunOutcome:
     if step.executor == "cli":
         fields = {
             "text": step.text,
+            "prompt": step.text if prompt is None else prompt,
             "description": step.description or step.text,
             "task_id": step.task_id,
             "step": str(step.step),

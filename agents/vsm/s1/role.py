@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agents.runtime.tools import CallContext, Example, Tool, tool
+from agents.vsm.prompts.template import TemplateError
 from agents.vsm.role import VsmRole
-from agents.vsm.s1.executors import EXECUTORS, execute, resource_digest
+from agents.vsm.s1.executors import EXECUTORS, RunOutcome, execute, resource_digest
+from agents.vsm.s1.prompting import StepPrompts
 from agents.vsm.tasks import StepIn, StepOut
 from agents.vsm.viability import S1_FAILED, S1_OK
 
@@ -58,6 +60,7 @@ class OperationsRole(VsmRole):
         self.executors = tuple(named or EXECUTORS)
         config.extra["executors"] = list(self.executors)
         self.steps = {"ok": 0, "failed": 0}
+        self.prompts = StepPrompts(self)
 
     def role_tools(self) -> Iterable[Tool]:
         role = self
@@ -87,7 +90,7 @@ class OperationsRole(VsmRole):
                 error=f"{agent.id} runs {', '.join(self.executors)} steps, not {step.executor}",
             )
         else:
-            outcome = await execute(step)
+            outcome, note = await self._run_step(step)
             digest = None
             if step.resource:  # hashing a file may take a while: not on the event loop
                 digest = await asyncio.to_thread(resource_digest, step.resource, step.cwd)
@@ -104,6 +107,7 @@ class OperationsRole(VsmRole):
                 error=outcome.error,
                 ms=round((time.perf_counter() - started) * 1000, 3),
                 digest=digest,
+                context=note,
             )
         if step.step >= 0 and vetoed is None:  # a veto is policy, not this agent failing
             self.steps["ok" if out.ok else "failed"] += 1
@@ -137,6 +141,21 @@ class OperationsRole(VsmRole):
         if verdict.allowed:
             return None
         return f"vetoed by pre_step hook {verdict.hook}: {verdict.reason}"
+
+    async def _run_step(self, step: StepIn) -> tuple[RunOutcome, str | None]:
+        """Run the step, first rendering its prompt when its template asks for one (then
+        its outcome joins the task's context); with the prompt's context note."""
+        if not step.uses_prompt():
+            return await execute(step), None
+        try:
+            rendered = await self.prompts.render(step)
+        except TemplateError as exc:
+            return RunOutcome(False, error=str(exc)), None
+        outcome = await execute(step, rendered.prompt)
+        await self.prompts.remember(step, outcome)
+        if self.agent.store is not None:  # the next step, on another S1, sees this one
+            await self.agent.store.flush()
+        return outcome, rendered.note()
 
     def status(self) -> dict[str, object]:
         return {"executors": list(self.executors), "steps": dict(self.steps)}

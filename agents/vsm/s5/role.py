@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from agents.runtime.audit import AuditEvent
 from agents.runtime.tools import CallContext, Example, Tool, tool
 from agents.vsm.adaptation import Adaptation, evaluate
+from agents.vsm.prompts.reminders import POLICY, policy_record
 from agents.vsm.role import VsmRole
 from agents.vsm.s3.allocation import Conflict
 from agents.vsm.s4.analysis import TaskAnalysis
@@ -216,6 +217,11 @@ class PolicyRole(VsmRole):
 
     async def on_start(self) -> None:
         self.votes = await QuorumVote.open(self.agent)
+        # the vote policy, for the reminders every LLM prompt carries (agents.vsm.prompts)
+        actions = [action for _, action in self.policy.critical]
+        record = policy_record(self.policy.quorum, self.policy.vote_timeout, actions)
+        if self.values.get(POLICY) != record:
+            await self.agent.store.set(POLICY, record)  # type: ignore[union-attr]
         self.agent.spawn(self._engine_loop(), "adaptation-engine")
 
     async def stop(self) -> None:

@@ -95,6 +95,6 @@ def test_reminders_come_from_the_replicated_values():
     }
     lines = reminders(values)
     assert lines[0].startswith("Active adaptation tighten_audits: strict audits")
-    assert "audits are strict; audit pass rate 75%; agents under review: s1-b." in lines[1]
+    assert "audits are strict; agents under review: s1-b." in lines[1]
     assert lines[2].startswith("Quorum: critical actions (deploy, shutdown) need a majority vote")
     assert reminders({})[-1].startswith("Quorum: no S5 policy published yet")
