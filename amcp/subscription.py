@@ -73,15 +73,14 @@ class Subscription:
             if self._queue is not None:
                 await self._queue.put(msg)  # bounded: a slow reader backs up into NATS
                 continue
-            # The handler works in the sender's span (parsed once per message), or in none:
-            # not in whatever span was current where this subscription was made.
+            # The handler works in the sender's span, or in none: not in whatever span was
+            # current where this subscription was made. This runs in the subscription's own
+            # reader task (nats-py's), so each message setting its own is the reset, and a
+            # stream of one span's messages sets it once.
             headers = msg.env.headers
             context = received(headers) if headers else None
-            token = (
-                None
-                if context is None and current_span.get() is None
-                else current_span.set(context)
-            )
+            if current_span.get() is not context:
+                current_span.set(context)
             try:
                 if self._is_async:
                     await self._handler(msg)  # type: ignore[misc]
@@ -91,9 +90,6 @@ class Subscription:
                         await result
             except Exception:
                 self._on_handler_error(self.subject, msg.sender)
-            finally:
-                if token is not None:
-                    current_span.reset(token)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         if self._queue is None:

@@ -10,6 +10,7 @@ exporters (OpenTelemetry) build on it. Every finished span is handed to the list
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -67,10 +68,16 @@ class SpanContext:
     state: str = ""  # tracestate, carried as received
     # The header, made once: a span's context goes on every message it sends.
     traceparent: str = field(init=False, repr=False, compare=False)
+    carried: dict[str, str] = field(init=False, repr=False, compare=False)
+    """The headers a message sent in this span carries (shared: never change it)."""
 
     def __post_init__(self) -> None:
         header = f"00-{self.trace_id}-{self.span_id}-{self.flags:02x}"
         object.__setattr__(self, "traceparent", header)
+        carried = (
+            {TRACEPARENT: header, TRACESTATE: self.state} if self.state else {TRACEPARENT: header}
+        )
+        object.__setattr__(self, "carried", carried)
 
     def child(self) -> SpanContext:
         """A new span in the same trace (its parent is this one)."""
@@ -129,18 +136,20 @@ def with_trace(headers: dict[str, str] | None) -> dict[str, str] | None:
     ctx = current_span.get()
     if ctx is None:
         return headers
-    carried = (
-        {TRACEPARENT: ctx.traceparent, TRACESTATE: ctx.state}
-        if ctx.state
-        else {TRACEPARENT: ctx.traceparent}
-    )
-    return {**carried, **headers} if headers else carried
+    return {**ctx.carried, **headers} if headers else ctx.carried
 
 
 def received(headers: Mapping[str, str]) -> SpanContext | None:
-    """The valid trace context a received message's headers carry, else None (ignored)."""
+    """The valid trace context a received message's headers carry, else None (ignored).
+    The same headers give the same (immutable) context object."""
     value = headers.get(TRACEPARENT)
-    return None if value is None else parse_traceparent(value, headers.get(TRACESTATE, ""))
+    return None if value is None else _parse_cached(value, headers.get(TRACESTATE, ""))
+
+
+# A span sends many messages with one header: parse each header once, not per message (the
+# parse is 1.5 us, three times the rest of receiving one). Bounded: distinct headers from a
+# flood cost a parse each, never memory.
+_parse_cached = functools.lru_cache(maxsize=1024)(parse_traceparent)
 
 
 def from_environ(env: Mapping[str, str] | None = None) -> SpanContext:

@@ -11,9 +11,11 @@ sealed, beside AES-256-GCM alone (the floor sealing cannot go under).
 
     python bench/bench_bus.py [--messages 50000] [--requests 2000] [--trials 5] [--json]
     python bench/bench_bus.py --sealed-only      # the 1 KiB plain/sealed rows and CPU only
+    python bench/bench_bus.py --traceparent      # signed 64 B with and without trace context
 
 Targets (issue 2): amcp throughput >= 0.6x raw; amcp request p50 <= 1.3x raw. Issue 16:
-sealed 1 KiB >= 0.8x plain signed 1 KiB.
+sealed 1 KiB >= 0.8x plain signed 1 KiB. Issue 19: a traceparent on every message (sent in
+a span, each handler run in the sender's) >= 0.95x none.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import nats
 
 from amcp import Bus, Keyring, NatsServer, Opener, Sealer, sealing, signing
 from amcp.sealing import AesGcm, SealKeys, SealPolicy
+from amcp.tracing import current_span, new_trace
 
 SUBJECT = "bench.pubsub"
 
@@ -57,10 +60,16 @@ async def raw_throughput(url: str, payload: bytes, count: int) -> float:
 
 
 async def amcp_throughput(
-    url: str, payload: bytes, count: int, ring: Keyring, seal: tuple[str, ...] = ()
+    url: str,
+    payload: bytes,
+    count: int,
+    ring: Keyring,
+    seal: tuple[str, ...] = (),
+    traced: bool = False,
 ) -> tuple[float, float]:
     """Messages per second, and the CPU microseconds this process (publisher and
-    subscriber, not nats-server) spent per message."""
+    subscriber, not nats-server) spent per message. `traced`: published in a span, so each
+    carries a traceparent and each handler runs in it."""
     pub = await Bus.connect(url, keyring=ring, sender="bench-pub", seal=seal)
     sub = await Bus.connect(url, keyring=ring, sender="bench-sub", seal=seal)
     done, got = asyncio.Event(), 0
@@ -73,12 +82,14 @@ async def amcp_throughput(
 
     await sub.subscribe(SUBJECT, on_msg)
     await sub.flush()
+    token = current_span.set(new_trace() if traced else None)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         await pub.publish(SUBJECT, payload)
     await pub.flush()
     await asyncio.wait_for(done.wait(), 120)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    current_span.reset(token)
     rejected = sub.stats.total
     await pub.close()
     await sub.close()
@@ -187,6 +198,9 @@ async def run(args: argparse.Namespace) -> dict:
     sizes = (("1KiB", 1024),) if args.sealed_only else (("64B", 64), ("1KiB", 1024))
     with NatsServer(name="bench") as server:
         url = server.url
+        if args.traceparent:
+            results["traceparent"] = await traced_rows(url, ring, args)
+            return results
         for label, size in sizes:
             payload = bytes(size)
             raw, ours, sealed, ours_cpu, sealed_cpu = [], [], [], [], []
@@ -243,6 +257,26 @@ async def run(args: argparse.Namespace) -> dict:
     return results
 
 
+async def traced_rows(url: str, ring: Keyring, args: argparse.Namespace) -> dict:
+    """Signed 64 B messages without and with a traceparent, trials alternating (which goes
+    first alternates too); the ratio is the median of back-to-back pairs' ratios."""
+    plain, traced, plain_cpu, traced_cpu = [], [], [], []
+    payload = bytes(64)
+    for trial in range(args.trials):
+        for with_trace in (False, True) if trial % 2 == 0 else (True, False):
+            rate, cpu = await amcp_throughput(url, payload, args.messages, ring, traced=with_trace)
+            (traced if with_trace else plain).append(rate)
+            (traced_cpu if with_trace else plain_cpu).append(cpu)
+    return {
+        "plain_msgs_s": statistics.median(plain),
+        "traced_msgs_s": statistics.median(traced),
+        "ratio": statistics.median(t / p for t, p in zip(traced, plain, strict=True)),
+        "plain_cpu_us": statistics.median(plain_cpu),
+        "traced_cpu_us": statistics.median(traced_cpu),
+        "cpu_ratio": statistics.median(p / t for t, p in zip(traced_cpu, plain_cpu, strict=True)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
@@ -254,10 +288,28 @@ def main() -> None:
         action="store_true",
         help="only the 1 KiB plain and sealed rows and the per-op CPU (a short run)",
     )
+    parser.add_argument(
+        "--traceparent",
+        action="store_true",
+        help="only signed 64 B messages without and with a traceparent on each (a short run)",
+    )
     args = parser.parse_args()
     results = asyncio.run(run(args))
     if args.json:
         print(json.dumps(results, indent=2))
+        return
+    if args.traceparent:
+        row = results["traceparent"]
+        print(f"amcp trace context on the bus (median of {args.trials} alternating trials)\n")
+        print(f"{'64B publish->subscribe':24} {'no trace':>12} {'traceparent':>12} {'ratio':>7}")
+        print(
+            f"{'msgs/s':24} {row['plain_msgs_s']:12,.0f} {row['traced_msgs_s']:12,.0f} "
+            f"{row['ratio']:7.2f}  >= 0.95 {'ok' if row['ratio'] >= 0.95 else 'MISSED'}"
+        )
+        print(
+            f"{'CPU us/msg (pub + sub)':24} {row['plain_cpu_us']:12.2f} "
+            f"{row['traced_cpu_us']:12.2f} {row['cpu_ratio']:7.2f}"
+        )
         return
     print(
         f"amcp core bus benchmark (median of {args.trials} alternating trials; "

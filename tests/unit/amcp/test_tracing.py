@@ -238,3 +238,11 @@ def test_with_trace_adds_the_current_span_and_received_reads_it_back() -> None:
     assert tracing.received(carried) == ctx
     assert tracing.received({"n": "1"}) is None
     assert tracing.received({"traceparent": "00-bad"}) is None
+
+
+def test_the_same_header_gives_the_same_context_object() -> None:
+    # a span's stream of messages is parsed once; the Subscription then sets it once
+    value = f"00-{TRACE}-{PARENT}-01"
+    first = tracing.received({"traceparent": "".join(value)})
+    assert first is tracing.received({"traceparent": "".join(value)}) is not None
+    assert tracing.received({"traceparent": value, "tracestate": "a=1"}) != first
