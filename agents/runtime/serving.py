@@ -46,6 +46,7 @@ from agents.runtime.subjects import error_reply, fit_reply, ok_reply, parse_call
 from agents.runtime.tools import CallContext, Tool, ToolRegistry
 from amcp import Bus, Message
 from amcp.errors import AmcpError, ClaimUnavailable
+from amcp.familycounts import family_of
 from amcp.tracing import Span, SpanRecord, current_span
 from netopt.bulkhead import Bulkhead
 from netopt.errors import BulkheadFull
@@ -169,7 +170,9 @@ class CallServer:
         parent = current_span.get() if t.pooled else None
         traced = None
         if parent is not None:  # a task in a trace: its span is current while it runs
-            name, attributes = f"tool.{t.name}", {"caller": msg.sender}
+            # the subject family, never the subject: exporters name the destination by it
+            attributes = {"caller": msg.sender, "family": family_of(msg.subject)}
+            name = f"tool.{t.name}"
             traced = Span(parent.child(), parent.span_id, name, self.id, time.time_ns(), attributes)
             token = current_span.set(traced.context)
         try:

@@ -13,7 +13,6 @@ from agents import Agent, AgentClient
 from agents.vsm.s5.vote import QuorumVote
 from agents.vsm.voting import VotingExtension
 from netopt import BatchPolicy
-from tests.integration.agents.test_tools import client, start_agent  # noqa: F401 (fixtures)
 from tests.support.waiting import wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -37,7 +36,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_bus_traffic_is_graphed_by_subject_family(start_agent, client, cluster_name) -> None:  # noqa: F811
+async def test_bus_traffic_is_graphed_by_subject_family(start_agent, client, cluster_name) -> None:
     policy = BatchPolicy(max_messages=8, max_bytes=4096, linger_seconds=0.001)
     agent = await start_agent(
         capabilities=("echo",), metrics_port=0, bus_options={"batching": policy}
@@ -80,7 +79,7 @@ async def test_bus_traffic_is_graphed_by_subject_family(start_agent, client, clu
         assert not family.startswith("_INBOX."), family
 
 
-async def test_decision_latency_is_graphed_by_outcome(start_agent) -> None:  # noqa: F811
+async def test_decision_latency_is_graphed_by_outcome(start_agent) -> None:
     agent = await start_agent("s5", metrics_port=0, voter=True)
     agent.extensions.append(extension := VotingExtension(agent.config))
     await extension.start(agent)

@@ -7,9 +7,7 @@ import asyncio
 import os
 import time
 import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from agents import (
     Agent,
     AgentBusy,
     AgentClient,
-    AgentConfig,
     CallContext,
     DuplicateAgent,
     Extension,
@@ -35,8 +32,6 @@ from amcp.errors import NoResponders
 from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
-HEARTBEAT = 0.2
-
 
 class Boom(BaseModel):
     why: str
@@ -45,44 +40,6 @@ class Boom(BaseModel):
 @tool(description="Always raises.")
 async def explode(args: Boom, ctx: CallContext) -> Text:
     raise RuntimeError(args.why)
-
-
-@pytest.fixture
-async def start_agent(make_bus, cluster_name: str) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Agent] = []
-
-    async def factory(
-        role: str = "s1",
-        agent_id: str | None = None,
-        *,
-        tools=(),
-        extensions=(),
-        bus_options: dict[str, Any] | None = None,
-        **config: Any,
-    ) -> Agent:
-        agent_id = agent_id or f"{role}-{uuid.uuid4().hex[:6]}"
-        bus = await make_bus(agent_id, cluster=cluster_name, **(bus_options or {}))
-        agent = Agent(
-            bus,
-            AgentConfig(role=role, agent_id=agent_id, heartbeat=HEARTBEAT, **config),
-            extensions=list(extensions),
-        )
-        for t in tools:
-            agent.add_tool(t)
-        await agent.start()
-        started.append(agent)
-        return agent
-
-    yield factory
-    for agent in reversed(started):
-        await agent.stop()
-
-
-@pytest.fixture
-async def client(make_bus, cluster_name: str) -> AgentClient:
-    return AgentClient(
-        await make_bus(f"cli-{uuid.uuid4().hex[:6]}", cluster=cluster_name), timeout=5.0
-    )
 
 
 async def test_a_call_returns_the_output_and_bad_input_the_validation_error(
