@@ -9,6 +9,10 @@ Rates are taken over a sliding window, so a metric can recover: the register `vs
 holds two checkpoints of the counters, and the window is everything since the older one.
 The S5 leader moves the checkpoints on every `size` finished tasks (`rotate`), so the
 window spans the last `size` to `2 * size` tasks. Totals since the start are kept beside.
+
+A grow-only counter cannot go back to zero, so `amcp reset` writes the counters' values of
+that moment to the register `vsm.base`: totals count from it, and no window reaches before
+it (a register of its own, so a rotation racing the reset cannot overwrite it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = [
     "ADAPTATIONS",
     "AUDITS_FAILED",
     "AUDITS_PASSED",
+    "BASE",
     "CHECKS",
     "CONFLICTS",
     "FINISHED",
@@ -51,6 +56,7 @@ S1_OK = "vsm.s1.ok."  # + agent id
 S1_FAILED = "vsm.s1.failed."  # + agent id
 WINDOW = "vsm.window"  # LWW register: {"k": n, "cur": {...}, "prev": {...}}
 ADAPTATIONS = "vsm.adaptations"  # LWW map: key -> adaptation record
+BASE = "vsm.base"  # LWW register: the counters at the last reset ({} or absent: none)
 
 
 def counters(values: Mapping[str, Any]) -> dict[str, int]:
@@ -123,10 +129,12 @@ class Viability:
 
 def measure(values: Mapping[str, Any]) -> Viability:
     """The metrics of one replica's `vsm.` values."""
-    now = counters(values)
+    reset = values.get(BASE)
+    zero = counters(reset) if isinstance(reset, Mapping) else {}
+    now = {k: max(0, v - zero.get(k, 0)) for k, v in counters(values).items()}
     window = values.get(WINDOW)
-    base = _checkpoint(window, "prev")
-    w = {k: max(0, v - base.get(k, 0)) for k, v in now.items()}
+    prev = _checkpoint(window, "prev")
+    w = {k: max(0, v - max(0, prev.get(k, 0) - zero.get(k, 0))) for k, v in now.items()}
     finished = w.get(FINISHED, 0)
     audits = w.get(AUDITS_PASSED, 0) + w.get(AUDITS_FAILED, 0)
     checks = w.get(CHECKS, 0)
