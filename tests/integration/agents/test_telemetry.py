@@ -10,6 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agents import AgentClient, read_cluster_log
 from amcp.telemetry import SpanExport
 from amcp.tracing import SpanRecord, new_trace, use_span
+from tests.support.agents import Cluster
+from tests.support.cli import amcp_async
 from tests.support.waiting import wait_until
 
 
@@ -66,3 +68,27 @@ async def test_the_exported_spans_are_the_audit_logs(
         assert attrs["messaging.system"] == "nats" and attrs["gen_ai.tool.name"] == "echo"
         assert attrs["amcp.agent"] == agent.id
         assert attrs["messaging.destination.name"] == f"amcp.{cluster_name}.agents.call"
+
+
+async def test_an_agent_process_exports_by_the_otel_variables(
+    agent_cluster: Cluster, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "otel-test"}
+    agent = agent_cluster.spawn("s1", "ot1", capabilities=("echo",), env=env)
+    root = new_trace()
+    caller = {**agent_cluster.env(cli_env), "TRACEPARENT": root.traceparent}  # no OTEL_*: none
+
+    async def answered() -> bool:
+        done = await amcp_async("call", "ot1", "echo", '{"text": "x"}', env=caller, timeout=30)
+        return done.returncode == 0
+
+    await wait_until(answered, 30, interval=0.2, what="the agent answering")
+
+    def exported() -> bool:  # the console exporter writes each span to the agent's stderr
+        log = agent.log_text()
+        return f'"trace_id": "0x{root.trace_id}"' in log and '"execute_tool echo"' in log
+
+    await wait_until(exported, 10, what="the tool span on the agent's console exporter")
+    log = agent.log_text()
+    assert '"service.name": "otel-test"' in log and '"service.instance.id": "ot1"' in log
+    assert '"parent_id": null' not in log  # under the command's span, a child of TRACEPARENT
