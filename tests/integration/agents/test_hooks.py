@@ -1,15 +1,18 @@
 """Hooks on real agents and a real nats-server (docs/HOOKS.md):
 
 - a pre_step hook vetoes a step: the step fails with the hook's reason, the command never
-  runs, and the reason is in the audit log (`amcp log`);
+  runs, and the reason is in the audit log (`amcp log`); a pre_task hook vetoes a task
+  (`amcp task` exits 1 saying why), post_step and post_task hooks see every outcome;
 - a hanging hook is killed at its deadline and the step goes on; the timeout is counted in
   `amcp status`;
 - a pre_tool_call veto (the JSON answer) fails the call with its reason;
-- a post_security_check hook sees a forged frame, a post_crdt_sync hook a peer's write.
+- a post_security_check hook sees a forged frame, a post_crdt_sync hook a peer's write;
+- a pre_agent_spawn veto stops an agent's start (exit 1, the veto in its audit log).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -17,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from agents import AgentClient
+from agents import AgentClient, read_cluster_log
 from agents.runtime.errors import ToolFailed
 from agents.runtime.subjects import AgentSubjects, call_request
 from crdt.store import ContextStore
 from tests.support.agents import view_of
-from tests.support.cli import amcp_async, amcp_json
+from tests.support.cli import amcp, amcp_async, amcp_json
 from tests.support.vsm import run_task, start_vsm
 from tests.support.waiting import wait_until
 
@@ -32,8 +35,8 @@ LOOP = [("s3", "s3-a"), ("s4", "s4-a"), ("s5", "s5-a"), ("s1", "s1-a")]
 VETO = """\
 import json, sys
 doc = json.load(sys.stdin)
-if "forbidden" in doc["text"]:
-    print("steps may not name forbidden things", file=sys.stderr)
+if "forbidden" in doc.get("text", doc.get("description", "")):
+    print("work may not name forbidden things", file=sys.stderr)
     sys.exit(2)
 """
 
@@ -54,15 +57,19 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
 
 
-async def test_a_pre_step_hook_vetoes_a_step_with_its_reason_in_the_audit_log(
+async def test_pre_step_and_pre_task_hooks_veto_with_their_reasons_in_the_audit_log(
     agent_cluster, make_bus, cli_env, tmp_path
 ) -> None:
     veto = _script(tmp_path, "veto.py", VETO)
     steps = tmp_path / "post_step.jsonl"
+    tasks = tmp_path / "post_task.jsonl"
     record = _script(tmp_path, "record.py", RECORD)
-    hooks = ["--hook", f"pre_step={PY} {veto}", "--hook", f"post_step={PY} {record} {steps}"]
+    hooks = {
+        "s1-a": ["--hook", f"pre_step={PY} {veto}", "--hook", f"post_step={PY} {record} {steps}"],
+        "s3-a": ["--hook", f"pre_task={PY} {veto}", "--hook", f"post_task={PY} {record} {tasks}"],
+    }
     bus = await make_bus("tester", cluster=agent_cluster.name)
-    await start_vsm(agent_cluster, bus, LOOP, args={"s1-a": hooks})
+    await start_vsm(agent_cluster, bus, LOOP, args=hooks)
 
     work = tmp_path / "work"
     work.mkdir()
@@ -80,8 +87,21 @@ async def test_a_pre_step_hook_vetoes_a_step_with_its_reason_in_the_audit_log(
     log = await amcp_async("log", "--agent", "s1-a", env=agent_cluster.env(cli_env))
     assert log.returncode == 0, log.stderr
     vetoes = [line for line in log.stdout.splitlines() if "hook_vetoed" in line]
-    assert vetoes and "steps may not name forbidden things" in vetoes[0]
-    assert '"at": "pre_step"' in vetoes[0] or 'at="pre_step"' in vetoes[0]
+    assert vetoes and "work may not name forbidden things" in vetoes[0]
+    assert 'at="pre_step"' in vetoes[0]
+    await wait_until(lambda: len(_lines(tasks)) >= 2, what="post_task of both tasks")
+    assert [d["success"] for d in _lines(tasks)][:2] == [False, True]
+
+    # a pre_task veto: S3 runs nothing and `amcp task` says why, exit 1
+    env = agent_cluster.env(cli_env)
+    done = await amcp_async(
+        "task", "forbidden work", "--step", "touch x", "--cwd", str(work), env=env
+    )
+    assert done.returncode == 1
+    assert "vetoed by pre_task hook" in done.stdout and "forbidden things" in done.stdout
+    assert not (work / "x").exists()
+    await wait_until(lambda: len(_lines(tasks)) >= 3, what="post_task of the vetoed task")
+    assert _lines(tasks)[2]["description"] == "forbidden work"
 
 
 async def test_a_hanging_hook_times_out_and_the_step_goes_on(
@@ -172,3 +192,19 @@ async def test_observing_hooks_see_a_forged_frame_and_a_peers_write(
         assert synced["peer"] == store.replica_id and synced["applied"] >= 1
     finally:
         await store.close()
+
+
+async def test_a_pre_agent_spawn_veto_stops_the_start(
+    agent_cluster, make_bus, nats_server, keyring_file
+) -> None:
+    no = f"pre_agent_spawn={PY} -c 'import sys; print(\"not today\", file=sys.stderr); sys.exit(2)'"
+    args = ["--role", "s2", "--id", "s2-x", "--nats", nats_server.url, "--keyring"]
+    args += [str(keyring_file), "--cluster", agent_cluster.name, "--hook", no]
+    done = await asyncio.to_thread(amcp, *args, program="amcp-agent", timeout=60)
+    assert done.returncode == 1
+    assert "pre_agent_spawn hook" in done.stderr and "refused the start: not today" in done.stderr
+    bus = await make_bus("tester", cluster=agent_cluster.name)
+    entries, _ = await read_cluster_log(bus, agent="s2-x")
+    vetoed = [e.record for e in entries if e.event == "hook_vetoed"]
+    assert vetoed and vetoed[0]["reason"] == "not today"
+    assert not [e for e in entries if e.event == "started"]  # it never joined
