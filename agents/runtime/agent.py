@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from agents.runtime.trust import identity_status, warn_if_unchecked
 from amcp import Bus, Message, Subscription, __version__
 from amcp.errors import AmcpError, NoResponders, RequestTimeout
 from amcp.netstatus import network_status
+from amcp.tracing import Span
 from netopt.bulkhead import Bulkhead
 
 __all__ = ["Agent", "StoreFactory"]
@@ -164,6 +166,11 @@ class Agent:
         """Return once every entry recorded so far is on the connection to the cluster log:
         what the agent sends next reaches the stream after it (cause before effect)."""
         await self.audit.flush()
+
+    def span(self, name: str, **attributes: Any) -> AbstractAsyncContextManager[Span | None]:
+        """Time a block as a span of the current trace, recorded in the audit log; nothing
+        (None) outside a trace."""
+        return self.audit.span(name, **attributes)
 
     def members(self) -> list[MemberStatus]:
         """Every member with its liveness, as this agent sees it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from agents.runtime.discovery import MemberStatus
@@ -16,6 +17,7 @@ from agents.runtime.hookrunner import HookRunner
 from agents.runtime.membership import Membership, Store
 from agents.runtime.metrics import AgentMetrics
 from amcp.bus import Bus, Message, Subscription
+from amcp.tracing import Span
 
 __all__ = ["AgentHandle"]
 
@@ -69,6 +71,10 @@ class AgentHandle(Protocol):
 
     async def flush_audit(self) -> None:
         """Return once every entry recorded so far is on its way to the cluster log."""
+
+    def span(self, name: str, **attributes: Any) -> AbstractAsyncContextManager[Span | None]:
+        """Time a block as a span of the current trace, recorded in the audit log; nothing
+        (None) outside a trace."""
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Background work the agent owns; if it dies with an error, the agent fails."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from agents.runtime.config import AgentConfig
     from agents.runtime.discovery import MemberStatus
     from agents.runtime.handle import AgentHandle
+    from amcp.tracing import Span
 
 __all__ = ["ViabilityOut", "VsmRole", "VsmSettings"]
 
@@ -93,6 +95,10 @@ class VsmRole(Role):
     async def log(self, event: str, **fields: Any) -> None:
         """An audit entry on its way to the cluster log before this role acts again."""
         await record_now(self.agent, event, **fields)
+
+    def span(self, name: str, **attributes: Any) -> AbstractAsyncContextManager[Span | None]:
+        """A span of the current trace around a step of this role's, in the audit log."""
+        return self.agent.span(name, **attributes)
 
     async def count(self, key: str, n: int = 1) -> None:
         """Add to a replicated counter (local write; the replicator spreads it)."""

@@ -4,7 +4,9 @@ S2 coordinates each step, S1 agents run the steps (in parallel where the plan al
 S3* audits, and a failed audit starts another iteration, up to S4's limit.
 
 Every stage writes its audit entry to the cluster log before the next agent acts, so the
-log of one task reads S3, S4, S3, S1, S3 in order. An S1 agent that dies mid-step (its
+log of one task reads S3, S4, S3, S1, S3 in order. In a trace each stage is a span of S3's
+(loop.analyse, loop.authorise, loop.allocate, loop.step, loop.audit) with the other roles'
+spans under it. An S1 agent that dies mid-step (its
 liveness turns dead, or it is gone from the bus) has its step re-queued to another S1;
 an S1 that is alive but slow is never given the step twice, so a step completes once.
 """
@@ -117,12 +119,16 @@ class TaskLoop:
 
     async def _cycle(self, c: Cycle) -> tuple[bool, str]:
         task = c.task
-        analysis = c.analysis = await self._analyse(c)
-        await self._authorise(c, analysis)
+        span = self.host.span
+        async with span("loop.analyse", task=task.id):
+            analysis = c.analysis = await self._analyse(c)
+        async with span("loop.authorise", task=task.id):
+            await self._authorise(c, analysis)
         pending = list(range(len(task.step_texts())))
         for iteration in range(1, analysis.approach.max_iterations + 1):
             c.iterations = iteration
-            allocation = await self._allocate(c, analysis, pending, iteration)
+            async with span("loop.allocate", task=task.id, iteration=iteration):
+                allocation = await self._allocate(c, analysis, pending, iteration)
             for group in allocation.groups:
                 await asyncio.gather(
                     *(
@@ -130,7 +136,8 @@ class TaskLoop:
                         for i in group
                     )
                 )
-            verdict = c.verdict = await self._audit(c, analysis, iteration)
+            async with span("loop.audit", task=task.id, iteration=iteration):
+                verdict = c.verdict = await self._audit(c, analysis, iteration)
             if verdict.passed:
                 workers = ", ".join(dict.fromkeys(o.agent for o in c.outs.values()))
                 again = f" after {iteration} iterations" if iteration > 1 else ""
@@ -329,6 +336,11 @@ class TaskLoop:
     async def _step(
         self, c: Cycle, analysis: TaskAnalysis, index: int, worker: str, iteration: int
     ) -> None:
+        attributes = {"task": c.task.id, "step": index, "iteration": iteration}
+        async with self.host.span("loop.step", **attributes):
+            await self._run_step(c, index, worker, iteration)
+
+    async def _run_step(self, c: Cycle, index: int, worker: str, iteration: int) -> None:
         task = c.task
         holder = f"{task.id}:{index}:{iteration}"
         resource = self._resource(task)

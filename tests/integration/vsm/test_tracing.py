@@ -69,13 +69,20 @@ async def test_a_task_is_one_trace_across_the_agents(agent_cluster, make_bus, cl
     roots = [s for s in spans if s["parent_id"] not in by_id]
     assert [(r["agent"], r["name"]) for r in roots] == [("s3-a", "tool.run-task")]
     assert roots[0]["parent_id"] != outer.span_id
-    for name, agent in [("tool.analyse", "s4-a"), ("tool.classify", "s5-a"),
-                        ("tool.authorise", "s5-a"), ("tool.execute", "s1-a"),
-                        ("tool.claim", None)]:  # fmt: skip
+    # the loop's stages are S3's spans; each role's work lies under the stage that asked
+    stages = {s["name"]: s for s in spans if s["name"].startswith("loop.")}
+    assert set(stages) == {"loop.analyse", "loop.authorise", "loop.allocate", "loop.step",
+                           "loop.audit"}  # fmt: skip
+    assert all(s["parent_id"] == roots[0]["span_id"] for s in stages.values())
+    for name, agent, stage in [("tool.analyse", "s4-a", "loop.analyse"),
+                               ("tool.classify", "s5-a", "loop.authorise"),
+                               ("tool.authorise", "s5-a", "loop.authorise"),
+                               ("tool.claim", None, "loop.step"),
+                               ("tool.execute", "s1-a", "loop.step")]:  # fmt: skip
         found = [s for s in spans if s["name"] == name]
         assert found, name
         for s in found:
-            assert s["parent_id"] == roots[0]["span_id"], s  # called by the loop itself
+            assert by_id[s["parent_id"]]["name"] == stage, s
             assert agent is None or s["agent"] == agent
             assert s["start_ns"] >= roots[0]["start_ns"] and s["end_ns"] <= roots[0]["end_ns"]
     # each voter's ballot lies under S5's authorise span

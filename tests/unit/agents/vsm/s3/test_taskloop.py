@@ -4,6 +4,7 @@ with the agent, the tool and the field named."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -80,6 +81,9 @@ class Host:
 
     async def log(self, event: str, **fields: Any) -> None:
         pass
+
+    def span(self, name: str, **attributes: Any) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     async def count(self, key: str, n: int = 1) -> None:
         self.counted[key] = self.counted.get(key, 0) + n
