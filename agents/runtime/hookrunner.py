@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from importlib.metadata import entry_points
 from typing import Any
 
+from agents.runtime.entrypoints import load_callable
 from agents.runtime.hooks import (
     HOOK_GROUP,
     PRE_VETO,
@@ -43,17 +42,9 @@ MAX_PENDING = 64  # background notifications in flight; past it new ones are dro
 Audit = Callable[..., Awaitable[None]]
 
 
-@functools.cache
 def load_hook(name: str) -> Callable[..., Any]:
-    """The callable registered as `name` in the amcp.hooks entry points (looked up once)."""
-    for ep in entry_points(group=HOOK_GROUP):
-        if ep.name == name:
-            target = ep.load()
-            if callable(target):
-                return target
-            raise ValueError(f"entry point {name} ({ep.value}) is not callable")
-    known = ", ".join(sorted(ep.name for ep in entry_points(group=HOOK_GROUP))) or "none"
-    raise ValueError(f"no hook {name!r} in the {HOOK_GROUP} entry points; known: {known}")
+    """The callable registered as `name` in the amcp.hooks entry points."""
+    return load_callable(HOOK_GROUP, name, "hook")
 
 
 class HookRunner:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import functools
 import hashlib
 import inspect
 import os
@@ -30,10 +29,10 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from agents.runtime.entrypoints import load_callable
 from agents.vsm.tasks import StepIn
 
 __all__ = [
@@ -221,19 +220,8 @@ def render_template(template: list[str], fields: Mapping[str, str]) -> list[str]
     return argv
 
 
-@functools.cache
 def _load_callable(name: str) -> Callable[..., Any]:
-    """The callable registered as `name` (looked up once: scanning entry points is slow)."""
-    for ep in entry_points(group=EXECUTOR_GROUP):
-        if ep.name == name:
-            target = ep.load()
-            if callable(target):
-                return target
-            raise ValueError(f"entry point {name} ({ep.value}) is not callable")
-    known = sorted(ep.name for ep in entry_points(group=EXECUTOR_GROUP))
-    raise ValueError(
-        f"no executor {name!r} in the {EXECUTOR_GROUP} entry points; known: {', '.join(known)}"
-    )
+    return load_callable(EXECUTOR_GROUP, name, "executor")
 
 
 async def _run_python(step: StepIn) -> RunOutcome:
