@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ __all__ = [
     "Batcher",
     "BatchingMode",
     "make_strategy",
+    "seal_frames",
     "subject_family",
 ]
 
@@ -105,6 +106,20 @@ def make_strategy(mode: BatchingMode, sampler: TrafficSampler) -> BatchingStrate
             f"batching must be 'off', 'adaptive', a BatchPolicy or a strategy, got {mode!r}"
         )
     return mode
+
+
+def seal_frames(sealer: Sealer, subject: str, items: Sequence[Item]) -> list[bytes]:
+    """Frames carrying `items` in order: one batch frame, or halves of it when the frame
+    limit cannot hold them all. EncodeError for an item too big for a frame of its own."""
+    try:
+        return [sealer.seal_items(subject, items)]
+    except EncodeError:
+        if len(items) == 1:
+            raise
+        half = len(items) // 2
+        return seal_frames(sealer, subject, items[:half]) + seal_frames(
+            sealer, subject, items[half:]
+        )
 
 
 _SELF_CLOSED = (FlushReason.COUNT, FlushReason.BYTES, FlushReason.DEADLINE)
@@ -318,17 +333,10 @@ class Batcher:
         return frames
 
     def _seal(self, subject: str, items: tuple[Item, ...]) -> list[bytes]:
-        """Frames carrying `items`; halves a batch that a small frame limit cannot hold."""
-        try:
-            frame = self.sealer.seal_items(subject, items)
-        except EncodeError:
-            if len(items) == 1:
-                raise
-            half = len(items) // 2
-            return self._seal(subject, items[:half]) + self._seal(subject, items[half:])
-        self.frames += 1
+        frames = seal_frames(self.sealer, subject, items)
+        self.frames += len(frames)
         self.messages += len(items)
-        return [frame]
+        return frames
 
     async def _send_all(self, subject: str, frames: list[bytes]) -> None:
         for frame in frames:
