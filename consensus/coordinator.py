@@ -22,12 +22,13 @@ import logging
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import consensus._validate as check
 from amcp import Bus, Message, Subscription
+from amcp.groupcommit import GroupCommit
 from consensus.errors import ConsensusDecodeError, ProposalConflict
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, Vote, _thaw
@@ -115,6 +116,7 @@ class Coordinator:
         self._roll_roster = -1  # the roster generation the cached roll was read under
         self._inflight: dict[str, tuple[Proposal, asyncio.Future[Coordination]]] = {}
         self._subs: list[Subscription] = []
+        self._proposals: GroupCommit[Any] | None = None  # made in the loop
         self._owns_store = False
 
     @classmethod
@@ -279,14 +281,28 @@ class Coordinator:
         try:
             propose = Propose(proposal=proposal, reply=self._inbox)
             # a proposer whose NATS user may not propose learns it now, not at the deadline
+            if self._proposals is None:
+                self._proposals = GroupCommit(self._send_proposals, on_error=self._not_sent)
             with self.bus.fail_on_denial(self.subjects.propose, done):
-                await self.bus.publish(  # high attention: never waits in a batch
-                    self.subjects.propose, propose.to_wire(), kind="propose", immediate=True
-                )
+                # Pipelined, never delayed: a lone proposal goes at once; those made while
+                # it is in flight go together in the next frame (one MAC).
+                sent = self._proposals.submit(self.subjects.propose, propose.to_wire())
+                if sent is not None:
+                    await sent
                 return await done
         finally:
             timer.cancel()
             self._rounds.pop(proposal.id, None)
+
+    def _send_proposals(self, subject: str, bodies: Sequence[Any]) -> Awaitable[None]:
+        return self.bus.publish_group(subject, bodies, kind="propose")
+
+    def _not_sent(self, subject: str, proposals: Sequence[Any], exc: BaseException) -> None:
+        """A group of proposals could not be sent: their rounds fail as a lone one would."""
+        for wire in proposals:
+            entry = self._rounds.get(wire["proposal"]["id"])
+            if entry is not None and not entry[1].done():
+                entry[1].set_exception(exc)
 
     def _expire(self, proposal_id: str) -> None:
         entry = self._rounds.get(proposal_id)

@@ -160,7 +160,9 @@ class Vote:
 
     `combined` is the voter's weighted attention score; the weighted quorum counts a yes
     vote with this weight. `sig`: the voter's identity signature over the rest of the wire
-    form (consensus.signatures), empty when the voter has no identity.
+    form (consensus.signatures), empty when the voter has no identity. `batch`: empty for
+    a ballot signed alone; else `sig` is one signature over several ballots of the voter
+    (pipelined together), `batch` their digests in order, this one's among them.
     """
 
     proposal_id: str
@@ -170,9 +172,11 @@ class Vote:
     combined: float
     reason: str = ""
     sig: bytes = b""
+    batch: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "batch", _digests(self.batch) if self.batch else ())
         set_(self, "proposal_id", check.text("proposal_id", self.proposal_id, MAX_ID_LENGTH))
         set_(self, "voter", check.text("voter", self.voter, MAX_ID_LENGTH))
         set_(self, "choice", check.enum(Choice, "choice", self.choice))
@@ -191,18 +195,40 @@ class Vote:
             "combined": self.combined,
             "reason": self.reason,
             "sig": self.sig,
-        }
+        } | ({BATCH_KEY: list(self.batch)} if self.batch else {})
 
     @classmethod
     def from_wire(cls, data: object) -> Self:
         with _decoding("vote"):
+            batch: object = ()
+            if isinstance(data, Mapping) and BATCH_KEY in data:  # batch-signed ballots only
+                data = dict(data)
+                batch = data.pop(BATCH_KEY)
             fields = _record(data, _VOTE_KEYS, UNSIGNED)
             fields["scores"] = Scores.from_wire(fields["scores"])
-            return cls(**fields)
+            return cls(**fields, batch=batch)  # type: ignore[arg-type]
 
 
 _VOTE_KEYS = ("proposal_id", "voter", "choice", "scores", "combined", "reason", "sig")
 UNSIGNED = {"sig": b""}  # records written before identity signatures have no "sig"
+BATCH_KEY = "batch"  # on the wire only when a ballot was signed in a batch
+DIGEST_SIZE = 32
+MAX_BATCH = 16
+"""At most this many ballots share one signature: each carries every digest of its batch
+(32 bytes each) into the decision record, so the bound keeps a decision small."""
+
+
+def _digests(value: object) -> tuple[bytes, ...]:
+    """A ballot batch: 1 to MAX_BATCH distinct SHA-256 digests."""
+    batch = _sequence("batch", value)
+    if len(batch) > MAX_BATCH:
+        raise ConsensusError(f"batch holds {len(batch)} digests, at most {MAX_BATCH}")
+    for digest in batch:
+        if type(digest) is not bytes or len(digest) != DIGEST_SIZE:
+            raise ConsensusError(f"batch entries must be {DIGEST_SIZE}-byte digests")
+    if len(set(batch)) != len(batch):
+        raise ConsensusError("batch digests must be distinct")
+    return batch
 
 
 @dataclass(frozen=True, kw_only=True)

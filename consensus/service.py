@@ -23,15 +23,16 @@ import asyncio
 import inspect
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import consensus._validate as check
 from amcp import Bus, Message, Subscription
 from amcp.errors import AmcpError
+from amcp.groupcommit import GroupCommit
 from consensus.errors import ConsensusDecodeError, ConsensusError
 from consensus.messages import Ballot, Decided, ExecState, Execution, Executor, Propose
-from consensus.model import MAX_REASON_LENGTH, Outcome, Proposal, Vote
+from consensus.model import MAX_BATCH, MAX_REASON_LENGTH, Outcome, Proposal, Vote
 from consensus.record import (
     DecisionLog,
     DecisionRetention,
@@ -40,7 +41,7 @@ from consensus.record import (
     execution_key,
 )
 from consensus.scorer import VoterContext
-from consensus.signatures import refusal, sign_execution
+from consensus.signatures import refusal, sign_execution, sign_votes
 from consensus.subjects import ConsensusSubjects
 from consensus.voterstate import VoterState
 from crdt.concern import Level, check_level
@@ -75,7 +76,8 @@ class VoterService:
 
     The voter id is the bus's sender, so a ballot's voter is always its frame's signer.
     `on_vote(proposal, vote)` and `on_execution(execution)` are called (and awaited if
-    async) after each new ballot and each final execution, e.g. for an audit log.
+    async) after each new ballot and each final execution, e.g. for an audit log (a
+    ballot sent with others may get its signature after its `on_vote`).
     `retention`: how long and how many decision records this replica keeps.
     """
 
@@ -119,6 +121,7 @@ class VoterService:
         self._subs: list[Subscription] = []
         self._watches: list[Watch] = []
         self._executing: dict[str, asyncio.Task[None]] = {}
+        self._ballots: GroupCommit[Vote | Decided] | None = None  # made in the loop
         # log keys of the proposals this voter holds (or held) a lease for -> proposal id
         self._leased: dict[str, str] = {}
 
@@ -178,18 +181,48 @@ class VoterService:
             self._refuse("bad_reply_subject", msg, propose.reply)
             return
         before = self.state.ballot(proposal.id)
-        answer = self.log.decided(proposal.id) or self.state.vote(proposal, self.context(proposal))
+        context = self.context(proposal)
+        answer = self.log.decided(proposal.id) or self.state.vote(proposal, context, sign=False)
         if answer is None:
             self.stats["too_late"] += 1
             return
         if proposal.resource is not None and self.state.holds(proposal.id, now_ms=epoch_ms()):
             self._lease(proposal.id)  # before the ballot goes: its decision may come soon
-        ballot = Ballot(decided=answer) if isinstance(answer, Decided) else Ballot(vote=answer)
-        # high attention: a ballot never waits in a batch (DESIGN.md, netopt)
-        await self.bus.publish(propose.reply, ballot.to_wire(), kind="ballot", immediate=True)
+        if self._ballots is None:
+            self._ballots = GroupCommit(
+                self._send_ballots, max_items=MAX_BATCH, on_error=self._ballots_failed
+            )
+        # Pipelined, never delayed: a lone ballot goes at once; those made while it is in
+        # flight (the rest of a batch of proposals) go together next turn, signed once.
+        sent = self._ballots.submit(propose.reply, answer)
+        if sent is not None:
+            await sent
         if isinstance(answer, Vote) and answer is not before:
             self.stats[f"voted_{answer.choice}"] += 1
-            await _call(self.on_vote, proposal, answer)
+            await _call(self.on_vote, proposal, self.state.ballot(proposal.id) or answer)
+
+    def _send_ballots(self, reply: str, answers: Sequence[Vote | Decided]) -> Awaitable[None]:
+        """One frame of ballots to one proposer, its new votes signed together."""
+        signed: dict[str, Vote] = {}
+        identity = self.state.identity
+        if identity is not None:
+            fresh = {a.proposal_id: a for a in answers if isinstance(a, Vote) and not a.sig}
+            for vote in sign_votes(identity, list(fresh.values())) if fresh else ():
+                self.state.keep_signed(vote)
+                signed[vote.proposal_id] = vote
+        bodies = [
+            Ballot(decided=a).to_wire()
+            if isinstance(a, Decided)
+            else Ballot(vote=signed.get(a.proposal_id, a)).to_wire()
+            for a in answers
+        ]
+        return self.bus.publish_group(reply, bodies, kind="ballot")
+
+    def _ballots_failed(self, reply: str, answers: Sequence[object], exc: BaseException) -> None:
+        # the proposer's round ends at its deadline without them; asked again, the voter
+        # sends the kept ballots
+        self.stats["ballots_not_sent"] += len(answers)
+        log.warning("%s: %d ballots to %s not sent: %s", self.id, len(answers), reply, exc)
 
     def _lease(self, proposal_id: str) -> None:
         """Watch the log records of a proposal this voter holds a lease for (bounded)."""

@@ -2,7 +2,8 @@
 and whether a record counts. The rules live here once; the coordinator, the voters, the
 executors and the decision log only call them.
 
-    Vote       record type "ballot"     signed by vote.voter
+    Vote       record type "ballot"     signed by vote.voter (or with several of its
+                                        ballots: "batch" over their digests)
     Decided    record type "decision"   signed by decided.by, its proposal's proposer
     Execution  record type "execution"  signed by execution.executor (result included)
 
@@ -17,21 +18,31 @@ members its proposer names, so with identities on it needs the proposer's signat
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import consensus._validate as check
-from amcp.attest import SIG, IdentityVerdict, IdentityVerifier, RecordType, sign
+from amcp.attest import (
+    SIG,
+    IdentityVerdict,
+    IdentityVerifier,
+    RecordType,
+    sign,
+    sign_batch,
+    signing_input,
+)
 from amcp.identity import Identity
 from consensus.errors import ConsensusError
 from consensus.messages import Decided, Execution
-from consensus.model import Outcome, Vote
+from consensus.model import BATCH_KEY, MAX_BATCH, Outcome, Vote
 from consensus.quorum import parse_quorum
 from consensus.tally import tally, verify
 
 __all__ = [
     "VOTER_ROLE",
+    "ballot_digest",
     "check_decided",
     "check_execution",
     "check_member",
@@ -40,6 +51,7 @@ __all__ = [
     "sign_decided",
     "sign_execution",
     "sign_vote",
+    "sign_votes",
     "verified_votes",
 ]
 
@@ -55,6 +67,7 @@ VOTER_NOT_GRANTED = "identity_voter_not_granted"
 def _content(record: Vote | Decided | Execution) -> dict[str, Any]:
     wire = record.to_wire()  # a fresh dict: no copy needed to leave out the signature
     del wire[SIG]
+    wire.pop(BATCH_KEY, None)  # a batch-signed ballot's digests: how it was signed, not what
     return wire
 
 
@@ -87,9 +100,47 @@ def sign_vote(identity: Identity | None, vote: Vote) -> Vote:
     return _signed(identity, vote, "ballot", vote.voter)
 
 
+def ballot_digest(vote: Vote) -> bytes:
+    """SHA-256 of the bytes a lone signature of `vote` would cover: its entry in a batch."""
+    content = signing_input("ballot", vote.voter, _content(vote), plain=True)
+    return hashlib.sha256(content).digest()
+
+
+def sign_votes(identity: Identity | None, votes: Sequence[Vote]) -> list[Vote]:
+    """`votes` (all `identity`'s, distinct) signed together: one Ed25519 signature over the
+    batch of their digests (attest.sign_batch), set on each with the digests in `batch`,
+    so each is checked alone, as a lone ballot is. One vote is signed alone (sign_vote);
+    more than MAX_BATCH in batches of MAX_BATCH. Unchanged without an identity."""
+    if identity is None:
+        return list(votes)
+    if len(votes) == 1:
+        return [sign_vote(identity, votes[0])]
+    signed: list[Vote] = []
+    for start in range(0, len(votes), MAX_BATCH):
+        group = votes[start : start + MAX_BATCH]
+        for vote in group:
+            if vote.voter != identity.agent_id:
+                raise ConsensusError(f"{identity.agent_id} cannot sign a ballot of {vote.voter}")
+        digests = tuple(ballot_digest(vote) for vote in group)
+        if len(set(digests)) != len(digests):
+            raise ConsensusError("the same ballot twice in one batch")
+        signature = sign_batch(identity, [("ballot", digest) for digest in digests])
+        sig = check.signature("sig", signature)
+        signed += [check.evolve(vote, sig=sig, batch=digests) for vote in group]
+    return signed
+
+
 def check_vote(verifier: IdentityVerifier | None, vote: Vote) -> IdentityVerdict:
-    """Whether `vote` carries its voter's identity signature (OK when nothing is checked)."""
-    return _check(verifier, vote, "ballot", vote.voter)
+    """Whether `vote` carries its voter's identity signature (OK when nothing is checked):
+    its own, or its batch's, which must list this vote's digest. A batch's signature is
+    verified once per process (the verifier's cache): its other ballots cost a hash."""
+    if verifier is None or not vote.batch:
+        return _check(verifier, vote, "ballot", vote.voter)
+    if ballot_digest(vote) not in vote.batch:  # mutated, or lifted from another batch
+        verifier.refused[IdentityVerdict.BAD_SIGNATURE.value] += 1
+        return IdentityVerdict.BAD_SIGNATURE
+    items = [("ballot", digest) for digest in vote.batch]
+    return verifier.verify_batch(vote.voter, items, vote.sig)
 
 
 def verified_votes(

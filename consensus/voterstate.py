@@ -20,7 +20,7 @@ answers for the proposal (consensus.record, within its retention horizon).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 import consensus._validate as check
@@ -138,9 +138,13 @@ class VoterState:
         while decided and lease_end(next(iter(decided.values())).proposal) < now_ms:
             decided.popitem(last=False)
 
-    def vote(self, proposal: Proposal, context: VoterContext) -> Vote | Decided | None:
+    def vote(
+        self, proposal: Proposal, context: VoterContext, *, sign: bool = True
+    ) -> Vote | Decided | None:
         """This voter's answer to `proposal`: the known decision, its ballot (the same one
-        again while the deadline has not passed), or None once the deadline has passed."""
+        again while the deadline has not passed), or None once the deadline has passed.
+        `sign=False`: a new ballot is left unsigned, for the caller to sign with others
+        (consensus.signatures.sign_votes) and hand back with `keep_signed`."""
         self.forget_past(context.now_ms)
         known = self._decided.get(proposal.id)
         if known is not None:
@@ -181,7 +185,8 @@ class VoterState:
             combined=combined,
             reason=reason,
         )
-        vote = sign_vote(self.identity, vote)  # once: the kept ballot is sent again as is
+        if sign:  # once: the kept ballot is sent again as is
+            vote = sign_vote(self.identity, vote)
         self._ballots.put(
             proposal.id,
             _Ballot(
@@ -194,6 +199,14 @@ class VoterState:
             ),
         )
         return vote
+
+    def keep_signed(self, vote: Vote) -> None:
+        """Keep `vote`, signed after it was made, as the ballot to send again, in place of
+        the unsigned one `vote(..., sign=False)` kept."""
+        kept = self._ballots.get(vote.proposal_id)
+        unsigned = check.evolve(vote, sig=b"", batch=())
+        if kept is not None and not kept.vote.sig and kept.vote == unsigned:
+            self._ballots[vote.proposal_id] = replace(kept, vote=vote)  # its place stays
 
     def decided(self, decided: Decided) -> bool:
         """Learn a decision. The lease of a yes vote ends unless the proposal committed and

@@ -334,3 +334,23 @@ def test_a_validated_records_wire_form_is_plain(base: Proposal, payload: dict[st
 def test_a_validated_decisions_wire_form_is_plain(decision: Decision) -> None:
     wire = decision.to_wire()
     assert signing_input("decision", "p", wire, plain=True) == signing_input("decision", "p", wire)
+
+
+def test_a_batch_signed_votes_digests_round_trip_and_bad_ones_are_refused() -> None:
+    lone = Vote(
+        proposal_id="p", voter="v", choice=Choice.YES, scores=Scores(0, 0, 0, 0, 0), combined=0
+    )
+    digests = [bytes([i]) * 32 for i in range(3)]
+    wire = {**lone.to_wire(), "sig": bytes(64), "batch": digests}
+    batched = Vote.from_wire(msgpack.unpackb(msgpack.packb(wire), raw=False))
+    assert batched.batch == tuple(digests) and batched.to_wire() == wire
+    assert "batch" not in lone.to_wire()  # a ballot signed alone keeps its wire form
+    bad = {
+        "must be a list": 7,
+        "32-byte digests": [b"short"],
+        "at most 16": [bytes([i]) * 32 for i in range(17)],
+        "distinct": [digests[0], digests[0]],
+    }
+    for why, batch in bad.items():
+        with pytest.raises(ConsensusDecodeError, match=f"bad vote: .*{why}"):
+            Vote.from_wire({**wire, "batch": batch})

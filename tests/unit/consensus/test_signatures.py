@@ -6,6 +6,7 @@ with its reason, and the voter roll admits only signed members the roster makes 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from functools import partial
 from typing import Any
 
@@ -39,8 +40,10 @@ from consensus import (
     VoterState,
     decide,
 )
+from consensus.model import MAX_BATCH
 from consensus.record import VOTERS_KEY, decision_key, execution_key
 from consensus.signatures import (
+    ballot_digest,
     check_decided,
     check_execution,
     check_vote,
@@ -48,6 +51,7 @@ from consensus.signatures import (
     sign_decided,
     sign_execution,
     sign_vote,
+    sign_votes,
     verified_votes,
 )
 from crdt.wire import pack
@@ -408,3 +412,113 @@ def test_protocol_vectors_rebuild_from_the_consensus_records() -> None:
         assert body == v["record"]  # the wire form holds exactly these fields
         assert signing_input(v["record_type"], v["signer"], body).hex() == v["signing_input_hex"]
         assert record.sig.hex() == v["signature_hex"]
+
+
+# Ballots signed in a batch (pipelining) -------------------------------------------------
+
+
+def batch_of(voter: str, n: int) -> list[Vote]:
+    """`n` ballots of `voter` on proposals b0..b(n-1), signed together."""
+    return sign_votes(KEYS[voter], [vote(voter, pid=f"b{i}", signed=False) for i in range(n)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 3 * MAX_BATCH), voter=st.sampled_from(FIVE))
+def test_a_batch_is_one_signature_per_max_batch_and_each_ballot_verifies_alone(
+    n: int, voter: str
+) -> None:
+    signed = batch_of(voter, n)
+    groups = -(-n // MAX_BATCH)
+    assert len({v.sig for v in signed}) == groups
+    checker = verifier()
+    for v in reversed(signed):  # any order, each alone, also after the wire
+        assert check_vote(checker, wire_trip(v)) is IdentityVerdict.OK
+        assert ballot_digest(v) in v.batch and len(v.batch) <= MAX_BATCH
+    assert checker.cache_hits == n - groups  # one Ed25519 verify per batch
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    v=votes,
+    n=st.integers(1, 5),
+    field=st.sampled_from(["proposal_id", "choice", "scores", "combined", "reason"]),
+    data=st.data(),
+)
+def test_a_changed_ballot_or_batch_does_not_verify(
+    v: Vote, n: int, field: str, data: st.DataObject
+) -> None:
+    others = [vote(v.voter, pid=f"{v.proposal_id}/{i}", signed=False) for i in range(n)]
+    signed = sign_votes(KEYS[v.voter], [v, *others])[0]
+    assert check_vote(verifier(), wire_trip(signed)) is IdentityVerdict.OK
+    mutated = dataclasses.replace(signed, **{field: changed(getattr(signed, field))})
+    assert check_vote(verifier(), mutated) is IdentityVerdict.BAD_SIGNATURE
+    digests = list(signed.batch)
+    i = data.draw(st.integers(0, len(digests) - 1))
+    swapped = [*digests[:i], bytes(32), *digests[i + 1 :]]  # another ballot's digest lost
+    for batch in (swapped, digests[::-1], digests[1:] + digests[:1]):
+        if batch != digests:
+            forged = dataclasses.replace(signed, batch=tuple(batch))
+            assert check_vote(verifier(), forged) is IdentityVerdict.BAD_SIGNATURE
+
+
+def test_a_batch_signature_does_not_move_to_another_ballot_or_voter() -> None:
+    a0, a1 = batch_of("a", 2)
+    lone = vote("a", pid="b9", signed=False)
+    lifted = dataclasses.replace(lone, sig=a0.sig, batch=a0.batch)  # not in the batch
+    as_b = dataclasses.replace(a1, voter="b")  # another voter's name
+    as_lone = dataclasses.replace(a1, batch=())  # a batch signature is not a ballot's
+    checker = verifier()
+    for forged in (lifted, as_b, as_lone):
+        assert check_vote(checker, forged) is IdentityVerdict.BAD_SIGNATURE
+    assert checker.refused == {"bad_signature": 3}
+    assert check_vote(verifier(revoked=("a",)), a0) is IdentityVerdict.REVOKED
+    with pytest.raises(ConsensusError, match="cannot sign"):
+        sign_votes(KEYS["b"], [lone, vote("a", pid="b8", signed=False)])
+
+
+def test_a_decision_of_batch_signed_ballots_is_re_derivable_alone() -> None:
+    ballots = [batch_of(v, 3)[1] for v in ("a", "b", "c")]  # each from its own batch
+    genuine = committed([dataclasses.replace(b, proposal_id="p1") for b in ballots])
+    assert refusal(verifier(), genuine) == "identity_unverified_ballots"  # pid is signed
+    ballots = [sign_votes(KEYS[v], [vote(v, signed=False), vote(v, pid="x", signed=False)])[0]
+               for v in ("a", "b", "c")]  # fmt: skip
+    decided = wire_trip(committed(ballots))
+    assert all(v.batch for v in decided.decision.votes)
+    assert refusal(verifier(), decided) is None
+    assert refusal(verifier(), decided, FIVE) is None
+
+
+def test_one_ballot_is_signed_alone_and_its_wire_form_is_unchanged() -> None:
+    (signed,) = sign_votes(KEYS["a"], [vote("a", signed=False)])
+    assert signed == vote("a") and "batch" not in signed.to_wire()
+    assert sign_votes(None, [vote("a", signed=False)]) == [vote("a", signed=False)]
+
+
+def test_protocol_ballot_batch_vector() -> None:
+    """docs/PROTOCOL.md, "Ballots signed in a batch": the digests, signing input and
+    signature of two ballots of one voter signed together."""
+    v = doc_vectors("consensus-ballot-batch-vector")
+    me = Identity.from_seed(v["signer"], bytes.fromhex(v["seed_hex"]))
+    ballots = [Vote.from_wire(r) for r in v["ballots"]]
+    signed = sign_votes(me, ballots)
+    assert [d.hex() for d in signed[0].batch] == v["digests_hex"]
+    for ballot, record in zip(ballots, v["ballots"], strict=True):
+        content = signing_input("ballot", v["signer"], record)
+        assert hashlib.sha256(content).hexdigest() == ballot_digest(ballot).hex()
+    items = [["ballot", bytes.fromhex(d)] for d in v["digests_hex"]]
+    assert signing_input("batch", v["signer"], items).hex() == v["signing_input_hex"]
+    assert all(s.sig.hex() == v["signature_hex"] for s in signed)
+
+
+def test_a_voter_keeps_the_ballot_signed_with_others_and_sends_it_again() -> None:
+    state = VoterState("a", identity=KEYS["a"])
+    context = VoterContext(role="s5", members=5, live=5, now_ms=proposal("p1").created_ms)
+    made = state.vote(proposal("p1"), context, sign=False)
+    other = state.vote(proposal("p2"), context, sign=False)
+    assert isinstance(made, Vote) and isinstance(other, Vote) and not made.sig
+    signed = sign_votes(KEYS["a"], [made, other])
+    state.keep_signed(dataclasses.replace(signed[0], reason="another"))  # not this ballot
+    assert state.ballot("p1") == made
+    state.keep_signed(signed[0])
+    assert state.ballot("p1") == signed[0] == state.vote(proposal("p1"), context)
+    assert check_vote(verifier(), signed[0]) is IdentityVerdict.OK
