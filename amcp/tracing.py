@@ -32,6 +32,7 @@ __all__ = [
     "current_span",
     "emit_span",
     "from_environ",
+    "leaf_span",
     "new_trace",
     "parse_traceparent",
     "parse_tracestate",
@@ -254,6 +255,31 @@ def span(
     finally:
         current_span.reset(token)
         opened.end()
+
+
+def leaf_span(
+    name: str, agent: str, start_ns: int, outcome: str = "ok", **attributes: Any
+) -> SpanRecord | None:
+    """A span under the current one that ran from `start_ns` until now, handed to the
+    listeners; None (and nothing done) outside a trace. It never becomes current: for work
+    whose own effects stay in the sender's span (a replica merging deltas), so what they
+    cause is parented where the audit log can find its parent."""
+    parent = current_span.get()
+    if parent is None:
+        return None
+    record = SpanRecord(
+        parent.trace_id,
+        _span_id(),
+        parent.span_id,
+        name,
+        agent,
+        start_ns,
+        time.time_ns(),
+        outcome,
+        attributes,
+    )
+    emit_span(record)
+    return record
 
 
 SpanListener = Callable[[SpanRecord], object]

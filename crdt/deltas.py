@@ -4,15 +4,24 @@ replicas send, merged and acknowledged once on disk.
 
 Kept apart from anti-entropy, which repairs whatever this fast path lost, and from the
 write-concern bookkeeping (`crdt.acks`), which only a waiting writer needs.
+
+In a trace (amcp.tracing), a batch travels in the span of the write that opened it (its
+frames carry that traceparent) and is a span `crdt.replicate` under it; a replica merging
+it records `crdt.merge` under the same span. Both go to the span listeners only: they are
+leaves, so what a merge causes (an executor's run of a replicated decision) stays under
+the writer's span, where the audit log has it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from amcp.familycounts import family_of
+from amcp.tracing import SpanContext, current_span, leaf_span, use_span
 from crdt.acks import Acks, WriteBatch
 from crdt.errors import CrdtError
 from crdt.link import Link
@@ -34,6 +43,7 @@ class DeltaGossip:
         self._outbox: dict[str, list[Any]] = {}  # key -> [tag, wire or None, Crdt or None]
         self._open: WriteBatch | None = None
         self._last: WriteBatch | None = None
+        self._span: SpanContext | None = None  # the open batch's first writer's span
         self._flusher: asyncio.Task[None] | None = None
 
     def submit(self, delta: Delta, wants_ack: bool = False) -> WriteBatch:
@@ -55,6 +65,7 @@ class DeltaGossip:
         batch = self._open
         if batch is None:
             batch = self._open = self._last = WriteBatch(link.loop)
+            self._span = current_span.get()
         batch.wants_ack = batch.wants_ack or wants_ack
         if self._flusher is None:
             self._flusher = link.loop.create_task(self._flush())
@@ -66,35 +77,54 @@ class DeltaGossip:
             await asyncio.shield(self._flusher)
 
     async def _flush(self) -> None:
-        link = self.link
         try:
             while self._outbox:
                 batch, self._open = self._open, None
                 outbox, self._outbox = self._outbox, {}
+                span, self._span = self._span, None
                 assert batch is not None
-                records = [
-                    [key, tag, wire if wire is not None else crdt.to_wire()]
-                    for key, (tag, wire, crdt) in outbox.items()
-                ]
-                if link.journal is not None and not await link.journal.append(records):
-                    batch.failed = True
-                batch.done.set_result(None)
-                batch.event.set()
-                if batch.failed:
-                    continue  # never send what is not on disk; the writer gets an error
-                try:
-                    await self.send_records(link.area("ctx", "delta"), records, batch)
-                except Exception as exc:  # nats-py raises its own types when disconnected
-                    link.stats["send_failed"] += 1
-                    link.ratelog.log(
-                        logging.WARNING,
-                        "send",
-                        "replica %s could not send deltas (anti-entropy will): %s",
-                        link.replica_id,
-                        exc,
-                    )
+                with use_span(span):
+                    await self._send_batch(batch, outbox)
         finally:
             self._flusher = None
+
+    async def _send_batch(self, batch: WriteBatch, outbox: dict[str, list[Any]]) -> None:
+        link = self.link
+        started = time.time_ns()
+        subject = link.area("ctx", "delta")
+        records = [
+            [key, tag, wire if wire is not None else crdt.to_wire()]
+            for key, (tag, wire, crdt) in outbox.items()
+        ]
+        if link.journal is not None and not await link.journal.append(records):
+            batch.failed = True
+        batch.done.set_result(None)
+        batch.event.set()
+        outcome = "ok"
+        if batch.failed:
+            outcome = "not_stored"  # never send what is not on disk; the writer errs
+        else:
+            try:
+                await self.send_records(subject, records, batch)
+            except Exception as exc:  # nats-py raises its own types when disconnected
+                outcome = "send_failed"
+                link.stats["send_failed"] += 1
+                link.ratelog.log(
+                    logging.WARNING,
+                    "send",
+                    "replica %s could not send deltas (anti-entropy will): %s",
+                    link.replica_id,
+                    exc,
+                )
+        leaf_span(
+            "crdt.replicate",
+            link.replica_id,
+            started,
+            outcome,
+            family=family_of(subject),
+            records=len(records),
+            **{"messaging.operation.type": "send"},
+        )
 
     async def send_records(
         self, subject: str, records: list[Any], batch: WriteBatch | None
@@ -139,6 +169,7 @@ class DeltaGossip:
         link = self.link
         if link.is_self(m.sender, m.instance):
             return
+        started = time.time_ns()
         link.stats["batches_in"] += 1
         observe = link.on_sync
         if observe is not None:
@@ -150,6 +181,16 @@ class DeltaGossip:
         stored = link.store(good)
         if m.wid and link.journal is not None:
             link.spawn(self._ack(stored, m, bad))
+        leaf_span(
+            "crdt.merge",
+            link.replica_id,
+            started,
+            "refused" if bad and not good else "ok",
+            peer=m.sender,
+            applied=len(good),
+            refused=len(bad),
+            **{"messaging.operation.type": "process"},
+        )
 
     async def _ack(self, stored: asyncio.Future[bool] | None, m: Deltas, bad: list[str]) -> None:
         if stored is not None and not await stored:

@@ -246,3 +246,17 @@ def test_the_same_header_gives_the_same_context_object() -> None:
     first = tracing.received({"traceparent": "".join(value)})
     assert first is tracing.received({"traceparent": "".join(value)}) is not None
     assert tracing.received({"traceparent": value, "tracestate": "a=1"}) != first
+
+
+def test_a_leaf_span_hangs_under_the_current_one_and_never_becomes_current(
+    spans: list[SpanRecord],
+) -> None:
+    assert tracing.leaf_span("crdt.merge", "m1", 0) is None and spans == []  # no trace
+    ctx = SpanContext(TRACE, PARENT)
+    with use_span(ctx):
+        leaf = tracing.leaf_span("crdt.merge", "m1", 5, "partial", applied=2)
+        assert current_span.get() is ctx
+    assert spans == [leaf]
+    assert leaf is not None and (leaf.trace_id, leaf.parent_id) == (TRACE, PARENT)
+    assert (leaf.start_ns, leaf.outcome, leaf.attributes) == (5, "partial", {"applied": 2})
+    assert leaf.end_ns >= leaf.start_ns and leaf.span_id != PARENT
