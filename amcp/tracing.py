@@ -29,6 +29,7 @@ __all__ = [
     "SpanListener",
     "SpanRecord",
     "add_span_listener",
+    "continue_trace",
     "current_span",
     "emit_span",
     "from_environ",
@@ -153,11 +154,20 @@ def received(headers: Mapping[str, str]) -> SpanContext | None:
 _parse_cached = functools.lru_cache(maxsize=1024)(parse_traceparent)
 
 
+def continue_trace(traceparent: object, tracestate: object = "") -> SpanContext:
+    """A child of the span `traceparent` names if it is a valid one, else a new trace:
+    where work starts on someone else's behalf (a command, an MCP call's `_meta`)."""
+    if not isinstance(traceparent, str):
+        return new_trace()
+    state = tracestate if isinstance(tracestate, str) else ""
+    parent = parse_traceparent(traceparent, state)
+    return new_trace() if parent is None else parent.child()
+
+
 def from_environ(env: Mapping[str, str] | None = None) -> SpanContext:
     """A child of `TRACEPARENT`/`TRACESTATE` from the environment if valid, else a new trace."""
     env = os.environ if env is None else env
-    parent = parse_traceparent(env.get("TRACEPARENT", ""), env.get("TRACESTATE", ""))
-    return new_trace() if parent is None else parent.child()
+    return continue_trace(env.get("TRACEPARENT"), env.get("TRACESTATE", ""))
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from agents.mcp.bridge import Bridge
+from amcp.tracing import continue_trace, use_span
 
 __all__ = ["McpServer"]
 
@@ -83,8 +84,14 @@ class McpServer:
             with contextlib.suppress(Exception):  # best effort: never fails the call
                 await ctx.session.report_progress(done, total, message)
 
-        wanted = (params.meta or {}).get("progress_token") is not None
-        doc = await self.bridge.call(params.name, params.arguments, progress if wanted else None)
+        meta: Any = params.meta or {}
+        wanted = meta.get("progress_token") is not None
+        # each call is a trace, or continues the client's (`_meta.traceparent`, as the MCP
+        # SDKs' OpenTelemetry instrumentation sends it): the bus carries it to the agents
+        with use_span(continue_trace(meta.get("traceparent"), meta.get("tracestate", ""))):
+            doc = await self.bridge.call(
+                params.name, params.arguments, progress if wanted else None
+            )
         return types.CallToolResult.model_validate(doc)
 
     async def tools_changed(self) -> None:
