@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 
-from amcp import Keyring, NatsServer
+from amcp import NatsServer
 from consensus import Ballot, Choice, Outcome, Propose, Scores, Vote
 from consensus.signatures import sign_votes
 from tests.integration.consensus.test_identity import FIVE, IdCluster
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-async def ids(
-    nats_server: NatsServer, keyring: Keyring, tmp_path: Path
-) -> AsyncIterator[IdCluster]:
-    cluster = IdCluster(nats_server.url, keyring, tmp_path)
-    yield cluster
-    await cluster.close()
 
 
 async def test_many_in_flight_share_frames_and_signatures(
