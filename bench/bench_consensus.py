@@ -442,11 +442,19 @@ async def decision_figures(
             figures["inflight"] = {}
             for inflight in args.inflight:
                 meter = CpuMeter(raw.server_pid, [p.pid for p in procs])
-                rates = [await meter.rate(one, args.seconds, inflight) for _ in range(args.trials)]
+                floor_meter = CpuMeter(raw.server_pid, raw.pids[:n])
+                rates, floor_rates = [], []
+                for _ in range(args.trials):  # alternating, as above
+                    rates.append(await meter.rate(one, args.seconds, inflight))
+                    floor_rates.append(
+                        await floor_meter.rate(kinds["floor"], args.seconds, inflight)
+                    )
                 figures["inflight"][str(inflight)] = {
                     "per_s": statistics.median(rates),
                     "per_s_trials": rates,
                     "cpu_ms": meter.per_op_ms(),
+                    "floor_per_s": statistics.median(floor_rates),
+                    "floor_cpu_ms": floor_meter.per_op_ms(),
                 }
             first = figures["inflight"][str(args.inflight[0])]
             figures["per_s"], figures["per_s_trials"] = first["per_s"], first["per_s_trials"]
@@ -589,6 +597,15 @@ def report(doc: dict[str, Any]) -> str:
             theirs = tick["per_s_at"][inflight]
             line += f"; vs PySyncObj 1 ms tick {theirs:.0f}/s: {fig['per_s'] / theirs:.2f}x"
         lines.append(line)
+        if "floor_per_s" in fig:  # the message pattern alone, as many in flight
+            fcpu = fig["floor_cpu_ms"]
+            fbusiest = max(fcpu["server"], fcpu["peer"], fcpu["caller"])
+            lines.append(
+                f"  scatter-gather floor, {inflight} in flight: {fig['floor_per_s']:6.0f}/s; "
+                f"CPU ms an op {fcpu['total']:.2f} (server {fcpu['server']:.2f}, each responder "
+                f"{fcpu['peer']:.2f}, caller {fcpu['caller']:.2f}); one core per process: "
+                f"{1e3 / fbusiest:6.0f}/s"
+            )
     for sync in doc["pysyncobj"]:
         tuning = "defaults" if sync["period_s"] is None else f"{sync['period_s'] * 1000:g} ms tick"
         where = "at the leader" if sync["at_leader"] else "at a follower"
