@@ -68,6 +68,11 @@ class HookRunner:
         self._ratelog = RateLimitedLog(log)
         self.counts: dict[str, dict[str, int]] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether the agent has any hook (a hot path skips even building a payload)."""
+        return bool(self.config.hooks)
+
     def wants(self, event: str) -> bool:
         return bool(self.config.at(event))
 

@@ -221,7 +221,8 @@ class CallServer:
         """Run the handler: the reply, and the audit entry of its outcome. Any exception
         becomes a ToolFailed reply."""
         started = time.perf_counter()
-        hooks = self.hooks if t.pooled else None  # not the runtime's own cheap queries
+        # not around the runtime's own cheap queries, nor at all for an agent without hooks
+        hooks = self.hooks if t.pooled and self.hooks is not None and self.hooks.active else None
         try:
             if hooks is not None and hooks.wants("pre_tool_call"):
                 await self._gate(hooks, t, args, ctx)

@@ -130,7 +130,8 @@ class VotingExtension(Extension):
         agent = self.agent
         assert agent is not None
         # called once per proposal this voter weighs, before its ballot: pre_vote observes
-        agent.hooks.notify("pre_vote", **_proposal_fields(proposal))
+        if agent.hooks.wants("pre_vote"):
+            agent.hooks.notify("pre_vote", **_proposal_fields(proposal))
         now = time.monotonic()
         if self._view is None or now - self._view_at > VIEW_TTL:
             self._view, self._view_at = self._cluster_view(agent), now
@@ -167,13 +168,14 @@ class VotingExtension(Extension):
 
     async def _audit_vote(self, proposal: Proposal, vote: Vote) -> None:
         assert self.agent is not None
-        self.agent.hooks.notify(
-            "post_vote",
-            **_proposal_fields(proposal),
-            choice=str(vote.choice),
-            combined=vote.combined,
-            reason=vote.reason,
-        )
+        if self.agent.hooks.wants("post_vote"):
+            self.agent.hooks.notify(
+                "post_vote",
+                **_proposal_fields(proposal),
+                choice=str(vote.choice),
+                combined=vote.combined,
+                reason=vote.reason,
+            )
         await self.agent.record(
             AuditEvent.VOTE,
             lazy=True,  # one per ballot: many share a stream frame, off the ballot's path

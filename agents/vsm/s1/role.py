@@ -123,13 +123,14 @@ class OperationsRole(VsmRole):
             error=out.error,
             ms=out.ms,
         )
-        agent.hooks.notify(
-            "post_step",
-            **_step_fields(step),
-            **out.model_dump(include={"ok", "exit_code", "timed_out", "error", "ms"}),
-            stdout=out.stdout,
-            stderr=out.stderr,
-        )
+        if agent.hooks.wants("post_step"):
+            agent.hooks.notify(
+                "post_step",
+                **_step_fields(step),
+                **out.model_dump(include={"ok", "exit_code", "timed_out", "error", "ms"}),
+                stdout=out.stdout,
+                stderr=out.stderr,
+            )
         return out
 
     async def _gate(self, step: StepIn) -> str | None:

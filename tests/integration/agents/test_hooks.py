@@ -7,7 +7,8 @@
   `amcp status`;
 - a pre_tool_call veto (the JSON answer) fails the call with its reason;
 - a post_security_check hook sees a forged frame, a post_crdt_sync hook a peer's write;
-- a pre_agent_spawn veto stops an agent's start (exit 1, the veto in its audit log).
+- a pre_agent_spawn veto stops an agent's start (exit 1, the veto in its audit log);
+- pre_vote and post_vote hooks see a proposal and the voter's ballot.
 """
 
 from __future__ import annotations
@@ -208,3 +209,29 @@ async def test_a_pre_agent_spawn_veto_stops_the_start(
     vetoed = [e.record for e in entries if e.event == "hook_vetoed"]
     assert vetoed and vetoed[0]["reason"] == "not today"
     assert not [e for e in entries if e.event == "started"]  # it never joined
+
+
+async def test_vote_hooks_see_the_proposal_and_the_ballot(
+    agent_cluster, make_bus, cli_env, tmp_path
+) -> None:
+    record = _script(tmp_path, "record.py", RECORD)
+    votes = tmp_path / "votes.jsonl"
+    hooks = [f"{e}={PY} {record} {votes}" for e in ("pre_vote", "post_vote")]
+    agent_cluster.spawn("s5", "v1", args=[a for h in hooks for a in ("--hook", h)])
+    client = AgentClient(await make_bus("caller", cluster=agent_cluster.name))
+
+    async def running() -> bool:
+        view = await view_of(client, "v1")
+        return view is not None and any(m.id == "v1" and m.state == "running" for m in view.members)
+
+    await wait_until(running, 20, what="the voter running")
+    done = await amcp_async(
+        "coordinate", "--action", "restart", "--json", env=agent_cluster.env(cli_env)
+    )
+    assert done.returncode == 0, done.stderr
+    proposal = json.loads(done.stdout)["proposal"]
+    await wait_until(lambda: len(_lines(votes)) >= 2, 10, what="both vote hooks")
+    pre, post = sorted(_lines(votes), key=lambda d: d["event"] == "post_vote")
+    assert (pre["event"], pre["action"], pre["agent"]) == ("pre_vote", "restart", "v1")
+    assert post["event"] == "post_vote" and post["choice"] == "yes"
+    assert pre["proposal"] == post["proposal"] == proposal["id"]

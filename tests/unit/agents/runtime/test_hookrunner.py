@@ -166,4 +166,5 @@ async def test_notify_runs_in_the_background_and_close_waits_for_it(tmp_path: Pa
 
 def test_an_agent_without_hooks_reports_nothing() -> None:
     assert _runner().status() == {}
-    assert not _runner().wants("pre_step")
+    assert not _runner().wants("pre_step") and not _runner().active
+    assert _runner(parse_hook("post_vote=true")).active
