@@ -235,3 +235,18 @@ async def test_vote_hooks_see_the_proposal_and_the_ballot(
     assert (pre["event"], pre["action"], pre["agent"]) == ("pre_vote", "restart", "v1")
     assert post["event"] == "post_vote" and post["choice"] == "yes"
     assert pre["proposal"] == post["proposal"] == proposal["id"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--hook", "nope=x"], "unknown hook event 'nope'"),
+        (["--hook", "pre_step=echo 'open"], "cannot split"),
+        (["--hooks-file", "/nonexistent/hooks.toml"], "cannot read hooks file"),
+        (["--hook", "pre_step=true", "--hook-timeout", "0"], "hook timeout must be in"),
+    ],
+)
+def test_a_bad_hook_stops_amcp_agent_before_it_connects(flags: list[str], says: str) -> None:
+    done = amcp("--role", "s1", "--nats", "nats://127.0.0.1:1", *flags, program="amcp-agent")
+    assert done.returncode == 2  # usage, not 4: NATS (unreachable here) was never tried
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1
