@@ -59,7 +59,7 @@ from amcp.security import ConnectionSecurity
 from amcp.settings import DEFAULT_NATS_URL
 from amcp.subjects import Subjects, validate_subject
 from amcp.subscription import Handler, Subscription
-from amcp.tracing import with_trace
+from amcp.tracing import group_spans, use_span, with_trace
 from netopt import (
     AdaptiveBatching,
     Backoff,
@@ -322,12 +322,24 @@ class Bus:
         """Sign and publish `bodies` to `subject` now, together: one batch frame (one MAC,
         each message its own seq; halves of it past the frame limit), past the batches as
         `immediate` is. One body is an ordinary frame. For a caller that groups messages
-        itself (amcp.groupcommit); encoding errors raise here."""
-        if len(bodies) == 1:
+        itself (amcp.groupcommit); encoding errors raise here. Each message carries its
+        own span from `tracing.group_spans` (set by amcp.groupcommit), else the current one."""
+        spans = group_spans.get()
+        if spans is not None and len(spans) != len(bodies):
+            spans = None  # not this group's
+        if len(bodies) == 1 and spans is None:
             return self.publish(subject, bodies[0], kind=kind, immediate=True)
-        # a group is sent from a loop callback, outside its messages' contexts: it
-        # carries the trace of none of them
-        items = [encode_item(kind, None, body) for body in bodies]
+        if len(bodies) == 1:
+            with use_span(spans[0]):  # sealed inside the call, so in the message's own span
+                return self.publish(subject, bodies[0], kind=kind, immediate=True)
+        if spans is None:
+            carried = with_trace(None)
+            items = [encode_item(kind, carried, body) for body in bodies]
+        else:
+            items = [
+                encode_item(kind, None if s is None else s.carried, body)
+                for s, body in zip(spans, bodies, strict=True)
+            ]
         self.sent.add(subject, len(items))
         batcher = self.batcher
         if batcher is not None:

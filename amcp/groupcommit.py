@@ -5,7 +5,9 @@ wait and go out together at the next turn, in one frame, and so on while they ke
 A lone message is therefore never delayed, and a burst (many proposals in flight, a batch
 frame of proposals answered with ballots) costs two frames instead of one each. The
 sender sees each group whole, so it can sign a group once (consensus ballots: one identity
-signature over the batch) before sealing it (`Bus.publish_group`).
+signature over the batch) before sealing it (`Bus.publish_group`). Each queued item keeps
+the span it was submitted in (amcp.tracing): `group_spans` holds them while its group is
+handed to the sender, so each message of the frame carries its own trace context.
 
     commits = GroupCommit(send)            # send(subject, items) -> Awaitable[None]
     sent = commits.submit(subject, item)   # the send if it goes now, None if queued
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from amcp.ratelog import RateLimitedLog
+from amcp.tracing import SpanContext, current_span, group_spans
 
 __all__ = ["GroupCommit", "GroupSend", "OnGroupError"]
 
@@ -55,6 +58,7 @@ class GroupCommit(Generic[T]):
         self._loop = asyncio.get_running_loop()
         # subject -> what queued while its last frame was in flight; present = in flight
         self._waiting: dict[str, list[T]] = {}
+        self._spans: dict[str, list[SpanContext | None]] = {}  # the span of each, in step
         self._sending: set[asyncio.Future[None]] = set()
         self._ratelog = RateLimitedLog(log)
         self.frames = 0
@@ -69,11 +73,13 @@ class GroupCommit(Generic[T]):
         waiting = self._waiting.get(subject)
         if waiting is None:  # idle: at once, and what comes this turn waits for the next
             self._waiting[subject] = []
+            self._spans[subject] = []
             self._loop.call_soon(self._next, subject)
             self.frames += 1
             self.items += 1
-            return self._send(subject, (item,))
+            return self._send(subject, (item,))  # in the submitter's own span
         waiting.append(item)
+        self._spans[subject].append(current_span.get())
         return None
 
     def in_flight(self, subject: str) -> bool:
@@ -84,19 +90,24 @@ class GroupCommit(Generic[T]):
         """A loop turn after a send: the items that queued meanwhile go as one group (the
         subject stays in flight one more turn), or the subject is idle again."""
         waiting = self._waiting.pop(subject, None)
+        spans = self._spans.pop(subject, [])
         if not waiting:
             return
         self._waiting[subject] = []
+        self._spans[subject] = []
         self._loop.call_soon(self._next, subject)
         for start in range(0, len(waiting), self.max_items):
             group = waiting[start : start + self.max_items]
             self.frames += 1
             self.items += len(group)
+            token = group_spans.set(tuple(spans[start : start + self.max_items]))
             try:
                 sent = asyncio.ensure_future(self._send(subject, group))
             except Exception as exc:  # raised before any await (an encoding error)
                 self._failed(subject, group, exc)
                 continue
+            finally:
+                group_spans.reset(token)
             self._sending.add(sent)  # referenced until done (the loop keeps weak ones)
             sent.add_done_callback(self._sending.discard)
             sent.add_done_callback(lambda task, g=group: self._done(subject, g, task))

@@ -33,6 +33,7 @@ __all__ = [
     "current_span",
     "emit_span",
     "from_environ",
+    "group_spans",
     "leaf_span",
     "new_trace",
     "parse_traceparent",
@@ -130,6 +131,14 @@ def parse_traceparent(value: str, tracestate: str = "") -> SpanContext | None:
 
 # The span the running task works in; None when nothing traces (the Bus then adds nothing).
 current_span: ContextVar[SpanContext | None] = ContextVar("amcp_current_span", default=None)
+
+
+# The spans of the messages of a group a sender is handed (amcp.groupcommit sets it around
+# the call; Bus.publish_group gives each message its own): a group is sent from a loop
+# callback, in none of its messages' contexts.
+group_spans: ContextVar[tuple[SpanContext | None, ...] | None] = ContextVar(
+    "amcp_group_spans", default=None
+)
 
 
 def with_trace(headers: dict[str, str] | None) -> dict[str, str] | None:

@@ -10,6 +10,7 @@ import nats
 
 from amcp import Bus, Keyring, NatsServer, Reason
 from amcp.envelope import FLAG_BATCH, MAC_SIZE
+from amcp.groupcommit import GroupCommit
 from amcp.tracing import SpanContext, current_span, new_trace, use_span, with_trace
 from netopt import BatchPolicy
 from tests.support.waiting import wait_until
@@ -124,3 +125,24 @@ async def test_a_copied_traceparent_does_not_carry_a_forged_or_replayed_frame(
 
 async def _keep(frames: list[bytes], msg) -> None:
     frames.append(msg.data)
+
+
+async def test_a_group_commit_frame_carries_each_messages_own_span(make_bus) -> None:
+    alice, bob = await make_bus("alice", batching="off"), await make_bus("bob")
+    seen = await spans_seen(bob, "t.group")
+    commits = GroupCommit(lambda subject, bodies: alice.publish_group(subject, bodies))
+    contexts = [new_trace(), new_trace(), None, new_trace()]
+    sent = []
+    for i, ctx in enumerate(contexts):  # one loop turn: the first alone, the rest one frame
+        with use_span(ctx):
+            sent.append(commits.submit("t.group", i))
+    await sent[0]
+    await wait_until(lambda: len(seen) == 4, what="four messages")
+    assert commits.frames == 2
+    assert seen == list(enumerate(contexts))
+    # called directly in a span, a group carries that span on each message
+    ctx = new_trace()
+    with use_span(ctx):
+        await alice.publish_group("t.group", ["x", "y"])
+    await wait_until(lambda: len(seen) == 6, what="two more")
+    assert seen[4:] == [("x", ctx), ("y", ctx)]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amcp import tracing
 from amcp.groupcommit import GroupCommit
 
 
@@ -112,3 +113,28 @@ def test_max_items_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="max_items"):
         asyncio.run(make())
+
+
+async def test_each_queued_item_keeps_the_span_it_was_submitted_in() -> None:
+    # the group is sent from a loop callback: the sender learns each item's span from
+    # tracing.group_spans, in step with the items (max_items splits both alike)
+    seen: list[tuple[list[int], object, object]] = []
+
+    def send(subject: str, items: Sequence[int]) -> Coroutine[None, None, None]:
+        seen.append((list(items), tracing.group_spans.get(), tracing.current_span.get()))
+        return Wire().send(subject, items)
+
+    commits = GroupCommit(send, max_items=2)
+    contexts = [tracing.new_trace(), None, tracing.new_trace(), tracing.new_trace()]
+    sent = []
+    for i, ctx in enumerate(contexts):
+        with tracing.use_span(ctx):
+            sent.append(commits.submit("s", i))
+    await sent[0]
+    await turns()
+    assert seen[0] == ([0], None, contexts[0])  # the lone one: in its submitter's span
+    assert [(items, spans) for items, spans, _ in seen[1:]] == [
+        ([1, 2], (None, contexts[2])),
+        ([3], (contexts[3],)),
+    ]
+    assert tracing.group_spans.get() is None  # set only while a group is handed over
