@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from agents.vsm.prompts.compaction import (
@@ -104,14 +104,7 @@ def load(store: ContextStore, task_id: str) -> Loaded:
 async def add_entry(store: ContextStore, task_id: str, entry: Entry) -> None:
     """Write one entry (its text capped) to the task's replicated context."""
     if len(entry.text) > MAX_ENTRY_TEXT:
-        entry = Entry(
-            entry.id,
-            entry.kind,
-            entry.text[:MAX_ENTRY_TEXT] + "…",
-            entry.seq,
-            entry.pinned,
-            entry.critical,
-        )
+        entry = replace(entry, text=entry.text[:MAX_ENTRY_TEXT] + "…")
     await store.map_set(context_key(task_id), entry.id, entry.to_wire())
 
 

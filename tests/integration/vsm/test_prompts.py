@@ -158,6 +158,10 @@ async def test_prompt_render_with_a_bad_template_is_a_one_line_error(cli_env, tm
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"amcp: {bad}: section 'task' line 1: ")
     assert done.stderr.count("\n") == 1
+    task = await amcp_async(
+        "task", "x", "--cli", "echo {prompt}", "--prompt-template", str(bad), env=cli_env
+    )
+    assert task.returncode == 2 and task.stderr == done.stderr
     ok = await amcp_async(
         "prompt", "render", "--task", "count the lines", "--offline", "--json", env=cli_env
     )

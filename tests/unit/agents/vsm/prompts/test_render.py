@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.vsm.prompts.compaction import Compaction, Entry, finish, merged
+from agents.vsm.prompts.context import Loaded, parse
 from agents.vsm.prompts.reminders import POLICY, policy_record, reminders
 from agents.vsm.prompts.render import fit, render
 from agents.vsm.prompts.template import default_template
@@ -98,3 +99,19 @@ def test_reminders_come_from_the_replicated_values():
     assert "audits are strict; agents under review: s1-b." in lines[1]
     assert lines[2].startswith("Quorum: critical actions (deploy, shutdown) need a majority vote")
     assert reminders({})[-1].startswith("Quorum: no S5 policy published yet")
+
+
+def test_records_that_are_not_entries_are_left_out_and_counted():
+    good = Entry("a", "step", "fine", 1).to_wire()
+    loaded = parse(
+        {"a": good, "b": {"id": "b", "kind": "poem", "text": "", "seq": 0}, "c": good, "d": 7},
+        {"replaced": "all"},
+    )
+    assert [e.id for e in loaded.entries] == ["a"] and loaded.compaction is None
+    assert loaded.rejected == {
+        "entry: kind 'poem' is not one of step, fact, decision, summary, note": 1,
+        "entry: id differs from its field": 1,
+        "entry: not a map": 1,
+        "compaction: replaced is not a list of ids": 1,
+    }
+    assert parse(None, None) == Loaded([], None)
