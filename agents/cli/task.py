@@ -203,6 +203,8 @@ def render_result(r: CycleResult) -> str:
             + (s.error or f"exit {s.exit_code}")
             + f" in {s.ms:g} ms"
         )
+        if s.context:  # the prompt's context: its size, and whether it was compacted
+            lines.append(f"    {s.context}")
         lines += _indent(s.stdout, "    | ")
         lines += _indent(s.stderr, "    ! ")
     return "\n".join(lines)

@@ -63,3 +63,25 @@ def test_results_render_and_map_to_exit_codes() -> None:
     assert exit_code(no_quorum) == 3
     failed = ok.model_copy(update={"success": False})
     assert exit_code(failed) == 1 and render_result(failed).startswith("task t-1 failed")
+
+
+def test_prompt_flags_map_onto_the_task(tmp_path) -> None:
+    template = tmp_path / "t.toml"
+    template.write_text('task = "{{ text }}"\n')
+    spec = spec_from(parse("x", "--cwd", str(tmp_path), "--cli", "llm -- {prompt}",
+                           "--prompt-template", str(template), "--context-budget", "500",
+                           "--pin", "a fact", "--pin", "another",
+                           "--summariser", "llm --summarise -- {text}"))  # fmt: skip
+    assert spec.uses_prompt() and spec.prompt_template == template.read_text()
+    assert spec.context_budget == 500 and spec.pinned == ["a fact", "another"]
+    assert spec.summariser == ["llm", "--summarise", "--", "{text}"]
+    assert not spec_from(parse("x", "--cwd", str(tmp_path), "--cli", "llm {text}")).uses_prompt()
+    with pytest.raises(ConfigError, match="context_budget"):
+        spec_from(parse("x", "--cwd", str(tmp_path), "--context-budget", "0"))
+
+
+def test_a_step_says_how_its_prompt_context_was_kept() -> None:
+    note = "context compacted (now, executor): 4 entries replaced by a summary"
+    step = StepOut(task_id="t-1", step=0, agent="s1-a", ok=True, exit_code=0, context=note)
+    result = CycleResult(task_id="t-1", success=True, summary="ok", steps=[step])
+    assert f"  step 1 on s1-a: exit 0 in 0 ms\n    {note}" in render_result(result)
