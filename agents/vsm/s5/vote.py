@@ -59,31 +59,38 @@ class QuorumVote:
         task: str | None = None,
     ) -> Decision:
         """Propose `action` (for `task`); the Decision once fixed or at the deadline, on
-        record in the audit log; its latency by outcome in the agent's metrics."""
-        started = time.monotonic()
-        result = await self.coordinator.coordinate(
-            action,
-            payload,
-            quorum=quorum,
-            urgency=urgency,
-            resource=resource,
-            timeout=timeout,
-            wait_execution=False,
-        )
-        decision = result.decision
-        if not result.replayed:  # an earlier decision on this id took no time now
-            self.agent.metrics.decision_done(str(decision.outcome), time.monotonic() - started)
-        await record_now(
-            self.agent,
-            AuditEvent.DECISION,
-            task=task,
-            proposal=decision.proposal_id,
-            action=action,
-            outcome=str(decision.outcome),
-            yes=decision.summary.yes,
-            needed=decision.summary.needed,
-            voters=len(decision.members),
-        )
+        record in the audit log; its latency by outcome in the agent's metrics. In a trace,
+        a span `vote.coordinate` with the voters' ballots and the decision under it."""
+        attributes = {"action": action, "quorum": quorum, **({"task": task} if task else {})}
+        async with self.agent.span("vote.coordinate", **attributes) as span:
+            started = time.monotonic()
+            result = await self.coordinator.coordinate(
+                action,
+                payload,
+                quorum=quorum,
+                urgency=urgency,
+                resource=resource,
+                timeout=timeout,
+                wait_execution=False,
+            )
+            decision = result.decision
+            if span is not None:
+                span.outcome = str(decision.outcome)
+                span.attributes["proposal"] = decision.proposal_id
+            if not result.replayed:  # an earlier decision on this id took no time now
+                elapsed = time.monotonic() - started
+                self.agent.metrics.decision_done(str(decision.outcome), elapsed)
+            await record_now(
+                self.agent,
+                AuditEvent.DECISION,
+                task=task,
+                proposal=decision.proposal_id,
+                action=action,
+                outcome=str(decision.outcome),
+                yes=decision.summary.yes,
+                needed=decision.summary.needed,
+                voters=len(decision.members),
+            )
         return decision
 
 

@@ -24,14 +24,6 @@ AGENTS = (("s1", "s1-a"), ("s2", "s2-a"), ("s2", "s2-b"), ("s3", "s3-a"), ("s4",
 VOTERS = ("s2-a", "s2-b", "s5-a")
 
 
-def _ancestors(span: dict, by_id: dict[str, dict]) -> list[dict]:
-    out = []
-    while (parent := by_id.get(span["parent_id"])) is not None:
-        out.append(parent)
-        span = parent
-    return out
-
-
 async def test_a_task_is_one_trace_across_the_agents(agent_cluster, make_bus, cli_env, tmp_path):
     bus = await make_bus("tester", cluster=agent_cluster.name)
     await start_vsm(agent_cluster, bus, AGENTS, env=vsm_env(), voters=("s2-a", "s2-b"))
@@ -54,7 +46,8 @@ async def test_a_task_is_one_trace_across_the_agents(agent_cluster, make_bus, cl
 
     async def traced() -> dict | None:
         docs = await amcp_json("trace", task, env=env)
-        return docs if "vote" in {s["name"] for s in docs["spans"]} else None
+        names = [s["name"] for s in docs["spans"]]
+        return docs if names.count("vote") == len(VOTERS) and "vote.coordinate" in names else None
 
     await wait_until(traced, 20, interval=0.2, what="the trace with the voters' ballots")
     doc = await amcp_json("trace", task, env=env)
@@ -85,12 +78,21 @@ async def test_a_task_is_one_trace_across_the_agents(agent_cluster, make_bus, cl
             assert by_id[s["parent_id"]]["name"] == stage, s
             assert agent is None or s["agent"] == agent
             assert s["start_ns"] >= roots[0]["start_ns"] and s["end_ns"] <= roots[0]["end_ns"]
-    # each voter's ballot lies under S5's authorise span
+    # the vote is S5's span under its authorise; each voter's ballot and the decision under it
     authorise = next(s for s in spans if s["name"] == "tool.authorise")
+    (vote,) = [s for s in spans if s["name"] == "vote.coordinate"]
+    assert (vote["agent"], vote["parent_id"], vote["outcome"]) == (
+        "s5-a",
+        authorise["span_id"],
+        "committed",
+    )
+    assert vote["attributes"]["proposal"] == result["vote"]["proposal"]
     ballots = [s for s in spans if s["name"] == "vote"]
     assert sorted(b["agent"] for b in ballots) == sorted(VOTERS)
-    for ballot in ballots:
-        assert authorise in _ancestors(ballot, by_id)
+    (decided,) = [s for s in spans if s["name"] == "decision"]
+    assert all(s["parent_id"] == vote["span_id"] for s in [*ballots, decided])
+    # the proposal's id names the same trace
+    assert (await amcp_json("trace", vote["attributes"]["proposal"], env=env)) == doc
     assert roots[0]["slowest"] and any(s["slowest"] for s in spans if s is not roots[0])
 
     human = await amcp_async("trace", task, env=env)
