@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from amcp import Bus, Keyring, NatsCluster, NatsServer
+from amcp import Bus, Keyring, NatsCluster, NatsServer, tracing
+
+
+@pytest.fixture
+def spans() -> Iterator[list[tracing.SpanRecord]]:
+    """Every span finished in this process during the test, as amcp.tracing's listeners
+    (an OpenTelemetry exporter) receive them."""
+    got: list[tracing.SpanRecord] = []
+    tracing.add_span_listener(got.append)
+    yield got
+    tracing.remove_span_listener(got.append)
 
 
 @pytest.fixture(scope="session")

@@ -5,22 +5,9 @@ records nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from amcp import tracing
 from amcp.tracing import SpanRecord, new_trace, use_span
 from crdt import ContextStore
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-def spans() -> Iterator[list[SpanRecord]]:
-    got: list[SpanRecord] = []
-    tracing.add_span_listener(got.append)
-    yield got
-    tracing.remove_span_listener(got.append)
 
 
 async def test_a_traced_write_is_replicated_and_merged_under_its_span(

@@ -4,12 +4,9 @@ that runs the tool; a call without one is a trace of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from agents.runtime.catalog import BUILTIN
-from amcp import tracing
 from amcp.tracing import SpanRecord, new_trace
 from tests.support.consensus import Members
 from tests.support.mcp import bridge
@@ -19,14 +16,6 @@ from tests.support.waiting import wait_until
 @pytest.fixture
 def env(members: Members, cli_env: dict[str, str]) -> dict[str, str]:
     return {**cli_env, "AMCP_CLUSTER": members.cluster}
-
-
-@pytest.fixture
-def spans() -> Iterator[list[SpanRecord]]:
-    got: list[SpanRecord] = []
-    tracing.add_span_listener(got.append)
-    yield got
-    tracing.remove_span_listener(got.append)
 
 
 async def test_a_tool_call_continues_the_clients_trace(

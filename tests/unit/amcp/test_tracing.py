@@ -166,14 +166,6 @@ def test_use_span_sets_and_restores_the_current_span() -> None:
     assert current_span.get() is None
 
 
-@pytest.fixture
-def spans() -> list[SpanRecord]:
-    got: list[SpanRecord] = []
-    tracing.add_span_listener(got.append)
-    yield got
-    tracing.remove_span_listener(got.append)
-
-
 def test_spans_nest_under_the_current_one_and_reach_listeners(spans: list[SpanRecord]) -> None:
     with span("task", "s3", task="t-1") as outer:
         with span("tool.call", "s1") as inner:
