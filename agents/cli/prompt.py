@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tokens the prompt may take (default 100000; ~4 bytes a token)",
     )
     render.add_argument(
+        "--token-counter",
+        default="bytes",
+        metavar="NAME",
+        help="an amcp.token_counters entry point (default bytes: ~4 bytes a token)",
+    )
+    render.add_argument(
         "--offline", action="store_true", help="no cluster: no context and no reminders"
     )
     render.add_argument(
@@ -105,11 +111,13 @@ async def _render(
 ) -> Rendered:
     from agents.vsm.prompts.context import prepare
     from agents.vsm.prompts.reminders import reminders
+    from agents.vsm.prompts.tokens import load_counter
     from agents.vsm.s1.prompting import step_entry_id
     from agents.vsm.viability import PREFIX
 
+    count = load_counter(args.token_counter)
     if args.offline:
-        return await prepare(None, template, base, args.id, [], args.context_budget)
+        return await prepare(None, template, base, args.id, [], args.context_budget, count=count)
     from crdt.store import ContextStore
 
     bus = await connect(args)
@@ -124,6 +132,7 @@ async def _render(
                 args.id,
                 reminders(values),
                 args.context_budget,
+                count=count,
                 record=False,
                 leave_out=step_entry_id(args.step, args.iteration),
             )

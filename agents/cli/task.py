@@ -105,6 +105,12 @@ def _prompt_options(task: argparse.ArgumentParser) -> None:
         "(default 100000, ~4 bytes a token)",
     )
     prompt.add_argument(
+        "--token-counter",
+        default="bytes",
+        metavar="NAME",
+        help="an amcp.token_counters entry point (default bytes: ~4 bytes a token)",
+    )
+    prompt.add_argument(
         "--pin", action="append", default=[], metavar="FACT", help="a fact kept in every prompt"
     )
     prompt.add_argument(
@@ -116,7 +122,14 @@ def _prompt_options(task: argparse.ArgumentParser) -> None:
 
 
 def _prompt_fields(args: argparse.Namespace) -> dict[str, Any]:
-    fields: dict[str, Any] = {"context_budget": args.context_budget, "pinned": args.pin}
+    from agents.vsm.prompts.tokens import load_counter
+
+    load_counter(args.token_counter)  # an unknown one: one line, exit 2, nothing sent
+    fields: dict[str, Any] = {
+        "context_budget": args.context_budget,
+        "pinned": args.pin,
+        "token_counter": args.token_counter,
+    }
     if args.prompt_template:
         from agents.vsm.prompts.template import PromptTemplate
 

@@ -68,6 +68,11 @@ class _ExecutorFields(BaseModel):
     pinned: list[str] = Field(
         default_factory=list, max_length=32, description="facts kept in every prompt"
     )
+    token_counter: str = Field(
+        "bytes",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="an amcp.token_counters entry point; bytes: ~4 bytes a token",
+    )
     summariser: list[str] | None = Field(
         None, max_length=64, description="argv template ({text}) that summarises compacted context"
     )

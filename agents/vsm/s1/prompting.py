@@ -19,6 +19,7 @@ from agents.vsm.prompts.context import Summariser, add_entry, context_key, prepa
 from agents.vsm.prompts.reminders import reminders
 from agents.vsm.prompts.render import Rendered
 from agents.vsm.prompts.template import PromptTemplate, default_template
+from agents.vsm.prompts.tokens import load_counter
 from agents.vsm.s1.executors import RunOutcome, render_template, run_argv
 from agents.vsm.tasks import StepIn
 
@@ -78,7 +79,8 @@ class StepPrompts:
         self.role = role
 
     async def render(self, step: StepIn) -> Rendered:
-        """The step's prompt; TemplateError (one line) if its template does not render."""
+        """The step's prompt; ConfigError (one line) if its template does not render or its
+        token counter is unknown."""
         store = self.role.agent.store
         template = _parsed(step.prompt_template, "s1")
         if store is not None:
@@ -94,6 +96,7 @@ class StepPrompts:
             step.task_id,
             reminders(self.role.values),
             step.context_budget,
+            count=load_counter(step.token_counter),
             summariser=summariser,
             leave_out=own,
         )

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agents.runtime.tools import CallContext, Example, Tool, tool
-from agents.vsm.prompts.template import TemplateError
 from agents.vsm.role import VsmRole
 from agents.vsm.s1.executors import EXECUTORS, RunOutcome, execute, resource_digest
 from agents.vsm.s1.prompting import StepPrompts
 from agents.vsm.tasks import StepIn, StepOut
 from agents.vsm.viability import S1_FAILED, S1_OK
+from amcp.errors import ConfigError
 
 if TYPE_CHECKING:
     from agents.runtime.config import AgentConfig
@@ -150,7 +150,7 @@ class OperationsRole(VsmRole):
             return await execute(step), None
         try:
             rendered = await self.prompts.render(step)
-        except TemplateError as exc:
+        except ConfigError as exc:  # a template that does not render, an unknown counter
             return RunOutcome(False, error=str(exc)), None
         outcome = await execute(step, rendered.prompt)
         await self.prompts.remember(step, outcome)

@@ -162,6 +162,11 @@ async def test_prompt_render_with_a_bad_template_is_a_one_line_error(cli_env, tm
         "task", "x", "--cli", "echo {prompt}", "--prompt-template", str(bad), env=cli_env
     )
     assert task.returncode == 2 and task.stderr == done.stderr
+    counter = await amcp_async(
+        "prompt", "render", "--task", "x", "--offline", "--token-counter", "nope", env=cli_env
+    )
+    assert counter.returncode == 2
+    assert counter.stderr.startswith("amcp: no token counter 'nope'")
     ok = await amcp_async(
         "prompt", "render", "--task", "count the lines", "--offline", "--json", env=cli_env
     )

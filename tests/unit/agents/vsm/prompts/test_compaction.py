@@ -18,7 +18,8 @@ from agents.vsm.prompts.compaction import (
     merged,
     plan,
 )
-from agents.vsm.prompts.tokens import estimate_tokens, trim_to_tokens
+from agents.vsm.prompts.tokens import estimate_tokens, load_counter, trim_to_tokens
+from amcp.errors import ConfigError
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
 
@@ -140,3 +141,15 @@ def test_trim_fits_the_limit_and_keeps_a_prefix(text, limit):
     cut = trim_to_tokens(text, limit)
     assert estimate_tokens(cut) <= limit
     assert text.startswith(cut.removesuffix("…")) or cut == text
+
+
+def test_counters_are_chosen_by_name():
+    assert load_counter("bytes") is estimate_tokens
+    assert estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2
+    assert estimate_tokens("é" * 2) == 1  # bytes, not characters
+    try:
+        load_counter("no-such-counter")
+    except ConfigError as exc:
+        assert "no token counter 'no-such-counter'" in str(exc) and "known: bytes" in str(exc)
+    else:
+        raise AssertionError("an unknown counter was accepted")
