@@ -12,6 +12,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
+from agents.cli.delegate import add_delegation_options, cmd_delegate
 from amcp.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _executor_options(task)
     _prompt_options(task)
     task.add_argument("--id", default="", metavar="ID", help="task id (default: S3 assigns)")
+    add_delegation_options(task)
     add_connection_options(task)
     task.set_defaults(func=cmd_task)
 
@@ -234,6 +236,8 @@ def exit_code(result: CycleResult) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     import asyncio
 
+    if args.delegate:
+        return cmd_delegate(args)
     if not args.timeout > 0:
         raise ConfigError("--timeout must be > 0")
     from agents.runtime.client import AgentClient

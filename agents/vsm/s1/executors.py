@@ -41,6 +41,7 @@ __all__ = [
     "RunOutcome",
     "execute",
     "noop",
+    "parent_death_preexec",
     "render_template",
     "resource_digest",
     "run_argv",
@@ -71,22 +72,23 @@ def noop(step: Mapping[str, Any]) -> str:
     return ""
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A preexec function that makes the child die with this process (Linux only)."""
+def parent_death_preexec(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec function that sends the child `sig` when this process dies (Linux only;
+    None elsewhere). Delegation's workers get SIGTERM, to leave the cluster as they stop."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     parent = os.getpid()
 
     def preexec() -> None:
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(137)
 
     return preexec
 
 
-_PREEXEC = _parent_death_signal()
+_PREEXEC = parent_death_preexec()
 
 
 class _Capped:

@@ -1,0 +1,271 @@
+"""`amcp task --delegate` on a real nats-server: subtasks run by ephemeral S1 workers
+(real `amcp-agent` processes) whose executor is the scripted LLM stand-in. Concurrency is
+measured from the executors' own start/stop records and the workers' spawn and exit
+times, and "nothing left running" from /proc."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import amcp, start
+from tests.support.waiting import wait_until_sync
+
+SCRIPT = Path(__file__).resolve().parents[2] / "support" / "scripted_llm.py"
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], cluster_name: str) -> dict[str, str]:
+    return {**cli_env, "AMCP_CLUSTER": cluster_name}
+
+
+class Llm:
+    """The scripted stand-in with its rules and its record of calls."""
+
+    def __init__(self, folder: Path, rules: list[dict[str, Any]]) -> None:
+        self.rules = folder / "rules.json"
+        self.rules.write_text(json.dumps({"rules": rules}))
+        self.record = folder / "calls.jsonl"
+
+    def template(self) -> str:
+        return f"{sys.executable} {SCRIPT} --rules {self.rules} --record {self.record} {{text}}"
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+    def intervals(self) -> dict[int, tuple[float, float | None]]:
+        """Each call's (start, stop) by its pid."""
+        spans: dict[int, tuple[float, float | None]] = {}
+        for c in self.calls():
+            begun, _ = spans.get(c["pid"], (c["t"], None))
+            spans[c["pid"]] = (begun, c["t"] if c["event"] == "stop" else None)
+        return spans
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])  # stop first
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def delegate(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
+    return amcp("task", "--delegate", *args, env=env, timeout=timeout)
+
+
+def test_five_subtasks_on_two_workers(env: dict[str, str], tmp_path: Path) -> None:
+    llm = Llm(
+        tmp_path,
+        [
+            {"match": "^TASK:", "synthesise": "concat"},
+            {"match": r"^part (\d)$", "sleep": 0.3, "answer": "done {1}"},
+        ],
+    )
+    steps = [a for i in range(1, 6) for a in ("--step", f"part {i}")]
+    out = delegate(
+        env,
+        "five parts",
+        *steps,
+        "--max-workers",
+        "2",
+        "--cli",
+        llm.template(),
+        "--synthesiser",
+        llm.template(),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [s["status"] for s in report["subtasks"]] == ["ok"] * 5
+    assert report["degraded"] == [] and report["synthesised_by"] == "synthesiser"
+    assert report["synthesis"].startswith("SYNTHESIS: TASK: five parts")
+    for i in range(1, 6):
+        assert f"done {i}" in report["synthesis"]
+    # the executors' own records: never more than two at once, and two did run together
+    calls = [c for c in llm.calls() if c["prompt"].startswith("part")]
+    spans = llm.intervals()
+    executed = [spans[c["pid"]] for c in calls if c["event"] == "start"]
+    assert len(executed) == 5 and all(stop is not None for _, stop in executed)
+    assert most_at_once(executed) == 2  # type: ignore[arg-type]
+    # the workers: one per subtask, each ran its executor, two alive at most at once
+    attempts = [a for s in report["subtasks"] for a in s["attempts"]]
+    workers = {a["pid"] for a in attempts}
+    assert len(workers) == 5
+    assert {c["ppid"] for c in calls} == workers
+    assert most_at_once([(a["spawned"], a["exited"]) for a in attempts]) <= 2
+    assert report["peak_workers"] == 2
+    assert all(a["worker_exit"] == 0 for a in attempts)  # each left gracefully
+    # nothing left running: neither a worker nor an executor it started
+    assert not [pid for pid in workers | set(spans) if alive(pid)]
+
+
+def test_a_failing_subtask_is_retried_then_skipped(env: dict[str, str], tmp_path: Path) -> None:
+    llm = Llm(
+        tmp_path,
+        [
+            {"match": "^broken", "exit": 1, "stderr": "the model refused"},
+            {"match": "^flaky", "fail_times": 1, "counter": "flaky", "answer": "flaky done"},
+            {"match": "^part", "answer": "part done"},
+        ],
+    )
+    out = delegate(
+        env,
+        "with failures",
+        *("--step", "part one", "--step", "broken part", "--step", "flaky part"),
+        *("--cli", llm.template(), "--retries", "2", "--backoff", "0.05", "--json"),
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    one, broken, flaky = report["subtasks"]
+    assert (one["status"], len(one["attempts"])) == ("ok", 1)
+    assert (flaky["status"], len(flaky["attempts"])) == ("ok", 2)  # retried, then done
+    assert broken["status"] == "skipped" and len(broken["attempts"]) == 3
+    assert "skipped after 3 attempts" in broken["limitation"]
+    assert "the model refused" in broken["limitation"]
+    assert report["degraded"] == [broken["id"]]
+    assert f"(missing: {broken['limitation']})" in report["synthesis"]
+    assert "part done" in report["synthesis"] and "flaky done" in report["synthesis"]
+    starts = [c["prompt"] for c in llm.calls() if c["event"] == "start"]
+    assert starts.count("broken part") == 3
+    # the human report names the limitation too
+    human = delegate(
+        env, "again", "--step", "broken", "--cli", llm.template(), "--on-failure", "skip"
+    )
+    assert human.returncode == 1  # nothing succeeded
+    assert "subtask 1 skipped after 1 attempt" in human.stdout
+
+
+def test_a_planner_plans_and_an_alternative_stands_in(env: dict[str, str], tmp_path: Path) -> None:
+    plan = {
+        "subtasks": [
+            "part a",
+            {"text": "broken b", "alternative": "part b-alt", "context": "only b's facts"},
+        ]
+    }
+    llm = Llm(
+        tmp_path,
+        [
+            {"match": "^make a plan", "plan": plan["subtasks"]},
+            {"match": "^broken", "exit": 1},
+            {"match": "^part (.*)", "answer": "did {1}"},
+        ],
+    )
+    out = delegate(
+        env,
+        "make a plan",
+        *("--planner", llm.template(), "--cli", llm.template()),
+        *("--on-failure", "alternative", "--json", "--id", "planned"),
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["planned_by"] == "planner"
+    a, b = report["subtasks"]
+    assert a["status"] == "ok" and a["output"].strip() == "did a"
+    assert b["status"] == "alternative" and b["output"].strip() == "did b-alt"
+    assert report["degraded"] == ["2"]
+    # audited: the plan, each subtask's outcome and the end, under the task's id
+    log = amcp("log", "--task", "planned", "--json", "--count", "200", env=env)
+    events = [json.loads(line)["event"] for line in log.stdout.splitlines()]
+    assert events.count("delegation_planned") == 1
+    assert events.count("subtask_completed") == 1 and events.count("subtask_degraded") == 1
+    assert events.count("delegation_completed") == 1
+    assert events.count("executed") == 3  # the workers' own: a, b, b's alternative
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ("this is not JSON", "planner answer is not JSON"),
+        ('{"subtasks": [{"txt": "a"}]}', "unknown key 'txt'"),
+    ],
+)
+def test_a_bad_plan_is_a_clear_error(
+    env: dict[str, str], tmp_path: Path, answer: str, says: str
+) -> None:
+    llm = Llm(tmp_path, [{"match": "plan", "plan": answer}])
+    out = delegate(env, "plan it", "--planner", llm.template(), "--cli", llm.template())
+    assert out.returncode == 1
+    assert says in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert [c["prompt"] for c in llm.calls() if c["event"] == "start"] == ["plan it"]
+
+
+def test_killing_the_orchestrator_stops_its_workers(env: dict[str, str], tmp_path: Path) -> None:
+    llm = Llm(tmp_path, [{"match": "^slow", "sleep": 120, "answer": "late"}])
+    steps = [a for i in range(3) for a in ("--step", f"slow {i}")]
+    proc = start(
+        "task", "--delegate", "long", *steps, "--max-workers", "2", "--cli", llm.template(), env=env
+    )
+    try:
+        wait_until_sync(
+            lambda: len([c for c in llm.calls() if c["event"] == "start"]) == 2,
+            timeout=30,
+            what="two subtasks running",
+        )
+        running = [c for c in llm.calls() if c["event"] == "start"]
+        pids = {c["pid"] for c in running} | {c["ppid"] for c in running}
+        assert all(alive(pid) for pid in pids)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        wait_until_sync(
+            lambda: not any(alive(pid) for pid in pids), timeout=15, what="the workers to stop"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert not [c for c in llm.calls() if c["event"] == "stop"]  # none ran to its end
+
+
+def test_the_task_deadline_cancels_what_is_left(env: dict[str, str], tmp_path: Path) -> None:
+    llm = Llm(
+        tmp_path,
+        [{"match": "^slow", "sleep": 120, "answer": "late"}, {"match": "^quick", "answer": "ok"}],
+    )
+    out = delegate(
+        env,
+        "deadline",
+        *("--step", "quick", "--step", "slow"),
+        *("--cli", llm.template(), "--task-timeout", "4", "--json"),
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["timed_out"] is True
+    quick, slow = report["subtasks"]
+    assert quick["status"] == "ok" and slow["status"] == "cancelled"
+    assert "deadline" in slow["limitation"]
+    assert report["seconds"] < 30
+    pids = {a["pid"] for a in slow["attempts"]} | set(llm.intervals())
+    wait_until_sync(lambda: not any(alive(p) for p in pids), timeout=10, what="no process left")
+
+
+def test_bad_options_are_refused_before_anything_runs(env: dict[str, str]) -> None:
+    for args, says in [
+        (["x"], "needs --step subtasks or a --planner"),
+        (["x", "--step", "a", "--max-workers", "0"], "--max-workers must be at least 1"),
+        (["x", "--step", "a", "--subtask-timeout", "0"], "--subtask-timeout must be > 0"),
+        (["x", "--planner", "'unclosed"], "--planner"),
+        (["x", "--step", "a", "--id", "a.b"], "--id"),
+    ]:
+        out = delegate(env, *args, timeout=30)
+        assert out.returncode == 2, (args, out.stderr)
+        assert says in out.stderr and len(out.stderr.strip().splitlines()) == 1
