@@ -14,6 +14,8 @@ reason, never raised.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -126,9 +128,14 @@ async def prepare(
     not shown (a step's own outcome, when its prompt is rendered again)."""
     loaded = load(store, task_id) if store is not None else Loaded([], None)
     entries = [e for e in loaded.entries if e.id != leave_out]
-    found = fit(template, base, entries, loaded.compaction, reminders, budget, count)
+    # rendering runs the user's template: in a thread, so a slow one never stalls the agent
+    found = await asyncio.to_thread(
+        fit, template, base, entries, loaded.compaction, reminders, budget, count
+    )
     if found.plan is None:
-        return render(template, base, entries, loaded.compaction, reminders, budget, count)
+        return await asyncio.to_thread(
+            render, template, base, entries, loaded.compaction, reminders, budget, count
+        )
     p = found.plan
     overhead = count(format_entry(Entry("summary", "summary", "")))
     limit = max(0, p.allowance - overhead)
@@ -147,4 +154,13 @@ async def prepare(
     done = merged(found.previous, finish(p, text.strip(), count, how))
     if record and store is not None:
         await store.set(compaction_key(task_id), done.to_wire())
-    return render(template, base, entries, done, reminders, budget, count, compacted_now=True)
+    return await asyncio.to_thread(
+        functools.partial(render, compacted_now=True),
+        template,
+        base,
+        entries,
+        done,
+        reminders,
+        budget,
+        count,
+    )

@@ -23,7 +23,7 @@ by a blank line.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
 SECTIONS = ("system", "examples", "context", "task", "reminders")
 ROLES = {"s1": "S1 steps", "s3": "S3* audit", "s4": "S4 analysis", "s5": "S5 rulings"}
 MAX_TEMPLATE = 64 * 1024  # bytes of a template file
+MAX_OUTPUT = 16 * 1024 * 1024  # characters a section may render (a loop cannot fill memory)
 _KEYS = {*SECTIONS, "role", "order", "example"}
 
 
@@ -56,6 +57,17 @@ def _environment() -> Any:
     return ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
     )
+
+
+def _capped(chunks: Iterator[str], limit: int) -> str:
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"renders more than {limit} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def _one_line(exc: Exception) -> str:
@@ -128,7 +140,7 @@ class PromptTemplate:
             if compiled is None:
                 continue
             try:
-                text = compiled.render(values).strip()
+                text = _capped(compiled.generate(values), MAX_OUTPUT).strip()
             except Exception as exc:  # undefined names, sandbox refusals, bad filters
                 raise TemplateError(f"{self.name}: section {section!r}: {_one_line(exc)}") from None
             if text:

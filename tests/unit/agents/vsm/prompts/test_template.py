@@ -89,3 +89,13 @@ def test_every_role_has_a_default_that_renders():
         assert "count the lines" in text and "be brief" in text
     with pytest.raises(TemplateError, match="no default template for role 's2'"):
         default_template("s2")
+
+
+def test_a_section_cannot_render_without_bound():
+    t = PromptTemplate.parse(
+        'task = "{% for i in range(99999) %}{% for j in range(999) %}xxxxxxxx{% endfor %}'
+        '{% endfor %}"',
+        "big.toml",
+    )
+    with pytest.raises(TemplateError, match=r"big\.toml: section 'task': renders more than"):
+        t.render(BASE)
