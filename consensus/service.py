@@ -181,17 +181,20 @@ class VoterService:
             self._refuse("bad_reply_subject", msg, propose.reply)
             return
         before = self.state.ballot(proposal.id)
+        if self._ballots is None:
+            self._ballots = GroupCommit(
+                self._send_ballots, max_items=MAX_BATCH, on_error=self._ballots_failed
+            )
+        # a ballot that goes at once is signed alone, as it is made; one that will wait for
+        # the next group is signed with the group's others
+        alone = not self._ballots.in_flight(propose.reply)
         context = self.context(proposal)
-        answer = self.log.decided(proposal.id) or self.state.vote(proposal, context, sign=False)
+        answer = self.log.decided(proposal.id) or self.state.vote(proposal, context, sign=alone)
         if answer is None:
             self.stats["too_late"] += 1
             return
         if proposal.resource is not None and self.state.holds(proposal.id, now_ms=epoch_ms()):
             self._lease(proposal.id)  # before the ballot goes: its decision may come soon
-        if self._ballots is None:
-            self._ballots = GroupCommit(
-                self._send_ballots, max_items=MAX_BATCH, on_error=self._ballots_failed
-            )
         # Pipelined, never delayed: a lone ballot goes at once; those made while it is in
         # flight (the rest of a batch of proposals) go together next turn, signed once.
         sent = self._ballots.submit(propose.reply, answer)
