@@ -6,7 +6,9 @@ VSM agents (two S1s) and the scripted LLM stand-in as the `cli` executor:
   intact, every prompt within the budget), and each compaction is in the audit log;
 - the other S1 and `amcp prompt render` render the same prompt from the replicated context
   and compaction record;
-- `amcp prompt render` with a bad template: one line, exit 2, nothing rendered.
+- `amcp prompt render` with a bad template: one line, exit 2, nothing rendered;
+- a summariser that fails gives way to the extractive summary, and another replica
+  renders the same prompt from the replicated record.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from pathlib import Path
 import pytest
 
 from agents import AgentClient
+from agents.vsm.prompts.compaction import Compaction, Entry
+from agents.vsm.prompts.context import add_entry, compaction_key, prepare
+from agents.vsm.prompts.template import default_template
 from agents.vsm.prompts.tokens import estimate_tokens
 from agents.vsm.tasks import StepIn, StepOut
+from crdt.store import ContextStore
 from tests.support.cli import amcp_async
 from tests.support.vsm import start_vsm, task_log, vsm_env
+from tests.support.waiting import wait_until
 
 LLM = str(Path(__file__).resolve().parents[2] / "support" / "scripted_llm.py")
 BUDGET = 2000
@@ -174,3 +181,38 @@ async def test_prompt_render_with_a_bad_template_is_a_one_line_error(cli_env, tm
     doc = json.loads(ok.stdout)
     assert "Step 0 (iteration 1): count the lines" in doc["prompt"] and not doc["compacted"]
     assert doc["tokens"] == estimate_tokens(doc["prompt"]) <= doc["budget"] == 100_000
+
+
+async def test_a_summariser_that_fails_gives_way_to_the_extractive_summary(
+    make_bus, cluster_name
+) -> None:
+    writer = await ContextStore.open(await make_bus("writer", cluster=cluster_name))
+    reader = await ContextStore.open(await make_bus("reader", cluster=cluster_name))
+    try:
+        for n in range(20):
+            await add_entry(writer, "t-x", Entry(f"step-{n}-1", "step", f"out {n} " * 80, n))
+        await add_entry(writer, "t-x", Entry("pin-0", "fact", "keep me", 0, pinned=True))
+        base = {"role": "s1", "task_id": "t-x", "step": 20, "iteration": 1, "text": "go",
+                "description": "d", "cwd": "/"}  # fmt: skip
+        template = default_template("s1")
+
+        async def broken(entries, limit):
+            raise RuntimeError("the model is down")
+
+        done = await prepare(writer, template, base, "t-x", [], 800, summariser=broken)
+        assert done.compacted_now and done.tokens <= 800
+        assert done.compaction is not None and done.compaction.summariser == "extractive"
+        assert "[fact pinned] keep me" in done.prompt
+        assert Compaction.from_wire(writer.local(compaction_key("t-x"))) == done.compaction
+        # another replica applies the replicated record: the same prompt, no new compaction
+
+        async def replicated() -> bool:
+            held = reader.local(compaction_key("t-x"))
+            return held is not None and len(reader.local("task.t-x.context") or {}) == 21
+
+        await wait_until(replicated, 10, what="the context and record on the other replica")
+        again = await prepare(reader, template, base, "t-x", [], 800, record=False)
+        assert again.prompt == done.prompt and not again.compacted_now
+    finally:
+        await writer.close()
+        await reader.close()
