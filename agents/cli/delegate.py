@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from amcp.cli.common import EXIT_FAILED, EXIT_OK, SECURITY_FLAGS, connect, emit
@@ -84,7 +85,7 @@ def _connection(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def spec_from(args: argparse.Namespace) -> DelegationSpec:
+def spec_from(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> DelegationSpec:
     from agents.vsm.delegation import Backoff, DelegationSpec, FailurePolicy, new_task_id
 
     if args.max_workers < 1:
@@ -120,10 +121,22 @@ def spec_from(args: argparse.Namespace) -> DelegationSpec:
             task_timeout=args.task_timeout,
             on_failure=FailurePolicy(args.on_failure),
             backoff=Backoff(retries=args.retries, base=args.backoff),
+            step_fields=dict(step_fields),
             **executor,
         )
     except ValueError as exc:  # shlex: an unclosed quote
         raise ConfigError(f"--planner/--synthesiser/--cli: {exc}") from None
+
+
+def _check_steps(spec: DelegationSpec) -> None:
+    """The fields every subtask's step shares, checked once here: a bad one is a usage
+    error before anything runs, not a failure of each worker."""
+    from agents.vsm.delegation import PlanError, check_steps
+
+    try:
+        check_steps(spec)
+    except PlanError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def render_report(report: DelegationReport) -> str:
@@ -152,12 +165,14 @@ def render_report(report: DelegationReport) -> str:
     return "\n".join(lines)
 
 
-def cmd_delegate(args: argparse.Namespace) -> int:
+def cmd_delegate(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> int:
+    """`step_fields`: more of each step's fields (StepIn), e.g. the prompt's options."""
     import asyncio
 
     from agents.vsm.delegation import PlanError, WorkerTemplate, delegate, orchestrator_id
 
-    spec = spec_from(args)
+    spec = spec_from(args, step_fields)
+    _check_steps(spec)
     env = {k: v for k, v in os.environ.items() if k != IDENTITY_ENV}  # each worker is itself
     own = args.identity or os.environ.get(IDENTITY_ENV)  # else it audits as orchestrator-ID
     template = WorkerTemplate.s1(spec.executor, _connection(args))

@@ -236,8 +236,8 @@ def exit_code(result: CycleResult) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     import asyncio
 
-    if args.delegate:
-        return cmd_delegate(args)
+    if args.delegate:  # the same prompt options reach the workers' steps
+        return cmd_delegate(args, _prompt_fields(args))
     if not args.timeout > 0:
         raise ConfigError("--timeout must be > 0")
     from agents.runtime.client import AgentClient

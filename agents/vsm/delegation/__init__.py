@@ -10,9 +10,11 @@ if typing.TYPE_CHECKING:
         DelegationReport,
         DelegationSpec,
         SubtaskRun,
+        check_steps,
         delegate,
         new_task_id,
         orchestrator_id,
+        step_for,
     )
     from agents.vsm.delegation.plan import PlanError, Subtask, parse_plan, plan_from_steps
     from agents.vsm.delegation.policy import Backoff, FailurePolicy, Next, next_move
@@ -27,9 +29,11 @@ __getattr__, __dir__, _ = lazy_loader.attach(
             "DelegationReport",
             "DelegationSpec",
             "SubtaskRun",
+            "check_steps",
             "delegate",
             "new_task_id",
             "orchestrator_id",
+            "step_for",
         ],
         "plan": ["PlanError", "Subtask", "parse_plan", "plan_from_steps"],
         "policy": ["Backoff", "FailurePolicy", "Next", "next_move"],
@@ -53,6 +57,7 @@ __all__ = [
     "Worker",
     "WorkerPool",
     "WorkerTemplate",
+    "check_steps",
     "concatenate",
     "delegate",
     "new_task_id",
@@ -60,5 +65,6 @@ __all__ = [
     "orchestrator_id",
     "parse_plan",
     "plan_from_steps",
+    "step_for",
     "synthesis_input",
 ]

@@ -40,9 +40,11 @@ __all__ = [
     "DelegationReport",
     "DelegationSpec",
     "SubtaskRun",
+    "check_steps",
     "delegate",
     "new_task_id",
     "orchestrator_id",
+    "step_for",
 ]
 
 log = logging.getLogger("agents.vsm.delegation")
@@ -65,6 +67,7 @@ class DelegationSpec:
     task_timeout: float | None = None
     on_failure: FailurePolicy = FailurePolicy.RETRY
     backoff: Backoff = field(default_factory=Backoff)
+    step_fields: dict[str, Any] = field(default_factory=dict)  # more StepIn fields (prompt)
 
 
 @dataclass(slots=True)
@@ -170,6 +173,36 @@ async def plan(spec: DelegationSpec) -> tuple[tuple[Subtask, ...], str]:
     return plan_from_steps(list(spec.steps)), "steps"
 
 
+def step_for(spec: DelegationSpec, sub: Subtask, index: int, iteration: int, text: str) -> StepIn:
+    """The step a worker gets: the subtask's text, and as its description its slice of
+    the context (the task's description and the subtask's own context)."""
+    context = f"{spec.description}\n\n{sub.context}".strip()[:MAX_TEXT]
+    return StepIn(
+        task_id=spec.task_id,
+        step=index,
+        iteration=iteration,
+        text=text,
+        description=context,
+        executor=spec.executor,
+        entry_point=spec.entry_point,
+        template=list(spec.template) if spec.template else None,
+        cwd=spec.cwd,
+        timeout=spec.subtask_timeout,
+        **spec.step_fields,
+    )
+
+
+def check_steps(spec: DelegationSpec, subtasks: tuple[Subtask, ...] = ()) -> None:
+    """PlanError naming the field if a subtask's step (or, with none given, any step of
+    the spec) is not one a worker would take: checked before any worker is spawned."""
+    for i, sub in enumerate(subtasks or (Subtask("probe", "probe"),)):
+        for text in {sub.text, sub.alternative or sub.text}:
+            try:
+                step_for(spec, sub, i, 1, text)
+            except ValueError as exc:
+                raise PlanError(f"subtask {sub.id}: {_first_error(exc)}") from None
+
+
 class _Delegation:
     def __init__(self, bus: Bus, spec: DelegationSpec, template: WorkerTemplate) -> None:
         self.bus = bus
@@ -184,19 +217,7 @@ class _Delegation:
             await self.audit.record(event, task=self.spec.task_id, **fields)
 
     def step(self, run: SubtaskRun, text: str) -> StepIn:
-        context = f"{self.spec.description}\n\n{run.subtask.context}".strip()[:MAX_TEXT]
-        return StepIn(
-            task_id=self.spec.task_id,
-            step=run.index,
-            iteration=len(run.attempts) + 1,
-            text=text,
-            description=context,
-            executor=self.spec.executor,
-            entry_point=self.spec.entry_point,
-            template=list(self.spec.template) if self.spec.template else None,
-            cwd=self.spec.cwd,
-            timeout=self.spec.subtask_timeout,
-        )
+        return step_for(self.spec, run.subtask, run.index, len(run.attempts) + 1, text)
 
     async def attempt(self, run: SubtaskRun, text: str, alternative: bool) -> Attempt:
         async with self.pool.permit():
@@ -297,13 +318,15 @@ async def delegate(
     started = time.monotonic()
     subtasks, planned_by = await plan(spec)
     orchestrator = bus.sender  # the audit stream keeps an agent's entries from its sender only
+    check_steps(spec, subtasks)
     job = _Delegation(bus, spec, template)
+    runs = [SubtaskRun(s, i) for i, s in enumerate(subtasks)]
     report = DelegationReport(
         spec.task_id,
         orchestrator,
         spec.description,
         planned_by,
-        [SubtaskRun(s, i) for i, s in enumerate(subtasks)],
+        runs,
         max_workers=spec.max_workers,
     )
     try:
@@ -332,6 +355,17 @@ async def delegate(
             await job.audit.close()
         shutil.rmtree(job.log_dir, ignore_errors=True)
     return report
+
+
+def _first_error(exc: ValueError) -> str:
+    """A pydantic error's first complaint as `field: message`, another's text."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    first = errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
 
 
 def _with_id(spec: DelegationSpec) -> DelegationSpec:

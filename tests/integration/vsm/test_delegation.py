@@ -189,6 +189,31 @@ def test_a_planner_plans_and_an_alternative_stands_in(env: dict[str, str], tmp_p
     assert events.count("executed") == 3  # the workers' own: a, b, b's alternative
 
 
+def test_each_worker_gets_its_slice_in_the_prompt(env: dict[str, str], tmp_path: Path) -> None:
+    plan = [
+        {"text": "part a", "context": "slice-for-a"},
+        {"text": "part b", "context": "slice-for-b"},
+    ]
+    llm = Llm(tmp_path, [{"match": "^make a plan", "plan": plan}, {"match": "", "answer": "ok"}])
+    out = delegate(
+        env,
+        "make a plan",
+        *("--planner", llm.template(), "--cli", llm.template().replace("{text}", "{prompt}")),
+        *("--pin", "FACT-PINNED", "--json"),
+    )
+    assert out.returncode == 0, out.stderr
+    prompts = {
+        c["prompt"].split("Step ")[-1]: c["prompt"]
+        for c in llm.calls()
+        if c["event"] == "start" and "Step " in c["prompt"]
+    }
+    a = next(p for step, p in prompts.items() if "part a" in step)
+    b = next(p for step, p in prompts.items() if "part b" in step)
+    assert "slice-for-a" in a and "slice-for-b" not in a
+    assert "slice-for-b" in b and "slice-for-a" not in b
+    assert "FACT-PINNED" in a and "FACT-PINNED" in b
+
+
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
@@ -265,6 +290,7 @@ def test_bad_options_are_refused_before_anything_runs(env: dict[str, str]) -> No
         (["x", "--step", "a", "--subtask-timeout", "0"], "--subtask-timeout must be > 0"),
         (["x", "--planner", "'unclosed"], "--planner"),
         (["x", "--step", "a", "--id", "a.b"], "--id"),
+        (["x", "--step", "a", "--context-budget", "0"], "context_budget"),
     ]:
         out = delegate(env, *args, timeout=30)
         assert out.returncode == 2, (args, out.stderr)
