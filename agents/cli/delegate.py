@@ -68,6 +68,30 @@ def add_delegation_options(task: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--backoff", type=float, default=0.2, metavar="S", help="first retry's delay, doubling"
     )
+    group.add_argument(
+        "--worker-hook",
+        action="append",
+        default=[],
+        metavar="EVENT=COMMAND",
+        help="a hook of every worker (amcp-agent --hook, docs/HOOKS.md): pre_agent_spawn may "
+        "refuse a worker's start (the attempt fails with its reason), post_agent_complete "
+        "runs as it stops; repeatable",
+    )
+    group.add_argument(
+        "--worker-hooks-file", metavar="FILE", help="hooks of every worker from a TOML file"
+    )
+
+
+def _hooks(args: argparse.Namespace) -> list[str]:
+    """The workers' hook flags, checked here first (a bad one is exit 2, nothing spawned)."""
+    from agents.cli.agent import hooks_from  # the agent's parsing: not for --help
+
+    hooks_file = args.worker_hooks_file and os.path.abspath(args.worker_hooks_file)
+    hooks_from(argparse.Namespace(hook=args.worker_hook, hooks_file=hooks_file, hook_timeout=None))
+    out = ["--hooks-file", hooks_file] if hooks_file else []
+    for hook in args.worker_hook:
+        out += ["--hook", hook]
+    return out
 
 
 def _connection(args: argparse.Namespace) -> list[str]:
@@ -175,7 +199,7 @@ def cmd_delegate(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> in
     _check_steps(spec)
     env = {k: v for k, v in os.environ.items() if k != IDENTITY_ENV}  # each worker is itself
     own = args.identity or os.environ.get(IDENTITY_ENV)  # else it audits as orchestrator-ID
-    template = WorkerTemplate.s1(spec.executor, _connection(args))
+    template = WorkerTemplate.s1(spec.executor, [*_connection(args), *_hooks(args)])
     template = WorkerTemplate(template.argv, env)
 
     async def main() -> int:

@@ -227,7 +227,8 @@ class _Delegation:
             run.attempts.append(attempt)
             worker = Worker(self.template, worker_id, self.log_dir)
             try:
-                # hooks: the place for pre_agent_spawn / post_agent_complete (issue 20 point 2)
+                # the worker runs its own pre_agent_spawn / post_agent_complete hooks (the
+                # template's --hook flags): a veto ends its start, and so this attempt
                 await worker.spawn(attempt)
                 await worker.run(self.bus, step, attempt)
             except (OSError, ValueError) as exc:

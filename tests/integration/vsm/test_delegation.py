@@ -214,6 +214,32 @@ def test_each_worker_gets_its_slice_in_the_prompt(env: dict[str, str], tmp_path:
     assert "FACT-PINNED" in a and "FACT-PINNED" in b
 
 
+def test_worker_hooks_run_in_each_worker(env: dict[str, str], tmp_path: Path) -> None:
+    llm = Llm(tmp_path, [{"match": "", "answer": "ok"}])
+    done = tmp_path / "completed.txt"
+    refuse = (  # vetoes the start of subtask 2's workers, with a reason
+        "import json, sys; d = json.load(sys.stdin); "
+        "sys.exit(sys.stderr.write('no workers for 2') and 2 if '-2-' in d['agent'] else 0)"
+    )
+    note = (
+        f"import json, sys; open({str(done)!r}, 'a').write(json.load(sys.stdin)['agent'] + '\\n')"
+    )
+    out = delegate(
+        env,
+        "hooked",
+        *("--step", "a", "--step", "b", "--cli", llm.template(), "--on-failure", "skip"),
+        *("--worker-hook", f"pre_agent_spawn={sys.executable} -c {json.dumps(refuse)}"),
+        *("--worker-hook", f"post_agent_complete={sys.executable} -c {json.dumps(note)}"),
+        *("--json", "--id", "hooked"),
+    )
+    assert out.returncode == 0, out.stderr
+    one, two = json.loads(out.stdout)["subtasks"]
+    assert one["status"] == "ok"
+    assert two["status"] == "skipped" and "no workers for 2" in two["limitation"]
+    assert [c["prompt"] for c in llm.calls() if c["event"] == "start"] == ["a"]
+    assert "w-hooked-1-1" in done.read_text().split()
+
+
 @pytest.mark.parametrize(
     ("answer", "says"),
     [
@@ -291,6 +317,7 @@ def test_bad_options_are_refused_before_anything_runs(env: dict[str, str]) -> No
         (["x", "--planner", "'unclosed"], "--planner"),
         (["x", "--step", "a", "--id", "a.b"], "--id"),
         (["x", "--step", "a", "--context-budget", "0"], "context_budget"),
+        (["x", "--step", "a", "--worker-hook", "nonsense"], "expected EVENT=COMMAND"),
     ]:
         out = delegate(env, *args, timeout=30)
         assert out.returncode == 2, (args, out.stderr)
