@@ -6,6 +6,7 @@ times, and "nothing left running" from /proc."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -284,6 +285,44 @@ def test_killing_the_orchestrator_stops_its_workers(env: dict[str, str], tmp_pat
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
     assert not [c for c in llm.calls() if c["event"] == "stop"]  # none ran to its end
+
+
+def test_a_killed_worker_fails_its_attempt_and_frees_its_permit(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    llm = Llm(
+        tmp_path,
+        [{"match": "^slow", "sleep": 120, "answer": "late"}, {"match": "^quick", "answer": "ok"}],
+    )
+    proc = start(
+        "task",
+        "--delegate",
+        "kills",
+        *("--step", "slow", "--step", "quick", "--max-workers", "1"),
+        *("--cli", llm.template(), "--retries", "1", "--backoff", "0", "--json"),
+        env=env,
+    )
+    try:
+        for attempt in (1, 2):  # kill the slow subtask's worker under each attempt
+            wait_until_sync(
+                lambda n=attempt: len([c for c in llm.calls() if c["prompt"] == "slow"]) == n,
+                timeout=30,
+                what=f"attempt {attempt} of the slow subtask running",
+            )
+            worker = [c for c in llm.calls() if c["prompt"] == "slow"][-1]["ppid"]
+            os.kill(worker, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)  # well before the 120 s sleep
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    slow, quick = json.loads(stdout)["subtasks"]
+    assert slow["status"] == "skipped" and "exited with -9" in slow["limitation"]
+    assert [a["worker_exit"] for a in slow["attempts"]] == [-9, -9]
+    assert quick["status"] == "ok"  # the one permit came back after each kill
+    pids = set(llm.intervals())  # the killed workers' executors died with them
+    wait_until_sync(lambda: not any(alive(p) for p in pids), timeout=10, what="no executor left")
 
 
 def test_the_task_deadline_cancels_what_is_left(env: dict[str, str], tmp_path: Path) -> None:
