@@ -66,7 +66,11 @@ def add_delegation_options(task: argparse.ArgumentParser) -> None:
         "--retries", type=int, default=2, metavar="N", help="retries under --on-failure retry (2)"
     )
     group.add_argument(
-        "--backoff", type=float, default=0.2, metavar="S", help="first retry's delay, doubling"
+        "--backoff",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="the first retry's delay bound, doubling up to 5 s (full jitter)",
     )
     group.add_argument(
         "--worker-hook",
@@ -110,7 +114,8 @@ def _connection(args: argparse.Namespace) -> list[str]:
 
 
 def spec_from(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> DelegationSpec:
-    from agents.vsm.delegation import Backoff, DelegationSpec, FailurePolicy, new_task_id
+    from agents.vsm.delegation import DelegationSpec, FailurePolicy, new_task_id
+    from netopt.retry import Backoff
 
     if args.max_workers < 1:
         raise ConfigError("--max-workers must be at least 1")
@@ -144,7 +149,7 @@ def spec_from(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> Deleg
             subtask_timeout=args.subtask_timeout or args.timeout,
             task_timeout=args.task_timeout,
             on_failure=FailurePolicy(args.on_failure),
-            backoff=Backoff(retries=args.retries, base=args.backoff),
+            backoff=Backoff(args.backoff, max(5.0, args.backoff), args.retries),
             step_fields=dict(step_fields),
             **executor,
         )

@@ -17,7 +17,7 @@ if typing.TYPE_CHECKING:
         step_for,
     )
     from agents.vsm.delegation.plan import PlanError, Subtask, parse_plan, plan_from_steps
-    from agents.vsm.delegation.policy import Backoff, FailurePolicy, Next, next_move
+    from agents.vsm.delegation.policy import FailurePolicy, Next, next_move
     from agents.vsm.delegation.pool import WorkerPool
     from agents.vsm.delegation.synthesis import Result, concatenate, synthesis_input
     from agents.vsm.delegation.worker import Attempt, Worker, WorkerTemplate
@@ -36,7 +36,7 @@ __getattr__, __dir__, _ = lazy_loader.attach(
             "step_for",
         ],
         "plan": ["PlanError", "Subtask", "parse_plan", "plan_from_steps"],
-        "policy": ["Backoff", "FailurePolicy", "Next", "next_move"],
+        "policy": ["FailurePolicy", "Next", "next_move"],
         "pool": ["WorkerPool"],
         "synthesis": ["Result", "concatenate", "synthesis_input"],
         "worker": ["Attempt", "Worker", "WorkerTemplate"],
@@ -45,7 +45,6 @@ __getattr__, __dir__, _ = lazy_loader.attach(
 
 __all__ = [
     "Attempt",
-    "Backoff",
     "DelegationReport",
     "DelegationSpec",
     "FailurePolicy",

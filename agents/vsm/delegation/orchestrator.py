@@ -28,13 +28,14 @@ from typing import Any
 
 from agents.runtime.audit import AuditLog
 from agents.vsm.delegation.plan import MAX_TEXT, PlanError, Subtask, parse_plan, plan_from_steps
-from agents.vsm.delegation.policy import Backoff, FailurePolicy, Next, next_move
+from agents.vsm.delegation.policy import FailurePolicy, Next, next_move
 from agents.vsm.delegation.pool import WorkerPool
 from agents.vsm.delegation.synthesis import Result, concatenate, synthesis_input
 from agents.vsm.delegation.worker import Attempt, Worker, WorkerTemplate
 from agents.vsm.s1.executors import render_template, run_argv
 from agents.vsm.tasks import ExecutorKind, StepIn
 from amcp.bus import Bus
+from netopt.retry import Backoff
 
 __all__ = [
     "DelegationReport",
@@ -49,6 +50,7 @@ __all__ = [
 
 log = logging.getLogger("agents.vsm.delegation")
 ROLE = "orchestrator"  # the role its audit entries carry
+RETRIES = Backoff(base_seconds=0.2, cap_seconds=5.0, max_retries=2)  # frozen: safe to share
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class DelegationSpec:
     subtask_timeout: float = 60.0
     task_timeout: float | None = None
     on_failure: FailurePolicy = FailurePolicy.RETRY
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = RETRIES
     step_fields: dict[str, Any] = field(default_factory=dict)  # more StepIn fields (prompt)
 
 
@@ -251,12 +253,12 @@ class _Delegation:
             move = next_move(
                 policy,
                 failures=failures,
-                retries=spec.backoff.retries,
+                retries=spec.backoff.max_retries,
                 has_alternative=sub.alternative is not None,
                 on_alternative=alternative,
             )
             if move is Next.RETRY:
-                await asyncio.sleep(spec.backoff.delay(failures))
+                await asyncio.sleep(spec.backoff.delay(failures - 1))
             elif move is Next.ALTERNATIVE:
                 text, alternative = sub.alternative or text, True
             else:

@@ -1,12 +1,11 @@
-"""The failure policy: what follows a failed attempt, and the backoff between retries."""
+"""The failure policy: what follows a failed attempt."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.vsm.delegation.policy import Backoff, FailurePolicy, Next, next_move
+from agents.vsm.delegation.policy import FailurePolicy, Next, next_move
 
 
 def moves(policy: FailurePolicy, retries: int, alternative: bool) -> list[Next]:
@@ -41,15 +40,3 @@ def test_every_policy_ends_in_a_skip(policy: FailurePolicy, retries: int, alt: b
     assert made[-1] is Next.SKIP
     assert made.count(Next.RETRY) == (retries if policy is FailurePolicy.RETRY else 0)
     assert made.count(Next.ALTERNATIVE) == int(policy is FailurePolicy.ALTERNATIVE and alt)
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    backoff = Backoff(retries=5, base=0.5, factor=2, cap=3)
-    assert [backoff.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-
-
-def test_a_bad_backoff_is_refused() -> None:
-    with pytest.raises(ValueError):
-        Backoff(retries=-1)
-    with pytest.raises(ValueError):
-        Backoff(factor=0.5)
