@@ -36,7 +36,10 @@ def add_delegation_options(task: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--delegate", action="store_true", help="run the task as delegated")
     group.add_argument(
-        "--max-workers", type=int, default=4, metavar="N", help="workers at once (default 4)"
+        "--max-workers",
+        type=int,
+        metavar="N",
+        help="workers at once (default 4, or one per --worker-identity)",
     )
     group.add_argument(
         "--planner",
@@ -84,6 +87,14 @@ def add_delegation_options(task: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--worker-hooks-file", metavar="FILE", help="hooks of every worker from a TOML file"
     )
+    group.add_argument(
+        "--worker-identity",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a key file a worker signs with (repeatable, one per worker at once): where a "
+        "roster is in force, each worker must be an agent it holds in role s1",
+    )
 
 
 def _hooks(args: argparse.Namespace) -> list[str]:
@@ -96,6 +107,24 @@ def _hooks(args: argparse.Namespace) -> list[str]:
     for hook in args.worker_hook:
         out += ["--hook", hook]
     return out
+
+
+def _identities(paths: list[str]) -> tuple[tuple[str, str], ...]:
+    """(agent id, key file) of each --worker-identity; ConfigError if one cannot be read
+    or two name the same agent."""
+    from amcp.identity import Identity
+
+    out: list[tuple[str, str]] = []
+    for path in paths:
+        full = os.path.abspath(os.path.expanduser(path))
+        try:
+            agent = Identity.load(full).agent_id
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--worker-identity {path}: {exc}") from None
+        if any(agent == seen for seen, _ in out):
+            raise ConfigError(f"--worker-identity: two files are agent {agent}")
+        out.append((agent, full))
+    return tuple(out)
 
 
 def _connection(args: argparse.Namespace) -> list[str]:
@@ -117,8 +146,15 @@ def spec_from(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> Deleg
     from agents.vsm.delegation import DelegationSpec, FailurePolicy, new_task_id
     from netopt.retry import Backoff
 
+    if args.max_workers is None:
+        args.max_workers = len(args.worker_identity) or 4
     if args.max_workers < 1:
         raise ConfigError("--max-workers must be at least 1")
+    if args.worker_identity and len(args.worker_identity) < args.max_workers:
+        raise ConfigError(
+            f"--max-workers {args.max_workers} needs as many --worker-identity files, "
+            f"not {len(args.worker_identity)}"
+        )
     for name in ("subtask_timeout", "task_timeout", "timeout"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -205,7 +241,7 @@ def cmd_delegate(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> in
     env = {k: v for k, v in os.environ.items() if k != IDENTITY_ENV}  # each worker is itself
     own = args.identity or os.environ.get(IDENTITY_ENV)  # else it audits as orchestrator-ID
     template = WorkerTemplate.s1(spec.executor, [*_connection(args), *_hooks(args)])
-    template = WorkerTemplate(template.argv, env)
+    template = WorkerTemplate(template.argv, env, _identities(args.worker_identity))
 
     async def main() -> int:
         bus = await connect(args, sender=None if own else orchestrator_id(spec.task_id))

@@ -222,12 +222,16 @@ class _Delegation:
         return step_for(self.spec, run.subtask, run.index, len(run.attempts) + 1, text)
 
     async def attempt(self, run: SubtaskRun, text: str, alternative: bool) -> Attempt:
-        async with self.pool.permit():
-            worker_id = f"w-{self.spec.task_id}-{run.subtask.id}-{len(run.attempts) + 1}"
+        async with self.pool.permit() as slot:
+            # the slot's agent where a roster needs one, else a name of its own
+            worker_id, key = self.template.identity(slot) or (
+                f"w-{self.spec.task_id}-{run.subtask.id}-{len(run.attempts) + 1}",
+                None,
+            )
             attempt = Attempt(worker_id, text, alternative)
             step = self.step(run, text)
             run.attempts.append(attempt)
-            worker = Worker(self.template, worker_id, self.log_dir)
+            worker = Worker(self.template, worker_id, self.log_dir, key)
             try:
                 # the worker runs its own pre_agent_spawn / post_agent_complete hooks (the
                 # template's --hook flags): a veto ends its start, and so this attempt
@@ -322,6 +326,11 @@ async def delegate(
     subtasks, planned_by = await plan(spec)
     orchestrator = bus.sender  # the audit stream keeps an agent's entries from its sender only
     check_steps(spec, subtasks)
+    if template.identities and len(template.identities) < spec.max_workers:
+        raise PlanError(
+            f"{len(template.identities)} worker identities for {spec.max_workers} workers "
+            "at once: one each"
+        )
     job = _Delegation(bus, spec, template)
     runs = [SubtaskRun(s, i) for i, s in enumerate(subtasks)]
     report = DelegationReport(

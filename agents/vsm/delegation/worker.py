@@ -40,10 +40,16 @@ _PREEXEC = parent_death_preexec(signal.SIGTERM)
 @dataclass(frozen=True, slots=True)
 class WorkerTemplate:
     """How a worker is started: `argv` (an `amcp-agent` command without --id) and its
-    environment (None: the orchestrator's)."""
+    environment (None: the orchestrator's). `identities` are (agent id, key file) pairs,
+    one per pool slot: where a roster is in force a worker must be an agent it holds, so
+    the worker in slot n runs as the n-th (one at a time: the pool's permit is the slot)."""
 
     argv: tuple[str, ...]
     env: dict[str, str] | None = None
+    identities: tuple[tuple[str, str], ...] = ()
+
+    def identity(self, slot: int) -> tuple[str, str] | None:
+        return self.identities[slot] if self.identities else None
 
     @classmethod
     def s1(cls, executor: str, connection: Sequence[str] = ()) -> WorkerTemplate:
@@ -94,9 +100,12 @@ class Attempt:
 class Worker:
     """One worker process; `run` it once, then `stop` it (in a finally)."""
 
-    def __init__(self, template: WorkerTemplate, worker_id: str, log_dir: Path) -> None:
+    def __init__(
+        self, template: WorkerTemplate, worker_id: str, log_dir: Path, identity: str | None = None
+    ) -> None:
         self.template = template
         self.id = worker_id
+        self.identity = identity  # its key file, if it signs as an agent of the roster
         self.log_path = log_dir / f"{worker_id}.log"
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -104,8 +113,10 @@ class Worker:
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             attempt.spawned = time.time()
+            own = ("--identity", self.identity) if self.identity else ()
             self.proc = await asyncio.create_subprocess_exec(
                 *self.template.argv,
+                *own,
                 "--id",
                 self.id,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from agents.cluster.identities import AgentIdentities, roles_of
 from tests.support.cli import amcp, start
 from tests.support.waiting import wait_until_sync
 
@@ -239,6 +240,36 @@ def test_worker_hooks_run_in_each_worker(env: dict[str, str], tmp_path: Path) ->
     assert two["status"] == "skipped" and "no workers for 2" in two["limitation"]
     assert [c["prompt"] for c in llm.calls() if c["event"] == "start"] == ["a"]
     assert "w-hooked-1-1" in done.read_text().split()
+
+
+def test_under_a_roster_workers_sign_as_the_slots_agents(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    ids = AgentIdentities(tmp_path / "ids")
+    ids.provision([("wk-0", roles_of("s1")), ("wk-1", roles_of("s1"))])
+    keys = [a for i in range(2) for a in ("--worker-identity", str(ids.path(f"wk-{i}")))]
+    llm = Llm(tmp_path, [{"match": "", "answer": "fine"}])
+    checked = {**env, "AMCP_ROSTER": str(ids.roster)}
+    steps = [a for i in range(3) for a in ("--step", f"part {i}")]
+    args = ("roster", *steps, "--cli", llm.template(), "--json")
+    # without identities, no worker may start: each attempt fails with the roster's reason
+    refused = delegate(checked, *args, "--on-failure", "skip")
+    assert refused.returncode == 1
+    first = json.loads(refused.stdout)["subtasks"][0]
+    assert "has no identity" in first["limitation"]
+    out = delegate(checked, *args, *keys, "--id", "rostered")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["degraded"] == [] and report["max_workers"] == 2
+    workers = [a["worker"] for s in report["subtasks"] for a in s["attempts"]]
+    assert set(workers) <= {"wk-0", "wk-1"} and len(workers) == 3
+    log = amcp("log", "--task", "rostered", "--verified-only", "--json", env=checked)
+    executed = [json.loads(line) for line in log.stdout.splitlines()]
+    executed = [e for e in executed if e["event"] == "executed"]
+    assert len(executed) == 3 and {e["agent"] for e in executed} <= {"wk-0", "wk-1"}
+    # one identity for two workers at once is refused before anything runs
+    short = delegate(checked, *args, *keys[:2], "--max-workers", "2")
+    assert short.returncode == 2 and "needs as many --worker-identity" in short.stderr
 
 
 @pytest.mark.parametrize(
