@@ -183,13 +183,16 @@ class IdentityVerifier:
         items: Sequence[tuple[str, Any]],
         signature: bytes,
         role: str | None = None,
+        *,
+        plain: bool = False,
     ) -> IdentityVerdict:
-        """`verify` for a `sign_batch` signature: all the records count or none does."""
+        """`verify` for a `sign_batch` signature: all the records count or none does.
+        `plain` as for `verify`: the records are plain data by construction."""
         try:
             record = _batch_record(items)
         except (ValueError, TypeError):
             return self._refuse(IdentityVerdict.BAD_RECORD_TYPE)
-        return self._verify(BATCH, signer, record, signature, role)
+        return self._verify(BATCH, signer, record, signature, role, plain)
 
     def _verify(
         self,
