@@ -35,6 +35,7 @@ from agents.vsm.delegation.worker import Attempt, Worker, WorkerTemplate
 from agents.vsm.s1.executors import render_template, run_argv
 from agents.vsm.tasks import ExecutorKind, StepIn
 from amcp.bus import Bus
+from amcp.errors import AmcpError
 from netopt.retry import Backoff
 
 __all__ = [
@@ -237,7 +238,7 @@ class _Delegation:
                 # template's --hook flags): a veto ends its start, and so this attempt
                 await worker.spawn(attempt)
                 await worker.run(self.bus, step, attempt)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, AmcpError) as exc:  # cannot spawn, bus gone
                 attempt.error = f"worker {worker_id}: {exc}"
             finally:
                 await worker.stop(attempt)
@@ -298,19 +299,21 @@ class _Delegation:
     async def run(self, report: DelegationReport) -> None:
         spec = self.spec
         tasks = [asyncio.create_task(self.run_subtask(r)) for r in report.subtasks]
+        # asyncio.wait, not gather: a cancelled gather cancels every subtask and returns at
+        # the first one done, and the finally would cancel the others again, mid-stop
+        # (their worker then gets SIGKILL, and a shell executor's children outlive it)
         try:
-            async with asyncio.timeout(spec.task_timeout):
-                await asyncio.gather(*tasks)
-        except TimeoutError:
-            report.timed_out = True
+            _, pending = await asyncio.wait(tasks, timeout=spec.task_timeout)
+            report.timed_out = bool(pending)
         finally:
-            for t in tasks:
+            for t in tasks:  # once each
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # workers stopped
+        why = "the task's deadline passed" if report.timed_out else "the delegation stopped"
         for r in report.subtasks:
             if r.status == "pending":
                 r.status = "cancelled"
-                r.limitation = f"subtask {r.subtask.id} cancelled: the task's deadline passed"
+                r.limitation = f"subtask {r.subtask.id} cancelled: {why}"
                 await self.record("subtask_degraded", subtask=r.subtask.id, status=r.status)
 
 

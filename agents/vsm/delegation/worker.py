@@ -169,11 +169,14 @@ class Worker:
             if left <= 0:
                 return None
             request = asyncio.ensure_future(bus.request(subject, body, timeout=left))
-            await asyncio.wait({request, exited}, return_when=asyncio.FIRST_COMPLETED)
-            if not request.done():  # the worker died with the step: no reply will come
-                request.cancel()
-                with contextlib.suppress(asyncio.CancelledError, AmcpError):
-                    await request
+            try:
+                await asyncio.wait({request, exited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not request.done():  # the worker died with the step, or we are cancelled
+                    request.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, AmcpError):
+                        await request
+            if request.cancelled():
                 return None
             try:
                 return request.result().body

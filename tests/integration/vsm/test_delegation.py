@@ -68,6 +68,20 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def running_with(text: str) -> list[int]:
+    """The live processes whose command line holds `text` (the workers of a task)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
 def delegate(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
     return amcp("task", "--delegate", *args, env=env, timeout=timeout)
 
@@ -316,6 +330,38 @@ def test_killing_the_orchestrator_stops_its_workers(env: dict[str, str], tmp_pat
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
     assert not [c for c in llm.calls() if c["event"] == "stop"]  # none ran to its end
+
+
+def test_an_interrupted_orchestrator_stops_its_workers_gracefully(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    llm = Llm(tmp_path, [{"match": "^slow", "sleep": 120, "answer": "late"}])
+    proc = start(
+        "task",
+        "--delegate",
+        "interrupted",
+        *("--step", "slow 1", "--step", "slow 2", "--max-workers", "2", "--id", "intr"),
+        *("--cli", llm.template()),
+        env=env,
+    )
+    try:  # Ctrl-C while one subtask runs and the other's worker may still be starting
+        wait_until_sync(lambda: llm.calls(), timeout=30, what="a subtask running")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "never retrieved" not in stderr
+    assert not running_with("w-intr-")  # every worker had exited before amcp did
+    log = amcp("log", "--json", "--count", "1000", env=env)
+    entries = [json.loads(line) for line in log.stdout.splitlines()]
+    events = {(e["agent"], e["event"]) for e in entries if e["agent"].startswith("w-intr-")}
+    started = {agent for agent, event in events if event == "started"}
+    assert started and all((agent, "stopped") in events for agent in started)  # gracefully
+    pids = set(llm.intervals())
+    wait_until_sync(lambda: not any(alive(p) for p in pids), timeout=10, what="no executor left")
 
 
 def test_a_killed_worker_fails_its_attempt_and_frees_its_permit(
