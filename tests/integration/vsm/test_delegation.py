@@ -91,7 +91,8 @@ def test_five_subtasks_on_two_workers(env: dict[str, str], tmp_path: Path) -> No
         tmp_path,
         [
             {"match": "^TASK:", "synthesise": "concat"},
-            {"match": r"^part (\d)$", "sleep": 0.3, "answer": "done {1}"},
+            # long enough that two workers' steps overlap even if one starts late
+            {"match": r"^part (\d)$", "sleep": 1.0, "answer": "done {1}"},
         ],
     )
     steps = [a for i in range(1, 6) for a in ("--step", f"part {i}")]
