@@ -17,7 +17,7 @@ from amcp.envelope import FLAG_BATCH
 from amcp.errors import AmcpError, FrameRejected, RequestTimeout
 from amcp.message import Message
 from amcp.protocol import Opener
-from amcp.tracing import current_span, received
+from amcp.tracing import TRACEPARENT, SpanContext, current_span, received
 
 __all__ = ["Handler", "Subscription"]
 
@@ -54,6 +54,8 @@ class Subscription:
         self._on_reject = on_reject
         self._on_handler_error = on_handler_error
         self._nats_sub: Any = None
+        self._trace_value: str | None = None  # the last lone traceparent header, its context
+        self._trace: SpanContext | None = None
 
     async def _on_nats_msg(self, nmsg: NatsMsg) -> None:
         subject = nmsg.subject
@@ -78,7 +80,20 @@ class Subscription:
             # reader task (nats-py's), so each message setting its own is the reset, and a
             # stream of one span's messages sets it once.
             headers = msg.env.headers
-            context = received(headers) if headers else None
+            if headers:
+                # A stream of one span's messages: the header compared, not looked up again.
+                # Only a lone traceparent is remembered (a tracestate changes the context).
+                value = headers.get(TRACEPARENT)
+                if value is None:
+                    context = None
+                elif value == self._trace_value and len(headers) == 1:
+                    context = self._trace
+                else:
+                    context = received(headers)
+                    lone = len(headers) == 1
+                    self._trace_value, self._trace = (value, context) if lone else (None, None)
+            else:
+                context = None
             if current_span.get() is not context:
                 current_span.set(context)
             try:

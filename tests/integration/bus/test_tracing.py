@@ -44,6 +44,28 @@ async def test_a_handler_runs_in_the_senders_span(make_bus) -> None:
     assert current_span.get() is None
 
 
+async def test_each_message_of_a_mixed_stream_runs_in_its_own_span(make_bus) -> None:
+    """The subscription reuses the last header's context: a change of span, of tracestate
+    alone, or to other headers or none must each be seen."""
+    alice, bob = await make_bus("alice", batching="off"), await make_bus("bob")
+    seen = await spans_seen(bob, "t.mixed")
+    first, second = new_trace(), new_trace()
+    stated = SpanContext(first.trace_id, first.span_id, first.flags, "vendor=y")
+    sends = [first, first, None, second, stated, stated, first, None, "other", first]
+    expected = []
+    for i, ctx in enumerate(sends):
+        if ctx == "other":  # headers, but no trace context in them
+            await alice.publish("t.mixed", i, headers={"x-other": "1"})
+            expected.append((i, None))
+            continue
+        with use_span(ctx):
+            await alice.publish("t.mixed", i)
+        expected.append((i, ctx))
+    await wait_until(lambda: len(seen) == len(sends), what="every message")
+    assert seen == expected
+    assert [s.state for _, s in seen if s is not None][3:5] == ["vendor=y", "vendor=y"]
+
+
 async def test_every_inner_message_of_a_batch_carries_its_own_span(make_bus) -> None:
     alice = await make_bus("alice", batching=SMALL)
     bob = await make_bus("bob", batching="off")
