@@ -32,6 +32,7 @@ __all__ = [
     "continue_trace",
     "current_span",
     "emit_span",
+    "environ_parent",
     "from_environ",
     "group_spans",
     "leaf_span",
@@ -173,10 +174,17 @@ def continue_trace(traceparent: object, tracestate: object = "") -> SpanContext:
     return new_trace() if parent is None else parent.child()
 
 
+def environ_parent(env: Mapping[str, str] | None = None) -> SpanContext | None:
+    """The span `TRACEPARENT`/`TRACESTATE` in the environment name, if valid."""
+    env = os.environ if env is None else env
+    value = env.get("TRACEPARENT")
+    return None if value is None else parse_traceparent(value, env.get("TRACESTATE", ""))
+
+
 def from_environ(env: Mapping[str, str] | None = None) -> SpanContext:
     """A child of `TRACEPARENT`/`TRACESTATE` from the environment if valid, else a new trace."""
-    env = os.environ if env is None else env
-    return continue_trace(env.get("TRACEPARENT"), env.get("TRACESTATE", ""))
+    parent = environ_parent(env)
+    return new_trace() if parent is None else parent.child()
 
 
 @contextlib.contextmanager

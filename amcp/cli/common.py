@@ -202,16 +202,19 @@ async def connect(
     the environment when it is valid; a serving process (agents, `ctx serve`, `amcp mcp`)
     passes False and works in the spans its requests bring."""
     from amcp.bus import Bus
+    from amcp.cli.commandspan import running_command
     from amcp.sealing import seal_patterns_from_env
     from amcp.tracing import current_span, from_environ
 
+    command = running_command.get() if trace else None
     if trace and current_span.get() is None:
-        current_span.set(from_environ())  # in the command's task: what it sends carries it
+        # in the command's task: what it sends carries it
+        current_span.set(command.begin() if command is not None else from_environ())
 
     settings = settings_from(args)
     keyring = Keyring.load(settings.keyring_path)
     identity, roster = identity_from(args)
-    return await Bus.connect(
+    bus = await Bus.connect(
         list(settings.nats_urls),
         keyring=keyring,
         sender=sender or (identity.agent_id if identity is not None else None),
@@ -225,6 +228,9 @@ async def connect(
         # agent shares its host's fate in a partition instead of a random server's
         dont_randomize=True,
     )
+    if command is not None:
+        command.sent_as(bus.sender)
+    return bus
 
 
 class _Unsendable(ValueError):

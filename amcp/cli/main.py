@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pkgutil import resolve_name
 
 from amcp import __version__
 from amcp.cli import keys, messaging, server, traffic
+from amcp.cli.commandspan import CommandSpan, running_command
 from amcp.cli.common import Parser, run_command
 from amcp.cli.plugins import command_entry_points
 
@@ -41,7 +43,8 @@ def build_parser(argv: list[str] | None = None) -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)  # --help and bad usage end here
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)  # --help and bad usage end here
     from amcp.logs import setup_logging  # logging: for a command that runs
 
     setup_logging(args.log_level, args.log_json)
@@ -53,7 +56,27 @@ def main(argv: list[str] | None = None) -> int:
             export_from_env("amcp")
         return args.func(args)
 
-    return run_command(command)
+    span = CommandSpan(command_name(parser, args))
+    token = running_command.set(span)
+    try:
+        code = run_command(command)
+    finally:
+        running_command.reset(token)
+    span.end(code)
+    return code
+
+
+def command_name(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """`cli.<command>[.<action>]`, e.g. `cli.call` or `cli.ctx.set`: the command span's name,
+    the subcommands chosen at each level of the tree."""
+    names = ["cli"]
+    while True:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subparsers[0].dest, None) if subparsers else None
+        if not isinstance(chosen, str) or chosen not in subparsers[0].choices:
+            return ".".join(names)
+        names.append(chosen)
+        parser = subparsers[0].choices[chosen]
 
 
 if __name__ == "__main__":
