@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -154,13 +154,17 @@ class Agent:
         *,
         then: Callable[[], Awaitable[Any]] | None = None,
         lazy: bool = False,
+        span_attributes: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> None:
         """Append to the audit log (vote, decision, adaptation, ...). `then` publishes the
         consequence (a reply, a vote) right behind the entry, so the log shows the entry
         first; `record` returns once the entry is queued, `then` runs soon after. A `lazy`
-        entry (one per ballot) may linger to share a stream frame with others."""
-        await self.audit.record(event, then=then, lazy=lazy, **fields)
+        entry (one per ballot) may linger to share a stream frame with others. In a trace,
+        the entry is a span with `span_attributes`."""
+        await self.audit.record(
+            event, then=then, lazy=lazy, span_attributes=span_attributes, **fields
+        )
 
     async def flush_audit(self) -> None:
         """Return once every entry recorded so far is on the connection to the cluster log:

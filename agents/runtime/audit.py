@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -209,10 +209,12 @@ class AuditLog:
         then: Then | None = None,
         lazy: bool = False,
         span: SpanRecord | None = None,
+        span_attributes: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> None:
         """Append one entry: ts (ms), agent, role, event, n (this process's count), fields,
-        and `span`'s fields; with no `span` given, in a trace, a point span under the current.
+        and `span`'s fields; with no `span` given, in a trace, a point span under the current
+        (with `span_attributes`, e.g. the subject family it answers on).
 
         `then` (the entry's consequence, e.g. a reply) is awaited by the writer right after
         the frame holding the entry is on the connection (or its write failed and was
@@ -230,7 +232,7 @@ class AuditLog:
             **fields,
         }
         if span is None and (parent := current_span.get()) is not None:
-            span = point_span(parent, str(event), self.agent_id, time.time_ns())
+            span = point_span(parent, str(event), self.agent_id, time.time_ns(), span_attributes)
             emit_span(span)  # a timed span was handed over when it ended
         if span is not None:
             entry.update(span_fields(span))

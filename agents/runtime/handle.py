@@ -64,10 +64,12 @@ class AgentHandle(Protocol):
         *,
         then: Callable[[], Awaitable[Any]] | None = None,
         lazy: bool = False,
+        span_attributes: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> None:
         """Append to the audit log; `then` is published right behind the entry, a `lazy`
-        entry may wait a little to share a stream frame with others."""
+        entry may wait a little to share a stream frame with others; in a trace, the
+        entry is a span with `span_attributes`."""
 
     async def flush_audit(self) -> None:
         """Return once every entry recorded so far is on its way to the cluster log."""

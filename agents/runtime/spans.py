@@ -31,9 +31,21 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 
-def point_span(parent: SpanContext, name: str, agent: str, at: int) -> SpanRecord:
+def point_span(
+    parent: SpanContext, name: str, agent: str, at: int, attributes: Mapping[str, Any] | None = None
+) -> SpanRecord:
     """An entry recorded in a trace at `at` (ns), a span of no duration under the current."""
-    return SpanRecord(parent.trace_id, parent.child().span_id, parent.span_id, name, agent, at, at)
+    return SpanRecord(
+        parent.trace_id,
+        parent.child().span_id,
+        parent.span_id,
+        name,
+        agent,
+        at,
+        at,
+        "ok",
+        dict(attributes) if attributes else {},
+    )
 
 
 def span_fields(record: SpanRecord) -> dict[str, Any]:

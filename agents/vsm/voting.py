@@ -29,6 +29,7 @@ from agents.runtime.errors import AgentError
 from agents.runtime.extension import Extension
 from agents.runtime.handle import AgentHandle
 from agents.runtime.liveness import Liveness
+from amcp.familycounts import family_of
 from consensus import (
     Decided,
     Execution,
@@ -91,6 +92,7 @@ class VotingExtension(Extension):
         self.service: VoterService | None = None
         self._view: VoterContext | None = None
         self._view_at = 0.0
+        self._span_attributes: dict[str, Any] = {}
 
     async def start(self, agent: AgentHandle) -> None:
         for action, tool_name in self.executes.items():
@@ -112,6 +114,8 @@ class VotingExtension(Extension):
             on_vote=self._audit_vote,
             on_execution=self._audit_execution,
         )
+        # The span of a ballot or an execution: work on a proposal received on this family.
+        self._span_attributes = {"family": family_of(self.service.subjects.propose)}
         await self.service.start()
 
     async def stop(self) -> None:
@@ -179,6 +183,7 @@ class VotingExtension(Extension):
         await self.agent.record(
             AuditEvent.VOTE,
             lazy=True,  # one per ballot: many share a stream frame, off the ballot's path
+            span_attributes=self._span_attributes,
             proposal=proposal.id,
             action=proposal.action,
             proposer=proposal.proposer,
@@ -192,6 +197,7 @@ class VotingExtension(Extension):
         assert self.agent is not None
         await self.agent.record(
             AuditEvent.DECISION,
+            span_attributes=self._span_attributes,
             proposal=execution.proposal_id,
             executed=str(execution.state),
             tool=execution.tool,

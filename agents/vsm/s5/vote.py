@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agents.runtime.audit import AuditEvent
+from amcp.familycounts import family_of
 from consensus import Coordinator, Decision, Outcome
 
 if TYPE_CHECKING:
@@ -61,7 +62,13 @@ class QuorumVote:
         """Propose `action` (for `task`); the Decision once fixed or at the deadline, on
         record in the audit log; its latency by outcome in the agent's metrics. In a trace,
         a span `vote.coordinate` with the voters' ballots and the decision under it."""
-        attributes = {"action": action, "quorum": quorum, **({"task": task} if task else {})}
+        attributes = {
+            "action": action,
+            "quorum": quorum,
+            "family": family_of(self.coordinator.subjects.propose),
+            "messaging.operation.type": "send",
+            **({"task": task} if task else {}),
+        }
         async with self.agent.span("vote.coordinate", **attributes) as span:
             started = time.monotonic()
             result = await self.coordinator.coordinate(
@@ -83,6 +90,7 @@ class QuorumVote:
             await record_now(
                 self.agent,
                 AuditEvent.DECISION,
+                span_attributes={"family": attributes["family"]},
                 task=task,
                 proposal=decision.proposal_id,
                 action=action,

@@ -91,6 +91,9 @@ async def test_a_task_is_one_trace_across_the_agents(agent_cluster, make_bus, cl
     assert sorted(b["agent"] for b in ballots) == sorted(VOTERS)
     (decided,) = [s for s in spans if s["name"] == "decision"]
     assert all(s["parent_id"] == vote["span_id"] for s in [*ballots, decided])
+    # named by the subject family they work on, as exporters name messaging spans
+    proposals = f"amcp.{agent_cluster.name}.vote.propose"
+    assert {s["attributes"].get("family") for s in [vote, *ballots, decided]} == {proposals}
     # the proposal's id names the same trace
     assert (await amcp_json("trace", vote["attributes"]["proposal"], env=env)) == doc
     assert roots[0]["slowest"] and any(s["slowest"] for s in spans if s is not roots[0])
