@@ -67,6 +67,11 @@ PAYLOAD = "x" * 48
 KIB = 1024
 CHUNK = 0.5  # seconds: warm-up traffic is sent in pieces this long
 TIE = 0.02  # throughputs within 2 % of the highest tie (see verdicts)
+LEAD_IN = 0.1  # seconds of unmeasured traffic before each interleaved phase
+# Workloads measured in interleaved rounds (see interleaved_rounds): steady is limited by
+# CPU, so the host's drift moves it; bursty and periodic send at a fixed offered rate, and
+# their on/off shapes (seconds long) would not survive being cut into short phases.
+INTERLEAVED = ("steady",)
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -233,38 +238,51 @@ async def settle(run: Run, timeout: float = 30.0) -> None:
             await asyncio.wait_for(run.all_in.wait(), timeout)
 
 
-async def two_phases(
-    publish: Publish,
-    flush: Callable[[], Awaitable[None]],
-    frames: Callable[[], int],
-    sink: list[Run],
-    workload: str,
-    warmup: float,
-    args,
-) -> Run:
-    """Drive `workload` unmeasured for at least `warmup` seconds (seed + 1), then measured
-    for args.seconds (seed); each phase ends when all its messages have arrived, and the
-    receiver records into sink[0]. Other work on this shared machine is the main noise, so
-    the unmeasured traffic goes on, in CHUNK-second pieces, until other processes used at
-    most args.max_foreign cores over the last piece (for args.quiet_wait seconds at most),
-    and a measured phase they disturbed is run again, up to args.attempts phases in all;
-    the least disturbed is returned. Every setting is treated alike."""
-    loop = asyncio.get_running_loop()
-    drive = WORKLOADS[workload]
+@dataclass
+class Station:
+    """A publisher and subscriber pair of one setting: `publish` sends a body, the receiver
+    records into sink[0], `frames` counts the frames sent so far."""
 
-    async def phase(seconds: float, seed: int) -> Run:
-        run = sink[0] = Run()
-        frames_before = frames()
-        args.foreign.restart()
-        run.first_send = loop.time()
-        cpu = time.process_time()
-        await drive(publish, run, seconds, seed)
-        await flush()
-        await settle(run)
-        run.cpu_seconds = time.process_time() - cpu
-        run.foreign_cores = args.foreign.cores()
-        run.frames = frames() - frames_before
-        return run
+    name: str
+    publish: Publish
+    flush: Callable[[], Awaitable[None]]
+    frames: Callable[[], int]
+    sink: list[Run]
+    close: Callable[[], Awaitable[None]] | None = None
+    annotate: Callable[[Run], None] | None = None  # adaptive: the policy in force, the tuner
+
+
+async def measured_phase(station: Station, workload: str, seconds: float, seed: int, args) -> Run:
+    """Drive `workload` through `station` for `seconds` and wait until all of it arrived:
+    the Run of that phase (throughput, latencies, this process's CPU, frames)."""
+    loop = asyncio.get_running_loop()
+    run = station.sink[0] = Run()
+    frames_before = station.frames()
+    args.foreign.restart()
+    run.first_send = loop.time()
+    cpu = time.process_time()
+    await WORKLOADS[workload](station.publish, run, seconds, seed)
+    await station.flush()
+    await settle(run)
+    run.cpu_seconds = time.process_time() - cpu
+    run.foreign_cores = args.foreign.cores()
+    run.frames = station.frames() - frames_before
+    if station.annotate is not None:
+        station.annotate(run)
+    return run
+
+
+async def two_phases(station: Station, workload: str, warmup: float, args) -> Run:
+    """Drive `workload` through `station` unmeasured for at least `warmup` seconds (seed + 1),
+    then measured for args.seconds (seed); each phase ends when all its messages have
+    arrived. Other work on this shared machine is the main noise, so the unmeasured traffic
+    goes on, in CHUNK-second pieces, until other processes used at most args.max_foreign
+    cores over the last piece (for args.quiet_wait seconds at most), and a measured phase
+    they disturbed is run again, up to args.attempts phases in all; the least disturbed is
+    returned. Every setting is treated alike."""
+
+    def phase(seconds: float, seed: int) -> Awaitable[Run]:
+        return measured_phase(station, workload, seconds, seed, args)
 
     await phase(max(0.0, warmup - CHUNK), args.seed + 1)
     best: Run | None = None
@@ -284,14 +302,10 @@ async def two_phases(
     return best
 
 
-async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -> Run:
-    """One run through the bus. Every setting first sends args.warmup seconds of unmeasured
-    traffic on the same connections; the adaptive bus sends args.learn seconds more (its
-    learning period: 64 bins of history, then the next evaluation), so that its measured
-    part runs under the policy it derived, which is recorded. The analyser's scipy.signal
-    is imported before any run: a bus loads it once, in a thread, when a family first
-    could linger (~0.9 s of CPU), which would otherwise fall in the first adaptive run's
-    learning and delay its first policy."""
+async def amcp_station(
+    url: str, ring: Keyring, name: str, setting: Any, subject: str = SUBJECT
+) -> Station:
+    """A publishing bus batching by `setting` and a subscribing bus on `subject`, connected."""
     loop = asyncio.get_running_loop()
     pub = await Bus.connect(url, keyring=ring, sender="bench-pub", batching=setting)
     born = time.perf_counter()
@@ -301,35 +315,54 @@ async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -
     def on_msg(msg) -> None:
         sink[0].record(loop.time(), msg.body)
 
-    await sub.subscribe(SUBJECT, on_msg, backlog=1 << 16)
+    await sub.subscribe(subject, on_msg, backlog=1 << 16)
     await sub.flush()
 
     async def publish(body: dict[str, Any]) -> None:
-        await pub.publish(SUBJECT, body)
+        await pub.publish(subject, body)
 
     batcher = pub.batcher
-    adaptive = setting == "adaptive"
-    warmup = args.warmup + (args.learn if adaptive else 0.0)
 
     def frames() -> int:
         return batcher.frames if batcher else sink[0].sent
 
-    run = await two_phases(publish, pub.flush, frames, sink, workload, warmup, args)
-    if adaptive:
+    async def close() -> None:
+        rejected = sub.stats.total
+        await pub.close()
+        await sub.close()
+        assert rejected == 0, f"{rejected} frames rejected during the benchmark"
+
+    def annotate(run: Run) -> None:
+        """The class and policy in force when `run` was measured; the analyser's time."""
         assert batcher is not None and isinstance(batcher.strategy, AdaptiveBatching)
-        analysis = batcher.strategy.analysis_for(subject_family(SUBJECT))
-        policy = batcher.strategy.policy_for(subject_family(SUBJECT))
+        analysis = batcher.strategy.analysis_for(subject_family(subject))
+        policy = batcher.strategy.policy_for(subject_family(subject))
+        run.tune_seconds = batcher.tune_seconds_used  # the analyser's share over its life
+        run.wall_seconds = time.perf_counter() - born
+        linger = policy.linger_seconds * 1e3
         run.verdict = (
-            f"{analysis.traffic_class} {policy.max_messages} / {policy.linger_seconds * 1e3:.2g} ms"
+            f"{analysis.traffic_class} {policy.max_messages} / {linger:.2g} ms"
             if analysis
             else "not analysed"
         )
-        run.tune_seconds = batcher.tune_seconds_used  # the analyser's share over its life
-        run.wall_seconds = time.perf_counter() - born
-    rejected = sub.stats.total
-    await pub.close()
-    await sub.close()
-    assert rejected == 0, f"{rejected} frames rejected during the benchmark"
+
+    adaptive = setting == "adaptive"
+    return Station(name, publish, pub.flush, frames, sink, close, annotate if adaptive else None)
+
+
+async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -> Run:
+    """One run through the bus. Every setting first sends args.warmup seconds of unmeasured
+    traffic on the same connections; the adaptive bus sends args.learn seconds more (its
+    learning period: 64 bins of history, then the next evaluation), so that its measured
+    part runs under the policy it derived, which is recorded. The analyser's scipy.signal
+    is imported before any run: a bus loads it once, in a thread, when a family first
+    could linger (~0.9 s of CPU), which would otherwise fall in the first adaptive run's
+    learning and delay its first policy."""
+    station = await amcp_station(url, ring, "", setting)
+    warmup = args.warmup + (args.learn if setting == "adaptive" else 0.0)
+    run = await two_phases(station, workload, warmup, args)
+    assert station.close is not None
+    await station.close()
     return run
 
 
@@ -340,8 +373,8 @@ async def raw_tight_loop(url: str, count: int) -> float:
     return await raw_throughput(url, payload, count)
 
 
-async def raw_run(url: str, workload: str, args) -> Run:
-    """The same workload through raw nats-py, one message a publish, same warm-up."""
+async def raw_station(url: str, subject: str = SUBJECT) -> Station:
+    """Raw nats-py on `subject`: one message a publish, msgpack-encoded, no signing."""
     loop = asyncio.get_running_loop()
     pub, sub = await nats.connect(url), await nats.connect(url)
     sink = [Run()]
@@ -349,19 +382,62 @@ async def raw_run(url: str, workload: str, args) -> Run:
     async def on_msg(msg) -> None:
         sink[0].record(loop.time(), msgpack.unpackb(msg.data))
 
-    await sub.subscribe(SUBJECT, cb=on_msg, pending_msgs_limit=1 << 20)
+    await sub.subscribe(subject, cb=on_msg, pending_msgs_limit=1 << 20)
     await sub.flush()
 
     async def publish(body: dict[str, Any]) -> None:
-        await pub.publish(SUBJECT, msgpack.packb(body))
+        await pub.publish(subject, msgpack.packb(body))
 
     def frames() -> int:
         return sink[0].sent
 
-    run = await two_phases(publish, pub.flush, frames, sink, workload, args.warmup, args)
-    await pub.close()
-    await sub.close()
+    async def close() -> None:
+        await pub.close()
+        await sub.close()
+
+    return Station("raw nats-py", publish, pub.flush, frames, sink, close)
+
+
+async def raw_run(url: str, workload: str, args) -> Run:
+    """The same workload through raw nats-py, one message a publish, same warm-up."""
+    station = await raw_station(url)
+    run = await two_phases(station, workload, args.warmup, args)
+    assert station.close is not None
+    await station.close()
     return run
+
+
+async def interleaved_rounds(
+    url: str, ring: Keyring, runs: list[tuple[str, Any]], workload: str, args
+) -> dict[str, list[dict[str, Any]]]:
+    """Every setting's publisher and subscriber open at once, each warmed up (the adaptive
+    one through its learning too), then args.rounds rounds in which each setting in turn
+    (the order rotated by one a round) sends a short lead-in and then a measured phase of
+    args.round_seconds: a setting's phase and the next one's are a fraction of a second
+    apart, so the host's drift hits both alike. Whole-run trials could not give that: on
+    this shared host one setting's 1.5 s phase ran at 2.7 to 4.2 us a message by chance,
+    and the same setting run twice, back to back, differed by 0.75-1.29x trial by trial.
+    Each round is one trial of the paired verdict."""
+    stations = [  # open at once, so each on a subject of its own
+        await raw_station(url, f"{SUBJECT}.{i}")
+        if setting is None
+        else await amcp_station(url, ring, name, setting, f"{SUBJECT}.{i}")
+        for i, (name, setting) in enumerate(runs)
+    ]
+    for (_, setting), station in zip(runs, stations, strict=True):
+        learn = args.learn if setting == "adaptive" else 0.0
+        await measured_phase(station, workload, args.warmup + learn, args.seed + 1, args)
+    trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runs}
+    for round_ in range(args.rounds):
+        shift = round_ % len(stations)
+        for station in stations[shift:] + stations[:shift]:
+            await measured_phase(station, workload, LEAD_IN, args.seed + 1, args)
+            run = await measured_phase(station, workload, args.round_seconds, args.seed, args)
+            trials[station.name].append(run.summary())
+    for station in stations:
+        assert station.close is not None
+        await station.close()
+    return trials
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -420,6 +496,25 @@ def median_rows(trials: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+async def rotated_trials(
+    url: str, ring: Keyring, runs: list[tuple[str, Any]], workload: str, args, tight: list[float]
+) -> dict[str, list[dict[str, Any]]]:
+    """args.trials trials, each running every setting once on fresh connections (warm-up,
+    then a measured phase), in an order rotated by one each trial."""
+    trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runs}
+    for trial in range(args.trials):
+        shift = trial % len(runs)
+        for name, setting in runs[shift:] + runs[:shift]:
+            if setting is None:
+                run = await raw_run(url, workload, args)
+                if workload == "steady":
+                    tight.append(await raw_tight_loop(url, 100_000))
+            else:
+                run = await amcp_run(url, ring, setting, workload, args)
+            trials[name].append(run.summary())
+    return trials
+
+
 async def main_async(args) -> dict[str, Any]:
     ring = Keyring.generate()
     results: dict[str, Any] = {"args": dict(vars(args)), "workloads": {}}
@@ -430,17 +525,12 @@ async def main_async(args) -> dict[str, Any]:
         args.foreign = ForeignLoad(server.pid)
         tight = []
         for workload in args.workloads:
-            trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runs}
-            for trial in range(args.trials):
-                shift = trial % len(runs)
-                for name, setting in runs[shift:] + runs[:shift]:
-                    if setting is None:
-                        run = await raw_run(server.url, workload, args)
-                        if workload == "steady":
-                            tight.append(await raw_tight_loop(server.url, 100_000))
-                    else:
-                        run = await amcp_run(server.url, ring, setting, workload, args)
-                    trials[name].append(run.summary())
+            if workload in INTERLEAVED and args.rounds:
+                trials = await interleaved_rounds(server.url, ring, runs, workload, args)
+                for _ in range(3):
+                    tight.append(await raw_tight_loop(server.url, 100_000))
+            else:
+                trials = await rotated_trials(server.url, ring, runs, workload, args, tight)
             rows = {name: median_rows(t) for name, t in trials.items()}
             results["workloads"][workload] = {
                 "rows": rows,
@@ -461,7 +551,11 @@ def print_table(results: dict[str, Any], args) -> None:
         f"average {results['load_before']:.1f} before, {results['load_after']:.1f} after\n"
     )
     for workload, doc in results["workloads"].items():
-        print(workload)
+        if workload in INTERLEAVED and args.rounds:
+            how = f"{args.rounds} interleaved rounds of {args.round_seconds:g} s measured a setting"
+            print(f"{workload} (median of {how}; the paired verdict pairs within a round)")
+        else:
+            print(workload)
         print(
             f"  {'setting':18} {'msg/s':>9} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7}"
             f" {'msg/frame':>9} {'cpu us/msg':>10} {'lost':>5} {'others':>6} {'phases':>6}"
@@ -516,7 +610,13 @@ def main() -> None:
     parser.add_argument(
         "--learn", type=float, default=7.5, help="adaptive: learning seconds before the warm-up"
     )
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=4, help="bursty, periodic: trials")
+    parser.add_argument(
+        "--rounds", type=int, default=24, help="steady: interleaved rounds (0: trials instead)"
+    )
+    parser.add_argument(
+        "--round-seconds", type=float, default=0.25, help="steady: measured seconds a round"
+    )
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument(
         "--max-foreign",
