@@ -67,11 +67,11 @@ BatchingMode = Literal["off", "adaptive"] | BatchPolicy | BatchingStrategy
 subject, or any `BatchingStrategy` (an `AdaptiveBatching` with your own limits)."""
 Send = Callable[[str, bytes], Awaitable[None]]
 
-BUS_LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.001)
-"""The adaptive bus's bounds: a batch lingers 1 ms at most, only where that gathers 4
-messages (4,000 msg/s and up), and holds 32 at most: 16-32 a frame already spread the frame
+BUS_LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.0005)
+"""The adaptive bus's bounds: a batch lingers 0.5 ms at most, only where that gathers 4
+messages (8,000 msg/s and up), and holds 32 at most: 16-32 a frame already spread the frame
 cost thin, and a longer wait only adds latency (the measurements: docs/NETOPT.md, "The
-bus's budget is 1 ms, not 5")."""
+bus's budget is 0.5 ms")."""
 NATURAL_MAX_MESSAGES = 64
 """Without linger, a batch may hold this many: a tight loop fills it without waiting. 64,
 not 256: by 64 the frame cost is amortised, and bigger frames arrive in lumps that raise

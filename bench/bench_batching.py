@@ -1,27 +1,33 @@
 """Batching benchmark: three traffic shapes sent through the bus with no batching, several
 fixed batch-size + linger settings and the adaptive policy, beside raw nats-py.
 
-    python bench/bench_batching.py [--seconds 1.5] [--warmup 1] [--learn 7.5] [--trials 4]
-                                   [--max-foreign 0.25] [--attempts 2] [--quiet-wait 2]
+    python bench/bench_batching.py [--rounds 24] [--round-seconds S] [--warmup 1] [--learn 7.5]
                                    [--workloads W ...] [--settings NAME ...] [--json]
+    python bench/bench_batching.py --rounds 0 [--seconds 1.5] [--trials 4] [--max-foreign 0.25]
+                                   [--attempts 2] [--quiet-wait 2]      # whole-run trials
 
 Publisher and subscriber share one process and event loop (as in bench_bus.py); the
 embedded nats-server runs beside it. Every message carries its send time; latency is
 receive time minus send time on the same clock. Throughput is messages received over the
 time from the first send to the last receipt.
 
-Method, so that the figures hold from run to run on a shared machine:
-  - every setting, raw nats-py included, runs --trials times, in an order rotated by one
-    each trial, so slow drifts in machine load spread over all of them; tables show medians;
-  - every run first sends --warmup seconds of the same workload unmeasured on the same
-    connections; the adaptive bus sends --learn seconds more before that, its learning
-    period (the analyser needs 64 bins of 0.1 s of history, then its next once-a-second
-    evaluation), so its measured part runs under the policy it derived (printed);
-  - other processes' CPU use is measured (/proc/stat less this process and its
-    nats-server): the warm-up goes on until they used at most --max-foreign cores over its
-    last 0.5 s (for --quiet-wait seconds at most), and a measured phase they disturbed is
-    run again, --attempts phases at most, keeping the least disturbed. The table shows
-    the others' median load and the phases run.
+Method (the default), so that the figures hold from run to run on a shared host whose speed
+drifts by 10-30 % over seconds (see interleaved_rounds): every setting's publisher and
+subscriber, raw nats-py included, are open at once, each on a subject of its own; each
+first sends --warmup seconds of the workload unmeasured (the adaptive bus --learn seconds
+more before that: the analyser needs 64 bins of 0.1 s of history, then its next
+once-a-second evaluation, so its measured phases run under the policy it derived, printed);
+then --rounds rounds, each running every setting in turn (order rotated by one a round): a
+0.1 s lead-in, then a measured phase of --round-seconds. Tables show medians over rounds;
+adaptive is compared with the best fixed setting round by round (see `verdicts`).
+
+With --rounds 0, whole-run trials instead: each setting on fresh connections, --trials
+times in an order rotated by one each trial, warmed up as above; other processes' CPU use
+is measured (/proc/stat less this process and its nats-server): the warm-up goes on until
+they used at most --max-foreign cores over its last 0.5 s (for --quiet-wait seconds at
+most), and a measured phase they disturbed is run again, --attempts phases at most,
+keeping the least disturbed. The table shows the others' median load and the phases run
+in both methods.
 
 Workloads (the same seeded schedule for every setting):
   steady    as fast as the publisher can go, at most WINDOW messages in flight
@@ -68,10 +74,9 @@ KIB = 1024
 CHUNK = 0.5  # seconds: warm-up traffic is sent in pieces this long
 TIE = 0.02  # throughputs within 2 % of the highest tie (see verdicts)
 LEAD_IN = 0.1  # seconds of unmeasured traffic before each interleaved phase
-# Workloads measured in interleaved rounds (see interleaved_rounds): steady is limited by
-# CPU, so the host's drift moves it; bursty and periodic send at a fixed offered rate, and
-# their on/off shapes (seconds long) would not survive being cut into short phases.
-INTERLEAVED = ("steady",)
+# Measured seconds of a setting a round (see interleaved_rounds): steady's phase is short,
+# a bursty one holds one to two on periods, a periodic one one burst of its period.
+ROUND_SECONDS = {"steady": 0.25, "bursty": 0.6, "periodic": 0.5}
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -428,11 +433,12 @@ async def interleaved_rounds(
         learn = args.learn if setting == "adaptive" else 0.0
         await measured_phase(station, workload, args.warmup + learn, args.seed + 1, args)
     trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runs}
+    seconds = args.round_seconds or ROUND_SECONDS[workload]
     for round_ in range(args.rounds):
         shift = round_ % len(stations)
         for station in stations[shift:] + stations[:shift]:
             await measured_phase(station, workload, LEAD_IN, args.seed + 1, args)
-            run = await measured_phase(station, workload, args.round_seconds, args.seed, args)
+            run = await measured_phase(station, workload, seconds, args.seed, args)
             trials[station.name].append(run.summary())
     for station in stations:
         assert station.close is not None
@@ -525,10 +531,11 @@ async def main_async(args) -> dict[str, Any]:
         args.foreign = ForeignLoad(server.pid)
         tight = []
         for workload in args.workloads:
-            if workload in INTERLEAVED and args.rounds:
+            if args.rounds:
                 trials = await interleaved_rounds(server.url, ring, runs, workload, args)
-                for _ in range(3):
-                    tight.append(await raw_tight_loop(server.url, 100_000))
+                if workload == "steady":
+                    for _ in range(3):
+                        tight.append(await raw_tight_loop(server.url, 100_000))
             else:
                 trials = await rotated_trials(server.url, ring, runs, workload, args, tight)
             rows = {name: median_rows(t) for name, t in trials.items()}
@@ -544,15 +551,21 @@ async def main_async(args) -> dict[str, Any]:
 
 
 def print_table(results: dict[str, Any], args) -> None:
+    method = (
+        f"{args.rounds} interleaved rounds"
+        if args.rounds
+        else f"{args.trials} rotated trials of {args.seconds:g} s measured"
+    )
     print(
-        f"amcp batching benchmark: {args.seconds:g} s measured per run after {args.warmup:g} s "
-        f"of warm-up (adaptive: {args.learn:g} s of learning before that), median of "
-        f"{args.trials} rotated trials, seed {args.seed}; {os.cpu_count()} cores, load "
-        f"average {results['load_before']:.1f} before, {results['load_after']:.1f} after\n"
+        f"amcp batching benchmark: {method} after {args.warmup:g} s of warm-up (adaptive: "
+        f"{args.learn:g} s of learning before that), seed {args.seed}; {os.cpu_count()} "
+        f"cores, load average {results['load_before']:.1f} before, "
+        f"{results['load_after']:.1f} after\n"
     )
     for workload, doc in results["workloads"].items():
-        if workload in INTERLEAVED and args.rounds:
-            how = f"{args.rounds} interleaved rounds of {args.round_seconds:g} s measured a setting"
+        if args.rounds:
+            seconds = args.round_seconds or ROUND_SECONDS[workload]
+            how = f"{args.rounds} interleaved rounds of {seconds:g} s measured a setting"
             print(f"{workload} (median of {how}; the paired verdict pairs within a round)")
         else:
             print(workload)
@@ -610,13 +623,17 @@ def main() -> None:
     parser.add_argument(
         "--learn", type=float, default=7.5, help="adaptive: learning seconds before the warm-up"
     )
-    parser.add_argument("--trials", type=int, default=4, help="bursty, periodic: trials")
     parser.add_argument(
-        "--rounds", type=int, default=24, help="steady: interleaved rounds (0: trials instead)"
+        "--rounds", type=int, default=24, help="interleaved rounds (0: rotated trials instead)"
     )
     parser.add_argument(
-        "--round-seconds", type=float, default=0.25, help="steady: measured seconds a round"
+        "--round-seconds",
+        type=float,
+        default=None,
+        help="measured seconds of a setting a round (default: steady 0.25, bursty 0.6, "
+        "periodic 0.5)",
     )
+    parser.add_argument("--trials", type=int, default=4, help="with --rounds 0: the trials")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument(
         "--max-foreign",

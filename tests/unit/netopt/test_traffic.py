@@ -9,7 +9,7 @@ import pytest
 
 from netopt import PolicyLimits, TrafficClass, TrafficSampler, describe_traffic
 
-LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.001)  # the bus's (amcp BUS_LIMITS)
+LIMITS = PolicyLimits(max_messages=32, max_linger_seconds=0.001)  # a bus-like budget
 
 
 def test_describe_traffic_classifies_and_chooses_a_policy():
