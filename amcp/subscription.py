@@ -79,21 +79,18 @@ class Subscription:
             # current where this subscription was made. This runs in the subscription's own
             # reader task (nats-py's), so each message setting its own is the reset, and a
             # stream of one span's messages sets it once.
+            # A stream of one span's messages: the header compared, not looked up again.
+            # Only a lone traceparent is remembered (a tracestate changes the context).
             headers = msg.env.headers
-            if headers:
-                # A stream of one span's messages: the header compared, not looked up again.
-                # Only a lone traceparent is remembered (a tracestate changes the context).
-                value = headers.get(TRACEPARENT)
-                if value is None:
-                    context = None
-                elif value == self._trace_value and len(headers) == 1:
-                    context = self._trace
-                else:
-                    context = received(headers)
-                    lone = len(headers) == 1
-                    self._trace_value, self._trace = (value, context) if lone else (None, None)
-            else:
+            value = headers.get(TRACEPARENT) if headers else None
+            if value is None:
                 context = None
+            elif value == self._trace_value and len(headers) == 1:
+                context = self._trace
+            else:
+                context = received(headers)
+                lone = len(headers) == 1
+                self._trace_value, self._trace = (value, context) if lone else (None, None)
             if current_span.get() is not context:
                 current_span.set(context)
             try:

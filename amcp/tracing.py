@@ -183,8 +183,8 @@ def environ_parent(env: Mapping[str, str] | None = None) -> SpanContext | None:
 
 def from_environ(env: Mapping[str, str] | None = None) -> SpanContext:
     """A child of `TRACEPARENT`/`TRACESTATE` from the environment if valid, else a new trace."""
-    parent = environ_parent(env)
-    return new_trace() if parent is None else parent.child()
+    env = os.environ if env is None else env
+    return continue_trace(env.get("TRACEPARENT"), env.get("TRACESTATE", ""))
 
 
 @contextlib.contextmanager

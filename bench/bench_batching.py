@@ -253,7 +253,7 @@ class Station:
     flush: Callable[[], Awaitable[None]]
     frames: Callable[[], int]
     sink: list[Run]
-    close: Callable[[], Awaitable[None]] | None = None
+    close: Callable[[], Awaitable[None]]
     annotate: Callable[[Run], None] | None = None  # adaptive: the policy in force, the tuner
 
 
@@ -366,7 +366,6 @@ async def amcp_run(url: str, ring: Keyring, setting: Any, workload: str, args) -
     station = await amcp_station(url, ring, "", setting)
     warmup = args.warmup + (args.learn if setting == "adaptive" else 0.0)
     run = await two_phases(station, workload, warmup, args)
-    assert station.close is not None
     await station.close()
     return run
 
@@ -407,7 +406,6 @@ async def raw_run(url: str, workload: str, args) -> Run:
     """The same workload through raw nats-py, one message a publish, same warm-up."""
     station = await raw_station(url)
     run = await two_phases(station, workload, args.warmup, args)
-    assert station.close is not None
     await station.close()
     return run
 
@@ -441,7 +439,6 @@ async def interleaved_rounds(
             run = await measured_phase(station, workload, seconds, args.seed, args)
             trials[station.name].append(run.summary())
     for station in stations:
-        assert station.close is not None
         await station.close()
     return trials
 

@@ -31,7 +31,7 @@ import nats
 
 from amcp import Bus, Keyring, NatsServer, Opener, Sealer, sealing, signing
 from amcp.sealing import AesGcm, SealKeys, SealPolicy
-from amcp.tracing import current_span, new_trace
+from amcp.tracing import new_trace, use_span
 
 SUBJECT = "bench.pubsub"
 
@@ -59,42 +59,58 @@ async def raw_throughput(url: str, payload: bytes, count: int) -> float:
     return count / elapsed
 
 
+class SignedPair:
+    """A signed publisher and a subscriber counting what arrives on SUBJECT; `send` times
+    one burst through them. Kept open between bursts, or opened for one (amcp_throughput)."""
+
+    def __init__(self, pub: Bus, sub: Bus) -> None:
+        self.pub, self.sub = pub, sub
+        self.want, self.got, self.done = 0, 0, asyncio.Event()
+
+    @classmethod
+    async def open(cls, url: str, ring: Keyring, seal: tuple[str, ...] = ()) -> SignedPair:
+        pub = await Bus.connect(url, keyring=ring, sender="bench-pub", seal=seal)
+        sub = await Bus.connect(url, keyring=ring, sender="bench-sub", seal=seal)
+        pair = cls(pub, sub)
+        await sub.subscribe(SUBJECT, pair._on_msg)
+        await sub.flush()
+        return pair
+
+    def _on_msg(self, msg) -> None:
+        self.got += 1
+        if self.got == self.want:
+            self.done.set()
+
+    async def send(self, payload: bytes, count: int) -> tuple[float, float]:
+        """Publish `count` messages (in the current span, if any) and wait for all of them:
+        messages per second, and the CPU microseconds this process (publisher and
+        subscriber, not nats-server) spent per message."""
+        self.want, self.done = self.want + count, asyncio.Event()
+        publish = self.pub.publish
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            await publish(SUBJECT, payload)
+        await self.pub.flush()
+        await asyncio.wait_for(self.done.wait(), 120)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return count / elapsed, cpu / count * 1e6
+
+    async def close(self) -> None:
+        rejected = self.sub.stats.total
+        await self.pub.close()
+        await self.sub.close()
+        assert rejected == 0, f"{rejected} frames rejected during the benchmark"
+
+
 async def amcp_throughput(
-    url: str,
-    payload: bytes,
-    count: int,
-    ring: Keyring,
-    seal: tuple[str, ...] = (),
-    traced: bool = False,
+    url: str, payload: bytes, count: int, ring: Keyring, seal: tuple[str, ...] = ()
 ) -> tuple[float, float]:
-    """Messages per second, and the CPU microseconds this process (publisher and
-    subscriber, not nats-server) spent per message. `traced`: published in a span, so each
-    carries a traceparent and each handler runs in it."""
-    pub = await Bus.connect(url, keyring=ring, sender="bench-pub", seal=seal)
-    sub = await Bus.connect(url, keyring=ring, sender="bench-sub", seal=seal)
-    done, got = asyncio.Event(), 0
-
-    def on_msg(msg) -> None:
-        nonlocal got
-        got += 1
-        if got == count:
-            done.set()
-
-    await sub.subscribe(SUBJECT, on_msg)
-    await sub.flush()
-    token = current_span.set(new_trace() if traced else None)
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in range(count):
-        await pub.publish(SUBJECT, payload)
-    await pub.flush()
-    await asyncio.wait_for(done.wait(), 120)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    current_span.reset(token)
-    rejected = sub.stats.total
-    await pub.close()
-    await sub.close()
-    assert rejected == 0, f"{rejected} frames rejected during the benchmark"
-    return count / elapsed, cpu / count * 1e6
+    """Messages per second and CPU microseconds per message through a fresh signed pair."""
+    pair = await SignedPair.open(url, ring, seal)
+    try:
+        return await pair.send(payload, count)
+    finally:
+        await pair.close()
 
 
 async def time_requests(client, count: int) -> list[float]:
@@ -269,43 +285,16 @@ async def traced_rows(url: str, ring: Keyring, args: argparse.Namespace) -> dict
     6.7 or 8.5+ us a message by the host's whim, whichever row it is, so a trial pair's
     ratio said more about the host than about the header (0.82-0.98 over runs). A pair of
     40 ms bursts sees the same host; `--bursts` pairs of them give a steady median."""
-    pub = await Bus.connect(url, keyring=ring, sender="bench-pub")
-    sub = await Bus.connect(url, keyring=ring, sender="bench-sub")
-    want, got, done = 0, 0, asyncio.Event()
-
-    def on_msg(msg) -> None:
-        nonlocal got
-        got += 1
-        if got == want:
-            done.set()
-
-    await sub.subscribe(SUBJECT, on_msg)
-    await sub.flush()
+    pair = await SignedPair.open(url, ring)
     payload, span = bytes(64), new_trace()
-
-    async def burst(traced: bool) -> tuple[float, float]:
-        nonlocal want, done
-        want, done = want + TRACE_BURST, asyncio.Event()
-        token = current_span.set(span if traced else None)
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(TRACE_BURST):
-            await pub.publish(SUBJECT, payload)
-        await pub.flush()
-        await asyncio.wait_for(done.wait(), 60)
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-        current_span.reset(token)
-        return TRACE_BURST / elapsed, cpu / TRACE_BURST * 1e6
-
     plain, traced, plain_cpu, traced_cpu = [], [], [], []
-    for pair in range(args.bursts):
-        for with_trace in (False, True) if pair % 2 == 0 else (True, False):
-            rate, cpu = await burst(with_trace)
+    for n in range(args.bursts):
+        for with_trace in (False, True) if n % 2 == 0 else (True, False):
+            with use_span(span if with_trace else None):
+                rate, cpu = await pair.send(payload, TRACE_BURST)
             (traced if with_trace else plain).append(rate)
             (traced_cpu if with_trace else plain_cpu).append(cpu)
-    rejected = sub.stats.total
-    await pub.close()
-    await sub.close()
-    assert rejected == 0, f"{rejected} frames rejected during the benchmark"
+    await pair.close()
     ratios = [t / p for t, p in zip(traced, plain, strict=True)]
     quartiles = statistics.quantiles(ratios, n=4)
     return {
