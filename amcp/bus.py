@@ -432,14 +432,14 @@ class Bus:
             return True
         self.stats.counts[DUPLICATE] += 1
         detail = f"{msg.sender} seq {msg.seq} was already claimed in the cluster"
-        self._note_rejection(FrameRejected(DUPLICATE, detail), msg.subject)
+        self._note_rejection(FrameRejected(DUPLICATE, detail), msg.subject, False)
         return False
 
     def refuse_reply(self, msg: Message) -> None:
         """A request whose reply-to is not an inbox gets no reply: counted as `bad_reply`."""
         self.stats.counts[BAD_REPLY] += 1
         detail = f"{msg.sender} asked for a reply on {msg.reply_to!r}, not an inbox"
-        self._note_rejection(FrameRejected(BAD_REPLY, detail), msg.subject)
+        self._note_rejection(FrameRejected(BAD_REPLY, detail), msg.subject, False)
 
     async def request(
         self,
@@ -581,9 +581,15 @@ class Bus:
             exc_info=True,
         )
 
-    def _note_rejection(self, rejected: FrameRejected, subject: str) -> None:
+    def _note_rejection(self, rejected: FrameRejected, subject: str, in_flight: bool) -> None:
+        # counted either way; one sent while this receiver was starting is no news
         self._ratelog.log(
-            logging.WARNING, rejected.reason, "rejected frame on %s: %s", subject, rejected
+            logging.DEBUG if in_flight else logging.WARNING,
+            rejected.reason,
+            "rejected frame on %s: %s%s",
+            subject,
+            rejected,
+            " (stamped as this receiver started: in flight then, or replayed)" if in_flight else "",
         )
         if self.on_reject is not None:
             self.on_reject(rejected.reason, subject, rejected.detail)

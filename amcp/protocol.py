@@ -240,6 +240,12 @@ def _bin_header_size(n: int) -> int:
     return 2 if n < 0x100 else 3 if n < 0x10000 else 5
 
 
+IN_FLIGHT_MS = 5_000
+"""A frame refused as stale that was stamped at most this long before its receiver started,
+and arrived at most this long after it was stamped, was most likely in flight while the
+receiver subscribed: still refused (nothing tells it from a replay), but logged quietly."""
+
+
 class RejectionStats:
     """Counts of rejected frames by reason, shared by every Opener of one bus."""
 
@@ -322,6 +328,20 @@ class Opener(_OpenerBase):
         return Message(subject, env, self.owner)
 
     open = _open if _OpenerBase is object else _OpenerBase.open
+
+    def in_flight(self, rejected: FrameRejected, frame: bytes) -> bool:
+        """Whether `frame`, refused with `rejected`, was most likely sent while this
+        receiver was starting (IN_FLIGHT_MS) rather than replayed. Parses the envelope
+        again: rejections are rare, and the per-frame path stays as it is."""
+        if rejected.reason != Reason.STALE:
+            return False
+        try:
+            ts_ms = unpack_envelope(frame, self.limits)[0].ts_ms
+        except FrameRejected:
+            return False
+        floor = self.guard.evicted_floor_ms
+        now_ms = int(self.clock() * 1000)
+        return floor - IN_FLIGHT_MS < ts_ms <= floor and now_ms - ts_ms < IN_FLIGHT_MS
 
     def _unseal(self, subject: str, env: Envelope, signed: bytes, at: int) -> Any:
         """The decoded body of a sealed frame whose MAC verified; FrameRejected(bad_seal)

@@ -23,7 +23,9 @@ __all__ = ["ReplyInbox"]
 class ReplyInbox:
     """Pending requests by token; `subject` is the inbox's wildcard to subscribe."""
 
-    def __init__(self, opener: Opener, on_reject: Callable[[FrameRejected, str], None]) -> None:
+    def __init__(
+        self, opener: Opener, on_reject: Callable[[FrameRejected, str, bool], None]
+    ) -> None:
         self.prefix = f"{INBOX_PREFIX}{NUID().next().decode()}"
         self.subject = f"{self.prefix}.*"
         self.opener = opener
@@ -70,7 +72,8 @@ class ReplyInbox:
         try:
             replies = self.opener.open_all(nmsg.subject, nmsg.data)  # a batch, too
         except FrameRejected as rejected:
-            self._on_reject(rejected, nmsg.subject)  # keep waiting for a genuine reply
+            # keep waiting for a genuine reply
+            self._on_reject(rejected, nmsg.subject, self.opener.in_flight(rejected, nmsg.data))
             return
         if replies:
             fut.set_result(replies[0])

@@ -22,7 +22,8 @@ from amcp.tracing import TRACEPARENT, SpanContext, current_span, received
 __all__ = ["Handler", "Subscription"]
 
 Handler = Callable[[Message], Awaitable[None] | None]
-OnReject = Callable[[FrameRejected, str], None]
+OnReject = Callable[[FrameRejected, str, bool], None]
+"""(rejection, subject, in flight at start: see Opener.in_flight)"""
 """(rejection, subject): a frame was refused."""
 OnHandlerError = Callable[[str, str], None]
 """(subject, sender): the handler raised; called inside the `except`, so it may log it."""
@@ -62,12 +63,12 @@ class Subscription:
         try:
             msg = self.opener.open(subject, nmsg.data)
         except FrameRejected as rejected:
-            self._on_reject(rejected, subject)
+            self._on_reject(rejected, subject, self.opener.in_flight(rejected, nmsg.data))
             return
         if msg.env.flags & FLAG_BATCH:
             batch, dropped = self.opener.split(msg)
             for rejected in dropped:
-                self._on_reject(rejected, subject)
+                self._on_reject(rejected, subject, False)
         else:
             batch = (msg,)
         for msg in batch:

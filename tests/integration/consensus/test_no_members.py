@@ -3,6 +3,7 @@ stays free: proposed again once voters are known, it is voted on (issue 14, poin
 
 from __future__ import annotations
 
+from agents.vsm.voting import VotingExtension
 from consensus import Outcome
 from tests.support.consensus import Members
 from tests.support.waiting import wait_until
@@ -28,7 +29,20 @@ async def test_no_members_is_no_quorum_and_the_id_can_be_proposed_again(
     )
     assert again.outcome is Outcome.COMMITTED and not again.replayed
     assert again.decision.members == ("v1", "v2", "v3")
-    # and a proposer that starts afresh reads that commit, not a stale rejection
+    # and a proposer that starts afresh, once the voters have heard that commit (it was
+    # recorded locally: the voters learn it by replication), is answered with it, not a
+    # stale rejection
+    logs = [
+        ext.service.log
+        for v in ("v1", "v2", "v3")
+        for ext in members.agents[v].extensions
+        if isinstance(ext, VotingExtension)
+    ]
+    await wait_until(
+        lambda: len(logs) == 3 and all(log.decided("restart-w1") for log in logs),
+        10,
+        what="the decision on every voter's replica",
+    )
     later = await members.coordinator("later")
     third = await later.coordinate(
         "restart", request, urgency="high", proposal_id="restart-w1", timeout=5
