@@ -2,7 +2,8 @@
 fixed batch-size + linger settings and the adaptive policy, beside raw nats-py.
 
     python bench/bench_batching.py [--rounds 24] [--round-seconds S] [--warmup 1] [--learn 7.5]
-                                   [--workloads W ...] [--settings NAME ...] [--json]
+                                   [--workloads W ...] [--settings NAME ...] [--twin NAME]
+                                   [--json]
     python bench/bench_batching.py --rounds 0 [--seconds 1.5] [--trials 4] [--max-foreign 0.25]
                                    [--attempts 2] [--quiet-wait 2]      # whole-run trials
 
@@ -73,6 +74,7 @@ PAYLOAD = "x" * 48
 KIB = 1024
 CHUNK = 0.5  # seconds: warm-up traffic is sent in pieces this long
 TIE = 0.02  # throughputs within 2 % of the highest tie (see verdicts)
+TWIN = " (twin)"  # --twin: a second station of a fixed setting, the benchmark's A/A control
 LEAD_IN = 0.1  # seconds of unmeasured traffic before each interleaved phase
 # Measured seconds of a setting a round (see interleaved_rounds): steady's phase is short,
 # a bursty one holds one to two on periods, a periodic one one burst of its period.
@@ -462,21 +464,24 @@ def verdicts(
     those per-trial ratios is taken. A drift in the machine's speed between trials (another
     process waking, the CPU's clock) then moves both sides of a ratio, where it moved only
     one side of a comparison between two medians taken from different trials."""
-    fixed = {k: v for k, v in rows.items() if k not in ("adaptive", "raw nats-py")}
+    fixed = {
+        k: v
+        for k, v in rows.items()
+        if k not in ("adaptive", "raw nats-py") and not k.endswith(TWIN)
+    }
     best = max(fixed, key=lambda k: fixed[k]["msgs_per_s"])
     top = fixed[best]["msgs_per_s"]
     tied = [k for k, v in fixed.items() if v["msgs_per_s"] >= (1 - TIE) * top]
     strict = min(tied, key=lambda k: fixed[k]["p99_ms"])
     ours = rows["adaptive"]
-    paired: dict[str, float] = {}
+    paired: dict[str, Any] = {}
     if trials:
-        pairs = list(zip(trials["adaptive"], trials[best], strict=True))
-        paired = {
-            "paired_throughput_ratio": statistics.median(
-                a["msgs_per_s"] / b["msgs_per_s"] for a, b in pairs
-            ),
-            "paired_p99_ratio": statistics.median(a["p99_ms"] / b["p99_ms"] for a, b in pairs),
-        }
+        paired = paired_ratios(trials["adaptive"], trials[best])
+        for name in trials:
+            if name.endswith(TWIN):  # the same setting against itself
+                paired["twin"] = {"of": name[: -len(TWIN)]} | paired_ratios(
+                    trials[name], trials[name[: -len(TWIN)]]
+                )
     return {
         **paired,
         "best_fixed": best,
@@ -484,6 +489,17 @@ def verdicts(
         "p99_ratio": ours["p99_ms"] / fixed[best]["p99_ms"],
         "strict_best": strict,
         "strict_p99_ratio": ours["p99_ms"] / fixed[strict]["p99_ms"],
+    }
+
+
+def paired_ratios(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, float]:
+    """The medians of per-trial ratios, ours over theirs: throughput and p99."""
+    pairs = list(zip(ours, theirs, strict=True))
+    return {
+        "paired_throughput_ratio": statistics.median(
+            a["msgs_per_s"] / b["msgs_per_s"] for a, b in pairs
+        ),
+        "paired_p99_ratio": statistics.median(a["p99_ms"] / b["p99_ms"] for a, b in pairs),
     }
 
 
@@ -524,6 +540,8 @@ async def main_async(args) -> dict[str, Any]:
     results["load_before"] = os.getloadavg()[0]
     chosen = [(name, setting) for name, setting in SETTINGS if name in args.settings]
     runs: list[tuple[str, Any]] = [("raw nats-py", None), *chosen]
+    if args.twin:
+        runs.append((args.twin + TWIN, dict(SETTINGS)[args.twin]))
     with NatsServer(name="bench-batching") as server:
         args.foreign = ForeignLoad(server.pid)
         tight = []
@@ -566,15 +584,16 @@ def print_table(results: dict[str, Any], args) -> None:
             print(f"{workload} (median of {how}; the paired verdict pairs within a round)")
         else:
             print(workload)
+        width = max(18, *map(len, doc["rows"]))
         print(
-            f"  {'setting':18} {'msg/s':>9} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7}"
+            f"  {'setting':{width}} {'msg/s':>9} {'(min-max)':>13} {'p50 ms':>7} {'p99 ms':>7}"
             f" {'msg/frame':>9} {'cpu us/msg':>10} {'lost':>5} {'others':>6} {'phases':>6}"
         )
         for name, r in doc["rows"].items():
             span = f"{r['msgs_per_s_min'] / 1e3:.1f}-{r['msgs_per_s_max'] / 1e3:.1f}k"
             lost = r["sent"] - r["received"]
             print(
-                f"  {name:18} {r['msgs_per_s']:9,.0f} {span:>13} {r['p50_ms']:7.2f}"
+                f"  {name:{width}} {r['msgs_per_s']:9,.0f} {span:>13} {r['p50_ms']:7.2f}"
                 f" {r['p99_ms']:7.2f} {r['msgs_per_frame']:9.1f} {r['cpu_us_per_msg']:10.1f}"
                 f" {lost:5.0f} {r['foreign_cores']:6.2f} {r['attempts']:6d}"
             )
@@ -598,6 +617,14 @@ def print_table(results: dict[str, Any], args) -> None:
             f"({v['strict_best']}): {v['strict_p99_ratio']:.2f}x "
             f"(<= 1.10: {'ok' if strict_ok else 'MISSED'})"
         )
+        if "twin" in v:
+            twin = v["twin"]
+            print(
+                f"  A/A control, {twin['of']}{TWIN} vs {twin['of']}, median of per-trial "
+                f"ratios: throughput {twin['paired_throughput_ratio']:.2f}x, p99 "
+                f"{twin['paired_p99_ratio']:.2f}x (one setting against itself: the "
+                "benchmark's own spread)"
+            )
         if workload == "steady":
             raw = doc["rows"]["raw nats-py"]["msgs_per_s"]
             ours = doc["rows"]["adaptive"]["msgs_per_s"]
@@ -656,8 +683,17 @@ def main() -> None:
         help="the settings to run (all by default; 'adaptive' and one fixed one at least): "
         + ", ".join(names),
     )
+    parser.add_argument(
+        "--twin",
+        choices=[n for n in names if n != "adaptive"],
+        metavar="NAME",
+        help="run a second station of this fixed setting and report it against the first "
+        "(an A/A control: how far one setting's figures stray from themselves in one run)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.twin and args.twin not in args.settings:
+        parser.error(f"--twin {args.twin!r} must be one of the --settings run")
     if "adaptive" not in args.settings or len(args.settings) < 2:
         parser.error("--settings needs 'adaptive' and at least one other setting")
     results = asyncio.run(main_async(args))
