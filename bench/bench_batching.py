@@ -18,7 +18,7 @@ subscriber, raw nats-py included, are open at once, each on a subject of its own
 first sends --warmup seconds of the workload unmeasured (the adaptive bus --learn seconds
 more before that: the analyser needs 64 bins of 0.1 s of history, then its next
 once-a-second evaluation, so its measured phases run under the policy it derived, printed);
-then --rounds rounds, each running every setting in turn (order rotated by one a round): a
+then --rounds rounds, each running every setting in turn (in an order shuffled a round): a
 0.1 s lead-in, then a measured phase of --round-seconds. Tables show medians over rounds;
 adaptive is compared with the best fixed setting round by round (see `verdicts`).
 
@@ -417,12 +417,15 @@ async def interleaved_rounds(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every setting's publisher and subscriber open at once, each warmed up (the adaptive
     one through its learning too), then args.rounds rounds in which each setting in turn
-    (the order rotated by one a round) sends a short lead-in and then a measured phase of
-    args.round_seconds: a setting's phase and the next one's are a fraction of a second
-    apart, so the host's drift hits both alike. Whole-run trials could not give that: on
-    this shared host one setting's 1.5 s phase ran at 2.7 to 4.2 us a message by chance,
-    and the same setting run twice, back to back, differed by 0.75-1.29x trial by trial.
-    Each round is one trial of the paired verdict."""
+    sends a short lead-in and then a measured phase of args.round_seconds: a setting's phase
+    and the next one's are a fraction of a second apart, so the host's drift hits both
+    alike. Whole-run trials could not give that: on this shared host one setting's 1.5 s
+    phase ran at 2.7 to 4.2 us a message by chance, and the same setting run twice, back to
+    back, differed by 0.75-1.29x trial by trial. Each round is one trial of the paired
+    verdict. The order is shuffled each round (seeded), not rotated: a rotation keeps every
+    setting behind the same neighbour in every round, so whatever one phase leaves behind
+    (frames in flight, the server's buffers, garbage to collect) would fall on the same
+    setting's phase every time."""
     stations = [  # open at once, so each on a subject of its own
         await raw_station(url, f"{SUBJECT}.{i}")
         if setting is None
@@ -434,9 +437,9 @@ async def interleaved_rounds(
         await measured_phase(station, workload, args.warmup + learn, args.seed + 1, args)
     trials: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in runs}
     seconds = args.round_seconds or ROUND_SECONDS[workload]
-    for round_ in range(args.rounds):
-        shift = round_ % len(stations)
-        for station in stations[shift:] + stations[:shift]:
+    order = random.Random(args.seed)
+    for _ in range(args.rounds):
+        for station in order.sample(stations, len(stations)):
             await measured_phase(station, workload, LEAD_IN, args.seed + 1, args)
             run = await measured_phase(station, workload, seconds, args.seed, args)
             trials[station.name].append(run.summary())
