@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from consensus_work import bounds, measure  # bench/ is on sys.path when run as a script
 
 from agents import Agent, AgentConfig
 from agents.vsm.voting import VotingExtension
@@ -528,6 +529,7 @@ def _commits(driver: Any, seconds: float, inflight: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = measure(5)  # in this process, before any other is started
     ring = Keyring.generate()
     with tempfile.TemporaryDirectory(prefix="amcp-bench-") as tmp, NatsServer(name="bench") as srv:
         workdir = Path(tmp)
@@ -551,7 +553,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"decisions": decisions, "pysyncobj": syncobj,
             "durable": args.durable, "batching": args.batching, "cpus": os.cpu_count(),
             "identities": not args.no_identities,
-            "inflight": args.inflight,
+            "inflight": args.inflight, "consensus_work_us": work,
             "load": os.getloadavg()}  # fmt: skip
 
 
@@ -619,12 +621,15 @@ def report(doc: dict[str, Any]) -> str:
         for d in (three, five):  # 3 voters: as many processes as its 3 nodes
             versus = _faster(sync["p50_us"], d["decision_p50_us"])
             lines.append(f"  amcp {d['voters']} voters vs this: p50 {versus}")
-    lines += _targets(five, tick)
+    lines += _targets(five, tick, doc["consensus_work_us"])
     return "\n".join(lines)
 
 
-def _targets(five: dict[str, Any], tick: dict[str, Any] | None) -> list[str]:
-    """Issue 18's targets, 5 voters, against this run's floor and PySyncObj."""
+def _targets(
+    five: dict[str, Any], tick: dict[str, Any] | None, work: dict[str, float]
+) -> list[str]:
+    """Issue 18's targets, 5 voters, against this run's floor and PySyncObj, and what the
+    consensus work alone (no messaging) leaves of the first and third at best."""
     floor, dec = five["floor_p50_us"], five["decision_p50_us"]
     cpu = five["cpu_ms"]
     checks = [
@@ -646,6 +651,15 @@ def _targets(five: dict[str, Any], tick: dict[str, Any] | None) -> list[str]:
                     f"  decisions/s >= PySyncObj 1 ms tick, {inflight} in flight: {ratio:.2f}x  "
                     f"{'ok' if ratio >= 1 else 'MISSED'}"
                 )
+    best = bounds(work, floor, cpu["floor"]["total"], 5)
+    lines.append(
+        f"  consensus work without messaging (bench/consensus_work.py): proposer "
+        f"{work['proposer_us']:.0f} us a decision, a voter {work['voter_us']:.0f} us a ballot; "
+        f"added to this run's floor with every message free, p50 {best['p50_ratio_at_best']:.2f}x"
+        f" and CPU {best['cpu_ratio_at_best']:.2f}x the floor at best; the critical path's "
+        f"Ed25519 alone ({work['ed25519_path_us']:.0f} us) makes the p50 "
+        f"{best['p50_ratio_signatures_only']:.2f}x the floor"
+    )
     return lines
 
 
