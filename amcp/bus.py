@@ -582,10 +582,11 @@ class Bus:
         )
 
     def _note_rejection(self, rejected: FrameRejected, subject: str, in_flight: bool) -> None:
-        # counted either way; one sent while this receiver was starting is no news
+        # counted either way; one sent while this receiver was starting is no news (its own
+        # rate key: it must not fold away a warning about a real one)
         self._ratelog.log(
             logging.DEBUG if in_flight else logging.WARNING,
-            rejected.reason,
+            f"{rejected.reason}:in_flight" if in_flight else rejected.reason,
             "rejected frame on %s: %s%s",
             subject,
             rejected,

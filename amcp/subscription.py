@@ -23,8 +23,8 @@ __all__ = ["Handler", "Subscription"]
 
 Handler = Callable[[Message], Awaitable[None] | None]
 OnReject = Callable[[FrameRejected, str, bool], None]
-"""(rejection, subject, in flight at start: see Opener.in_flight)"""
-"""(rejection, subject): a frame was refused."""
+"""(rejection, subject, in flight at the receiver's start: Opener.in_flight): a frame was
+refused."""
 OnHandlerError = Callable[[str, str], None]
 """(subject, sender): the handler raised; called inside the `except`, so it may log it."""
 
