@@ -331,16 +331,19 @@ class Opener(_OpenerBase):
 
     def in_flight(self, rejected: FrameRejected, frame: bytes) -> bool:
         """Whether `frame`, refused with `rejected`, was most likely sent while this
-        receiver was starting (IN_FLIGHT_MS) rather than replayed. Parses the envelope
-        again: rejections are rare, and the per-frame path stays as it is."""
+        receiver was starting (IN_FLIGHT_MS) rather than replayed. The envelope is parsed
+        again only within IN_FLIGHT_MS of the floor: after that no frame can be in flight
+        from before it, and a flood of stale frames costs what it did."""
         if rejected.reason != Reason.STALE:
+            return False
+        floor = self.guard.evicted_floor_ms
+        now_ms = int(self.clock() * 1000)
+        if now_ms - floor >= IN_FLIGHT_MS:  # a frame stamped at or before the floor is late
             return False
         try:
             ts_ms = unpack_envelope(frame, self.limits)[0].ts_ms
         except FrameRejected:
             return False
-        floor = self.guard.evicted_floor_ms
-        now_ms = int(self.clock() * 1000)
         return floor - IN_FLIGHT_MS < ts_ms <= floor and now_ms - ts_ms < IN_FLIGHT_MS
 
     def _unseal(self, subject: str, env: Envelope, signed: bytes, at: int) -> Any:

@@ -529,7 +529,7 @@ def _commits(driver: Any, seconds: float, inflight: int) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    work = measure(5)  # in this process, before any other is started
+    work = measure(5, identities=not args.no_identities)  # before any process is started
     ring = Keyring.generate()
     with tempfile.TemporaryDirectory(prefix="amcp-bench-") as tmp, NatsServer(name="bench") as srv:
         workdir = Path(tmp)

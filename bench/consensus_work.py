@@ -2,7 +2,7 @@
 what a decision must add to the scatter-gather floor even if amcp's frames, nats-py and
 asyncio cost nothing beyond the floor's own.
 
-    python bench/consensus_work.py [--voters 5] [--blocks 9] [--per-block 300]
+    python bench/consensus_work.py [--voters 5] [--blocks 9] [--per-block 300] [--no-identities]
 
 The proposer's part of one decision: the proposal built and encoded; three ballots (a
 majority of five) decoded, their identity signatures verified (each ballot new, so no
@@ -36,18 +36,31 @@ REPLY = "amcp.bench.vote.ballot.proposer"
 
 
 class Cluster:
-    """Keys, roster, voters' states and a proposer's verifier, made once."""
+    """Keys, roster, voters' states and a proposer's verifier, made once (with
+    `identities` off: no keys, nothing signed or verified, as `--no-identities` runs)."""
 
-    def __init__(self, voters: int) -> None:
+    def __init__(self, voters: int, identities: bool = True) -> None:
         self.names = [f"v{i}" for i in range(voters)]
-        self.keys = {name: Identity.generate(name) for name in (*self.names, PROPOSER)}
-        roster = Roster(
-            RosterEntry(name, key.public_key, frozenset({"s3" if name == PROPOSER else "s5"}))
-            for name, key in self.keys.items()
+        self.keys: dict[str, Identity | None] = {
+            name: Identity.generate(name) if identities else None
+            for name in (*self.names, PROPOSER)
+        }
+        self.verifier = (
+            IdentityVerifier(
+                Roster(
+                    RosterEntry(
+                        name, key.public_key, frozenset({"s3" if name == PROPOSER else "s5"})
+                    )
+                    for name, key in self.keys.items()
+                    if key is not None
+                )
+            )
+            if identities
+            else None
         )
-        self.verifier = IdentityVerifier(roster)
         self.states = {name: VoterState(name, identity=self.keys[name]) for name in self.names}
         self.majority = voters // 2 + 1
+        self._view: VoterContext | None = None
 
     def proposal(self, now_ms: int) -> Proposal:
         return Proposal(
@@ -60,8 +73,12 @@ class Cluster:
         )
 
     def context(self, now_ms: int) -> VoterContext:
-        n = len(self.names)
-        return VoterContext(role="s5", members=n, live=n, now_ms=now_ms)
+        """The voter's view of the cluster: made once and reused, as a voter reuses its view
+        for 0.1 s (VotingExtension)."""
+        if self._view is None or self._view.now_ms != now_ms:
+            n = len(self.names)
+            self._view = VoterContext(role="s5", members=n, live=n, now_ms=now_ms)
+        return self._view
 
     def voter_part(self, voter: str, wire: dict[str, Any], now_ms: int) -> dict[str, Any]:
         """A voter's work on a proposal: decoded, voted on (scored, judged, signed), the
@@ -100,9 +117,12 @@ def per_op_us(block: Callable[[int], None], blocks: int, per_block: int) -> floa
     return best * 1e6
 
 
-def measure(voters: int = 5, blocks: int = 9, per_block: int = 300) -> dict[str, float]:
-    """{"proposer_us": a decision's proposer work, "voter_us": a ballot's voter work}."""
-    cluster = Cluster(voters)
+def measure(
+    voters: int = 5, blocks: int = 9, per_block: int = 300, *, identities: bool = True
+) -> dict[str, float]:
+    """{"proposer_us": a decision's proposer work, "voter_us": a ballot's voter work,
+    "ed25519_path_us": the signatures on the critical path (0 without identities)}."""
+    cluster = Cluster(voters, identities)
     now_ms = int(time.time() * 1000)
     # Ballots made ahead for the proposer's blocks: new proposals, so nothing is cached.
     ballots_ahead: list[tuple[Proposal, list[tuple[str, Any]]]] = []
@@ -130,7 +150,9 @@ def measure(voters: int = 5, blocks: int = 9, per_block: int = 300) -> dict[str,
     return {
         "proposer_us": proposer_us,
         "voter_us": voter_us,
-        "ed25519_path_us": ed25519_path_us(cluster.majority, blocks, per_block),
+        "ed25519_path_us": ed25519_path_us(cluster.majority, blocks, per_block)
+        if identities
+        else 0.0,
     }
 
 
@@ -177,8 +199,9 @@ def main() -> None:
     parser.add_argument("--voters", type=int, default=5)
     parser.add_argument("--blocks", type=int, default=9)
     parser.add_argument("--per-block", type=int, default=300)
+    parser.add_argument("--no-identities", action="store_true")
     args = parser.parse_args()
-    work = measure(args.voters, args.blocks, args.per_block)
+    work = measure(args.voters, args.blocks, args.per_block, identities=not args.no_identities)
     print(
         f"consensus work without messaging, {args.voters} voters (least of {args.blocks} blocks "
         f"of {args.per_block}): proposer {work['proposer_us']:.0f} us a decision, a voter "
