@@ -45,6 +45,12 @@ __all__ = ["Coordination", "Coordinator", "coordinate_action"]
 
 log = logging.getLogger("amcp.consensus")
 
+# A decision no member waits on is news for late voters and readers only: sharing one
+# delta frame among the decisions of the next few ms saves each replica a frame per
+# decision (its parse, MAC and wake-up), which in a run of decisions is most of what
+# recording costs them.
+ANNOUNCE_LINGER = 0.01
+
 
 @dataclass(frozen=True)
 class Coordination:
@@ -87,6 +93,9 @@ class Coordinator:
     the majority it would wait for is the one that did not answer, and not at all when no
     members were known (the id stays free). `retention`: how
     long and how many decision records this replica keeps (DecisionRetention).
+    `linger` (seconds): how long a decision recorded locally that no member waits on (no
+    resource whose leases it ends, no executor) may wait to share its announcement frame
+    with the next decisions; others are announced at once.
     """
 
     def __init__(
@@ -97,12 +106,14 @@ class Coordinator:
         record: Level | None = None,
         record_timeout: float = 2.0,
         retention: DecisionRetention | None = None,
+        linger: float = ANNOUNCE_LINGER,
     ) -> None:
         self.bus = bus
         self.store = store
         self.log = DecisionLog(store, retention, bus.verifier)
         self.record = None if record is None else check_level(record)
         self.record_timeout = check.positive("record_timeout", record_timeout)
+        self.linger = check.nonnegative("linger", linger)
         self.subjects = ConsensusSubjects(bus.subjects)
         self.stats: Counter[str] = Counter()
         self._inbox = self.subjects.ballot(secrets.token_hex(8))
@@ -330,8 +341,12 @@ class Coordinator:
         level = self.record or default_concern(self.store)
         if decided.decision.outcome is Outcome.NO_QUORUM:
             level = "local"
+        waited_on = decided.proposal.resource is not None or decided.executor is not None
+        linger = 0.0 if waited_on else self.linger
         try:
-            return await self.log.record(decided, write=level, timeout=self.record_timeout)
+            return await self.log.record(
+                decided, write=level, timeout=self.record_timeout, linger=linger
+            )
         except WriteConcernError as exc:
             log.warning("decision on %s not recorded %s: %s", decided.id, level, exc)
             return None

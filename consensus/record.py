@@ -177,11 +177,19 @@ class DecisionLog:
         """The recorded execution of `proposal_id`, if this replica holds one."""
         return self._read(execution_key(proposal_id), Execution, proposal_id)
 
-    async def record(self, decided: Decided, *, write: Level, timeout: float) -> WriteResult:
-        """Keep `decided`; returns once `write` replicas hold it (WriteConcernError if not)."""
+    async def record(
+        self, decided: Decided, *, write: Level, timeout: float, linger: float = 0.0
+    ) -> WriteResult:
+        """Keep `decided`; returns once `write` replicas hold it (WriteConcernError if not).
+        `linger`: see ContextStore.set (the others may learn it that much later)."""
         key = decision_key(decided.id)
         return await self.store.set(
-            key, pack(decided.to_wire()), write=write, timeout=timeout, ttl=self.retention.horizon_s
+            key,
+            pack(decided.to_wire()),
+            write=write,
+            timeout=timeout,
+            ttl=self.retention.horizon_s,
+            linger=linger,
         )
 
     async def record_execution(

@@ -45,10 +45,13 @@ class DeltaGossip:
         self._last: WriteBatch | None = None
         self._span: SpanContext | None = None  # the open batch's first writer's span
         self._flusher: asyncio.Task[None] | None = None
+        self._lingering: asyncio.TimerHandle | None = None  # starts the flusher when due
 
-    def submit(self, delta: Delta, wants_ack: bool = False) -> WriteBatch:
+    def submit(self, delta: Delta, wants_ack: bool = False, linger: float = 0.0) -> WriteBatch:
         """Queue a local mutation's delta for the next batch (coalesced with any pending
-        delta of the same key) and return that batch."""
+        delta of the same key) and return that batch. With `linger` (seconds) the batch
+        may wait that long for later writes to share its frame; a write without it, or
+        one that wants acknowledgements, sends the batch at once with whatever lingers."""
         link = self.link
         if link.closed:
             raise CrdtError("the context store is closed")
@@ -68,11 +71,24 @@ class DeltaGossip:
             self._span = current_span.get()
         batch.wants_ack = batch.wants_ack or wants_ack
         if self._flusher is None:
-            self._flusher = link.loop.create_task(self._flush())
+            if linger <= 0 or wants_ack:
+                self._start()
+            elif self._lingering is None:
+                self._lingering = link.loop.call_later(linger, self._start)
         return batch
 
+    def _start(self) -> None:
+        """Send what is queued now (a lingering batch included)."""
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+        if self._flusher is None and self._outbox:
+            self._flusher = self.link.loop.create_task(self._flush())
+
     async def drain(self) -> None:
-        """Wait until every delta submitted so far has been sent (or failed)."""
+        """Wait until every delta submitted so far has been sent (or failed): a lingering
+        batch goes now."""
+        self._start()
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
 

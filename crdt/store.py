@@ -77,6 +77,17 @@ def _ttl_ms(ttl: Any) -> int:
     return max(1, round(ttl * 1000))
 
 
+MAX_LINGER_S = 60.0  # a delta held longer would be anti-entropy's to carry anyway
+
+
+def _check_linger(linger: Any) -> float:
+    if not (isinstance(linger, int | float) and not isinstance(linger, bool)) or not (
+        0 <= linger <= MAX_LINGER_S
+    ):
+        raise CrdtValueError(f"linger must be a number of seconds in [0, {MAX_LINGER_S:g}]")
+    return float(linger)
+
+
 def _check_value(value: Any) -> None:
     try:
         size = len(pack(value))
@@ -240,11 +251,17 @@ class ContextStore:
     # -- writes -----------------------------------------------------------------------
 
     async def _write(
-        self, key: Any, write: Level, timeout: float, mutate: Callable[..., Delta], *args: Any
+        self,
+        key: Any,
+        write: Level,
+        timeout: float,
+        mutate: Callable[..., Delta],
+        *args: Any,
+        linger: float = 0.0,
     ) -> WriteResult:
         _check_key(key)
         level = check_level(write)
-        return await self._rep.replicate(mutate(key, *args), level, timeout)
+        return await self._rep.replicate(mutate(key, *args), level, timeout, linger)
 
     async def incr(
         self, key: str, n: int = 1, *, write: Level = "local", timeout: float = 2.0
@@ -266,12 +283,19 @@ class ContextStore:
         write: Level = "local",
         timeout: float = 2.0,
         ttl: float | None = None,
+        linger: float = 0.0,
     ) -> WriteResult:
         """Write an LWW register; with `ttl` (seconds), one that expires that long after
-        this write on every replica (then reads as absent and is dropped everywhere)."""
+        this write on every replica (then reads as absent and is dropped everywhere).
+        With `linger` (seconds) and nobody waiting (write="local" on an in-memory
+        replica), its delta may wait that long to share a frame with later writes: the
+        peers learn it up to `linger` later, for a frame's cost shared by several."""
         _check_value(value)
         ttl_ms = None if ttl is None else _ttl_ms(ttl)
-        return await self._write(key, write, timeout, self._state.set_register, value, ttl_ms)
+        wait = _check_linger(linger)
+        return await self._write(
+            key, write, timeout, self._state.set_register, value, ttl_ms, linger=wait
+        )
 
     async def flush(self) -> None:
         """Return once this replica's writes so far are on the bus to its peers: what this

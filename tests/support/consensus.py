@@ -86,10 +86,15 @@ class Members:
         await self.agents[agent_id].fail(RuntimeError("crashed by the test"))
 
     async def coordinator(
-        self, sender: str = "proposer", url: str | None = None, voters: int | None = None
+        self,
+        sender: str = "proposer",
+        url: str | None = None,
+        voters: int | None = None,
+        **options: Any,
     ) -> Coordinator:
-        """A coordinator on its own bus, once its replica sees `voters` (default: all)."""
-        coordinator = await Coordinator.open(await self.bus(sender, url))
+        """A coordinator on its own bus, once its replica sees `voters` (default: all);
+        `options` go to Coordinator.open."""
+        coordinator = await Coordinator.open(await self.bus(sender, url), **options)
         self._coordinators.append(coordinator)
         expected = sum(a.config.voter for a in self.agents.values()) if voters is None else voters
         await wait_until(
