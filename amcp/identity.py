@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,10 @@ from amcp.files import private_folder, read_guarded, write_private
 # cryptography loads when a key is made, read or checked, not with this module: the
 # command lines import it for its paths and names, and --help should not pay ~10 ms.
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "DEFAULT_IDENTITY_DIR",
@@ -52,16 +56,28 @@ def fingerprint(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4096)  # a roster's keys: parsing one is ~3 us a verify
+def _public_key(public_key: bytes) -> Ed25519PublicKey | None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        return Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError:
+        return None
+
+
 def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
     """Whether `signature` is `public_key`'s Ed25519 signature of `data` (never raises)."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     if len(public_key) != 32 or len(signature) != 64:
         return False
+    key = _public_key(bytes(public_key))
+    if key is None:
+        return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
-    except (InvalidSignature, ValueError):
+        key.verify(signature, data)
+    except InvalidSignature:
         return False
     return True
 

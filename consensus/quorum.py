@@ -2,8 +2,9 @@
 
 Every rule is a monotone test on the yes support, so the tally can decide early: commit once
 the yes support passes, reject once it cannot pass even if every silent member votes yes.
-Arithmetic is exact (fractions.Fraction), so no float rounding or summation order can change
-an outcome. The semantics are specified in docs/CONSENSUS.md.
+Arithmetic is exact (ints where every vote weighs 1, fractions.Fraction for weighted
+sums), so no float rounding or summation order can change an outcome. The semantics are
+specified in docs/CONSENSUS.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from functools import lru_cache
 
 from consensus.errors import QuorumSpecError
 
-__all__ = ["QuorumKind", "QuorumRule", "parse_quorum"]
+__all__ = ["QuorumKind", "QuorumRule", "Support", "parse_quorum"]
+
+Support = Fraction | int
+"""A yes support or a threshold, exact: an int for counting rules (cheap to add and
+compare, several times a decision), a Fraction for weighted sums and fractional counts."""
 
 MAX_SPEC_LENGTH = 64
 """Longer specs are refused outright: a spec is a short config value, never data."""
@@ -48,11 +53,11 @@ class QuorumRule:
     kind: QuorumKind
     value: Fraction = Fraction(0)
     # members -> needed: a tally asks for every ballot, with few distinct memberships
-    _needed: dict[int, Fraction] = field(
+    _needed: dict[int, Support] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
-    def needed(self, members: int) -> Fraction:
+    def needed(self, members: int) -> Support:
         """The yes support to reach (at least, or for WEIGHTED strictly more than) to commit."""
         found = self._needed.get(members)
         if found is None:
@@ -61,41 +66,38 @@ class QuorumRule:
             found = self._needed[members] = self._needed_by(members)
         return found
 
-    def _needed_by(self, members: int) -> Fraction:
+    def _needed_by(self, members: int) -> Support:
         n = members
         if self.kind is QuorumKind.MAJORITY:
-            return Fraction(n // 2 + 1)
+            return n // 2 + 1
         if self.kind is QuorumKind.ALL:
-            return Fraction(max(1, n))
+            return max(1, n)
         if self.kind is QuorumKind.ANY:
-            return Fraction(1)
+            return 1
         if self.kind is QuorumKind.COUNT:
             return self.value
         if self.kind is QuorumKind.FRACTION:
-            return Fraction(max(1, math.ceil(self.value * n)))
+            return max(1, math.ceil(self.value * n))
         return self.value * n
 
-    def weight(self, combined: float) -> Fraction:
+    def weight(self, combined: float) -> Support:
         """What one yes vote adds to the support: 1, or its combined score for WEIGHTED."""
         if self.kind is QuorumKind.WEIGHTED:
             return Fraction(combined)
-        return _ONE
+        return 1
 
-    def support(self, yes_combined: list[float]) -> Fraction:
+    def support(self, yes_combined: list[float]) -> Support:
         """The yes support of these yes votes (their combined scores): the sum of their
         weights, i.e. their count, or for WEIGHTED the exact sum of the scores."""
         if self.kind is QuorumKind.WEIGHTED:
             return sum((Fraction(c) for c in yes_combined), Fraction(0))
-        return Fraction(len(yes_combined))
+        return len(yes_combined)
 
-    def passes(self, support: Fraction, members: int) -> bool:
+    def passes(self, support: Support, members: int) -> bool:
         """Whether this yes support commits among `members` registered members."""
         if self.kind is QuorumKind.WEIGHTED:
             return support > self.needed(members)
         return support >= self.needed(members)
-
-
-_ONE = Fraction(1)
 
 
 def parse_quorum(spec: str) -> QuorumRule:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from fractions import Fraction
 
 from amcp.attest import IdentityVerdict, IdentityVerifier
 from consensus.model import Choice, Decision, Outcome, Proposal, Vote
-from consensus.quorum import parse_quorum
+from consensus.quorum import Support, parse_quorum
 from consensus.signatures import check_vote
 from consensus.tally import decide, outcome_of
 
@@ -44,7 +43,7 @@ class Round:
         self.refused: Counter[str] = Counter()
         self._rule = parse_quorum(proposal.quorum)
         self._voted: set[str] = set()
-        self._support = Fraction(0)  # of the yes ballots, while no member sent two
+        self._support: Support = 0  # of the yes ballots, while no member sent two
         self._equivocal = False
         # Fixed before any ballot: no members (no quorum), or a count above the membership.
         self.decision: Decision | None = (

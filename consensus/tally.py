@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 
 from consensus.model import Choice, Decision, Outcome, Proposal, Summary, Vote
-from consensus.quorum import QuorumRule, parse_quorum
+from consensus.quorum import QuorumRule, Support, parse_quorum
 
 __all__ = ["Tally", "decide", "tally", "verify"]
 
@@ -105,7 +104,7 @@ def _outcome(rule: QuorumRule, counted: tuple[Vote, ...], n: int, closed: bool) 
 
 
 def outcome_of(
-    rule: QuorumRule, support: Fraction, members: int, silent: int, *, closed: bool
+    rule: QuorumRule, support: Support, members: int, silent: int, *, closed: bool
 ) -> Outcome:
     """The outcome of `support` from the yes votes while `silent` members have not voted:
     committed once it passes, rejected once it cannot pass even if they all say yes.
@@ -141,7 +140,7 @@ def _caution(vote: Vote) -> tuple[object, ...]:
     return (_CAUTION[vote.choice], vote.combined, scores, vote.reason, vote.sig)
 
 
-def _summarize(counted: tuple[Vote, ...], needed: Fraction) -> Summary:
+def _summarize(counted: tuple[Vote, ...], needed: Support) -> Summary:
     """Counts and summed combined scores per choice. fsum is exact, so order cannot matter."""
     by_choice = {c: [v.combined for v in counted if v.choice is c] for c in Choice}
     return Summary(
