@@ -6,6 +6,9 @@ trials (so that the load of a shared machine falls on every figure alike):
 - raw nats-py scatter-gather: one request to N responder processes, done at the first
   majority of replies. It is the floor of the vote's message pattern (N processes woken,
   a majority heard) with nothing of amcp: no signing, scoring, tally or record;
+- signed scatter-gather: the same pattern over amcp's Bus (HMAC-signed, nonce-checked
+  frames; responders in their own processes answer on the subject the request names, as
+  voters do), still with nothing of consensus: what the signed bus itself adds to the floor;
 - amcp decision latency: each voter is an Agent (runtime, replicated member list, the
   voting extension) in its own process; the proposer's Coordinator measures `coordinate()`
   from proposing to the decision being recorded.
@@ -62,13 +65,14 @@ from consensus_work import bounds, measure  # bench/ is on sys.path when run as 
 
 from agents import Agent, AgentConfig
 from agents.vsm.voting import VotingExtension
-from amcp import Bus, Identity, Keyring, NatsServer, Roster, RosterEntry
+from amcp import Bus, Identity, Keyring, Message, NatsServer, Roster, RosterEntry
 from amcp.cli.common import run_until_stopped
 from amcp.server import free_port
 from consensus import Coordinator, Outcome
 
 RAW_SUBJECT = "bench.raw.echo"
 FAN_SUBJECT = "bench.raw.fan.{}"  # served by the first N responders
+SIGNED_CLUSTER = "benchsigned"  # the signed responders' namespace: amcp.benchsigned.*
 SIZES = (3, 5, 7)
 HERE = Path(__file__).resolve()
 PROFILE_ENV = "AMCP_BENCH_PROFILE"  # --profile's folder, inherited by the children
@@ -111,6 +115,29 @@ def child_raw_echo(url: str, *subjects: str) -> int:
         print("ready", flush=True)
         await stop.wait()
         await nc.close()
+        return 0
+
+    return run_until_stopped(main)
+
+
+def child_bus_echo(url: str, keyring: str, sender: str, *sizes: str) -> int:
+    """An amcp Bus responder: each request's body names the subject to answer on (as a
+    proposal names its ballots'), answered with a signed frame of the same size."""
+
+    async def main(stop: asyncio.Event) -> int:
+        bus = await Bus.connect(
+            url, keyring=Keyring.load(keyring), sender=sender, cluster=SIGNED_CLUSTER
+        )
+
+        async def echo(msg: Message) -> None:
+            await bus.publish(msg.body["reply"], msg.body, kind="rep")
+
+        for n in sizes:
+            await bus.subscribe(bus.subjects.area("fan", n), echo)
+        await bus.flush()
+        print("ready", flush=True)
+        await stop.wait()
+        await bus.close()
         return 0
 
     return run_until_stopped(main)
@@ -374,6 +401,60 @@ class Raw:
             del self._waiting[reply]
 
 
+class Signed:
+    """Scatter-gather over amcp's Bus: one signed request to the first N bus responders
+    (each in its own process), done at the first majority of signed answers."""
+
+    def __init__(self, url: str, ring: Keyring, ring_path: str) -> None:
+        self.url, self.ring, self.ring_path = url, ring, ring_path
+        self.procs: list[subprocess.Popen[str]] = []
+        self.bus: Bus | None = None
+        self._reply = ""
+        self._waiting: dict[int, list[Any]] = {}
+        self._next = 0
+
+    async def start(self) -> None:
+        for i in range(max(SIZES)):
+            sizes = [str(n) for n in SIZES if i < n]
+            self.procs.append(spawn("--child-bus-echo", self.url, self.ring_path, f"r{i}", *sizes))
+        self.bus = await Bus.connect(
+            self.url, keyring=self.ring, sender="caller", cluster=SIGNED_CLUSTER
+        )
+        self._reply = self.bus.subjects.area("answers", uuid.uuid4().hex[:8])
+        await self.bus.subscribe(self._reply, self._on_answer)
+        await self.bus.flush()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    async def close(self) -> None:
+        if self.bus is not None:
+            await self.bus.close()
+        stop(self.procs)
+
+    def _on_answer(self, msg: Message) -> None:
+        waiting = self._waiting.get(msg.body["id"])
+        if waiting is not None:
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                waiting[1].set_result(None)
+
+    async def scatter(self, n: int) -> None:
+        """One signed request to n responders; returns at the first n // 2 + 1 answers."""
+        assert self.bus is not None
+        self._next += 1
+        key = self._next
+        done = asyncio.get_running_loop().create_future()
+        self._waiting[key] = [n // 2 + 1, done]
+        try:
+            body = {"id": key, "reply": self._reply, "pad": b"x" * 32}
+            await self.bus.publish(self.bus.subjects.area("fan", str(n)), body, kind="req")
+            await asyncio.wait_for(done, 5)
+        finally:
+            del self._waiting[key]
+
+
 async def voters_up(
     url: str, ring_path: str, n: int, args: argparse.Namespace, workdir: Path,
     ids: dict[str, str],
@@ -389,6 +470,7 @@ async def voters_up(
 
 async def decision_figures(
     raw: Raw,
+    signed: Signed,
     url: str,
     ring: Keyring,
     ring_path: str,
@@ -416,6 +498,7 @@ async def decision_figures(
         kinds: dict[str, Callable[[], Awaitable[Any]]] = {
             "raw": raw.request,
             "floor": lambda: raw.scatter(n),
+            "signed": lambda: signed.scatter(n),
             "decision": one,
         }
         for call in kinds.values():  # warm-up
@@ -423,6 +506,7 @@ async def decision_figures(
         meters = {
             "raw": CpuMeter(raw.server_pid, raw.pids[:1]),
             "floor": CpuMeter(raw.server_pid, raw.pids[:n]),
+            "signed": CpuMeter(raw.server_pid, signed.pids[:n]),
             "decision": CpuMeter(raw.server_pid, [p.pid for p in procs]),
         }
         block = max(1, args.decisions // args.trials)
@@ -536,15 +620,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ring_path = str(ring.save(workdir / "keyring.json"))
         assert srv.pid is not None
         raw = Raw(srv.url, srv.pid)
+        signed = Signed(srv.url, ring, ring_path)
         agents = ["proposer", *(f"v{i}" for i in range(max(SIZES)))]
         ids = {} if args.no_identities else identities_up(workdir, agents)
         try:
             await raw.start()
+            await signed.start()
             decisions = [
-                await decision_figures(raw, srv.url, ring, ring_path, n, args, workdir, ids)
+                await decision_figures(raw, signed, srv.url, ring, ring_path, n, args, workdir, ids)
                 for n in SIZES
             ]
         finally:
+            await signed.close()
             await raw.close()
     syncobj = [
         await asyncio.to_thread(syncobj_figures, args.commits, args.seconds, args.inflight, t)
@@ -576,6 +663,14 @@ def report(doc: dict[str, Any]) -> str:
             f"{dec / floor:13.2f}x"
         )
     lines.append("(us; scatter-gather: one request to N nats-py responders, done at a majority)")
+    for d in doc["decisions"]:
+        floor, sig = d["floor_p50_us"], d["signed_p50_us"]
+        lines.append(
+            f"signed scatter-gather (amcp Bus, nothing of consensus), {d['voters']} voters: "
+            f"p50 {sig:5.0f} ({sig / floor:4.2f}x the floor) p99 {d['signed_p99_us']:5.0f} "
+            f"({d['signed_p99_us'] / d['floor_p99_us']:4.2f}x); decision p50 "
+            f"{d['decision_p50_us'] / sig:4.2f}x this"
+        )
     for d in doc["decisions"]:
         cpu = d["cpu_ms"]
         parts = [
@@ -651,7 +746,8 @@ def _targets(
                     f"  decisions/s >= PySyncObj 1 ms tick, {inflight} in flight: {ratio:.2f}x  "
                     f"{'ok' if ratio >= 1 else 'MISSED'}"
                 )
-    best = bounds(work, floor, cpu["floor"]["total"], 5)
+    signed = (five["signed_p50_us"], cpu["signed"]["total"])
+    best = bounds(work, floor, cpu["floor"]["total"], 5, signed)
     lines.append(
         f"  consensus work without messaging (bench/consensus_work.py): proposer "
         f"{work['proposer_us']:.0f} us a decision, a voter {work['voter_us']:.0f} us a ballot; "
@@ -659,6 +755,13 @@ def _targets(
         f" and CPU {best['cpu_ratio_at_best']:.2f}x the floor at best; the critical path's "
         f"Ed25519 alone ({work['ed25519_path_us']:.0f} us) makes the p50 "
         f"{best['p50_ratio_signatures_only']:.2f}x the floor"
+    )
+    lines.append(
+        f"  the same work on the signed bus's pattern (p50 {signed[0]:.0f} us, CPU "
+        f"{signed[1]:.2f} ms an op: {signed[0] / floor:.2f}x and "
+        f"{signed[1] / cpu['floor']['total']:.2f}x the floor): p50 "
+        f"{best['p50_ratio_signed_at_best']:.2f}x and CPU {best['cpu_ratio_signed_at_best']:.2f}x "
+        f"the floor at best"
     )
     return lines
 
@@ -674,6 +777,8 @@ def main() -> None:
         kind, rest = sys.argv[1], sys.argv[2:]
         if kind == "--child-raw-echo":
             sys.exit(child_raw_echo(*rest))
+        if kind == "--child-bus-echo":
+            sys.exit(child_bus_echo(*rest))
         if kind == "--child-voter":  # url, keyring, cluster, agent id, ...
             sys.exit(profiled(f"{rest[3]}-{rest[2]}", lambda: child_voter(*rest)))
         sys.exit(child_syncobj(*rest))

@@ -178,20 +178,30 @@ def ed25519_path_us(majority: int, blocks: int, per_block: int) -> float:
 
 
 def bounds(
-    work: dict[str, float], floor_p50_us: float, floor_cpu_ms: float, voters: int
+    work: dict[str, float],
+    floor_p50_us: float,
+    floor_cpu_ms: float,
+    voters: int,
+    signed: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """What the consensus work alone makes of the targets' ratios: the p50 at best is the
     floor's p50 plus the proposer's work and one voter's (the critical path: the voters work
     in parallel); the CPU at best is the floor's plus the proposer's and every voter's work.
     Both assume amcp's messaging costs no more than the floor's and leave out the decision's
-    delta to every replica, so the real ratios can only be higher."""
+    delta to every replica, so the real ratios can only be higher. With `signed` (the p50
+    in us and CPU in ms of the same pattern over amcp's signed Bus), also the ratios with
+    the messaging costing what the signed bus costs (`*_signed_at_best`)."""
     path_us = work["proposer_us"] + work["voter_us"]
     cpu_us = work["proposer_us"] + voters * work["voter_us"]
-    return {
+    ratios = {
         "p50_ratio_at_best": (floor_p50_us + path_us) / floor_p50_us,
         "p50_ratio_signatures_only": (floor_p50_us + work["ed25519_path_us"]) / floor_p50_us,
         "cpu_ratio_at_best": (floor_cpu_ms * 1e3 + cpu_us) / (floor_cpu_ms * 1e3),
     }
+    if signed is not None:
+        ratios["p50_ratio_signed_at_best"] = (signed[0] + path_us) / floor_p50_us
+        ratios["cpu_ratio_signed_at_best"] = (signed[1] * 1e3 + cpu_us) / (floor_cpu_ms * 1e3)
+    return ratios
 
 
 def main() -> None:
