@@ -3,6 +3,7 @@ pull/push exchange (paged by a byte budget) makes them equal after lossy deliver
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from crdt.sync import (
     differing,
     group_buckets,
 )
+from crdt.wire import pack
 from tests.support.factories import replica
 
 KEYS = [f"k{i}" for i in range(12)]
@@ -129,3 +131,64 @@ def test_group_buckets_bounds_digests_per_request() -> None:
     assert sorted(b for g in groups for b in g) == list(range(BUCKETS))
     for group in groups:
         assert len(group) == 1 or sum(index.count(b) for b in group) <= 20
+
+
+def reference_bucket_hashes(state: ReplicaState) -> list[bytes]:
+    """The definition replicas must agree on: per bucket, BLAKE2b-8 over msgpack(key) and
+    the key's digest, keys in sorted order (8 zero bytes for an empty bucket)."""
+    held = state.keys()
+    hashes = []
+    for bucket in range(BUCKETS):
+        keys = sorted(k for k in held if bucket_of(k) == bucket)
+        if not keys:
+            hashes.append(bytes(8))
+            continue
+        h = hashlib.blake2b(digest_size=8)
+        for key in keys:
+            h.update(pack(key) + state.digest_of(key))
+        hashes.append(h.digest())
+    return hashes
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.text(min_size=1, max_size=12), max_size=60, unique=True),
+    st.lists(st.integers(0, 59), max_size=20),
+    st.integers(1, 60),
+)
+def test_bucket_hashes_follow_their_definition_through_touches_and_drops(
+    names: list[str], rewrites: list[int], keep: int
+) -> None:
+    state = replica("a")
+    keys = [f"p.{name}" for name in names]
+    for i, key in enumerate(keys):
+        state.set_register(key, i, 3_600_000)  # expiring: retention may drop them
+    index = DigestIndex(state)
+    assert index.buckets() == reference_bucket_hashes(state)
+    for n in rewrites:  # changed values: touched, recomputed from the fresh digests
+        if n < len(keys):
+            state.set_register(keys[n], -n - 1, 3_600_000)
+            index.touch(keys[n])
+    assert index.buckets() == reference_bucket_hashes(state)
+    state.limit("p.", keep)  # the ones past `keep` are dropped and leave their buckets
+    for key in state.drain_dropped():
+        index.discard(key)
+    assert len(state) == min(keep, len(keys))
+    assert index.buckets() == reference_bucket_hashes(state)
+
+
+def test_a_bucket_emptied_by_drops_hashes_as_one_never_used() -> None:
+    # equal states, one of which held and dropped a key: their buckets and tops agree, so
+    # anti-entropy does not sync them every round for nothing
+    a, b = replica("a"), replica("b")
+    a.set_register("p.gone", 1, 3_600_000)
+    index = DigestIndex(a)
+    index.buckets()
+    a.limit("p.", 1)
+    a.set_register("p.kept", 2, 3_600_000)  # expires later: "p.gone" goes first
+    b.apply(a.full_delta("p.kept"))
+    for key in a.drain_dropped():
+        index.discard(key)
+    index.touch("p.kept")
+    assert "p.gone" not in a and a.snapshot() == b.snapshot()
+    assert index.buckets() == DigestIndex(b).buckets() and index.top() == DigestIndex(b).top()
