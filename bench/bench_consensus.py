@@ -22,7 +22,7 @@ in flight, at its defaults and tuned to a 1 ms tick.
 
     python bench/bench_consensus.py [--decisions 400] [--trials 4] [--commits 100]
                                     [--seconds 5] [--inflight 64 512] [--durable]
-                                    [--no-identities] [--no-syncobj] [--json]
+                                    [--no-identities] [--linger S] [--no-syncobj] [--json]
                                     [--profile DIR]
 
 Identities are on by default (issue 16): each voter and the proposer sign with their own
@@ -485,7 +485,8 @@ async def decision_figures(
         **identity_options(ids.get("proposer", ""), ids.get("roster", "")),
     )  # fmt: skip
     try:
-        coordinator = await Coordinator.open(bus)
+        options = {} if args.linger is None else {"linger": args.linger}
+        coordinator = await Coordinator.open(bus, **options)
         deadline = time.monotonic() + 20
         while len(coordinator.voters()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
@@ -639,7 +640,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     return {"decisions": decisions, "pysyncobj": syncobj,
             "durable": args.durable, "batching": args.batching, "cpus": os.cpu_count(),
-            "identities": not args.no_identities,
+            "identities": not args.no_identities, "linger": args.linger,
             "inflight": args.inflight, "consensus_work_us": work,
             "load": os.getloadavg()}  # fmt: skip
 
@@ -649,6 +650,7 @@ def report(doc: dict[str, Any]) -> str:
         f"amcp consensus benchmark ({doc['cpus']} CPUs, load {doc['load'][0]:.1f}; voters "
         f"are agent processes; decisions recorded {doc['decisions'][0]['recorded']}; "
         f"batching {doc['batching']}; identities {'on' if doc['identities'] else 'off'}; "
+        f"announcement linger {_linger(doc.get('linger'))}; "
         "median of the trials' p50s, p99 over all samples)",
         "",
         f"{'voters':>6}  {'raw req/reply':>17}  {'raw scatter-gather':>24}  "
@@ -766,6 +768,21 @@ def _targets(
     return lines
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds in [0, 60] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"expected seconds in [0, 60], got {text!r}")
+    return value
+
+
+def _linger(linger: float | None) -> str:
+    return "the coordinator's default" if linger is None else f"{linger * 1000:g} ms"
+
+
 def _faster(theirs: float, ours: float) -> str:
     """Our time against theirs, in words."""
     ratio = theirs / ours
@@ -801,6 +818,13 @@ def main() -> None:
         "--no-identities",
         action="store_true",
         help="no agent identities: ballots, decisions and member records unsigned, unchecked",
+    )
+    p.add_argument(
+        "--linger",
+        type=_seconds,
+        metavar="SECONDS",
+        help="how long a decision nobody waits on may wait to share its announcement "
+        "(Coordinator linger; default its own, 0.01; 0: each decision its own frame)",
     )
     p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
     p.add_argument("--json", action="store_true")

@@ -2,9 +2,10 @@
 
 Everything lives in crdt's ContextStore, so every replica (every agent, every proposer)
 reads the same log, and the log is also how the protocol announces: writing a decision
-replicates it to every member at once (and anti-entropy repairs a lost delta), so voters
-learn the end of their leases and executors their work from a watch on it; an executor's
-execution record is its acknowledgement.
+replicates it to every member (and anti-entropy repairs a lost delta), so voters learn the
+end of their leases and executors their work from a watch on it; an executor's execution
+record is its acknowledgement. (A decision nobody waits on may linger a few ms to share
+its frame: `record(linger=)`, chosen by the Coordinator.)
 
     consensus.decision.<h>   LWW register: the Decided record of proposal id p
     consensus.execution.<h>  LWW register: the Execution (claim, then outcome) of p
