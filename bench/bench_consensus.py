@@ -22,7 +22,8 @@ in flight, at its defaults and tuned to a 1 ms tick.
 
     python bench/bench_consensus.py [--decisions 400] [--trials 4] [--commits 100]
                                     [--seconds 5] [--inflight 64 512] [--durable]
-                                    [--no-identities] [--linger S] [--no-syncobj] [--json]
+                                    [--no-identities] [--linger S] [--compare-linger]
+                                    [--no-syncobj] [--json]
                                     [--profile DIR]
 
 Identities are on by default (issue 16): each voter and the proposer sign with their own
@@ -491,7 +492,10 @@ async def decision_figures(
         while len(coordinator.voters()) < n and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-        async def one() -> None:
+        linger = coordinator.linger
+
+        async def one(announce_after: float = linger) -> None:
+            coordinator.linger = announce_after
             result = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=10)
             if result.outcome is not Outcome.COMMITTED:
                 raise RuntimeError(f"a benchmark decision did not commit: {result.outcome}")
@@ -502,6 +506,8 @@ async def decision_figures(
             "signed": lambda: signed.scatter(n),
             "decision": one,
         }
+        if args.compare_linger:  # the same decisions, each announced in a frame of its own
+            kinds["unlingered"] = lambda: one(0.0)
         for call in kinds.values():  # warm-up
             await timed(call, 100)
         meters = {
@@ -509,16 +515,17 @@ async def decision_figures(
             "floor": CpuMeter(raw.server_pid, raw.pids[:n]),
             "signed": CpuMeter(raw.server_pid, signed.pids[:n]),
             "decision": CpuMeter(raw.server_pid, [p.pid for p in procs]),
+            "unlingered": CpuMeter(raw.server_pid, [p.pid for p in procs]),
         }
         block = max(1, args.decisions // args.trials)
         trials: dict[str, list[list[float]]] = {kind: [] for kind in kinds}
-        for _ in range(args.trials):  # alternating: each trial measures all three
+        for _ in range(args.trials):  # alternating: each trial measures every kind
             for kind, call in kinds.items():
                 trials[kind].append(await meters[kind].timed(call, block))
         figures: dict[str, Any] = {
             "voters": n,
             "recorded": coordinator.record or ("majority" if args.durable else "local"),
-            "cpu_ms": {kind: meter.per_op_ms() for kind, meter in meters.items()},
+            "cpu_ms": {kind: meters[kind].per_op_ms() for kind in kinds},
         }
         for kind, samples in trials.items():
             pooled = [x for trial in samples for x in trial]
@@ -681,6 +688,17 @@ def report(doc: dict[str, Any]) -> str:
             for kind, c in cpu.items()
         ]
         lines.append(f"CPU ms per op, {d['voters']} voters: " + "; ".join(parts))
+    for d in doc["decisions"]:
+        if "unlingered_p50_us" in d:
+            ours, each = d["cpu_ms"]["decision"], d["cpu_ms"]["unlingered"]
+            lines.append(
+                f"announcement linger vs none, {d['voters']} voters, same trials: p50 "
+                f"{d['decision_p50_us']:.0f} vs {d['unlingered_p50_us']:.0f} us, p99 "
+                f"{d['decision_p99_us']:.0f} vs {d['unlingered_p99_us']:.0f} us; CPU ms a "
+                f"decision {ours['total']:.2f} vs {each['total']:.2f} (each voter "
+                f"{ours['peer']:.2f} vs {each['peer']:.2f}, proposer {ours['caller']:.2f} vs "
+                f"{each['caller']:.2f}, server {ours['server']:.2f} vs {each['server']:.2f})"
+            )
     three, five = (next(d for d in doc["decisions"] if d["voters"] == n) for n in (3, 5))
     tick = next((t for t in doc["pysyncobj"] if t["period_s"] == 0.001), None)
     for inflight, fig in five.get("inflight", {}).items():
@@ -825,6 +843,12 @@ def main() -> None:
         metavar="SECONDS",
         help="how long a decision nobody waits on may wait to share its announcement "
         "(Coordinator linger; default its own, 0.01; 0: each decision its own frame)",
+    )
+    p.add_argument(
+        "--compare-linger",
+        action="store_true",
+        help="also time, in the same trials, the decisions announced each in a frame of "
+        "their own (linger 0)",
     )
     p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
     p.add_argument("--json", action="store_true")
