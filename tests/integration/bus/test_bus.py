@@ -137,12 +137,17 @@ async def test_a_forged_reply_does_not_end_a_request(make_bus, nats_server: Nats
     async def slow_echo(msg) -> None:
         await raw.publish(msg.reply_to, forger.sealer.seal(msg.reply_to, "forged"))
         await raw.flush()
+        # the genuine reply goes only once the client has refused the forged one (two
+        # connections: nothing else orders their frames at the client)
+        await wait_until(
+            lambda: client.rejections[Reason.UNKNOWN_KEY] == 1, 5, what="the forged reply refused"
+        )
         await msg.respond("genuine")
 
     await server.subscribe("t.rpc2", slow_echo)
     await server.flush()
-    reply = await client.request("t.rpc2", "?", timeout=2)
-    assert reply.body == "genuine"
+    reply = await client.request("t.rpc2", "?", timeout=10)
+    assert reply.body == "genuine"  # the forged reply came first and did not end it
     assert client.rejections[Reason.UNKNOWN_KEY] == 1
     await raw.close()
 
