@@ -347,18 +347,46 @@ async def rate(
     return done / (time.perf_counter() - start), done
 
 
-class Raw:
+class Scatter:
+    """Responder processes, and one scatter-gather at a time per key: done at the first
+    majority (n // 2 + 1) of answers."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        self._waiting: dict[Any, list[Any]] = {}  # key -> [answers still needed, future]
+        self._next = 0
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def _answered(self, key: Any) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            waiting[0] -= 1
+            if waiting[0] == 0:
+                waiting[1].set_result(None)
+
+    async def _gather(self, key: Any, n: int, send: Callable[[], Awaitable[None]]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting[key] = [n // 2 + 1, done]
+        try:
+            await send()
+            await asyncio.wait_for(done, 5)
+        finally:
+            del self._waiting[key]
+
+
+class Raw(Scatter):
     """The nats-py references: request/reply to one responder, and scatter-gather to the
     first N responders (done at the first majority of replies), each in its own process."""
 
     def __init__(self, url: str, server_pid: int) -> None:
+        super().__init__()
         self.url = url
         self.server_pid = server_pid
-        self.procs: list[subprocess.Popen[str]] = []
         self.nc: Any = None
         self._inbox = ""
-        self._waiting: dict[str, list[Any]] = {}
-        self._next = 0
 
     async def start(self) -> None:
         for i in range(max(SIZES)):
@@ -370,10 +398,6 @@ class Raw:
         self._inbox = self.nc.new_inbox()
         await self.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
-
     async def close(self) -> None:
         if self.nc is not None:
             await self.nc.close()
@@ -383,36 +407,26 @@ class Raw:
         await self.nc.request(RAW_SUBJECT, b"x" * 64, timeout=5)
 
     async def _on_reply(self, msg: Any) -> None:
-        waiting = self._waiting.get(msg.subject)
-        if waiting is not None:
-            waiting[0] -= 1
-            if waiting[0] == 0:
-                waiting[1].set_result(None)
+        self._answered(msg.subject)
 
     async def scatter(self, n: int) -> None:
         """One request to n responders; returns at the first n // 2 + 1 replies."""
         self._next += 1
         reply = f"{self._inbox}.{self._next}"
-        done = asyncio.get_running_loop().create_future()
-        self._waiting[reply] = [n // 2 + 1, done]
-        try:
-            await self.nc.publish(FAN_SUBJECT.format(n), b"x" * 64, reply=reply)
-            await asyncio.wait_for(done, 5)
-        finally:
-            del self._waiting[reply]
+        await self._gather(
+            reply, n, lambda: self.nc.publish(FAN_SUBJECT.format(n), b"x" * 64, reply=reply)
+        )
 
 
-class Signed:
+class Signed(Scatter):
     """Scatter-gather over amcp's Bus: one signed request to the first N bus responders
     (each in its own process), done at the first majority of signed answers."""
 
     def __init__(self, url: str, ring: Keyring, ring_path: str) -> None:
+        super().__init__()
         self.url, self.ring, self.ring_path = url, ring, ring_path
-        self.procs: list[subprocess.Popen[str]] = []
         self.bus: Bus | None = None
         self._reply = ""
-        self._waiting: dict[int, list[Any]] = {}
-        self._next = 0
 
     async def start(self) -> None:
         for i in range(max(SIZES)):
@@ -422,38 +436,23 @@ class Signed:
             self.url, keyring=self.ring, sender="caller", cluster=SIGNED_CLUSTER
         )
         self._reply = self.bus.subjects.area("answers", uuid.uuid4().hex[:8])
-        await self.bus.subscribe(self._reply, self._on_answer)
+        await self.bus.subscribe(self._reply, lambda msg: self._answered(msg.body["id"]))
         await self.bus.flush()
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
 
     async def close(self) -> None:
         if self.bus is not None:
             await self.bus.close()
         stop(self.procs)
 
-    def _on_answer(self, msg: Message) -> None:
-        waiting = self._waiting.get(msg.body["id"])
-        if waiting is not None:
-            waiting[0] -= 1
-            if waiting[0] == 0:
-                waiting[1].set_result(None)
-
     async def scatter(self, n: int) -> None:
         """One signed request to n responders; returns at the first n // 2 + 1 answers."""
-        assert self.bus is not None
+        bus = self.bus
+        assert bus is not None
         self._next += 1
-        key = self._next
-        done = asyncio.get_running_loop().create_future()
-        self._waiting[key] = [n // 2 + 1, done]
-        try:
-            body = {"id": key, "reply": self._reply, "pad": b"x" * 32}
-            await self.bus.publish(self.bus.subjects.area("fan", str(n)), body, kind="req")
-            await asyncio.wait_for(done, 5)
-        finally:
-            del self._waiting[key]
+        body = {"id": self._next, "reply": self._reply, "pad": b"x" * 32}
+        await self._gather(
+            self._next, n, lambda: bus.publish(bus.subjects.area("fan", str(n)), body, kind="req")
+        )
 
 
 async def voters_up(
