@@ -91,3 +91,19 @@ async def test_a_bad_linger_is_refused(members: Members) -> None:
     for linger in (-0.1, float("nan"), "0.01"):
         with pytest.raises(ConsensusError, match="linger"):
             await Coordinator.open(bus, linger=linger)
+
+
+async def test_a_closing_coordinator_announces_what_lingers(members: Members) -> None:
+    # as `amcp coordinate` does: decide, close, exit; nobody else holds the record
+    for v in THREE:
+        await members.add(v)
+    coordinator = await members.coordinator(linger=LONG)
+    result = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=5)
+    assert result.outcome is Outcome.COMMITTED
+    await coordinator.close()
+    logs = [DecisionLog(members.agents[v].store) for v in THREE]  # type: ignore[arg-type]
+    await wait_until(
+        lambda: all(log.decided(result.proposal.id) is not None for log in logs),
+        5,
+        what="the decision at every voter after the close",
+    )
