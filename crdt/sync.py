@@ -11,6 +11,7 @@ directions, makes the two replicas equal.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import zlib
 from collections.abc import Iterable
@@ -49,7 +50,9 @@ class DigestIndex:
     def __init__(self, state: ReplicaState) -> None:
         self._state = state
         self._keys: list[set[str]] = [set() for _ in range(BUCKETS)]
+        self._sorted: list[list[str]] = [[] for _ in range(BUCKETS)]  # each bucket's keys
         self._packed: dict[str, bytes] = {}  # key -> its msgpack form (a key never changes)
+        self._entries: dict[str, bytes] = {}  # key -> msgpack(key) + digest, until it changes
         self._hashes = [_EMPTY] * BUCKETS
         self._dirty: set[int] = set()
         self._top: bytes | None = None
@@ -60,35 +63,46 @@ class DigestIndex:
     def touch(self, key: str) -> None:
         """`key` changed (or appeared): its bucket hash must be recomputed."""
         bucket = bucket_of(key)
-        self._keys[bucket].add(key)
-        if key not in self._packed:
+        held = self._keys[bucket]
+        if key not in held:
+            held.add(key)
+            bisect.insort(self._sorted[bucket], key)
             self._packed[key] = pack(key)
+        self._entries.pop(key, None)
         self._dirty.add(bucket)
         self._top = None
 
     def discard(self, key: str) -> None:
         """`key` is gone (dropped by retention): its bucket hash must be recomputed."""
         bucket = bucket_of(key)
-        self._keys[bucket].discard(key)
+        held = self._keys[bucket]
+        if key in held:
+            held.discard(key)
+            order = self._sorted[bucket]
+            del order[bisect.bisect_left(order, key)]
         self._packed.pop(key, None)
+        self._entries.pop(key, None)
         self._dirty.add(bucket)
         self._top = None
 
     def buckets(self) -> list[bytes]:
         """The BUCKETS hashes (8 zero bytes for an empty bucket). A busy replica's buckets
-        are all dirty each round, so this walks every key: one hash update per bucket over
-        the keys' kept msgpack forms and cached digests, not two calls and a pack per key."""
+        are all dirty each round, so this walks every key: each bucket's keys are kept in
+        order with their msgpack form and digest, so a bucket is one join and one hash
+        (the digests of the keys changed since are computed again)."""
         digest_of = self._state.digest_of
-        packed = self._packed
+        packed, entries = self._packed, self._entries
         for bucket in self._dirty:
-            keys = self._keys[bucket]
-            if not keys:  # emptied by drops: as if it never held a key, so equal states agree
+            order = self._sorted[bucket]
+            if not order:  # emptied by drops: as if it never held a key, so equal states agree
                 self._hashes[bucket] = _EMPTY
                 continue
-            parts: list[bytes] = []
-            for key in sorted(keys):
-                parts.append(packed[key])
-                parts.append(digest_of(key))
+            parts = []
+            for key in order:
+                entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = packed[key] + digest_of(key)
+                parts.append(entry)
             self._hashes[bucket] = hashlib.blake2b(b"".join(parts), digest_size=HASH_BYTES).digest()
         self._dirty.clear()
         return list(self._hashes)
