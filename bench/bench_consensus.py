@@ -509,13 +509,9 @@ async def decision_figures(
             kinds["unlingered"] = lambda: one(0.0)
         for call in kinds.values():  # warm-up
             await timed(call, 100)
-        meters = {
-            "raw": CpuMeter(raw.server_pid, raw.pids[:1]),
-            "floor": CpuMeter(raw.server_pid, raw.pids[:n]),
-            "signed": CpuMeter(raw.server_pid, signed.pids[:n]),
-            "decision": CpuMeter(raw.server_pid, [p.pid for p in procs]),
-            "unlingered": CpuMeter(raw.server_pid, [p.pid for p in procs]),
-        }
+        peers = {"raw": raw.pids[:1], "floor": raw.pids[:n], "signed": signed.pids[:n]}
+        voters = [p.pid for p in procs]
+        meters = {kind: CpuMeter(raw.server_pid, peers.get(kind, voters)) for kind in kinds}
         block = max(1, args.decisions // args.trials)
         trials: dict[str, list[list[float]]] = {kind: [] for kind in kinds}
         for _ in range(args.trials):  # alternating: each trial measures every kind
@@ -524,7 +520,7 @@ async def decision_figures(
         figures: dict[str, Any] = {
             "voters": n,
             "recorded": coordinator.record or ("majority" if args.durable else "local"),
-            "cpu_ms": {kind: meters[kind].per_op_ms() for kind in kinds},
+            "cpu_ms": {kind: meter.per_op_ms() for kind, meter in meters.items()},
         }
         for kind, samples in trials.items():
             pooled = [x for trial in samples for x in trial]

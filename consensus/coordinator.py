@@ -29,7 +29,7 @@ from typing import Any
 import consensus._validate as check
 from amcp import Bus, Message, Subscription
 from amcp.groupcommit import GroupCommit
-from consensus.errors import ConsensusDecodeError, ProposalConflict
+from consensus.errors import ConsensusDecodeError, ConsensusError, ProposalConflict
 from consensus.messages import Ballot, Decided, Execution, Executor, Propose
 from consensus.model import Decision, Outcome, Proposal, Urgency, Vote, _thaw
 from consensus.record import DecisionLog, DecisionRetention, Roll, default_concern, execution_key
@@ -39,7 +39,7 @@ from consensus.subjects import ConsensusSubjects
 from crdt.concern import Level, WriteResult, check_level
 from crdt.errors import WriteConcernError
 from crdt.hlc import epoch_ms
-from crdt.store import ContextStore, Watch
+from crdt.store import MAX_LINGER_S, ContextStore, Watch
 
 __all__ = ["Coordination", "Coordinator", "coordinate_action"]
 
@@ -114,6 +114,8 @@ class Coordinator:
         self.record = None if record is None else check_level(record)
         self.record_timeout = check.positive("record_timeout", record_timeout)
         self.linger = check.nonnegative("linger", linger)
+        if self.linger > MAX_LINGER_S:  # the store would refuse it at every record
+            raise ConsensusError(f"linger must be at most {MAX_LINGER_S:g} s, got {linger!r}")
         self.subjects = ConsensusSubjects(bus.subjects)
         self.stats: Counter[str] = Counter()
         self._inbox = self.subjects.ballot(secrets.token_hex(8))

@@ -50,8 +50,9 @@ class DeltaGossip:
     def submit(self, delta: Delta, wants_ack: bool = False, linger: float = 0.0) -> WriteBatch:
         """Queue a local mutation's delta for the next batch (coalesced with any pending
         delta of the same key) and return that batch. With `linger` (seconds) the batch
-        may wait that long for later writes to share its frame; a write without it, or
-        one that wants acknowledgements, sends the batch at once with whatever lingers."""
+        may wait that long for later writes to share its frame, if nobody waits on it; a
+        write without it, one that wants acknowledgements, or any on a durable replica
+        (its writer waits for the disk) sends the batch at once with whatever lingers."""
         link = self.link
         if link.closed:
             raise CrdtError("the context store is closed")
@@ -71,7 +72,7 @@ class DeltaGossip:
             self._span = current_span.get()
         batch.wants_ack = batch.wants_ack or wants_ack
         if self._flusher is None:
-            if linger <= 0 or wants_ack:
+            if linger <= 0 or wants_ack or link.journal is not None:
                 self._start()
             elif self._lingering is None:
                 self._lingering = link.loop.call_later(linger, self._start)

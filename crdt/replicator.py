@@ -173,14 +173,9 @@ class Replicator:
         self, delta: Delta, level: Level, timeout: float, linger: float = 0.0
     ) -> WriteResult:
         """Send a local mutation's delta and wait for `level` acknowledgements. `linger`:
-        seconds the delta may wait to share a frame with later writes, taken only when
-        nobody waits on it (level local, in memory: a durable replica's writer waits for
-        its disk)."""
-        unwaited = level == "local" and self._link.journal is None
-        batch = self._deltas.submit(
-            delta, wants_ack=level != "local", linger=linger if unwaited else 0.0
-        )
-        if unwaited:
+        see DeltaGossip.submit (taken only when nobody waits on the write)."""
+        batch = self._deltas.submit(delta, wants_ack=level != "local", linger=linger)
+        if level == "local" and self._link.journal is None:
             return LOCAL
         return await self._acks.wait(batch, delta.key, level, timeout)
 

@@ -49,9 +49,8 @@ class DigestIndex:
 
     def __init__(self, state: ReplicaState) -> None:
         self._state = state
-        self._keys: list[set[str]] = [set() for _ in range(BUCKETS)]
         self._sorted: list[list[str]] = [[] for _ in range(BUCKETS)]  # each bucket's keys
-        self._packed: dict[str, bytes] = {}  # key -> its msgpack form (a key never changes)
+        self._packed: dict[str, bytes] = {}  # every key held -> its msgpack form
         self._entries: dict[str, bytes] = {}  # key -> msgpack(key) + digest, until it changes
         self._hashes = [_EMPTY] * BUCKETS
         self._dirty: set[int] = set()
@@ -63,9 +62,7 @@ class DigestIndex:
     def touch(self, key: str) -> None:
         """`key` changed (or appeared): its bucket hash must be recomputed."""
         bucket = bucket_of(key)
-        held = self._keys[bucket]
-        if key not in held:
-            held.add(key)
+        if key not in self._packed:
             bisect.insort(self._sorted[bucket], key)
             self._packed[key] = pack(key)
         self._entries.pop(key, None)
@@ -75,12 +72,9 @@ class DigestIndex:
     def discard(self, key: str) -> None:
         """`key` is gone (dropped by retention): its bucket hash must be recomputed."""
         bucket = bucket_of(key)
-        held = self._keys[bucket]
-        if key in held:
-            held.discard(key)
+        if self._packed.pop(key, None) is not None:
             order = self._sorted[bucket]
             del order[bisect.bisect_left(order, key)]
-        self._packed.pop(key, None)
         self._entries.pop(key, None)
         self._dirty.add(bucket)
         self._top = None
@@ -114,11 +108,11 @@ class DigestIndex:
         return self._top
 
     def count(self, bucket: int) -> int:
-        return len(self._keys[bucket])
+        return len(self._sorted[bucket])
 
     def keys_in(self, buckets: Iterable[int]) -> list[str]:
         """The keys of those buckets, sorted."""
-        return sorted(key for bucket in set(buckets) for key in self._keys[bucket])
+        return sorted(key for bucket in set(buckets) for key in self._sorted[bucket])
 
     def digests(self, keys: Iterable[str]) -> dict[str, bytes]:
         """{key: digest} of those keys this replica holds."""

@@ -88,7 +88,7 @@ async def test_a_decision_with_an_executor_is_announced_at_once(members: Members
 
 async def test_a_bad_linger_is_refused(members: Members) -> None:
     bus = await members.bus("p")
-    for linger in (-0.1, float("nan"), "0.01"):
+    for linger in (-0.1, float("nan"), float("inf"), 61.0, "0.01"):
         with pytest.raises(ConsensusError, match="linger"):
             await Coordinator.open(bus, linger=linger)
 
