@@ -227,12 +227,10 @@ class DecisionLog:
         wanted: Callable[[str], bool] | None,
     ) -> Watch:
         def on_change(key: str, value: Any) -> object:
-            if wanted is not None and not wanted(key):
-                return None
             record = self._checked(_decode(value, kind, key))
             return None if record is None else callback(record)
 
-        return self.store.watch(prefix, on_change)
+        return self.store.watch(prefix, on_change, wanted=wanted)
 
     async def all_decided(self) -> list[Decided]:
         """Every decision this replica holds (for an executor catching up after a restart)."""

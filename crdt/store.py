@@ -46,12 +46,19 @@ Callback = Callable[[str, Any], Awaitable[None] | None]
 class Watch:
     """A registered watch; `cancel()` stops it."""
 
-    __slots__ = ("_store", "callback", "prefix")
+    __slots__ = ("_store", "callback", "prefix", "wanted")
 
-    def __init__(self, store: ContextStore, prefix: str, callback: Callback) -> None:
+    def __init__(
+        self,
+        store: ContextStore,
+        prefix: str,
+        callback: Callback,
+        wanted: Callable[[str], bool] | None = None,
+    ) -> None:
         self._store = store
         self.prefix = prefix
         self.callback = callback
+        self.wanted = wanted
 
     def cancel(self) -> None:
         if self in self._store._watches:
@@ -391,10 +398,15 @@ class ContextStore:
 
     # -- watches ----------------------------------------------------------------------
 
-    def watch(self, prefix: str, callback: Callback) -> Watch:
+    def watch(
+        self, prefix: str, callback: Callback, *, wanted: Callable[[str], bool] | None = None
+    ) -> Watch:
         """Call `callback(key, value)` (sync or async) after each change of a key starting
-        with `prefix`, local or remote. Reserved `_ctx.` keys only for such a prefix."""
-        handle = Watch(self, prefix, callback)
+        with `prefix`, local or remote. Reserved `_ctx.` keys only for such a prefix.
+        `wanted(key)`, if given, picks the keys worth a callback before the value is read
+        (each callback gets a copy of its value: a busy prefix, e.g. a decision log, would
+        pay a deep copy per change for a watcher that wants few of them)."""
+        handle = Watch(self, prefix, callback, wanted)
         self._watches.append(handle)
         return handle
 
@@ -406,6 +418,8 @@ class ContextStore:
             if not key.startswith(handle.prefix) or (
                 reserved and not handle.prefix.startswith(RESERVED_PREFIX)
             ):
+                continue
+            if handle.wanted is not None and not handle.wanted(key):
                 continue
             try:
                 result = handle.callback(key, self._state.get(key))

@@ -106,6 +106,25 @@ async def test_watch_sees_local_and_remote_changes_until_cancelled(open_store: O
     assert len(seen) == count
 
 
+async def test_a_watch_with_wanted_hears_only_the_keys_it_picks(open_store: Open) -> None:
+    a, b = await open_store("a"), await open_store("b")
+    seen: list[tuple[str, Any]] = []
+    asked: list[str] = []
+
+    def wanted(key: str) -> bool:
+        asked.append(key)
+        return key.endswith(".mine")
+
+    a.watch("job.", lambda key, value: seen.append((key, value)), wanted=wanted)
+    await a.set("job.other", 1)
+    await b.set("job.mine", {"n": 2})  # remote, as a replicated record arrives
+    await b.set("job.theirs", 3)
+    await a.set("elsewhere", 4)  # not under the prefix: not even asked
+    await wait_until(lambda: a.local("job.theirs") == 3, 5, what="the remote writes")
+    assert seen == [("job.mine", {"n": 2})]
+    assert sorted(set(asked)) == ["job.mine", "job.other", "job.theirs"]
+
+
 async def test_write_concerns_count_durable_members(open_store: Open) -> None:
     d = await members(open_store)
     client = await open_store("client")
