@@ -389,9 +389,10 @@ class Coordinator:
 
     def _on_ballot(self, msg: Message) -> None:
         proposal_id = _ballot_id(msg.body)
-        if proposal_id is None or proposal_id not in self._rounds:
+        entry = None if proposal_id is None else self._rounds.get(proposal_id)
+        if entry is None or entry[1].done():
             self.stats["malformed" if proposal_id is None else "late"] += 1
-            return  # decided already, or not ours: not worth decoding
+            return  # decided already (the minority's ballots), or not ours: not worth decoding
         try:
             ballot = Ballot.from_wire(msg.body)
         except ConsensusDecodeError as exc:
