@@ -61,8 +61,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import inplace  # bench/ is on sys.path when run as a script
 import nats
-from consensus_work import bounds, measure  # bench/ is on sys.path when run as a script
+from consensus_work import bounds, measure
 
 from agents import Agent, AgentConfig
 from agents.vsm.voting import VotingExtension
@@ -167,6 +168,8 @@ def child_voter(
             data_dir=Path(data_dir) if data_dir else None,
         )
         agent = Agent(bus, config, extensions=[VotingExtension(config)])
+        if folder := os.environ.get(inplace.ENV):  # --in-place: clock the consensus steps
+            inplace.serve_snapshots(inplace.install_voter(), folder)
         try:
             await agent.start()
             print("ready", flush=True)
@@ -514,6 +517,10 @@ async def decision_figures(
         meters = {kind: CpuMeter(raw.server_pid, peers.get(kind, voters)) for kind in kinds}
         block = max(1, args.decisions // args.trials)
         trials: dict[str, list[list[float]]] = {kind: [] for kind in kinds}
+        clock: inplace.StepClock | None = args.clock if n == 5 else None
+        if clock is not None:
+            voters_before = await inplace.read_snapshots(voters, os.environ[inplace.ENV])
+            proposer_before = clock.snapshot()
         for _ in range(args.trials):  # alternating: each trial measures every kind
             for kind, call in kinds.items():
                 trials[kind].append(await meters[kind].timed(call, block))
@@ -522,6 +529,12 @@ async def decision_figures(
             "recorded": coordinator.record or ("majority" if args.durable else "local"),
             "cpu_ms": {kind: meter.per_op_ms() for kind, meter in meters.items()},
         }
+        if clock is not None:  # the sequential decisions' consensus steps, where they ran
+            voters_after = await inplace.read_snapshots(voters, os.environ[inplace.ENV])
+            figures["in_place_us"] = {
+                "proposer": inplace.per_op_us(proposer_before, clock.snapshot(), "propose"),
+                "voter": inplace.voters_per_ballot_us(voters_before, voters_after),
+            }
         for kind, samples in trials.items():
             pooled = [x for trial in samples for x in trial]
             figures[f"{kind}_p50_us"] = statistics.median(percentile(t, 0.5) for t in samples) * 1e6
@@ -617,6 +630,8 @@ def _commits(driver: Any, seconds: float, inflight: int) -> float:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = measure(5, identities=not args.no_identities)  # before any process is started
+    # after the hot measurement: the clocks wrap the same steps
+    args.clock = inplace.install_proposer() if args.in_place else None
     ring = Keyring.generate()
     with tempfile.TemporaryDirectory(prefix="amcp-bench-") as tmp, NatsServer(name="bench") as srv:
         workdir = Path(tmp)
@@ -778,7 +793,24 @@ def _targets(
         f"{best['p50_ratio_signed_at_best']:.2f}x and CPU {best['cpu_ratio_signed_at_best']:.2f}x "
         f"the floor at best"
     )
+    here = five.get("in_place_us")
+    if here is not None:
+        proposer, voter = here["proposer"]["total"], here["voter"]["total"]
+        at = bounds({**work, "proposer_us": proposer, "voter_us": voter},
+                    floor, cpu["floor"]["total"], 5, signed)  # fmt: skip
+        lines.append(
+            f"  the same steps where they ran (--in-place: thread CPU in the processes, "
+            f"{here['proposer']['ops']:.0f} decisions): proposer {proposer:.0f} us "
+            f"({proposer / work['proposer_us']:.1f}x the hot figure; {_steps(here['proposer'])}),"
+            f" a voter {voter:.0f} us ({voter / work['voter_us']:.1f}x; {_steps(here['voter'])}):"
+            f" on the signed bus's pattern, p50 {at['p50_ratio_signed_at_best']:.2f}x and CPU "
+            f"{at['cpu_ratio_signed_at_best']:.2f}x the floor at best"
+        )
     return lines
+
+
+def _steps(clocked: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.0f}" for k, v in clocked.items() if k not in ("total", "ops"))
 
 
 def _seconds(text: str) -> float:
@@ -845,6 +877,12 @@ def main() -> None:
         help="also time, in the same trials, the decisions announced each in a frame of "
         "their own (linger 0)",
     )
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="also time the consensus steps where they run (thread CPU inside the proposer "
+        "and the 5 voters, over the sequential decisions; see bench/inplace.py)",
+    )
     p.add_argument("--no-syncobj", action="store_true", help="skip PySyncObj")
     p.add_argument("--json", action="store_true")
     p.add_argument("--profile", metavar="DIR", help="cProfile each process into DIR")
@@ -852,7 +890,12 @@ def main() -> None:
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())
-    doc = profiled("proposer", lambda: asyncio.run(run(args)))
+    if not args.in_place:
+        doc = profiled("proposer", lambda: asyncio.run(run(args)))
+    else:
+        with tempfile.TemporaryDirectory(prefix="amcp-in-place-") as clocks:
+            os.environ[inplace.ENV] = clocks  # inherited by the voters
+            doc = profiled("proposer", lambda: asyncio.run(run(args)))
     print(json.dumps(doc) if args.json else report(doc))
 
 
