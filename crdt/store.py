@@ -404,8 +404,8 @@ class ContextStore:
         """Call `callback(key, value)` (sync or async) after each change of a key starting
         with `prefix`, local or remote. Reserved `_ctx.` keys only for such a prefix.
         `wanted(key)`, if given, picks the keys worth a callback before the value is read
-        (each callback gets a copy of its value: a busy prefix, e.g. a decision log, would
-        pay a deep copy per change for a watcher that wants few of them)."""
+        (each callback gets a copy of its value: on a busy prefix, e.g. a decision log, a
+        watcher that wants few keys would pay a read per change for nothing)."""
         handle = Watch(self, prefix, callback, wanted)
         self._watches.append(handle)
         return handle
