@@ -24,7 +24,7 @@ in flight, at its defaults and tuned to a 1 ms tick.
                                     [--seconds 5] [--inflight 64 512] [--durable]
                                     [--no-identities] [--linger S] [--compare-linger]
                                     [--no-syncobj] [--json]
-                                    [--profile DIR]
+                                    [--profile DIR] [--in-place]
 
 Identities are on by default (issue 16): each voter and the proposer sign with their own
 Ed25519 identity and check against one shared roster file (ballots, decisions, member
@@ -32,6 +32,8 @@ records); `--no-identities` gives the figures without them (HMAC frames only).
 
 `--profile DIR` runs the proposer and each voter under cProfile, timed by CPU time (not
 wall: the machine is shared), and writes DIR/<process>-<pid>.prof (read with pstats).
+`--in-place` also times the consensus steps inside the proposer and the 5 voters, over
+the sequential decisions, beside their hot figures (bench/inplace.py).
 
 `--durable` gives the voters data directories: each is then a durable replica and the
 decision log is written with a majority of them (fsync on each). PySyncObj needs the

@@ -106,18 +106,19 @@ async def read_snapshots(
         os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + timeout
     found: dict[int, dict[str, Any]] = {}
-    while len(found) < len(pids):
+    while True:
         for pid in pids:
             path = Path(folder) / f"{pid}.json"
             if pid not in found and path.exists():
                 doc = json.loads(path.read_text())
                 if doc["at"] >= asked:
                     found[pid] = doc
+        if len(found) == len(pids):
+            return [found[pid] for pid in pids]
         if time.monotonic() > deadline:
             missing = sorted(set(pids) - set(found))
             raise RuntimeError(f"voters {missing} wrote no step clock in {timeout} s")
         await asyncio.sleep(0.01)  # a poll of files other processes write: no event to await
-    return [found[pid] for pid in pids]
 
 
 def per_op_us(

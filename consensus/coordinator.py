@@ -399,13 +399,8 @@ class Coordinator:
             self.stats["malformed"] += 1
             log.debug("malformed ballot from %s: %s", msg.sender, exc)
             return
-        entry = self._rounds.get(ballot.proposal_id)
-        if entry is None:
-            self.stats["late"] += 1  # decided already, or not ours
-            return
+        # the id peeked above is the decoded ballot's, and nothing ran in between
         round_, done, fresh = entry
-        if done.done():
-            return
         if ballot.decided is not None:
             # nobody can know a decision on an id made up just now; else it must verify
             why = (
