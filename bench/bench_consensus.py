@@ -65,7 +65,7 @@ from typing import Any
 
 import inplace  # bench/ is on sys.path when run as a script
 import nats
-from consensus_work import bounds, measure
+from consensus_work import bounds, measure, rate_bounds
 
 from agents import Agent, AgentConfig
 from agents.vsm.voting import VotingExtension
@@ -748,12 +748,12 @@ def report(doc: dict[str, Any]) -> str:
         for d in (three, five):  # 3 voters: as many processes as its 3 nodes
             versus = _faster(sync["p50_us"], d["decision_p50_us"])
             lines.append(f"  amcp {d['voters']} voters vs this: p50 {versus}")
-    lines += _targets(five, tick, doc["consensus_work_us"])
+    lines += _targets(five, tick, doc["consensus_work_us"], doc["cpus"])
     return "\n".join(lines)
 
 
 def _targets(
-    five: dict[str, Any], tick: dict[str, Any] | None, work: dict[str, float]
+    five: dict[str, Any], tick: dict[str, Any] | None, work: dict[str, float], cpus: int
 ) -> list[str]:
     """Issue 18's targets, 5 voters, against this run's floor and PySyncObj, and what the
     consensus work alone (no messaging) leaves of the first and third at best."""
@@ -778,6 +778,15 @@ def _targets(
                     f"  decisions/s >= PySyncObj 1 ms tick, {inflight} in flight: {ratio:.2f}x  "
                     f"{'ok' if ratio >= 1 else 'MISSED'}"
                 )
+    if five.get("inflight"):  # what the rates above could reach with every message free
+        rates = rate_bounds(work, 5, cpus)
+        lines.append(
+            f"  consensus work alone, ballots signed in groups (proposer "
+            f"{work['proposer_batched_us']:.0f} us a decision, a voter "
+            f"{work['voter_batched_us']:.0f} us a ballot), every message free: at most "
+            f"{rates['shared_per_s']:,.0f} decisions/s on {cpus} CPUs, "
+            f"{rates['core_each_per_s']:,.0f} with a core per process"
+        )
     signed = (five["signed_p50_us"], cpu["signed"]["total"])
     best = bounds(work, floor, cpu["floor"]["total"], 5, signed)
     lines.append(
