@@ -187,7 +187,8 @@ class Keyring:
         target = Path(path or self.path or DEFAULT_KEYRING_PATH).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {"version": FILE_VERSION, "keys": [_key_to_json(k) for k in self.keys]}
-        write_atomic(target, json.dumps(doc, indent=2), 0o600)
+        # allow_nan=False: NaN or Infinity is not JSON, and would never expire
+        write_atomic(target, json.dumps(doc, indent=2, allow_nan=False), 0o600)
         self._stamp = FileStamp(target, target.stat().st_mtime_ns)
         return target
 
@@ -200,6 +201,9 @@ def _key_to_json(key: Key) -> dict[str, object]:
         "activates_at": key.activates_at,
         "expires_at": key.expires_at,
     }
+
+
+_LAST_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last time a listing can show
 
 
 def _parse(raw: bytes, path: Path) -> list[Key]:
@@ -221,6 +225,14 @@ def _parse(raw: bytes, path: Path) -> list[Key]:
             )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KeyringError(f"keyring {path} is malformed: {exc}") from None
+    for k in keys:
+        for name in ("created_at", "activates_at", "expires_at"):
+            value = getattr(k, name)
+            if value is not None and not 0 <= value <= _LAST_TIME:
+                # NaN would make an expired key verify forever; past year 9999, no date
+                raise KeyringError(
+                    f"keyring {path} is malformed: key {k.kid} has {name} {value}, not a Unix time"
+                )
     if any(len(k.secret) < 16 for k in keys):
         raise KeyringError(f"keyring {path} holds a key shorter than 16 bytes")
     return keys

@@ -46,13 +46,16 @@ __all__ = [
     "add_connection_options",
     "add_json_option",
     "add_keyring_option",
+    "bounded",
     "connect",
     "emit",
     "identity_from",
     "jsonable",
     "parse_json_arg",
+    "port",
     "run_command",
     "run_until_stopped",
+    "seconds",
     "settings_from",
 ]
 
@@ -69,6 +72,42 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (try --help)\n")
+
+
+MAX_SECONDS = 10 * 365 * 86_400.0
+"""The longest duration an option takes (ten years): past it a time is a typo, and far past
+it Unix times overflow."""
+
+
+def bounded(
+    low: float, high: float, *, above: bool = False, kind: Callable[[str], float] = float
+) -> Callable[[str], float]:
+    """An argparse `type=`: a finite number from `low` (excluded if `above`) to `high`,
+    refused with a one-line usage error (exit 2) otherwise. NaN and infinities never pass."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value < low or value > high or (above and value == low):
+            least = f"more than {low:.15g}" if above else f"at least {low:.15g}"
+            raise argparse.ArgumentTypeError(f"must be {least} and at most {high:.15g}, not {text}")
+        return value
+
+    return parse
+
+
+def seconds(*, above: bool = True, high: float = MAX_SECONDS) -> Callable[[str], float]:
+    """An argparse `type=` for a duration: finite, more than 0 (or at least 0 with
+    `above=False`) and at most `high` seconds."""
+    return bounded(0.0, high, above=above)
+
+
+def port(*, low: int = 1) -> Callable[[str], float]:
+    """An argparse `type=` for a TCP port, `low` (1, or 0 for "any free port") to 65535."""
+    return bounded(low, 65_535, kind=int)
 
 
 # (flag, ConnectionSecurity.from_env keyword, metavar, help)

@@ -14,6 +14,7 @@ from amcp.cli.common import (
     add_keyring_option,
     emit,
     fail,
+    seconds,
     settings_from,
 )
 from amcp.keyring import Keyring
@@ -41,14 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rotate.add_argument(
         "--activate-after",
-        type=float,
+        type=seconds(above=False),
         default=10.0,
         metavar="S",
         help="seconds before the new key signs, for the file to reach every host (default 10)",
     )
     rotate.add_argument(
         "--grace",
-        type=float,
+        type=seconds(above=False),
         default=86_400.0,
         metavar="S",
         help="seconds the older keys keep verifying once it signs (default 86400, a day)",
@@ -79,6 +80,8 @@ def _path(args: argparse.Namespace) -> Path:
 
 def cmd_new(args: argparse.Namespace) -> int:
     path = _path(args)
+    if path.is_dir():
+        return fail(f"{path} is a directory; --out names the keyring file", EXIT_USAGE)
     if path.exists() and not args.force:
         return fail(
             f"{path} exists; use --force to replace it (old keys would be lost)", EXIT_USAGE
@@ -91,8 +94,6 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    if args.activate_after < 0 or args.grace < 0:
-        return fail("--activate-after and --grace must be >= 0", EXIT_USAGE)
     ring = Keyring.load(settings_from(args).keyring_path)
     key = ring.rotate(activate_after=args.activate_after, grace=args.grace)
     ring.save()

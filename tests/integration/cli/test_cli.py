@@ -26,7 +26,7 @@ from tests.support.waiting import wait_until_sync
         (["send", "x.y", "1", "--nats", "http://nope"], "is not a NATS URL"),
         (["listen", "x", "--count", "0"], "--count must be at least 1"),
         (["server", "--port", "70000"], "--port must be 1-65535"),
-        (["keys", "rotate", "--grace", "-1"], "must be >= 0"),
+        (["keys", "rotate", "--grace", "-1"], "must be at least 0"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
