@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.cluster.topology import DEMO_AGENTS, DEMO_VOTERS
 from agents.process.child import AgentProcess
-from amcp.cli.common import EXIT_FAILED, EXIT_OK
+from amcp.cli.common import EXIT_FAILED, EXIT_OK, stopped_like_ctrl_c
 from amcp.keyring import Keyring
 
 # The bus, the agents' client and models, and the server load when the demo runs, not for
@@ -291,14 +291,16 @@ async def _scenario(
         await bus.close()
 
 
-def _start_agents(url: str, root: Path, cluster: str) -> list[AgentProcess]:
+def _start_agents(url: str, root: Path, cluster: str, procs: list[AgentProcess]) -> None:
+    """Start the six agents into `procs`, one by one, so that an interruption half way
+    leaves each one started where the caller stops it."""
     from agents.cluster.identities import AgentIdentities, roles_of
 
     env = {**os.environ, "AMCP_VSM_INTERVAL": "0.2"}
     ids = AgentIdentities(root)  # identity checks on, as on every cluster amcp makes
     ids.provision((i, roles_of(role, i in DEMO_VOTERS)) for role, i in DEMO_AGENTS)
-    return [
-        AgentProcess(
+    for role, agent_id in DEMO_AGENTS:
+        agent = AgentProcess(
             role,
             agent_id,
             nats=url,
@@ -309,9 +311,8 @@ def _start_agents(url: str, root: Path, cluster: str) -> list[AgentProcess]:
             args=["--voter"] if agent_id in DEMO_VOTERS else [],
             env=env,
             log_dir=root / "logs",
-        ).start()
-        for role, agent_id in DEMO_AGENTS
-    ]
+        )
+        procs.append(agent.start())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -322,7 +323,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     story = Story(quiet=args.json)
     ok = False
     codes: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="amcp-demo-") as tmp:
+    # SIGTERM or SIGHUP stops it as Ctrl-C does: what it started is stopped on the way out
+    with stopped_like_ctrl_c(), tempfile.TemporaryDirectory(prefix="amcp-demo-") as tmp:
         root = Path(tmp)
         keyring_path = Keyring.generate().save(root / "keyring.json")
         keyring = Keyring.load(keyring_path)
@@ -333,8 +335,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             story.say("server", f"started an embedded nats-server at {server.url} with a "
                       "fresh keyring (mode 0600) and an Ed25519 identity per agent in a "
                       "roster", url=server.url)  # fmt: skip
-            procs = _start_agents(server.url, root, cluster)
+            procs: list[AgentProcess] = []
             try:
+                _start_agents(server.url, root, cluster, procs)
                 ok = asyncio.run(_scenario(server.url, keyring, cluster, story, work, procs))
             except Exception as exc:
                 story.say("error", f"the demo stopped early: {exc}", error=str(exc))

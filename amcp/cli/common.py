@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from amcp.errors import (
@@ -57,6 +58,7 @@ __all__ = [
     "run_until_stopped",
     "seconds",
     "settings_from",
+    "stopped_like_ctrl_c",
 ]
 
 EXIT_OK = 0  # done
@@ -365,22 +367,47 @@ def emit(doc: Any, as_json: bool, human: str | None = None) -> None:
         print(human, flush=True)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a long-running command as Ctrl-C does: a service manager's stop, and
+the terminal going away."""
+
+
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
-    """Run `main(stop)`; SIGTERM and SIGINT set `stop` so it can shut down gracefully."""
+    """Run `main(stop)`; SIGTERM, SIGHUP and SIGINT set `stop` so it can shut down
+    gracefully."""
     import asyncio
 
     async def runner() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (*STOP_SIGNALS, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
             return await main(stop)
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (*STOP_SIGNALS, signal.SIGINT):
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())
+
+
+@contextlib.contextmanager
+def stopped_like_ctrl_c() -> Iterator[None]:
+    """For a command that is not run by `run_until_stopped`: SIGTERM and SIGHUP raise
+    KeyboardInterrupt as Ctrl-C does, so its `finally` blocks stop what it started (exit
+    130). The first one only: a second must not cut that clean-up short."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> int:
@@ -432,8 +459,9 @@ def _guard_stdout() -> None:
 
 def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], ...] = ()) -> int:
     """Run a command body, turning amcp's errors into a one-line message and an exit code:
-    configuration (and `usage_errors`) 2, unreachable NATS 4, timeouts 3, refused by the
-    user's NATS permissions 5, other failures 1. A reader of stdout that goes away early
+    configuration (and `usage_errors`, and an OSError naming a path that cannot be used) 2,
+    unreachable NATS 4, timeouts 3, refused by the user's NATS permissions 5, other
+    failures 1. A reader of stdout that goes away early
     changes neither the outcome nor the code."""
     _guard_stdout()
     try:
@@ -448,5 +476,9 @@ def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], 
         return fail(str(exc), EXIT_DENIED)
     except AmcpError as exc:
         return fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user named: a bug, keep its traceback
+            raise
+        return fail(f"{exc.filename}: {exc.strerror or exc}", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
