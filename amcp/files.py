@@ -5,6 +5,7 @@ moves)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -25,7 +26,10 @@ def write_private(path: Path, text: str) -> Path:
 def private_folder(path: Path) -> Path:
     """Create `path` (and its parents) if needed; the folder itself ends up mode 0700."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:  # what mkdir says of a file where the folder should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
     os.chmod(path, 0o700)  # mkdir leaves an existing folder's mode as it was
     return path
 

