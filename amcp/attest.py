@@ -25,6 +25,7 @@ from amcp.speedups import compiled
 __all__ = [
     "BATCH",
     "DOMAIN",
+    "PROPOSAL",
     "RECORD_TYPES",
     "SIG",
     "IdentityVerdict",
@@ -41,6 +42,9 @@ DOMAIN = "amcp-id1"
 RecordType = Literal["ballot", "decision", "execution", "audit", "member", "result"]
 RECORD_TYPES: tuple[str, ...] = get_args(RecordType)
 BATCH = "batch"  # the record type of one signature over several records of one signer
+# The record type of a proposal's digest, which each ballot on it carries (so a ballot
+# counts only for the proposal its voter judged); a digest, never signed on its own.
+PROPOSAL = "proposal"
 MAX_DEPTH = 32  # as a frame body's
 SIG = "sig"  # the key of a map-shaped record that holds its signature
 
@@ -104,8 +108,9 @@ def signing_input(record_type: str, signer: str, record: Any, *, plain: bool = F
     canonical encoding or a record type that is not one of RECORD_TYPES (or BATCH).
     `plain`: the caller vouches that `record` holds only plain values, being the wire form
     of records validated on construction, so the canonical-form check (a Python walk of
-    the whole record, most of a small record's cost) is not done twice."""
-    if record_type not in RECORD_TYPES and record_type != BATCH:
+    the whole record, most of a small record's cost) is not done twice. `record_type`
+    PROPOSAL gives the bytes of a proposal's digest (consensus.model.Proposal.digest)."""
+    if record_type not in RECORD_TYPES and record_type not in (BATCH, PROPOSAL):
         raise ValueError(f"unknown record type {record_type!r}")
     if not plain:
         _check_plain(record)

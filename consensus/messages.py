@@ -105,6 +105,10 @@ class Decided:
             raise ConsensusError("the decision is on another proposal")
         if self.decision.quorum != self.proposal.quorum:
             raise ConsensusError("the decision's quorum is not the proposal's")
+        digest = self.proposal.digest
+        if any(vote.proposal_digest != digest for vote in self.decision.votes):
+            # ballots judged another proposal under this id: they prove nothing of this one
+            raise ConsensusError("a ballot in the decision is on another version of its proposal")
         if self.executor is not None:
             if not isinstance(self.executor, Executor):
                 raise ConsensusError("executor must be an Executor or None")
@@ -121,6 +125,13 @@ class Decided:
     @property
     def id(self) -> str:
         return self.proposal.id
+
+    @property
+    def judged_deadline_ms(self) -> int:
+        """The earliest deadline among the proposal's and those its ballots were cast on
+        (each signed in its ballot): the deadline its execution window runs from, which
+        rewriting the record's proposal cannot move later."""
+        return min((self.proposal.deadline_ms, *(v.deadline_ms for v in self.decision.votes)))
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -7,9 +7,11 @@ keys, exact types, ranges) and raises ConsensusDecodeError and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Self
 
@@ -140,6 +142,28 @@ class Proposal:
         with _decoding("proposal"):
             return cls(**_record(data, _PROPOSAL_KEYS))
 
+    @cached_property
+    def digest(self) -> bytes:
+        """SHA-256 of what the proposal asks for in canonical form (docs/PROTOCOL.md,
+        "Consensus records"): its id, action, payload, resource, quorum and urgency, the
+        fields `ProposalConflict` compares; not its proposer or times, so a restarted or
+        racing proposer of the same request counts the same ballots. Every ballot on it
+        carries and signs this digest: it counts only for the request its voter judged,
+        not for another action, payload, resource or quorum under the same id. Computed
+        once (the proposal is frozen)."""
+        from amcp.attest import PROPOSAL, signing_input  # not at import: `amcp --help` is quick
+
+        request = {
+            "id": self.id,
+            "action": self.action,
+            "payload": _thaw(self.payload),
+            "resource": self.resource,
+            "quorum": self.quorum,
+            "urgency": str(self.urgency),
+        }
+        # no signer: the proposer is not part of the request
+        return hashlib.sha256(signing_input(PROPOSAL, "", request, plain=True)).digest()
+
 
 _PROPOSAL_KEYS = (
     "id",
@@ -158,6 +182,11 @@ _PROPOSAL_KEYS = (
 class Vote:
     """One voter's ballot on one proposal, with the scores and reason behind it.
 
+    `proposal_digest` is the digest of the request the voter judged (Proposal.digest) and
+    `deadline_ms` that proposal's deadline: signed with the rest, they bind the ballot to
+    that action, payload, resource and quorum, so it cannot be counted for another request
+    under the same id, and they bound the execution window of what it commits
+    (Decided.judged_deadline_ms), so a rewritten deadline cannot run it again later.
     `combined` is the voter's weighted attention score; the weighted quorum counts a yes
     vote with this weight. `sig`: the voter's identity signature over the rest of the wire
     form (consensus.signatures), empty when the voter has no identity. `batch`: empty for
@@ -166,6 +195,8 @@ class Vote:
     """
 
     proposal_id: str
+    proposal_digest: bytes
+    deadline_ms: int
     voter: str
     choice: Choice
     scores: Scores
@@ -178,6 +209,8 @@ class Vote:
         set_ = object.__setattr__
         set_(self, "batch", _digests(self.batch) if self.batch else ())
         set_(self, "proposal_id", check.text("proposal_id", self.proposal_id, MAX_ID_LENGTH))
+        _digest("proposal_digest", self.proposal_digest)
+        set_(self, "deadline_ms", check.integer("deadline_ms", self.deadline_ms, 0, MAX_MS))
         set_(self, "voter", check.text("voter", self.voter, MAX_ID_LENGTH))
         set_(self, "choice", check.enum(Choice, "choice", self.choice))
         if not isinstance(self.scores, Scores):
@@ -189,6 +222,8 @@ class Vote:
     def to_wire(self) -> dict[str, Any]:
         return {
             "proposal_id": self.proposal_id,
+            "proposal_digest": self.proposal_digest,
+            "deadline_ms": self.deadline_ms,
             "voter": self.voter,
             "choice": str(self.choice),
             "scores": self.scores.to_wire(),
@@ -209,13 +244,21 @@ class Vote:
             return cls(**fields, batch=batch)  # type: ignore[arg-type]
 
 
-_VOTE_KEYS = ("proposal_id", "voter", "choice", "scores", "combined", "reason", "sig")
+_VOTE_KEYS = (
+    "proposal_id", "proposal_digest", "deadline_ms", "voter", "choice", "scores", "combined",
+    "reason", "sig",
+)  # fmt: skip
 UNSIGNED = {"sig": b""}  # records written before identity signatures have no "sig"
 BATCH_KEY = "batch"  # on the wire only when a ballot was signed in a batch
 DIGEST_SIZE = 32
 MAX_BATCH = 16
 """At most this many ballots share one signature: each carries every digest of its batch
 (32 bytes each) into the decision record, so the bound keeps a decision small."""
+
+
+def _digest(name: str, value: object) -> None:
+    if type(value) is not bytes or len(value) != DIGEST_SIZE:
+        raise ConsensusError(f"{name} must be a {DIGEST_SIZE}-byte digest")
 
 
 def _digests(value: object) -> tuple[bytes, ...]:

@@ -94,6 +94,8 @@ class VotePolicy:
         verdict = self.decide(proposal, scores, combined)
         return Vote(
             proposal_id=proposal.id,
+            proposal_digest=proposal.digest,
+            deadline_ms=proposal.deadline_ms,
             voter=voter,
             choice=verdict.choice,
             scores=scores,

@@ -227,7 +227,10 @@ class DecisionLog:
         wanted: Callable[[str], bool] | None,
     ) -> Watch:
         def on_change(key: str, value: Any) -> object:
-            record = self._checked(_decode(value, kind, key))
+            decoded = _decode(value, kind, key)
+            if decoded is None and value is not None:  # counted once a change, not a read
+                self.refused[f"{_KIND_NAMES[kind]}_malformed"] += 1
+            record = self._checked(decoded)
             return None if record is None else callback(record)
 
         return self.store.watch(prefix, on_change, wanted=wanted)
@@ -316,6 +319,9 @@ class DecisionLog:
         if _record_id(record) != proposal_id:  # a hash collision, in theory: another's
             return None
         return record
+
+
+_KIND_NAMES: dict[type, str] = {Decided: "decision", Execution: "execution"}
 
 
 def _record_id(record: Decided | Execution) -> str:

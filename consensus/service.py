@@ -121,6 +121,10 @@ class VoterService:
         self._subs: list[Subscription] = []
         self._watches: list[Watch] = []
         self._executing: dict[str, asyncio.Task[None]] = {}
+        # ids this executor ran, until their execution windows end: the claim in the shared
+        # log is a register any key holder can overwrite, so it alone cannot stop a second
+        # run of a decision handed over again within its window
+        self._ran: dict[str, int] = {}
         self._ballots: GroupCommit[Vote | Decided] | None = None  # made in the loop
         # log keys of the proposals this voter holds (or held) a lease for -> proposal id
         self._leased: dict[str, str] = {}
@@ -263,6 +267,9 @@ class VoterService:
         try:
             # never twice: claimed or done by this executor (the log hands over only records
             # their executor signed; another agent's claim is not this decision's)
+            if self._has_run(decided.id):
+                self.stats["refused_already_executed"] += 1
+                return
             claimed = self.log.execution(decided.id)
             if claimed is None or claimed.executor != self.id:
                 await self._run_once(decided, executor)
@@ -281,6 +288,7 @@ class VoterService:
         else:
             if self.log.decided(decided.id) is None:  # its proposer may have died before
                 await self.log.record(decided, write="local", timeout=self.record_timeout)
+            self._ran[decided.id] = self._window_end_ms(decided)
             claim = Execution(**base, state=ExecState.RUNNING, started_ms=started)
             claim = sign_execution(self.bus.identity, claim)
             await self.log.record_execution(claim, write="local", timeout=self.record_timeout)
@@ -306,6 +314,17 @@ class VoterService:
         await _call(self.on_execution, final)
         return final
 
+    def _window_end_ms(self, decided: Decided) -> int:
+        return self.state.settings.lease_end_ms(decided.proposal, decided.judged_deadline_ms)
+
+    def _has_run(self, proposal_id: str) -> bool:
+        """Whether this executor ran `proposal_id` within a window still open (windows
+        that ended are forgotten: such a decision is refused as expired anyway)."""
+        now = epoch_ms()
+        while self._ran and next(iter(self._ran.values())) < now:  # about in window order
+            del self._ran[next(iter(self._ran))]
+        return proposal_id in self._ran
+
     def _refusal(
         self, decided: Decided, executor: Executor, now_ms: int
     ) -> tuple[ExecState, str] | None:
@@ -314,7 +333,9 @@ class VoterService:
             return ExecState.REFUSED, (
                 f"{self.id} does not execute {decided.proposal.action} with {executor.tool}"
             )
-        window = self.state.settings.lease_end_ms(decided.proposal)
+        # from the deadline its ballots were cast on: a record rewritten with a later one
+        # (to run it again once the log has forgotten it) gets no new window
+        window = self._window_end_ms(decided)
         if now_ms > window:
             return ExecState.EXPIRED, f"the execution window ended {now_ms - window} ms ago"
         voters = self.log.voters()

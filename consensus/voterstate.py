@@ -55,9 +55,11 @@ class VoterSettings:
         )
         object.__setattr__(self, "memory", check.integer("memory", self.memory, 1, 2**31))
 
-    def lease_end_ms(self, proposal: Proposal) -> int:
-        """When a yes vote's lease on the proposal's resource ends, and its execution window."""
-        return proposal.deadline_ms + round(self.execution_budget_s * 1000)
+    def lease_end_ms(self, proposal: Proposal, deadline_ms: int | None = None) -> int:
+        """When a yes vote's lease on the proposal's resource ends, and its execution window
+        (from `deadline_ms` if given, else the proposal's deadline)."""
+        deadline = proposal.deadline_ms if deadline_ms is None else deadline_ms
+        return deadline + round(self.execution_budget_s * 1000)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ class VoterState:
                 )[:1024]
         vote = Vote(
             proposal_id=proposal.id,
+            proposal_digest=proposal.digest,
+            deadline_ms=proposal.deadline_ms,
             voter=self.voter,
             choice=choice,
             scores=scores,

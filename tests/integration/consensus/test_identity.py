@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,8 +36,13 @@ from consensus import (
     Propose,
     Vote,
     VoterService,
+    VoterSettings,
+    VoterState,
 )
+from consensus.model import Decision
+from consensus.quorum import parse_quorum
 from consensus.record import decision_key, execution_key
+from consensus.tally import tally
 from crdt.store import ContextStore
 from crdt.wire import pack
 from tests.support.waiting import wait_until
@@ -98,8 +104,9 @@ class IdCluster:
             self.services[agent] = VoterService(bus, store)
             await self.services[agent].start()
 
-    async def executor(self) -> VoterService:
-        """x1, the declared executor of `restart`: its runs are counted in `runs`."""
+    async def executor(self, budget_s: float | None = None) -> VoterService:
+        """x1, the declared executor of `restart`: its runs are counted in `runs`
+        (`budget_s`: its execution budget, else the default)."""
 
         async def run(executor: Executor, decided: Decided) -> dict[str, int]:
             self.runs.append(decided.id)
@@ -108,7 +115,13 @@ class IdCluster:
         bus = await self.bus("x1")
         store = await self.store(bus)
         await self.join(store, "x1", extra={"executes": {"restart": "apply"}})
-        service = VoterService(bus, store, vote=False, executes={"restart": "apply"}, run=run)
+        settings = (
+            VoterSettings() if budget_s is None else VoterSettings(execution_budget_s=budget_s)
+        )
+        state = VoterState("x1", settings=settings, identity=self.ids["x1"])
+        service = VoterService(
+            bus, store, vote=False, executes={"restart": "apply"}, run=run, state=state
+        )
         await service.start()
         self.services["x1"] = service
         return service
@@ -216,9 +229,11 @@ async def test_a_forged_decision_record_runs_nothing(ids: IdCluster) -> None:
     copied = log.decided(pid)
     assert copied is not None and copied.by == "proposer" and copied.executor is not None
     new = f"forged-{uuid.uuid4().hex[:6]}"
-    votes = tuple(dataclasses.replace(v, proposal_id=new) for v in copied.decision.votes)
+    proposal = dataclasses.replace(copied.proposal, id=new)
+    on_new = {"proposal_id": new, "proposal_digest": proposal.digest}
+    votes = tuple(dataclasses.replace(v, **on_new) for v in copied.decision.votes)
     forged = Decided(  # unsigned, as a proposer without an identity writes it
-        proposal=dataclasses.replace(copied.proposal, id=new),
+        proposal=proposal,
         decision=dataclasses.replace(copied.decision, proposal_id=new, votes=votes),
         executor=copied.executor,
         decided_ms=copied.decided_ms,
@@ -229,6 +244,121 @@ async def test_a_forged_decision_record_runs_nothing(ids: IdCluster) -> None:
     assert ids.runs == [pid]
     assert executor.log.decided(new) is None and executor.log.execution(new) is None
     assert not executor.status()["executing"]
+
+
+def another_version(
+    decided: Decided,
+    decision: Decision | None = None,
+    executor: Executor | None = None,
+    **changes: Any,
+) -> bytes:
+    """The wire form an insider writes: `decided`'s genuine signed ballots (or `decision`'s)
+    under its proposal with `changes`, unsigned, as a proposer without an identity writes
+    it (the Decided class refuses to build such a record, so it is assembled by hand)."""
+    wire = decided.to_wire()
+    wire["proposal"] |= changes
+    if decision is not None:
+        wire["decision"] = decision.to_wire()
+    if executor is not None:
+        wire["executor"] = executor.to_wire()
+    wire["decision"]["quorum"] = wire["proposal"]["quorum"]
+    wire["by"], wire["sig"] = "", b""
+    return pack(wire)
+
+
+async def test_genuine_ballots_commit_no_other_version_of_their_proposal(ids: IdCluster) -> None:
+    """The insider keeps a commit's genuine signed ballots and rewrites the proposal they
+    were cast on: another payload or resource, a lower quorum. Each version is refused as
+    malformed (the ballots' proposal digest is not its proposal's) and only the genuine
+    action runs."""
+    for v in FIVE:
+        await ids.voter(v)
+    executor = await ids.executor()
+    coordinator = await ids.coordinator()
+    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]})
+    assert genuine.outcome is Outcome.COMMITTED and genuine.execution is not None
+    store, log = await insider_log(ids)
+    pid = genuine.proposal.id
+    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
+    copied = log.decided(pid)
+    assert copied is not None
+    versions: list[dict[str, Any]] = [
+        {"payload": {"targets": "*"}},
+        {"payload": {"targets": ["w1"], "force": True}},
+        {"resource": "db"},
+        {"quorum": "1"},
+    ]
+    for n, changes in enumerate(versions, start=1):
+        await store.set(decision_key(pid), another_version(copied, **changes), ttl=3600)
+        await wait_until(
+            lambda n=n: executor.log.refused["decision_malformed"] >= n, 5, what=f"version {n}"
+        )
+        assert executor.log.decided(pid) is None
+    assert ids.runs == [pid] and not executor.status()["executing"]
+
+
+async def test_a_no_quorum_vote_cannot_be_turned_into_a_commit(ids: IdCluster) -> None:
+    """Two of five registered voters answer, so the genuine vote ends with no quorum. The
+    insider takes the two signed yes ballots from the log and writes a commit of them
+    with a quorum of 2 and another payload: refused, nothing runs."""
+    for v in FIVE:
+        await ids.voter(v, serve=v in ("v1", "v2"))
+    executor = await ids.executor()
+    coordinator = await ids.coordinator()
+    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=1.5)
+    assert genuine.outcome is Outcome.NO_QUORUM and genuine.decision.summary.yes == 2
+    store, log = await insider_log(ids)
+    pid = genuine.proposal.id
+    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
+    copied = log.decided(pid)
+    assert copied is not None
+    counted = tally(pid, FIVE, parse_quorum("2"), copied.decision.votes, closed=True)
+    assert counted.outcome is Outcome.COMMITTED  # what the ballots would prove under "2"
+    commit = Decision(
+        proposal_id=pid,
+        outcome=counted.outcome,
+        quorum="2",
+        members=FIVE,
+        votes=counted.votes,
+        summary=counted.summary,
+    )
+    x1 = Executor("x1", "apply")
+    forged = another_version(copied, commit, x1, quorum="2", payload={"targets": "*"})
+    await store.set(decision_key(pid), forged, ttl=3600)
+    await wait_until(lambda: executor.log.refused["decision_malformed"] >= 1, 5, what="refusal")
+    assert ids.runs == [] and executor.log.decided(pid) is None
+
+
+async def test_a_decision_handed_over_again_does_not_run_twice(ids: IdCluster) -> None:
+    """The insider overwrites the executor's claim with junk and writes the genuine record
+    again: within the execution window the executor remembers its run; after it, with the
+    record's deadline moved an hour later, the window still counts from the deadline the
+    ballots were cast on, so it is refused as expired. The action ran once."""
+    for v in FIVE:
+        await ids.voter(v)
+    executor = await ids.executor(budget_s=0.5)
+    coordinator = await ids.coordinator()
+    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=5)
+    assert genuine.execution is not None and genuine.execution.state is ExecState.DONE
+    store, log = await insider_log(ids)
+    pid = genuine.proposal.id
+    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
+    copied = log.decided(pid)
+    assert copied is not None
+    await store.set(execution_key(pid), b"junk", ttl=3600)
+    await wait_until(lambda: executor.log.execution(pid) is None, 5, what="the claim junked")
+    await store.set(decision_key(pid), another_version(copied), ttl=3600)
+    await wait_until(
+        lambda: executor.status().get("refused_already_executed", 0) >= 1, 5, what="a refusal"
+    )
+    window_end = copied.judged_deadline_ms + 500
+    assert time.time_ns() // 1_000_000 < window_end  # that was within the window
+    await wait_until(lambda: time.time_ns() // 1_000_000 > window_end, 10, what="the window")
+    now = time.time_ns() // 1_000_000
+    later = another_version(copied, created_ms=now, deadline_ms=now + 3_600_000)
+    await store.set(decision_key(pid), later, ttl=3600)
+    await wait_until(lambda: executor.status().get("executed_expired", 0) >= 1, 5, what="expiry")
+    assert ids.runs == [pid]
 
 
 async def test_a_forged_claim_does_not_block_the_genuine_execution(ids: IdCluster) -> None:

@@ -101,6 +101,8 @@ async def test_a_ballot_changed_in_a_genuine_batch_does_not_count(ids: IdCluster
         propose = Propose.from_wire(msg.body)
         vote = Vote(
             proposal_id=propose.proposal.id,
+            proposal_digest=propose.proposal.digest,
+            deadline_ms=propose.proposal.deadline_ms,
             voter="v3",
             choice=Choice.NO,
             scores=Scores(0.5, 0.5, 0.5, 0.5, 0.5),

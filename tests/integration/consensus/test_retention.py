@@ -49,6 +49,8 @@ def decided(proposal_id: str) -> Decided:
     )
     vote = Vote(
         proposal_id=proposal_id,
+        proposal_digest=proposal.digest,
+        deadline_ms=proposal.deadline_ms,
         voter="v1",
         choice=Choice.YES,
         scores=Scores(urgency=1, importance=1, risk=0, confidence=1, novelty=1),

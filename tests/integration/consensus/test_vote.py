@@ -176,9 +176,10 @@ async def test_forged_replayed_and_impersonated_ballots_do_not_count(
         await wait_until(lambda: captured, 5, what="a genuine ballot on the wire")
         await raw.publish(reply, captured[0].data)  # replay v1's or v2's signed frame
         scores = Scores(1, 1, 0, 1, 1)
-        fake = Vote(proposal_id=pid, voter="v3", choice="yes", scores=scores, combined=1.0)
+        on = {"proposal_digest": propose.proposal.digest, "deadline_ms": 1}
+        fake = Vote(proposal_id=pid, voter="v3", choice="yes", scores=scores, combined=1, **on)
         await forger.publish(reply, Ballot(vote=fake).to_wire(), kind="ballot")
-        fake4 = Vote(proposal_id=pid, voter="v4", choice="yes", scores=scores, combined=1.0)
+        fake4 = Vote(proposal_id=pid, voter="v4", choice="yes", scores=scores, combined=1, **on)
         await spy.publish(reply, Ballot(vote=fake4).to_wire(), kind="ballot")  # in v4's name
         # a made-up decision that re-derives from made-up votes, on an id nobody could know
         votes = [replace(fake4, voter=v) for v in ("v3", "v4", "v5")]

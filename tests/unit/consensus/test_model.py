@@ -50,10 +50,12 @@ def proposals(draw: st.DrawFn) -> Proposal:
     )
 
 
-def votes_on(proposal_id: str) -> st.SearchStrategy[Vote]:
+def votes_on(proposal_id: str, digest: bytes = bytes(32)) -> st.SearchStrategy[Vote]:
     return st.builds(
         Vote,
         proposal_id=st.just(proposal_id),
+        proposal_digest=st.just(digest),
+        deadline_ms=st.integers(0, 2**40),
         voter=st.sampled_from(["a", "b", "c", "d", "e", "z"]),
         choice=st.sampled_from(Choice),
         scores=scores_st,
@@ -66,7 +68,7 @@ def votes_on(proposal_id: str) -> st.SearchStrategy[Vote]:
 def decisions(draw: st.DrawFn) -> Decision:
     proposal = draw(proposals())
     members = draw(st.frozensets(st.sampled_from(["a", "b", "c", "d", "e"])))
-    votes = draw(st.lists(votes_on(proposal.id), max_size=8))
+    votes = draw(st.lists(votes_on(proposal.id, proposal.digest), max_size=8))
     decision = decide(proposal, members, votes, now_ms=proposal.deadline_ms)
     assert decision is not None
     return decision
@@ -79,6 +81,8 @@ def via_msgpack(wire: dict[str, Any]) -> Any:
 def vote(**changes: Any) -> Vote:
     fields: dict[str, Any] = {
         "proposal_id": "p1",
+        "proposal_digest": bytes(32),
+        "deadline_ms": 6_000,
         "voter": "a",
         "choice": Choice.YES,
         "scores": Scores(0.5, 0.5, 0.5, 0.5, 0.5),
@@ -338,7 +342,13 @@ def test_a_validated_decisions_wire_form_is_plain(decision: Decision) -> None:
 
 def test_a_batch_signed_votes_digests_round_trip_and_bad_ones_are_refused() -> None:
     lone = Vote(
-        proposal_id="p", voter="v", choice=Choice.YES, scores=Scores(0, 0, 0, 0, 0), combined=0
+        proposal_id="p",
+        proposal_digest=bytes(32),
+        deadline_ms=1,
+        voter="v",
+        choice=Choice.YES,
+        scores=Scores(0, 0, 0, 0, 0),
+        combined=0,
     )
     digests = [bytes([i]) * 32 for i in range(3)]
     wire = {**lone.to_wire(), "sig": bytes(64), "batch": digests}

@@ -25,6 +25,8 @@ votes = st.lists(
     st.builds(
         Vote,
         proposal_id=st.sampled_from([PID, "p2"]),
+        proposal_digest=st.just(bytes(32)),
+        deadline_ms=st.just(6_000),
         voter=st.sampled_from(["a", "b", "x"]),
         choice=st.sampled_from(list(Choice)),
         scores=st.just(Scores(0.5, 0.5, 0.5, 0.5, 0.5)),

@@ -100,6 +100,8 @@ def test_cast_builds_the_vote() -> None:
     vote = POLICY.cast(p, "s5-a", s, 0.6)
     assert vote == Vote(
         proposal_id="p1",
+        proposal_digest=p.digest,
+        deadline_ms=p.deadline_ms,
         voter="s5-a",
         choice=Choice.YES,
         scores=s,

@@ -43,9 +43,20 @@ SCORES = Scores(0.5, 0.5, 0.5, 1.0, 1.0)
 proposal = partial(factories.proposal, proposer="prop", payload={"targets": ["w1"]})
 
 
-def ballot(voter: str, choice: Choice | str = Choice.YES, pid: str = "p1") -> Vote:
+def ballot(
+    voter: str, choice: Choice | str = Choice.YES, pid: str = "p1", on: Proposal | None = None
+) -> Vote:
+    """`voter`'s ballot on `on` (default: the plain proposal of id `pid`)."""
+    judged = on or proposal(pid)
     return Vote(
-        proposal_id=pid, voter=voter, choice=choice, scores=SCORES, combined=0.7, reason="r"
+        proposal_id=pid,
+        proposal_digest=judged.digest,
+        deadline_ms=judged.deadline_ms,
+        voter=voter,
+        choice=choice,
+        scores=SCORES,
+        combined=0.7,
+        reason="r",
     )
 
 
@@ -55,8 +66,8 @@ def ctx(now_ms: int = 2_000, members: int = 5) -> VoterContext:
 
 def decided_on(p: Proposal, outcome: str, executor: Executor | None = None) -> Decided:
     votes = {
-        "committed": [ballot(v, pid=p.id) for v in "abc"],
-        "rejected": [ballot(v, Choice.NO, pid=p.id) for v in "abc"],
+        "committed": [ballot(v, pid=p.id, on=p) for v in "abc"],
+        "rejected": [ballot(v, Choice.NO, pid=p.id, on=p) for v in "abc"],
         "no_quorum": [],
     }[outcome]
     decision = decide(p, FIVE, votes, now_ms=p.deadline_ms)
@@ -134,7 +145,19 @@ def test_round_counts_members_voting_in_their_own_name_once() -> None:
     assert r.offer(ballot("b"), "mallory", now_ms=1_100) is None  # b's vote sent by another
     assert r.offer(ballot("zed"), "zed", now_ms=1_100) is None  # not a member
     assert r.offer(ballot("b", pid="p9"), "b", now_ms=1_100) is None  # another proposal
-    assert r.refused == {"not_its_sender": 1, "not_a_member": 1, "other_proposal": 1}
+    # a ballot on another proposal under the same id: another payload, quorum, deadline
+    for other in (
+        proposal(payload={"targets": ["*"]}),
+        proposal(quorum="1"),
+        proposal(action="wipe"),
+    ):
+        assert r.offer(ballot("b", on=other), "b", now_ms=1_100) is None
+    assert r.refused == {
+        "not_its_sender": 1,
+        "not_a_member": 1,
+        "other_proposal": 1,
+        "other_proposal_content": 3,
+    }
     assert r.offer(ballot("b"), "b", now_ms=1_200) is None
     decision = r.offer(ballot("c"), "c", now_ms=1_300)
     assert decision is not None and decision.outcome is Outcome.COMMITTED
@@ -203,7 +226,7 @@ def test_round_decides_when_and_as_the_tally_of_its_ballots_does(
     r = Round(p, FIVE, now_ms=1_000)
     so_far: list[Vote] = []
     for voter, choice, combined in sent:
-        vote = replace(ballot(voter, choice), combined=combined)
+        vote = replace(ballot(voter, choice, on=p), combined=combined)
         before = r.decision
         got = r.offer(vote, voter, now_ms=1_100)
         if before is not None:

@@ -40,7 +40,7 @@ from consensus import (
     VoterState,
     decide,
 )
-from consensus.model import MAX_BATCH
+from consensus.model import MAX_BATCH, Proposal
 from consensus.record import VOTERS_KEY, decision_key, execution_key
 from consensus.signatures import (
     ballot_digest,
@@ -56,7 +56,7 @@ from consensus.signatures import (
 )
 from crdt.wire import pack
 from tests.support import factories
-from tests.support.vectors import doc_vectors
+from tests.support.vectors import doc_vectors, from_hex
 
 FIVE = ("a", "b", "c", "d", "e")
 # Keys are made once: hypothesis varies the records, not the keys.
@@ -81,6 +81,8 @@ def verifier(revoked: tuple[str, ...] = ()) -> IdentityVerifier:
 def vote(voter: str, choice: Choice = Choice.YES, pid: str = "p1", signed: bool = True) -> Vote:
     v = Vote(
         proposal_id=pid,
+        proposal_digest=proposal(pid).digest,
+        deadline_ms=proposal(pid).deadline_ms,
         voter=voter,
         choice=choice,
         scores=Scores(0.5, 0.5, 0.5, 1.0, 1.0),
@@ -111,6 +113,8 @@ ints = st.integers(-(2**63), 2**63)  # the msgpack range
 votes = st.builds(
     Vote,
     proposal_id=texts,
+    proposal_digest=st.binary(min_size=32, max_size=32),
+    deadline_ms=st.integers(0, 2**40),
     voter=st.sampled_from(FIVE),
     choice=st.sampled_from(Choice),
     scores=st.builds(Scores, unit, unit, unit, unit, unit),
@@ -134,6 +138,8 @@ def changed(value: Any) -> Any:
     """Another value of the same kind (one a record's field may hold)."""
     if isinstance(value, bool):
         return not value
+    if isinstance(value, bytes):  # a digest: one bit flipped
+        return bytes([value[0] ^ 1]) + value[1:]
     if isinstance(value, float):
         return 0.25 if value != 0.25 else 0.5
     if isinstance(value, int):
@@ -150,7 +156,12 @@ def changed(value: Any) -> Any:
 
 
 @settings(max_examples=40, deadline=None)
-@given(v=votes, field=st.sampled_from(["proposal_id", "choice", "scores", "combined", "reason"]))
+@given(
+    v=votes,
+    field=st.sampled_from(
+        ["proposal_id", "proposal_digest", "deadline_ms", "choice", "scores", "combined", "reason"]
+    ),
+)
 def test_any_vote_round_trips_signed_and_any_changed_field_breaks_it(v: Vote, field: str) -> None:
     check = verifier()
     signed = wire_trip(sign_vote(KEYS[v.voter], v))
@@ -189,8 +200,10 @@ def test_any_decided_round_trips_signed_and_any_changed_field_breaks_it(
         other = dataclasses.replace(first, reason="other")
         decision = dataclasses.replace(signed.decision, votes=(other, *signed.decision.votes[1:]))
         forged = dataclasses.replace(signed, decision=decision)
-    elif field == "payload":
-        forged = dataclasses.replace(signed, proposal=proposal(payload={"rm": "-rf"}))
+    elif field == "payload":  # the ballots judged another payload: not even a record
+        with pytest.raises(ConsensusError, match="another version of its proposal"):
+            dataclasses.replace(signed, proposal=proposal(payload={"rm": "-rf"}))
+        return
     elif field == "executor":
         forged = dataclasses.replace(signed, executor=Executor("s1-x", "t"))
     else:
@@ -407,9 +420,10 @@ def test_protocol_vectors_rebuild_from_the_consensus_records() -> None:
     for v in vectors:
         decode, sign_it = build[v["record_type"]]
         me = Identity.from_seed(v["signer"], bytes.fromhex(v["seed_hex"]))
-        record = sign_it(me, decode(v["record"]))
+        wire = from_hex(v["record"])
+        record = sign_it(me, decode(wire))
         body = unsigned(record.to_wire())
-        assert body == v["record"]  # the wire form holds exactly these fields
+        assert body == wire  # the wire form holds exactly these fields
         assert signing_input(v["record_type"], v["signer"], body).hex() == v["signing_input_hex"]
         assert record.sig.hex() == v["signature_hex"]
 
@@ -478,7 +492,8 @@ def test_a_batch_signature_does_not_move_to_another_ballot_or_voter() -> None:
 
 def test_a_decision_of_batch_signed_ballots_is_re_derivable_alone() -> None:
     ballots = [batch_of(v, 3)[1] for v in ("a", "b", "c")]  # each from its own batch
-    genuine = committed([dataclasses.replace(b, proposal_id="p1") for b in ballots])
+    on_p1 = {"proposal_id": "p1", "proposal_digest": proposal("p1").digest}
+    genuine = committed([dataclasses.replace(b, **on_p1) for b in ballots])
     assert refusal(verifier(), genuine) == "identity_unverified_ballots"  # pid is signed
     ballots = [sign_votes(KEYS[v], [vote(v, signed=False), vote(v, pid="x", signed=False)])[0]
                for v in ("a", "b", "c")]  # fmt: skip
@@ -499,15 +514,60 @@ def test_protocol_ballot_batch_vector() -> None:
     signature of two ballots of one voter signed together."""
     v = doc_vectors("consensus-ballot-batch-vector")
     me = Identity.from_seed(v["signer"], bytes.fromhex(v["seed_hex"]))
-    ballots = [Vote.from_wire(r) for r in v["ballots"]]
+    records = from_hex(v["ballots"])
+    ballots = [Vote.from_wire(r) for r in records]
     signed = sign_votes(me, ballots)
     assert [d.hex() for d in signed[0].batch] == v["digests_hex"]
-    for ballot, record in zip(ballots, v["ballots"], strict=True):
+    for ballot, record in zip(ballots, records, strict=True):
         content = signing_input("ballot", v["signer"], record)
         assert hashlib.sha256(content).hexdigest() == ballot_digest(ballot).hex()
     items = [["ballot", bytes.fromhex(d)] for d in v["digests_hex"]]
     assert signing_input("batch", v["signer"], items).hex() == v["signing_input_hex"]
     assert all(s.sig.hex() == v["signature_hex"] for s in signed)
+
+
+def test_protocol_proposal_digest_vector() -> None:
+    """docs/PROTOCOL.md, "Consensus records": a proposal's digest, which its ballots carry;
+    the batch vector's second ballot is on the same proposal as p-2 on w2."""
+    v = doc_vectors("consensus-proposal-digest-vector")
+    p = Proposal.from_wire(v["proposal"])
+    assert p.to_wire() == v["proposal"]
+    request = {k: v["proposal"][k] for k in ("id", "action", "payload", "resource", "quorum")}
+    request["urgency"] = v["proposal"]["urgency"]  # proposer and times are not the request
+    assert signing_input("proposal", "", request).hex() == v["signing_input_hex"]
+    assert hashlib.sha256(bytes.fromhex(v["signing_input_hex"])).hexdigest() == v["digest_hex"]
+    assert p.digest.hex() == v["digest_hex"]
+    batch = from_hex(doc_vectors("consensus-ballot-batch-vector")["ballots"])
+    assert batch[0]["proposal_digest"] == p.digest
+    p2 = Proposal.from_wire(v["proposal"] | {"id": "p-2", "payload": {"targets": ["w2"]},
+                                             "resource": "w2"})  # fmt: skip
+    assert batch[1]["proposal_digest"] == p2.digest
+
+
+def test_a_proposals_digest_is_its_request_and_a_decision_runs_from_its_ballots_deadline() -> None:
+    """The digest changes with what is asked, not with who asks or when (a restarted or
+    racing proposer counts the same ballots); a record whose proposal was given a later
+    deadline keeps the execution window its ballots were cast on."""
+    p = proposal("p1")
+    same = [
+        dataclasses.replace(p, proposer="other"),
+        dataclasses.replace(p, created_ms=2_000, deadline_ms=9_000),
+    ]
+    assert all(q.digest == p.digest for q in same)
+    others = [
+        dataclasses.replace(p, id="p2"),
+        dataclasses.replace(p, action="wipe"),
+        dataclasses.replace(p, payload={"targets": ["*"]}),
+        dataclasses.replace(p, resource="db"),
+        dataclasses.replace(p, quorum="all"),
+        dataclasses.replace(p, urgency="critical"),
+    ]
+    assert len({q.digest for q in [p, *others]}) == 1 + len(others)
+    genuine = committed([vote(v) for v in "abc"])
+    assert genuine.judged_deadline_ms == p.deadline_ms
+    later = dataclasses.replace(p, deadline_ms=p.deadline_ms + 3_600_000)
+    moved = dataclasses.replace(genuine, proposal=later)  # the same request: it builds
+    assert moved.judged_deadline_ms == p.deadline_ms and refusal(verifier(), moved) is None
 
 
 def test_a_voter_keeps_the_ballot_signed_with_others_and_sends_it_again() -> None:

@@ -24,6 +24,8 @@ SCORES = Scores(0.5, 0.5, 0.5, 0.5, 0.5)
 def ballot(voter: str, choice: Choice | str, combined: float = 0.5, **changes: Any) -> Vote:
     fields: dict[str, Any] = {
         "proposal_id": PID,
+        "proposal_digest": bytes(32),
+        "deadline_ms": 6_000,
         "voter": voter,
         "choice": choice,
         "scores": SCORES,
