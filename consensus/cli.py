@@ -224,9 +224,11 @@ def _execution_lines(result: Coordination) -> list[str]:
 
 
 def to_json(result: Coordination) -> dict[str, Any]:
+    """The JSON form of a coordination (for --json and MCP): binary fields (signatures,
+    proposal digests) as {"$base64": ...}."""
     decision = result.decision
     voted = {v.voter for v in decision.votes}
-    return {
+    doc: dict[str, Any] = {
         "outcome": str(decision.outcome),
         "replayed": result.replayed,
         "proposal": result.proposal.to_wire(),
@@ -241,3 +243,5 @@ def to_json(result: Coordination) -> dict[str, Any]:
         if result.recorded is None
         else {"acks": result.recorded.acks, "needed": result.recorded.needed},
     }
+    result_doc: dict[str, Any] = jsonable(doc)
+    return result_doc

@@ -118,6 +118,7 @@ class Coordinator:
             raise ConsensusError(f"linger must be at most {MAX_LINGER_S:g} s, got {linger!r}")
         self.subjects = ConsensusSubjects(bus.subjects)
         self.stats: Counter[str] = Counter()
+        self._malformed_from: set[str] = set()  # senders warned of, once each (bounded below)
         self._inbox = self.subjects.ballot(secrets.token_hex(8))
         # proposal id -> its round, the future of its outcome, whether the id is a new uuid
         self._rounds: dict[str, tuple[Round, asyncio.Future[Decision | Decided], bool]] = {}
@@ -397,7 +398,12 @@ class Coordinator:
             ballot = Ballot.from_wire(msg.body)
         except ConsensusDecodeError as exc:
             self.stats["malformed"] += 1
-            log.debug("malformed ballot from %s: %s", msg.sender, exc)
+            # once a sender at warning level: a voter of another amcp version sends only these
+            if msg.sender not in self._malformed_from and len(self._malformed_from) < 1024:
+                self._malformed_from.add(msg.sender)
+                log.warning("ballots from %s are not counted: %s", msg.sender, exc)
+            else:
+                log.debug("malformed ballot from %s: %s", msg.sender, exc)
             return
         # the id peeked above is the decoded ballot's, and nothing ran in between
         round_, done, fresh = entry
