@@ -11,12 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from amcp.cli.common import EXIT_FAILED, EXIT_OK, SECURITY_FLAGS, connect, emit
+from amcp.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    SECURITY_FLAGS,
+    command_line,
+    connect,
+    emit,
+)
 from amcp.errors import ConfigError
 from amcp.identity import IDENTITY_ENV
 
@@ -43,12 +49,14 @@ def add_delegation_options(task: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--planner",
+        type=command_line,
         metavar="CMD",
         help="a CLI template that answers {text} (the description) with the subtasks as JSON: "
         '{"subtasks": ["...", {"text": "...", "context": "...", "alternative": "..."}]}',
     )
     group.add_argument(
         "--synthesiser",
+        type=command_line,
         metavar="CMD",
         help="a CLI template given every result in {text}; default: the results concatenated",
     )
@@ -163,34 +171,31 @@ def spec_from(args: argparse.Namespace, step_fields: Mapping[str, Any]) -> Deleg
         raise ConfigError("--retries and --backoff must be >= 0")
     if args.id and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", args.id):
         raise ConfigError("--id: 1-40 letters, digits, _ or - (it names the workers)")
-    if not args.step and not args.planner:
+    if not args.step and args.planner is None:
         raise ConfigError("--delegate needs --step subtasks or a --planner")
-    cwd = os.path.abspath(args.cwd or os.getcwd())
+    cwd = os.path.abspath(args.cwd if args.cwd is not None else os.getcwd())
     if not os.path.isdir(cwd):
         raise ConfigError(f"--cwd {cwd} is not a directory")
     executor: dict[str, Any] = {}
-    if args.python:
+    if args.python is not None:
         executor = {"executor": "python", "entry_point": args.python}
-    elif args.cli:
-        executor = {"executor": "cli", "template": tuple(shlex.split(args.cli))}
-    try:
-        return DelegationSpec(
-            description=args.description,
-            steps=tuple(args.step),
-            planner=tuple(shlex.split(args.planner)) if args.planner else None,
-            synthesiser=tuple(shlex.split(args.synthesiser)) if args.synthesiser else None,
-            task_id=args.id or new_task_id(),
-            cwd=cwd,
-            max_workers=args.max_workers,
-            subtask_timeout=args.subtask_timeout or args.timeout,
-            task_timeout=args.task_timeout,
-            on_failure=FailurePolicy(args.on_failure),
-            backoff=Backoff(args.backoff, max(5.0, args.backoff), args.retries),
-            step_fields=dict(step_fields),
-            **executor,
-        )
-    except ValueError as exc:  # shlex: an unclosed quote
-        raise ConfigError(f"--planner/--synthesiser/--cli: {exc}") from None
+    elif args.cli is not None:
+        executor = {"executor": "cli", "template": tuple(args.cli)}
+    return DelegationSpec(
+        description=args.description,
+        steps=tuple(args.step),
+        planner=tuple(args.planner) if args.planner is not None else None,
+        synthesiser=tuple(args.synthesiser) if args.synthesiser is not None else None,
+        task_id=args.id or new_task_id(),
+        cwd=cwd,
+        max_workers=args.max_workers,
+        subtask_timeout=args.subtask_timeout or args.timeout,
+        task_timeout=args.task_timeout,
+        on_failure=FailurePolicy(args.on_failure),
+        backoff=Backoff(args.backoff, max(5.0, args.backoff), args.retries),
+        step_fields=dict(step_fields),
+        **executor,
+    )
 
 
 def _check_steps(spec: DelegationSpec) -> None:

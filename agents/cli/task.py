@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +17,10 @@ from amcp.cli.common import (
     EXIT_OK,
     EXIT_TIMEOUT,
     add_connection_options,
+    command_line,
     connect,
     emit,
+    non_blank,
 )
 from amcp.errors import ConfigError, NoResponders, RequestTimeout
 
@@ -62,7 +63,9 @@ def _task_options(task: argparse.ArgumentParser) -> None:
             const=name,
             help=f"treat the task as {name} (overrides S4's rules)",
         )
-    task.add_argument("--cwd", metavar="DIR", help="working directory (default: this one)")
+    task.add_argument(
+        "--cwd", type=non_blank, metavar="DIR", help="working directory (default: this one)"
+    )
     task.add_argument(
         "--timeout", type=float, default=60.0, metavar="S", help="seconds per step (default 60)"
     )
@@ -82,10 +85,14 @@ def _executor_options(task: argparse.ArgumentParser) -> None:
     """How S1 runs the steps: a shell (the default), a Python entry point or an external CLI."""
     how = task.add_mutually_exclusive_group()
     how.add_argument(
-        "--python", metavar="NAME", help="run steps with the amcp.executors entry point NAME"
+        "--python",
+        type=non_blank,
+        metavar="NAME",
+        help="run steps with the amcp.executors entry point NAME",
     )
     how.add_argument(
         "--cli",
+        type=command_line,
         metavar="TEMPLATE",
         help="run steps with an external CLI, e.g. 'claude -p -- {text}' (no shell; a "
         "step text starting with '-' is refused where no -- before it ends the options)",
@@ -96,7 +103,10 @@ def _prompt_options(task: argparse.ArgumentParser) -> None:
     """The prompt a `--cli` template gets in {prompt} (docs/PROMPTS.md)."""
     prompt = task.add_argument_group("prompt ({prompt} in a --cli template)")
     prompt.add_argument(
-        "--prompt-template", metavar="FILE", help="TOML prompt template (default: S1's)"
+        "--prompt-template",
+        type=non_blank,
+        metavar="FILE",
+        help="TOML prompt template (default: S1's)",
     )
     prompt.add_argument(
         "--context-budget",
@@ -117,6 +127,7 @@ def _prompt_options(task: argparse.ArgumentParser) -> None:
     )
     prompt.add_argument(
         "--summariser",
+        type=command_line,
         metavar="TEMPLATE",
         help="command that summarises compacted context, e.g. 'claude -p -- {text}' "
         "(default: an extractive summary)",
@@ -132,12 +143,12 @@ def _prompt_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pinned": args.pin,
         "token_counter": args.token_counter,
     }
-    if args.prompt_template:
+    if args.prompt_template is not None:
         from agents.vsm.prompts.template import PromptTemplate
 
         fields["prompt_template"] = PromptTemplate.load(args.prompt_template).source
-    if args.summariser:
-        fields["summariser"] = shlex.split(args.summariser)
+    if args.summariser is not None:
+        fields["summariser"] = args.summariser
     return fields
 
 
@@ -146,7 +157,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
 
     from agents.vsm.tasks import TaskSpec
 
-    cwd = os.path.abspath(args.cwd or os.getcwd())
+    cwd = os.path.abspath(args.cwd if args.cwd is not None else os.getcwd())
     if not os.path.isdir(cwd):
         raise ConfigError(f"--cwd {cwd} is not a directory")
     fields: dict[str, Any] = {
@@ -161,10 +172,10 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
         "urgency": args.urgency,
         **_prompt_fields(args),
     }
-    if args.python:
+    if args.python is not None:
         fields.update(executor="python", entry_point=args.python)
-    elif args.cli:
-        fields.update(executor="cli", template=shlex.split(args.cli))
+    elif args.cli is not None:
+        fields.update(executor="cli", template=args.cli)
     try:
         return TaskSpec(**fields)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,10 +49,12 @@ __all__ = [
     "add_json_option",
     "add_keyring_option",
     "bounded",
+    "command_line",
     "connect",
     "emit",
     "identity_from",
     "jsonable",
+    "non_blank",
     "parse_json_arg",
     "port",
     "run_command",
@@ -105,6 +108,27 @@ def seconds(*, above: bool = True, high: float = MAX_SECONDS) -> Callable[[str],
     """An argparse `type=` for a duration: finite, more than 0 (or at least 0 with
     `above=False`) and at most `high` seconds."""
     return bounded(0.0, high, above=above)
+
+
+def command_line(text: str) -> list[str]:
+    """An argparse `type=` for a command template (`--cli 'claude -p -- {text}'`): its words
+    as a shell splits them (no shell runs them). An empty or blank one is a usage error, not
+    "not given", and so is an unclosed quote."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise argparse.ArgumentTypeError(f"{str(exc).lower()} in {text!r}") from None
+    if not words:
+        raise argparse.ArgumentTypeError("an empty command")
+    return words
+
+
+def non_blank(text: str) -> str:
+    """An argparse `type=` for a name or path that must be given when the option is: an
+    empty one is a usage error, not "not given"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def port(*, low: int = 1) -> Callable[[str], float]:

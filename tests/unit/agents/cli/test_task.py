@@ -9,7 +9,9 @@ import pytest
 
 from agents.cli.task import exit_code, register, render_result, spec_from
 from agents.vsm.tasks import CycleResult, StepOut, TaskSpec
+from amcp.cli.common import EXIT_USAGE
 from amcp.errors import ConfigError
+from tests.support.cli import amcp
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -85,3 +87,38 @@ def test_a_step_says_how_its_prompt_context_was_kept() -> None:
     step = StepOut(task_id="t-1", step=0, agent="s1-a", ok=True, exit_code=0, context=note)
     result = CycleResult(task_id="t-1", success=True, summary="ok", steps=[step])
     assert f"  step 1 on s1-a: exit 0 in 0 ms\n    {note}" in render_result(result)
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--cli", "", "an empty command"),  # was "not given": the description ran in /bin/sh
+        ("--cli", "  ", "an empty command"),
+        ("--cli", 'echo "unterminated', "no closing quotation"),
+        ("--summariser", "", "an empty command"),
+        ("--summariser", "llm 'x", "no closing quotation"),
+        ("--python", "", "must not be empty"),
+        ("--cwd", "", "must not be empty"),
+        ("--prompt-template", "", "must not be empty"),
+    ],
+)
+@pytest.mark.parametrize("delegate", [False, True])
+def test_an_empty_or_unsplittable_executor_option_is_a_usage_error(
+    option: str, value: str, words: str, delegate: bool
+) -> None:
+    # nothing runs: refused before connecting (there is no NATS here to connect to)
+    extra = ["--delegate", "--step", "a"] if delegate else []
+    done = amcp("task", "echo pwned", f"{option}={value}", *extra, "--nats", "nats://127.0.0.1:1")
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr.count("\n") == 1 and option in done.stderr and words in done.stderr
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--planner", ""), ("--synthesiser", " "), ("--planner", "x 'y")]
+)
+def test_an_empty_or_unsplittable_delegation_template_is_a_usage_error(
+    option: str, value: str
+) -> None:
+    done = amcp("task", "x", "--delegate", f"{option}={value}", "--nats", "nats://127.0.0.1:1")
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr.count("\n") == 1 and option in done.stderr
