@@ -338,7 +338,19 @@ class VoterService:
         window = self._window_end_ms(decided)
         if now_ms > window:
             return ExecState.EXPIRED, f"the execution window ended {now_ms - window} ms ago"
-        voters = self.log.voters()
+        roll = self.log.roll()
+        designated = roll.executors.get(decided.proposal.action)
+        if self.bus.verifier is not None and not decided.sig and designated != executor:
+            # the ballots do not sign who runs it: unsigned, the executor is anyone's word
+            # (a key holder could hand a commit another executor already ran to this one),
+            # so it must be the one this cluster's roll names, as its proposer's was
+            self.stats["refused_unsigned_executor"] += 1
+            return ExecState.REFUSED, (
+                f"an unsigned decision names {executor.agent} to run "
+                f"{decided.proposal.action}; the roll here names "
+                f"{designated.agent if designated else 'no executor'}"
+            )
+        voters = list(roll.voters)
         # re-derived from the ballots (verified ones, with identities on) among this
         # executor's own roll of voters (verified member records)
         why = refusal(self.bus.verifier, decided, voters)

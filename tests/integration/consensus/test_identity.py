@@ -48,7 +48,13 @@ from crdt.wire import pack
 from tests.support.waiting import wait_until
 
 FIVE = ("v1", "v2", "v3", "v4", "v5")
-ROLES = {**{v: {"s5"} for v in FIVE}, "proposer": {"s3"}, "x1": {"s1"}, "s1-x": {"s1"}}
+ROLES = {
+    **{v: {"s5"} for v in FIVE},
+    "proposer": {"s3"},
+    "x1": {"s1"},
+    "x2": {"s1"},
+    "s1-x": {"s1"},
+}
 
 
 class IdCluster:
@@ -104,26 +110,26 @@ class IdCluster:
             self.services[agent] = VoterService(bus, store)
             await self.services[agent].start()
 
-    async def executor(self, budget_s: float | None = None) -> VoterService:
-        """x1, the declared executor of `restart`: its runs are counted in `runs`
-        (`budget_s`: its execution budget, else the default)."""
+    async def executor(self, budget_s: float | None = None, name: str = "x1") -> VoterService:
+        """x1 (or `name`), a declared executor of `restart`: its runs are counted in
+        `runs` (`budget_s`: its execution budget, else the default)."""
 
         async def run(executor: Executor, decided: Decided) -> dict[str, int]:
             self.runs.append(decided.id)
             return {"runs": len(self.runs)}
 
-        bus = await self.bus("x1")
+        bus = await self.bus(name)
         store = await self.store(bus)
-        await self.join(store, "x1", extra={"executes": {"restart": "apply"}})
+        await self.join(store, name, extra={"executes": {"restart": "apply"}})
         settings = (
             VoterSettings() if budget_s is None else VoterSettings(execution_budget_s=budget_s)
         )
-        state = VoterState("x1", settings=settings, identity=self.ids["x1"])
+        state = VoterState(name, settings=settings, identity=self.ids[name])
         service = VoterService(
             bus, store, vote=False, executes={"restart": "apply"}, run=run, state=state
         )
         await service.start()
-        self.services["x1"] = service
+        self.services[name] = service
         return service
 
     async def coordinator(self, voters: int = 5) -> Coordinator:
@@ -358,6 +364,32 @@ async def test_a_decision_handed_over_again_does_not_run_twice(ids: IdCluster) -
     later = another_version(copied, created_ms=now, deadline_ms=now + 3_600_000)
     await store.set(decision_key(pid), later, ttl=3600)
     await wait_until(lambda: executor.status().get("executed_expired", 0) >= 1, 5, what="expiry")
+    assert ids.runs == [pid]
+
+
+async def test_an_unsigned_commit_handed_to_another_executor_does_not_run(ids: IdCluster) -> None:
+    """x1 and x2 both execute `restart`; the roll names x1 (the lower id), and x1 ran the
+    commit. The insider strips the proposer's signature and names x2 as the executor (the
+    ballots do not sign who runs it): x2 refuses an unsigned decision that does not name
+    the executor the roll names, so the action ran once."""
+    for v in FIVE:
+        await ids.voter(v)
+    await ids.executor()
+    x2 = await ids.executor(name="x2")
+    coordinator = await ids.coordinator()
+    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]})
+    assert genuine.execution is not None and genuine.execution.executor == "x1"
+    store, log = await insider_log(ids)
+    pid = genuine.proposal.id
+    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
+    copied = log.decided(pid)
+    assert copied is not None and copied.sig
+    await store.set(
+        decision_key(pid), another_version(copied, executor=Executor("x2", "apply")), ttl=3600
+    )
+    await wait_until(
+        lambda: x2.status().get("refused_unsigned_executor", 0) >= 1, 5, what="x2's refusal"
+    )
     assert ids.runs == [pid]
 
 
