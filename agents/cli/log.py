@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+SCAN = 100_000
+"""Audit entries a filtered read (--task, --trace, --verified-only) searches at most, the
+newest first, for its last --count matches; `amcp trace` reads as many."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     logcmd = sub.add_parser(
@@ -33,7 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replay checks are skipped and counted on stderr.",
     )
     logcmd.add_argument(
-        "--count", type=int, default=100, metavar="N", help="the last N entries (default 100)"
+        "--count",
+        type=int,
+        default=100,
+        metavar="N",
+        help="the last N entries, or the last N that match the filters (default 100)",
     )
     logcmd.add_argument("--agent", metavar="ID", help="only this agent's entries")
     logcmd.add_argument("--trace", metavar="ID", help="only the entries of this trace")
@@ -83,10 +91,15 @@ def cmd_log(args: argparse.Namespace) -> int:
         if args.verified_only and not checked:
             await bus.close()
             raise ConfigError("--verified-only needs a roster (--roster PATH or AMCP_ROSTER)")
+        # filtered: the last --count matches of the last SCAN entries, not the matches
+        # among the last --count entries (--agent is filtered by the stream itself)
+        filtered = bool(args.verified_only or args.trace or args.task)
+        scan = max(args.count, SCAN) if filtered else args.count
         try:
-            entries, counts = await read_cluster_log(bus, count=args.count, agent=args.agent)
+            entries, counts = await read_cluster_log(bus, count=scan, agent=args.agent)
         finally:
             await bus.close()
+        searched = len(entries)
         if args.verified_only:
             entries = [e for e in entries if e.verified]
         if args.trace:
@@ -96,6 +109,9 @@ def cmd_log(args: argparse.Namespace) -> int:
             entries = [
                 e for e in entries if e.record.get("task") == args.task or e.trace_id in traces
             ]
+        if filtered and searched >= scan and len(entries) < args.count:
+            print(f"amcp: searched the last {scan} audit entries only", file=sys.stderr)
+        entries = entries[-args.count :]
         if args.json:
             for e in entries:
                 head = {"seq": e.stream_seq, "i": e.index, "signer": e.signer}

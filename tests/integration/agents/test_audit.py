@@ -108,3 +108,31 @@ async def _logged(bus, agent_id: str) -> bool:
 
 async def _stored(bus, subjects: AgentSubjects, subject: str, n: int) -> bool:
     return len(await bus.streams.read(subjects.audit_stream, subject=subject)) >= n
+
+
+async def test_filters_find_the_last_matches_beyond_the_last_count_entries(
+    agent_cluster, make_bus, cli_env
+) -> None:
+    # --task and --trace read the last --count entries and filtered those: 23 matching
+    # entries older than the last 5 showed as "(no audit entries)"
+    agent_cluster.spawn("s1", "ann")
+    bus = await make_bus("tester", cluster=agent_cluster.name)
+    await wait_until(lambda: _logged(bus, "ann"), 15, what="ann's started entry")
+    subjects = AgentSubjects(bus.subjects)
+    subject = subjects.audit("tester")
+    trace = "ab" * 16
+    for n in range(23):
+        entry = {"agent": "tester", "event": "noted", "n": n, "task": "t-old", "trace_id": trace}
+        await bus.streams.publish(subject, entry, kind="audit")
+    for _ in range(30):
+        await bus.streams.publish(subject, {"agent": "tester", "event": "other"}, kind="audit")
+    await bus.flush()
+    await wait_until(lambda: _stored(bus, subjects, subject, 53), 15, what="53 stored frames")
+
+    env = agent_cluster.env(cli_env)
+    by_task = await amcp_json_lines(env, "log", "--task", "t-old", "--count", "5")
+    by_trace = await amcp_json_lines(env, "log", "--trace", trace, "--count", "5")
+    for found in (by_task, by_trace):
+        assert [e["n"] for e in found] == [18, 19, 20, 21, 22]  # the last 5 matches, in order
+    everything = await amcp_json_lines(env, "log", "--task", "t-old")
+    assert len(everything) == 23
