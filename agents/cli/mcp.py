@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from amcp.cli.common import EXIT_OK, add_connection_options, connect, run_until_stopped
+from amcp.cli.common import (
+    EXIT_OK,
+    add_connection_options,
+    check_listen,
+    connect,
+    run_until_stopped,
+)
 from amcp.errors import ConfigError
 from consensus.cli import seconds_arg
 
@@ -100,6 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # stdout is the protocol's channel: every log line goes to stderr
     logging.basicConfig(level=logging.WARNING, format="amcp mcp: %(levelname)s %(message)s")
 
+    if args.http:
+        check_listen(*args.http)  # a taken port or a foreign host: one line, before connecting
+
     async def main(stop: asyncio.Event) -> int:
         bus = await connect(args, trace=False)  # it serves: no trace of its own
         try:
@@ -115,16 +124,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 vote_timeout=args.vote_timeout,
             )
             server = McpServer(bridge, refresh=args.refresh, version=_version())
-            serving = asyncio.ensure_future(
-                server.serve_http(*args.http) if args.http else server.serve_stdio()
-            )
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (serving, stopping):
-                task.cancel()
-            await asyncio.gather(serving, stopping, return_exceptions=True)
-            if serving.done() and not serving.cancelled() and serving.exception():
-                raise serving.exception()  # type: ignore[misc]
+            if args.http:  # uvicorn shuts down gracefully once `stop` is set
+                await server.serve_http(*args.http, stop=stop)
+            else:
+                serving = asyncio.ensure_future(server.serve_stdio())
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (serving, stopping):
+                    task.cancel()
+                await asyncio.gather(serving, stopping, return_exceptions=True)
+                if serving.done() and not serving.cancelled() and serving.exception():
+                    raise serving.exception()  # type: ignore[misc]
             await coordinator.close()
             await store.close()
         finally:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -35,6 +36,7 @@ INSTRUCTIONS = (
 )
 AUTO = " Agent tools annotated destructive run only after a quorum vote commits them."
 MAX_SESSIONS = 256  # handshake sessions kept for list_changed (the newest)
+_GRACEFUL_SHUTDOWN = 5.0  # seconds open connections get to finish once a stop is asked
 
 
 class _Server(Server[Any]):
@@ -49,7 +51,7 @@ class _Server(Server[Any]):
 
 
 class McpServer:
-    """`await McpServer(bridge).serve_stdio()` or `.serve_http(host, port)`."""
+    """`await McpServer(bridge).serve_stdio()` or `.serve_http(host, port, stop)`."""
 
     def __init__(self, bridge: Bridge, *, refresh: float = 1.0, version: str = "") -> None:
         self.bridge = bridge
@@ -118,13 +120,35 @@ class McpServer:
                 await self.server.run(read, write, self.server.create_initialization_options())
             tg.cancel_scope.cancel()
 
-    async def serve_http(self, host: str, port: int) -> None:
+    async def serve_http(self, host: str, port: int, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set (the command's SIGTERM, SIGHUP or Ctrl-C), then shut
+        down gracefully: never a cancellation in the middle of the app's lifespan, which
+        uvicorn logs as an error."""
         import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # the signals are the command's, and set `stop`
 
         await self.bridge.refresh()
         app = self.server.streamable_http_app(host=host)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+        )
+        server = Server(config)
+
+        async def exit_on_stop() -> None:
+            await stop.wait()
+            server.should_exit = True
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.watch)
-            await uvicorn.Server(config).serve()
+            tg.start_soon(exit_on_stop)
+            await server.serve()
             tg.cancel_scope.cancel()

@@ -44,11 +44,13 @@ __all__ = [
     "EXIT_TIMEOUT",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
+    "MAX_SECONDS",
     "Parser",
     "add_connection_options",
     "add_json_option",
     "add_keyring_option",
     "bounded",
+    "check_listen",
     "command_line",
     "connect",
     "emit",
@@ -434,6 +436,21 @@ def stopped_like_ctrl_c() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line and before starting anything, an address this host cannot listen
+    on: a host that does not resolve or is not its own, a port already taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> int:
     print(f"amcp: {message}", file=sys.stderr)
     return code
@@ -503,6 +520,9 @@ def run_command(action: Callable[[], int], usage_errors: tuple[type[Exception], 
     except OSError as exc:
         if exc.filename is None:  # not about a path the user named: a bug, keep its traceback
             raise
-        return fail(f"{exc.filename}: {exc.strerror or exc}", EXIT_USAGE)
+        why = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError) and not os.path.isdir(exc.filename):
+            why += " and is not a directory"  # mkdir's word for a file in a folder's place
+        return fail(f"{exc.filename}: {why}", EXIT_USAGE)
     except KeyboardInterrupt:
         return 130

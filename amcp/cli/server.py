@@ -6,7 +6,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from amcp.cli.common import EXIT_OK, emit, port, run_until_stopped
+from amcp.cli.common import EXIT_OK, check_listen, emit, port, run_until_stopped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     from amcp.server import NatsServer  # subprocess, urllib and the binary's lookup: not for --help
 
-    _check_listen(args.host, args.port)
+    check_listen(args.host, args.port)
     srv = NatsServer(
         port=args.port, host=args.host, store_dir=Path(args.store_dir) if args.store_dir else None
     )
@@ -55,20 +55,3 @@ def cmd_server(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_until_stopped(main)
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Refuse, in one line and before starting anything, an address this host cannot listen
-    on: a host that does not resolve or is not its own, a port already taken."""
-    import socket
-
-    from amcp.errors import ConfigError
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server does
-            probe.bind(address)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
