@@ -3,8 +3,10 @@ number read from the environment that does not parse is a ConfigError naming the
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -39,6 +41,13 @@ class Settings(BaseModel):
         for url in urls:
             if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
                 raise ValueError(f"{url!r} is not a NATS URL (nats://host:port)")
+            try:
+                parsed = urlsplit(url)
+                parsed.port  # noqa: B018 - raises on a port that is not 0-65535
+            except ValueError:
+                parsed = None
+            if parsed is None or not parsed.hostname:
+                raise ValueError(f"{url!r} is not a NATS URL: bad host or port (nats://host:port)")
         return urls
 
     @field_validator("cluster")
@@ -77,6 +86,8 @@ def env_number(name: str, default: float, minimum: float | None = None) -> float
         value = float(raw)
     except ValueError:
         raise ConfigError(f"${name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"${name} must be a finite number, not {raw!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"${name} must be at least {minimum:g}")
     return value

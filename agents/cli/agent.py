@@ -31,8 +31,10 @@ from amcp.cli.common import (
     batching_mode,
     connect,
     identity_from,
+    port,
     run_command,
     run_until_stopped,
+    seconds,
 )
 from amcp.errors import ConfigError, IdentityError
 from amcp.logs import setup_logging
@@ -136,7 +138,7 @@ def _runtime_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--heartbeat",
-        type=float,
+        type=seconds(high=3600),
         metavar="S",
         help=f"heartbeat interval (env {HEARTBEAT_ENV}; default 1.0)",
     )
@@ -157,7 +159,7 @@ def _runtime_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--drain-timeout",
-        type=float,
+        type=seconds(above=False),
         default=30.0,
         metavar="S",
         help="how long a stop waits for in-flight calls (30)",
@@ -179,7 +181,7 @@ def _hook_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--hook-timeout",
-        type=float,
+        type=seconds(),
         metavar="S",
         help="seconds a hook may take before it is killed and the agent goes on (5)",
     )
@@ -203,7 +205,7 @@ def _observability_options(p: argparse.ArgumentParser) -> None:
     """Metrics endpoint and logs."""
     p.add_argument(
         "--metrics-port",
-        type=int,
+        type=port(low=0),
         metavar="N",
         help="serve Prometheus metrics on this port (0: any free port)",
     )
@@ -221,9 +223,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
     from agents.process.supervisor import RESTARTS_ENV  # asyncio: not for --help
     from amcp.settings import env_number  # pydantic: not for --help
 
-    heartbeat = args.heartbeat or env_number(HEARTBEAT_ENV, 1.0)
-    if args.metrics_port is not None and not 0 <= args.metrics_port < 65536:
-        raise ConfigError(f"--metrics-port must be 0-65535, not {args.metrics_port}")
+    heartbeat = args.heartbeat
+    if heartbeat is None:
+        heartbeat = env_number(HEARTBEAT_ENV, 1.0, minimum=0.001)
     return AgentConfig(
         role=args.role,
         agent_id=args.id or "",

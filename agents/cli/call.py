@@ -27,7 +27,6 @@ from amcp.cli.common import (
     jsonable,
     parse_json_arg,
 )
-from amcp.errors import ConfigError
 from consensus.cli import seconds_arg
 
 # Auto mode (the coordinator, the bridge's builtins) loads when a call runs, not for --help.
@@ -54,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     call.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=10.0,
         metavar="S",
         help="seconds to wait for the answer (default 10)",
@@ -82,8 +81,6 @@ def cmd_call(args: argparse.Namespace) -> int:
     payload = parse_json_arg(
         args.input, "JSON input", wrap=lambda value: call_request(args.tool, value)
     )
-    if args.timeout <= 0:
-        raise ConfigError("--timeout must be > 0")
 
     async def call(client: AgentClient) -> int:
         vote = None

@@ -21,6 +21,7 @@ from amcp.cli.common import (
     add_json_option,
     connect,
     emit,
+    port,
 )
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
@@ -134,7 +135,7 @@ def _add_secrets(actions: argparse._SubParsersAction) -> None:
         metavar="H,H,...",
         help="the NATS servers' host names (default nats-1,nats-2,nats-3)",
     )
-    secrets.add_argument("--route-port", type=int, default=6222, metavar="N")
+    secrets.add_argument("--route-port", type=port(), default=6222, metavar="N")
     secrets.add_argument(
         "--clusters",
         default=",".join(DEFAULT_CLUSTERS),

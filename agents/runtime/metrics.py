@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from agents.runtime.lifecycle import LifecycleState
 from amcp.bus import Bus
+from amcp.errors import ConfigError
 
 __all__ = ["AgentMetrics"]
 
@@ -190,7 +191,12 @@ class AgentMetrics:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serve /metrics over HTTP (port 0: any free port); returns the port."""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:  # the port taken, a host that is not this one's
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         self.port = int(self._server.server_port)
         return self.port
 

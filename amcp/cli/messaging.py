@@ -17,6 +17,7 @@ from amcp.cli.common import (
     jsonable,
     parse_json_arg,
     run_until_stopped,
+    seconds,
 )
 from amcp.subjects import validate_subject
 
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     listen.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     listen.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(),
         metavar="S",
         help="exit 3 if fewer than --count messages arrive within S seconds",
     )

@@ -13,10 +13,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, run_until_stopped
+from amcp.cli.common import (
+    EXIT_OK,
+    MAX_SECONDS,
+    add_connection_options,
+    connect,
+    emit,
+    run_until_stopped,
+)
 from amcp.cli.table import format_table
 from amcp.errors import ConfigError
 from amcp.subjects import validate_subject
@@ -60,16 +68,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> None:
     """Refuse what would fail only after observing for S seconds."""
     validate_subject(args.subject, wildcards=True)
-    if not args.seconds >= MIN_SECONDS:
+    if not MIN_SECONDS <= args.seconds <= MAX_SECONDS:
         raise ConfigError(
-            f"--seconds must be at least {MIN_SECONDS:g}: the analyser needs {MIN_BINS} bins "
-            f"of {BIN_SECONDS:g} s"
+            f"--seconds must be at least {MIN_SECONDS:g} (the analyser needs {MIN_BINS} bins "
+            f"of {BIN_SECONDS:g} s) and at most {MAX_SECONDS:.15g}"
         )
     if args.plot:
         try:
             import matplotlib  # noqa: F401 - checked now, before observing for S seconds
         except ImportError:
             raise ConfigError("--plot needs matplotlib: pip install 'amcp[plot]'") from None
+        plot = Path(args.plot).expanduser()
+        if plot.is_dir():
+            raise ConfigError(f"--plot {plot} is a directory; name the PNG file")
+        if not plot.parent.is_dir() or not os.access(plot.parent, os.W_OK):
+            raise ConfigError(f"--plot {plot}: {plot.parent} is not a folder this user can write")
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
