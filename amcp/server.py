@@ -208,19 +208,17 @@ class NatsServer:
 
     def exit_reason(self) -> str:
         """Why the process ended, in one line: its status and the log's last fatal or error
-        line ("address already in use"), else its last line."""
+        line ("address already in use"), if it logged one."""
         code = self._proc.poll() if self._proc is not None else None
-        status = (
-            f"was killed by signal {-code}"
-            if code is not None and code < 0
-            else (f"exited with {code}")
-        )
-        return f"nats-server {self.name} {status}: {self._last_words()}"
+        killed = code is not None and code < 0
+        status = f"was killed by signal {-code}" if killed else f"exited with {code}"
+        error = self._last_error()
+        return f"nats-server {self.name} {status}" + (f": {error}" if error else "")
 
-    def _last_words(self) -> str:
-        lines = [line for line in self.log_tail(200).splitlines() if line.strip()]
+    def _last_error(self) -> str | None:
+        lines = self.log_tail(200).splitlines()
         errors = [m.group(1) for m in map(_LOG_ERROR.search, lines) if m]
-        return errors[-1] if errors else (lines[-1] if lines else "no output")
+        return errors[-1] if errors else None
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -231,7 +229,8 @@ class NatsServer:
                 return
             time.sleep(0.05)
         raise ServerError(
-            f"nats-server {self.name} not ready after {timeout:g}s: {self._last_words()}"
+            f"nats-server {self.name} not ready after {timeout:g}s"
+            + (f": {error}" if (error := self._last_error()) else "")
         )
 
     def kill(self) -> None:

@@ -132,3 +132,18 @@ def test_help_lists_every_core_command() -> None:
         assert command in out
     module = [sys.executable, "-m", "amcp.cli.main"]
     assert amcp("--version", program=module, timeout=30).stdout.startswith("amcp ")
+
+
+def test_server_whose_nats_server_dies_says_why_in_one_line(tmp_path: Path) -> None:
+    # it said "nats-server exited unexpectedly: " and nothing, or 15 lines of its log
+    from amcp.server import free_port
+
+    proc = start("server", "--port", str(free_port()), "--json")
+    try:
+        nats_pid = json.loads(proc.stdout.readline())["pid"]
+        os.kill(nats_pid, signal.SIGKILL)
+        assert proc.wait(timeout=15) == 1
+    finally:
+        proc.kill()
+    stderr = proc.stderr.read()
+    assert stderr == "amcp: nats-server amcp-nats was killed by signal 9\n", stderr
