@@ -22,6 +22,7 @@ from amcp.cli.common import (
     connect,
     emit,
     port,
+    seconds,
 )
 from amcp.errors import ConfigError
 from amcp.subjects import Subjects
@@ -73,7 +74,9 @@ def _add_up(actions: argparse._SubParsersAction) -> None:
     _agents_options(up)
     up.add_argument("--name", default="default", metavar="NAME", help="amcp cluster name")
     up.add_argument("--tls", action="store_true", help="mutual TLS on client and route ports")
-    up.add_argument("--timeout", type=float, default=60.0, metavar="S", help="start deadline (60)")
+    up.add_argument(
+        "--timeout", type=seconds(), default=60.0, metavar="S", help="start deadline (60)"
+    )
     add_json_option(up)
     _data_dir(up)
     up.set_defaults(func=cmd_up)
