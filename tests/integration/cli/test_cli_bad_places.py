@@ -35,6 +35,7 @@ AMCP = [
     (["ctx", "serve", "--data-dir", "{file}"], "{file}: File exists and is not a directory"),
     (["cluster", "up", "--data-dir", "{file}"], "{file}: Not a directory"),
     (["cluster", "secrets", "{file}"], "{file}: Not a directory"),
+    (["cluster", "up", "--timeout", "nan"], "--timeout: must be more than 0"),
     (
         ["cluster", "secrets", "{dir}", "--route-port", "70000"],
         "--route-port: must be at least 1 and at most 65535",
