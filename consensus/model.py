@@ -153,29 +153,14 @@ class Proposal:
         once (the proposal is frozen)."""
         from amcp.attest import PROPOSAL, signing_input  # not at import: `amcp --help` is quick
 
-        request = {
-            "id": self.id,
-            "action": self.action,
-            "payload": _thaw(self.payload),
-            "resource": self.resource,
-            "quorum": self.quorum,
-            "urgency": str(self.urgency),
-        }
+        wire = self.to_wire()
+        request = {key: wire[key] for key in _REQUEST_KEYS}
         # no signer: the proposer is not part of the request
         return hashlib.sha256(signing_input(PROPOSAL, "", request, plain=True)).digest()
 
 
-_PROPOSAL_KEYS = (
-    "id",
-    "action",
-    "payload",
-    "resource",
-    "quorum",
-    "urgency",
-    "proposer",
-    "created_ms",
-    "deadline_ms",
-)
+_REQUEST_KEYS = ("id", "action", "payload", "resource", "quorum", "urgency")  # what is asked
+_PROPOSAL_KEYS = (*_REQUEST_KEYS, "proposer", "created_ms", "deadline_ms")
 
 
 @dataclass(frozen=True, kw_only=True)

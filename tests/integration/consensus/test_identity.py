@@ -26,6 +26,7 @@ from amcp.roster import Roster, RosterEntry
 from consensus import (
     VOTERS_KEY,
     Ballot,
+    Coordination,
     Coordinator,
     Decided,
     DecisionLog,
@@ -219,21 +220,37 @@ async def insider_log(ids: IdCluster) -> tuple[ContextStore, DecisionLog]:
     return store, DecisionLog(store)
 
 
+async def a_commit_run(
+    ids: IdCluster, timeout: float = 10, budget_s: float | None = None
+) -> tuple[VoterService, Coordination]:
+    """Five voters and the executor x1 (`budget_s`), and a commit of `restart` it ran."""
+    for v in FIVE:
+        await ids.voter(v)
+    executor = await ids.executor(budget_s)
+    coordinator = await ids.coordinator()
+    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=timeout)
+    assert genuine.outcome is Outcome.COMMITTED and genuine.execution is not None
+    assert genuine.execution.state is ExecState.DONE and genuine.execution.executor == "x1"
+    return executor, genuine
+
+
+async def insiders_copy(ids: IdCluster, pid: str) -> tuple[ContextStore, Decided]:
+    """The insider's replica and its copy of the genuine record of `pid`, once it has it."""
+    store, log = await insider_log(ids)
+    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
+    copied = log.decided(pid)
+    assert copied is not None
+    return store, copied
+
+
 async def test_a_forged_decision_record_runs_nothing(ids: IdCluster) -> None:
     """The insider copies a genuine committed record to a new proposal id (its ballots
     then forged) and writes it into the decision log: the executor runs nothing."""
-    for v in FIVE:
-        await ids.voter(v)
-    executor = await ids.executor()
-    coordinator = await ids.coordinator()
-    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]})
-    assert genuine.outcome is Outcome.COMMITTED and genuine.execution is not None
-    assert genuine.execution.state is ExecState.DONE and genuine.execution.sig
-    store, log = await insider_log(ids)
+    executor, genuine = await a_commit_run(ids)
+    assert genuine.execution is not None and genuine.execution.sig
     pid = genuine.proposal.id
-    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
-    copied = log.decided(pid)
-    assert copied is not None and copied.by == "proposer" and copied.executor is not None
+    store, copied = await insiders_copy(ids, pid)
+    assert copied.by == "proposer" and copied.executor is not None
     new = f"forged-{uuid.uuid4().hex[:6]}"
     proposal = dataclasses.replace(copied.proposal, id=new)
     on_new = {"proposal_id": new, "proposal_digest": proposal.digest}
@@ -277,17 +294,9 @@ async def test_genuine_ballots_commit_no_other_version_of_their_proposal(ids: Id
     were cast on: another payload or resource, a lower quorum. Each version is refused as
     malformed (the ballots' proposal digest is not its proposal's) and only the genuine
     action runs."""
-    for v in FIVE:
-        await ids.voter(v)
-    executor = await ids.executor()
-    coordinator = await ids.coordinator()
-    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]})
-    assert genuine.outcome is Outcome.COMMITTED and genuine.execution is not None
-    store, log = await insider_log(ids)
+    executor, genuine = await a_commit_run(ids)
     pid = genuine.proposal.id
-    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
-    copied = log.decided(pid)
-    assert copied is not None
+    store, copied = await insiders_copy(ids, pid)
     versions: list[dict[str, Any]] = [
         {"payload": {"targets": "*"}},
         {"payload": {"targets": ["w1"], "force": True}},
@@ -313,11 +322,8 @@ async def test_a_no_quorum_vote_cannot_be_turned_into_a_commit(ids: IdCluster) -
     coordinator = await ids.coordinator()
     genuine = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=1.5)
     assert genuine.outcome is Outcome.NO_QUORUM and genuine.decision.summary.yes == 2
-    store, log = await insider_log(ids)
     pid = genuine.proposal.id
-    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
-    copied = log.decided(pid)
-    assert copied is not None
+    store, copied = await insiders_copy(ids, pid)
     counted = tally(pid, FIVE, parse_quorum("2"), copied.decision.votes, closed=True)
     assert counted.outcome is Outcome.COMMITTED  # what the ballots would prove under "2"
     commit = Decision(
@@ -340,17 +346,9 @@ async def test_a_decision_handed_over_again_does_not_run_twice(ids: IdCluster) -
     again: within the execution window the executor remembers its run; after it, with the
     record's deadline moved an hour later, the window still counts from the deadline the
     ballots were cast on, so it is refused as expired. The action ran once."""
-    for v in FIVE:
-        await ids.voter(v)
-    executor = await ids.executor(budget_s=0.5)
-    coordinator = await ids.coordinator()
-    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]}, timeout=5)
-    assert genuine.execution is not None and genuine.execution.state is ExecState.DONE
-    store, log = await insider_log(ids)
+    executor, genuine = await a_commit_run(ids, timeout=5, budget_s=0.5)
     pid = genuine.proposal.id
-    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
-    copied = log.decided(pid)
-    assert copied is not None
+    store, copied = await insiders_copy(ids, pid)
     await store.set(execution_key(pid), b"junk", ttl=3600)
     await wait_until(lambda: executor.log.execution(pid) is None, 5, what="the claim junked")
     await store.set(decision_key(pid), another_version(copied), ttl=3600)
@@ -372,18 +370,11 @@ async def test_an_unsigned_commit_handed_to_another_executor_does_not_run(ids: I
     commit. The insider strips the proposer's signature and names x2 as the executor (the
     ballots do not sign who runs it): x2 refuses an unsigned decision that does not name
     the executor the roll names, so the action ran once."""
-    for v in FIVE:
-        await ids.voter(v)
-    await ids.executor()
+    _, genuine = await a_commit_run(ids)
     x2 = await ids.executor(name="x2")
-    coordinator = await ids.coordinator()
-    genuine = await coordinator.coordinate("restart", {"targets": ["w1"]})
-    assert genuine.execution is not None and genuine.execution.executor == "x1"
-    store, log = await insider_log(ids)
     pid = genuine.proposal.id
-    await wait_until(lambda: log.decided(pid) is not None, 5, what="the genuine record")
-    copied = log.decided(pid)
-    assert copied is not None and copied.sig
+    store, copied = await insiders_copy(ids, pid)
+    assert copied.sig
     await store.set(
         decision_key(pid), another_version(copied, executor=Executor("x2", "apply")), ttl=3600
     )
