@@ -243,7 +243,7 @@ async def test_vote_hooks_see_the_proposal_and_the_ballot(
         (["--hook", "nope=x"], "unknown hook event 'nope'"),
         (["--hook", "pre_step=echo 'open"], "cannot split"),
         (["--hooks-file", "/nonexistent/hooks.toml"], "cannot read hooks file"),
-        (["--hook", "pre_step=true", "--hook-timeout", "0"], "hook timeout must be in"),
+        (["--hook", "pre_step=true", "--hook-timeout", "0"], "--hook-timeout: must be more than 0"),
     ],
 )
 def test_a_bad_hook_stops_amcp_agent_before_it_connects(flags: list[str], says: str) -> None:

@@ -40,7 +40,7 @@ from amcp.errors import AmcpError
 from amcp.identity import Identity
 from amcp.protocol import Sealer
 from amcp.roster import Roster
-from consensus import VOTERS_KEY, Decided, DecisionLog, ExecState, Outcome, Vote
+from consensus import VOTERS_KEY, Decided, DecisionLog, ExecState, Outcome, Proposal, Vote
 from consensus.quorum import parse_quorum
 from consensus.record import decision_key
 from consensus.signatures import sign_decided, sign_vote
@@ -109,8 +109,10 @@ async def _own_stats(bus: Bus, agent: str) -> dict[str, Any]:
     return next((m["stats"] for m in view["members"] if m["id"] == agent), {})
 
 
-def _relabel(vote: Vote, proposal_id: str) -> Vote:
-    return dataclasses.replace(vote, proposal_id=proposal_id)
+def _relabel(vote: Vote, proposal: Proposal, proposal_id: str) -> Vote:
+    """`vote` moved to `proposal` under another id (its request digest with it)."""
+    moved = dataclasses.replace(proposal, id=proposal_id)
+    return dataclasses.replace(vote, proposal_id=proposal_id, proposal_digest=moved.digest)
 
 
 def _forge(genuine: Decided, insider: Identity) -> dict[str, Decided]:
@@ -136,15 +138,17 @@ def _forge(genuine: Decided, insider: Identity) -> dict[str, Decided]:
         )
 
     pid = f"copied-{uuid.uuid4().hex[:8]}"  # as copied: the ballots' signatures no longer fit
-    votes = [_relabel(v, pid) for v in genuine.decision.votes]
+    votes = [_relabel(v, genuine.proposal, pid) for v in genuine.decision.votes]
     forged[pid] = decided(pid, genuine.proposal.proposer, genuine.decision.members, votes)
 
     pid = f"signed-{uuid.uuid4().hex[:8]}"  # the insider signs it as its proposer
-    votes = [_relabel(v, pid) for v in genuine.decision.votes]
+    votes = [_relabel(v, genuine.proposal, pid) for v in genuine.decision.votes]
     forged[pid] = sign_decided(insider, decided(pid, INSIDER, genuine.decision.members, votes))
 
     pid = f"alone-{uuid.uuid4().hex[:8]}"  # every signature genuine: the insider's own vote
-    mine = dataclasses.replace(genuine.decision.votes[0], voter=INSIDER, proposal_id=pid)
+    mine = dataclasses.replace(
+        _relabel(genuine.decision.votes[0], genuine.proposal, pid), voter=INSIDER
+    )
     forged[pid] = sign_decided(
         insider, decided(pid, INSIDER, (INSIDER,), [sign_vote(insider, mine)])
     )
