@@ -199,6 +199,17 @@ class Scenario:
 
         target = "s3-a"
         subject = self.client.subjects.call(target)
+
+        async def rejections() -> dict[str, int]:
+            view = await self.client.call(target, "members")
+            for m in view.output["members"]:
+                if m["id"] == target:
+                    return dict(m["stats"].get("rejections") or {})
+            return {}
+
+        # frames in flight while the agents started may have been refused already (stale):
+        # only what this attack adds is its outcome
+        before = await rejections()
         mallory = await Bus.connect(
             url, keyring=Keyring.generate(), sender="mallory", cluster=bus.cluster
         )
@@ -217,12 +228,9 @@ class Scenario:
         await bus.flush()
 
         async def counted() -> dict[str, int] | None:
-            view = await self.client.call(target, "members")
-            for m in view.output["members"]:
-                if m["id"] == target:
-                    rejected = {k: v for k, v in (m["stats"].get("rejections") or {}).items() if v}
-                    return rejected if sum(rejected.values()) >= 3 else None
-            return None
+            now = await rejections()
+            added = {k: n - before.get(k, 0) for k, n in now.items() if n > before.get(k, 0)}
+            return added if sum(added.values()) >= 3 else None
 
         rejected = await _until(counted, 10, f"{target} to report the rejections")
         pwned = (self.work / "pwned.txt").exists()
