@@ -301,11 +301,10 @@ class DecisionLog:
             return None
         if isinstance(record, Decided):
             reason = refusal(self.verifier, record)
-            kind = "decision"
         else:
             verdict = check_execution(self.verifier, record)
             reason = None if verdict is IdentityVerdict.OK else f"identity_{verdict}"
-            kind = "execution"
+        kind = _KIND_NAMES[type(record)]
         if reason is None:
             return record
         self.refused[f"{kind}_{reason}"] += 1

@@ -61,8 +61,8 @@ class Round:
         if vote.proposal_id != self.proposal.id:
             self.refused["other_proposal"] += 1
         elif vote.proposal_digest != self.proposal.digest:
-            # a ballot on another proposal under this id (another action, payload, quorum
-            # or deadline): counting it would lend its voter's yes to what it never judged
+            # a ballot on another request under this id (another action, payload, resource
+            # or quorum): counting it would lend its voter's yes to what it never judged
             self.refused["other_proposal_content"] += 1
         elif vote.voter != sender:
             self.refused["not_its_sender"] += 1  # a member voting in another's name

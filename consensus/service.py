@@ -315,7 +315,7 @@ class VoterService:
         return final
 
     def _window_end_ms(self, decided: Decided) -> int:
-        return self.state.settings.lease_end_ms(decided.proposal, decided.judged_deadline_ms)
+        return self.state.settings.lease_end_ms(decided.judged_deadline_ms)
 
     def _has_run(self, proposal_id: str) -> bool:
         """Whether this executor ran `proposal_id` within a window still open (windows

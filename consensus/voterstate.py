@@ -55,11 +55,10 @@ class VoterSettings:
         )
         object.__setattr__(self, "memory", check.integer("memory", self.memory, 1, 2**31))
 
-    def lease_end_ms(self, proposal: Proposal, deadline_ms: int | None = None) -> int:
-        """When a yes vote's lease on the proposal's resource ends, and its execution window
-        (from `deadline_ms` if given, else the proposal's deadline)."""
-        deadline = proposal.deadline_ms if deadline_ms is None else deadline_ms
-        return deadline + round(self.execution_budget_s * 1000)
+    def lease_end_ms(self, deadline_ms: int) -> int:
+        """When a yes vote's lease on a proposal's resource ends, and its execution window,
+        for a proposal with this deadline."""
+        return deadline_ms + round(self.execution_budget_s * 1000)
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class VoterState:
         ballots, decided = self._ballots, self._decided
         while ballots and next(iter(ballots.values())).lease_end_ms < now_ms:
             ballots.popitem(last=False)
-        while decided and lease_end(next(iter(decided.values())).proposal) < now_ms:
+        while decided and lease_end(next(iter(decided.values())).proposal.deadline_ms) < now_ms:
             decided.popitem(last=False)
 
     def vote(
@@ -171,7 +170,7 @@ class VoterState:
                 proposal.resource,
                 proposal.id,
                 now_ms=now,
-                expires_ms=self.settings.lease_end_ms(proposal),
+                expires_ms=self.settings.lease_end_ms(proposal.deadline_ms),
             )
             if holder is not None:
                 choice = Choice.NO
@@ -199,7 +198,7 @@ class VoterState:
                 proposal.resource,
                 proposal.deadline_ms,
                 repeats,
-                self.settings.lease_end_ms(proposal),
+                self.settings.lease_end_ms(proposal.deadline_ms),
             ),
         )
         return vote

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from agents.cli.trace import register_trace
+from agents.cli.trace import SCAN, register_trace
 from agents.runtime.subjects import validate_agent_id
 from amcp.cli.common import EXIT_OK, add_connection_options, connect, emit, jsonable
 from amcp.errors import ConfigError
@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from amcp.bus import Bus
 
 __all__ = ["register"]
-
-SCAN = 100_000
-"""Audit entries a filtered read (--task, --trace, --verified-only) searches at most, the
-newest first, for its last --count matches; `amcp trace` reads as many."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -23,6 +23,11 @@ __all__ = ["register_trace", "render_trace"]
 EXIT_UNKNOWN = 1
 
 
+SCAN = 100_000
+"""Audit entries `amcp trace` reads by default, and a filtered `amcp log` (--task, --trace,
+--verified-only) searches at most, the newest first, for its last --count matches."""
+
+
 def register_trace(sub: argparse._SubParsersAction) -> None:
     cmd = sub.add_parser(
         "trace",
@@ -36,9 +41,9 @@ def register_trace(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--count",
         type=int,
-        default=100_000,
+        default=SCAN,
         metavar="N",
-        help="read the last N audit entries (default 100000)",
+        help=f"read the last N audit entries (default {SCAN})",
     )
     add_connection_options(cmd)
     cmd.set_defaults(func=cmd_trace)

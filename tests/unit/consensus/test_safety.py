@@ -150,7 +150,7 @@ class Protocol(RuleBasedStateMachine):
     def tick(self, dt: int) -> None:
         self.now += dt
         for p, started in list(self.executing.items()):
-            end = SETTINGS.lease_end_ms(self.rounds[p].proposal)
+            end = SETTINGS.lease_end_ms(self.rounds[p].proposal.deadline_ms)
             if self.now >= end:  # the window closed: the executor may not act any more
                 self._close(p, max(started, end))
 
